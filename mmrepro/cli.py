@@ -1,0 +1,77 @@
+"""``mmrepro`` command line: run one notebook, build the book, list notebooks."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mmrepro import book
+from mmrepro.notebook import PROFILES
+
+
+def _run(args: argparse.Namespace) -> int:
+    root = book.root_or_fail()
+    path = book.find_notebook(args.notebook, root)
+    params = {name: book.parse_value(value) for name, value in args.param}
+    if args.profile:
+        params["profile"] = args.profile
+    declared = {p.name for p in book.parameters(path)}
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        raise book.BookError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
+    build = Path(args.build).resolve() if args.build else root / "_build"
+    out = book.execute(path, build, params, root)
+    print(f"executed notebook: {out}\nresults: {build / 'results' / (path.stem + '.json')}")
+    return 0
+
+
+def _book(args: argparse.Namespace) -> int:
+    build = Path(args.build).resolve() if args.build else None
+    html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute)
+    print(f"book: {html / 'index.html'}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    root = book.root_or_fail()
+    for path in book.notebooks(root):
+        print(f"{path.stem}  ({path.relative_to(root)})")
+        for p in book.parameters(path):
+            print(f"    {p.name}: {p.type} = {p.default}  # {p.help}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mmrepro", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute one notebook through papermill")
+    run.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
+    run.add_argument("--profile", choices=PROFILES, help="smoke (seconds), book (laptop CPU), paper (GPU)")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="set a parameter (repeatable); VALUE is read as a Python literal when it is one")
+    run.add_argument("--build", help="build folder (default: <project>/_build)")
+    run.set_defaults(func=_run)
+
+    bk = sub.add_parser("book", help="execute every notebook and build the HTML book (-W)")
+    bk.add_argument("--profile", choices=PROFILES, default="book")
+    bk.add_argument("--build", help="build folder (default: <project>/_build)")
+    bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
+    bk.set_defaults(func=_book)
+
+    ls = sub.add_parser("list", help="show notebooks and their parameters")
+    ls.set_defaults(func=_list)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except book.BookError as err:
+        print(f"mmrepro: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

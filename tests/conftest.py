@@ -1,0 +1,12 @@
+"""Test-session defaults: the offline data copy beside the checkout, quiet progress bars."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# Tests and CI read the datasets from ../shared/data (read-only); a user's machine downloads them.
+if "MMREPRO_DATA" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["MMREPRO_DATA"] = str(SHARED_DATA)
+os.environ.setdefault("TQDM_DISABLE", "1")

@@ -1,0 +1,76 @@
+"""Every notebook with its smoke parameters, the -W book build, and the rendered pages offline."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mmrepro import book, scorecard
+from mmrepro.notebook import PROFILES, VERDICTS
+
+from .browser import chromium, inspect_pages
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = [p for p in book.notebooks(ROOT) if p.parent.name == "notebooks"]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """Execute every notebook with profile=smoke and build the book with -W; returns the build folder."""
+    out = tmp_path_factory.mktemp("build")
+    book.build_book(ROOT, profile="smoke", build=out)
+    return out
+
+
+def test_every_notebook_source_is_in_the_toc():
+    sources = {p.resolve() for p in (ROOT / "notebooks").glob("*.md")}
+    assert sources == {p.resolve() for p in CHAPTERS}, "a notebook in notebooks/ is missing from _toc.yml"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_results_file(built, chapter):
+    data = json.loads((built / "results" / f"{chapter.stem}.json").read_text())
+    assert data["profile"] == "smoke" and data["params"]["profile"] == "smoke"
+    assert data["notebook"] == chapter.stem
+    for key in ("seed", "device", "mmrepro_version", "git_sha"):
+        assert data[key] is not None, key
+    assert data["values"], "a chapter must report its numbers"
+    assert data["claims"], "a chapter must check at least one claim"
+    for claim in data["claims"]:
+        assert claim["verdict"] in VERDICTS.values()
+        assert claim["criterion"] and claim["where"] and claim["paper"]
+
+
+def test_scorecard_lists_every_claim(built):
+    runs = scorecard.load_results(built / "results")
+    html = (built / "site" / "_build" / "html" / "book" / "scorecard.html").read_text()
+    ids = [c["id"] for r in runs for c in r["claims"]]
+    assert ids and all(i in html for i in ids)
+
+
+def test_executed_notebooks_are_what_the_book_shows(built):
+    html = (built / "site" / "_build" / "html" / "notebooks")
+    for chapter in CHAPTERS:
+        assert (html / f"{chapter.stem}.html").is_file()
+        assert not (built / "site" / "notebooks" / f"{chapter.stem}.md").exists()
+
+
+def test_pages_render_offline(built, tmp_path):
+    if chromium() is None:
+        if os.environ.get("MMREPRO_REQUIRE_BROWSER"):
+            pytest.fail("MMREPRO_REQUIRE_BROWSER is set but no chromium was found")
+        pytest.skip("no chromium: install Debian's chromium to check the rendered pages")
+    html = built / "site" / "_build" / "html"
+    pages = [html / "book" / "intro.html", html / "book" / "scorecard.html",
+             *[html / "notebooks" / f"{c.stem}.html" for c in CHAPTERS]]
+    reports = inspect_pages(pages, screenshot_dir=built / "screenshots")
+    for report in reports:
+        assert not report.external, f"{report.url} reached for the network: {report.external[:5]}"
+        assert not report.failed, f"{report.url} has missing assets: {report.failed[:5]}"
+        assert not report.broken_images, f"{report.url} has broken images: {report.broken_images[:5]}"
+        assert report.raw_tex == 0, f"{report.url}: {report.raw_tex} formulas were not typeset"
+    for report in reports[2:]:  # the chapters
+        assert report.images > 0, f"{report.url} shows no figure"
+        assert report.math > 0, f"{report.url} shows no typeset math"

@@ -1,0 +1,109 @@
+"""The notebook contract: parameter validation, results files, claims."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mmrepro import scorecard
+from mmrepro.notebook import ParameterError, Params, Run, _injected_names, resolve_parameters, to_jsonable
+
+DECLARED = {"profile": str, "seed": int, "device": str, "n_seeds": int, "lr": float, "tag": str | None}
+PROFILES = {"smoke": {"n_seeds": 2}, "book": {"n_seeds": 5}, "paper": {"n_seeds": 10}}
+BASE = {"profile": "smoke", "seed": 0, "device": "cpu", "n_seeds": None, "lr": 0.1, "tag": None}
+
+
+def resolve(**changes):
+    return resolve_parameters(DECLARED, {**BASE, **changes}, PROFILES, injected=set(changes))
+
+
+def test_profile_fills_unset_values_and_explicit_values_win():
+    assert resolve()["n_seeds"] == 2
+    assert resolve(profile="paper")["n_seeds"] == 10
+    assert resolve(profile="paper", n_seeds=3)["n_seeds"] == 3
+
+
+def test_int_is_accepted_for_float_but_bool_is_not_int():
+    assert resolve(lr=1)["lr"] == 1.0 and isinstance(resolve(lr=1)["lr"], float)
+    with pytest.raises(ParameterError, match="'seed' must be int, got the boolean True"):
+        resolve(seed=True)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"profile": "fast"}, "profile='fast' is not one of smoke, book, paper"),
+    ({"seed": "1"}, "'seed' must be int, got '1'"),
+    ({"seed": -1}, "seed must be non-negative"),
+    ({"lr": float("nan")}, "'lr' must be finite"),
+    ({"n_seeds": 2.5}, "'n_seeds' must be int"),
+])
+def test_invalid_values_are_rejected_with_a_clear_message(changes, message):
+    with pytest.raises(ParameterError, match=message):
+        resolve(**changes)
+
+
+def test_unknown_injected_name_lists_the_accepted_ones():
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) 'n_seed'.*accepts: device, lr, n_seeds"):
+        resolve_parameters(DECLARED, BASE, PROFILES, injected={"n_seed"})
+
+
+def test_choices_checks_and_missing_values():
+    with pytest.raises(ParameterError, match=r"lr=0.1 is invalid: it must be below 0.05"):
+        resolve_parameters(DECLARED, BASE, PROFILES, checks={"lr": (lambda v: v < 0.05, "below 0.05")})
+    with pytest.raises(ParameterError, match=r"tag='x' is not one of \['a', 'b'\]"):
+        resolve_parameters(DECLARED, {**BASE, "tag": "x"}, PROFILES, choices={"tag": ["a", "b"]})
+    with pytest.raises(ParameterError, match="'n_seeds' has no value"):
+        resolve_parameters(DECLARED, BASE, {**PROFILES, "smoke": {}})
+    with pytest.raises(ParameterError, match="must declare 'device'"):
+        resolve_parameters({"profile": str, "seed": int}, BASE, PROFILES)
+    with pytest.raises(ParameterError, match="sets undeclared parameter"):
+        resolve_parameters(DECLARED, BASE, {**PROFILES, "book": {"epochs": 3}})
+
+
+def test_injected_names_come_from_the_latest_papermill_cell():
+    history = ["import x", "profile: str = 'book'", "# Parameters\nprofile = 'smoke'\nseed = 3\n", "run = 1"]
+    assert _injected_names(history) == {"profile", "seed"}
+    assert _injected_names(["a = 1"]) == set()
+
+
+def test_to_jsonable_handles_arrays_tensors_and_nan():
+    assert to_jsonable({"a": np.float32(0.5), "b": torch.tensor([1, 2]), "c": float("nan")}) == \
+        {"a": 0.5, "b": [1, 2], "c": None}
+    with pytest.raises(TypeError, match="cannot record a value of type object"):
+        to_jsonable(object())
+
+
+def make_run():
+    return Run(name="demo", params=Params({"profile": "smoke", "seed": 1}), device=torch.device("cpu"),
+               seed=1, profile="smoke")
+
+
+def test_claims_keys_and_save(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMREPRO_RESULTS", str(tmp_path))
+    run = make_run()
+    run.record("acc", np.float64(0.75))
+    with pytest.raises(ValueError, match="already recorded"):
+        run.record("acc", 1.0)
+    run.claim(id="c1", paper="P", where="Table 1", paper_value=0.8, reproduced=0.75,
+              criterion="within 0.1", holds=True)
+    run.claim(id="c2", paper="P", where="Fig 1", paper_value=None, reproduced=None,
+              criterion="n/a", holds=None)
+    with pytest.raises(ValueError, match="holds must be True, False or None"):
+        run.claim(id="c3", paper="P", where="x", paper_value=1, reproduced=1, criterion="c", holds="yes")
+    data = json.loads(run.save().read_text())
+    assert data["values"] == {"acc": 0.75}
+    assert [c["verdict"] for c in data["claims"]] == ["holds", "not comparable at this scale"]
+    assert {"profile", "seed", "device", "mmrepro_version", "git_sha", "params"} <= set(data)
+    table = scorecard.claims_table(scorecard.load_results(tmp_path))
+    assert list(table["id"]) == ["c1", "c2"]
+    counts = scorecard.verdict_counts(table)
+    assert counts.loc["all", "holds"] == 1 and counts.loc["all", "does not hold"] == 0
+
+
+def test_scorecard_rejects_foreign_files(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"notebook": "x"}))
+    with pytest.raises(ValueError, match="x.json lacks"):
+        scorecard.load_results(tmp_path)
+    with pytest.raises(FileNotFoundError, match="execute the chapters first"):
+        scorecard.load_results(tmp_path / "missing")
