@@ -1,0 +1,210 @@
+"""MultiModN: sequential modular multimodal multi-task network (MultiModN paper, Section 4, Fig. 1a).
+
+A learned state ``s0`` is updated by one encoder per modality, ``s_i = e_i([x_i, s_{i-1}])``, and
+every state is read by one decoder per task.  Time-series mode (paper Section 3, "Extension to time
+series"): static modalities are encoded first, then for each time point ``t`` every sequence
+modality encodes its features at ``t``; predictions exist after every step.
+
+Missing data is skipped *per sample*: where a modality is absent (``present`` False), beyond the
+sample's sequence length, or has a non-finite value at that step, the encoder output is discarded
+for that row and its state is carried over unchanged.  Absent rows are zero-filled before the
+encoder so NaN never reaches an output or a gradient.  The reference implementation skips an
+encoder for the whole batch when any row is NaN (batch size 1 gives per-sample skipping).
+
+Loss (:func:`output_loss`): the mean over (state, decoder) pairs whose target is known and whose
+state was actually produced for that sample: ``s0`` (the prior every sample has) and every updated
+state.  Skipped steps add nothing, neither to the numerator nor to the denominator; the reference
+divides by ``n_decoders * (n_encoders + 1)`` and counts skipped terms as zero, which shrinks the
+loss of samples with missing modalities.  A carried-over state is a copy of an earlier state, so
+counting it would also re-weight that state's prediction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .heads import TaskSpec, _check_name, as_task_specs, check_target, mlp, pair_losses, to_probability
+from .inputs import check_inputs
+
+__all__ = ["MultiModN", "MultiModNOutput", "output_loss"]
+
+
+@dataclass
+class MultiModNOutput:
+    """All intermediate states and predictions of one forward pass (K encoder steps).
+
+    ``states`` (N, K+1, S) with ``s0`` first; ``logits[task]`` (N, K+1, n_outputs); ``updated``
+    (N, K+1) bool, True where the step changed that sample's state (column 0, ``s0``, is True);
+    ``step_modality`` names the encoder of each step (None for ``s0``); ``step_time`` (K+1,) is the
+    time index of sequence steps and -1 for ``s0`` and static steps; ``n_times`` is T.
+    """
+
+    states: Tensor
+    logits: dict[str, Tensor]
+    updated: Tensor
+    step_modality: list[str | None]
+    step_time: Tensor
+    n_times: int
+    tasks: dict[str, TaskSpec]
+
+    def final(self, task: str) -> Tensor:
+        """Logits after the last step (N, n_outputs): skipped steps carry the state forward."""
+        return self.logits[task][:, -1]
+
+    def time_step_index(self) -> Tensor:
+        """(T,) index of the last step at or before each time point (static steps precede t=0)."""
+        t = torch.arange(self.n_times, device=self.step_time.device)
+        before = self.step_time[None, :] <= t[:, None]
+        return before.long().cumsum(1).argmax(1) if self.n_times else t
+
+    def at_times(self, task: str) -> Tensor:
+        """Logits at the end of every time point (N, T, n_outputs)."""
+        return self.logits[task][:, self.time_step_index()]
+
+    def probabilities(self, task: str) -> Tensor:
+        """Predictions of every state in probability space (N, K+1, n_outputs)."""
+        return to_probability(self.tasks[task], self.logits[task])
+
+
+class MultiModN(nn.Module):
+    """MultiModN with dense encoders/decoders (paper Section 4; Table 3 defaults for MIMIC).
+
+    Args:
+        modalities: ``{name: n_features}`` in the default encoding order.
+        tasks: ``{name: Task | (kind, n_outputs) | kind}``; kinds binary, multiclass, multilabel,
+            regression.
+        sequence_modalities: names whose inputs are (N, T, F) time series (time-series mode).
+        time_tasks: tasks with one target per time point (``y`` of shape (N, T)); the others are
+            static and every state is trained to predict them.
+        state_size, hidden, n_hidden, dropout: state width, hidden width, hidden layers of the
+            encoders and decoders, dropout on the encoder input ``[x_i, s_{i-1}]``.
+    """
+
+    def __init__(self, modalities: Mapping[str, int], tasks: Mapping[str, Any], *,
+                 sequence_modalities: Iterable[str] = (), time_tasks: Iterable[str] = (),
+                 state_size: int = 50, hidden: int = 32, n_hidden: int = 2, dropout: float = 0.2):
+        super().__init__()
+        if not isinstance(modalities, Mapping) or not modalities:
+            raise ValueError("modalities must be a non-empty mapping {name: n_features}.")
+        for m, f in modalities.items():
+            _check_name(m, "modality")
+            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+                raise ValueError(f"modality {m!r}: n_features must be a positive int, got {f!r}.")
+        self.n_features = dict(modalities)
+        self.tasks = as_task_specs(tasks)
+        self.sequence_modalities = frozenset(sequence_modalities)
+        self.time_tasks = frozenset(time_tasks)
+        for name, group, known in (("sequence_modalities", self.sequence_modalities, self.n_features),
+                                   ("time_tasks", self.time_tasks, self.tasks)):
+            if not group <= set(known):
+                raise ValueError(f"{name} {sorted(group - set(known))} are not among {sorted(known)}.")
+        if self.time_tasks and not self.sequence_modalities:
+            raise ValueError("time_tasks need at least one sequence modality (time-series mode).")
+        self.state_size = state_size
+        self.state0 = nn.Parameter(torch.randn(state_size))
+        self.encoders = nn.ModuleDict({
+            m: mlp(f + state_size, hidden, state_size, n_hidden=n_hidden, dropout=dropout, out_relu=True)
+            for m, f in self.n_features.items()})
+        self.decoders = nn.ModuleDict({
+            t: mlp(state_size, hidden, spec.n_outputs, n_hidden=n_hidden) for t, spec in self.tasks.items()})
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.n_features)
+
+    def resolve_order(self, order: Sequence[str] | None) -> list[str]:
+        """Validate an encoding order: any subset of the modalities, each at most once."""
+        if order is None:
+            return self.modalities
+        order = list(order)
+        bad = [m for m in order if m not in self.n_features]
+        if bad or len(set(order)) != len(order):
+            raise ValueError(f"order {order} must list distinct modalities among {self.modalities}.")
+        return order
+
+    def forward(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
+                lengths: Mapping[str, Tensor] | None = None,
+                order: Sequence[str] | None = None) -> MultiModNOutput:
+        """Encode the modalities of ``order`` (default: all) per sample, skipping absent ones.
+
+        Static modalities of ``order`` come first, then, at every time point, its sequence
+        modalities; ``order`` fixes the order within each group.
+        """
+        order = self.resolve_order(order)
+        n, n_times, masks, lens = check_inputs(x, present, lengths, order, self.n_features,
+                                               self.sequence_modalities)
+        state = self.state0.expand(n, -1)
+        states, updated = [state], [torch.ones(n, dtype=torch.bool, device=state.device)]
+        step_modality: list[str | None] = [None]
+        step_time = [-1]
+
+        def step(m: str, inp: Tensor, mask: Tensor, t: int) -> None:
+            nonlocal state
+            inp = inp.to(state.dtype)
+            ok = mask & torch.isfinite(inp).all(-1)
+            clean = torch.where(ok[:, None], inp, torch.zeros((), dtype=inp.dtype, device=inp.device))
+            new = self.encoders[m](torch.cat([clean, state], dim=-1))
+            state = torch.where(ok[:, None], new, state)
+            states.append(state)
+            updated.append(ok)
+            step_modality.append(m)
+            step_time.append(t)
+
+        for m in order:
+            if m not in self.sequence_modalities:
+                step(m, x[m], masks[m], -1)
+        sequence = [m for m in order if m in self.sequence_modalities]
+        for t in range(n_times if sequence else 0):
+            for m in sequence:
+                step(m, x[m][:, t], masks[m] & (t < lens[m]), t)
+        stacked = torch.stack(states, dim=1)
+        return MultiModNOutput(
+            states=stacked, logits={t: d(stacked) for t, d in self.decoders.items()},
+            updated=torch.stack(updated, dim=1), step_modality=step_modality,
+            step_time=torch.tensor(step_time, dtype=torch.int64, device=stacked.device),
+            n_times=n_times, tasks=self.tasks)
+
+    def loss(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
+             lengths: Mapping[str, Tensor] | None, y: Mapping[str, Tensor],
+             order: Sequence[str] | None = None) -> Tensor:
+        """Forward pass and :func:`output_loss`."""
+        return output_loss(self(x, present, lengths, order), y, self.time_tasks)
+
+    @torch.no_grad()
+    def predict(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
+                lengths: Mapping[str, Tensor] | None = None,
+                order: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Logits to evaluate: last state (N, n_outputs) for static tasks, the end of every time
+        point (N, T, n_outputs) for ``time_tasks``.  Does not change train/eval mode."""
+        out = self(x, present, lengths, order)
+        return {t: out.at_times(t) if t in self.time_tasks else out.final(t) for t in self.tasks}
+
+
+def output_loss(out: MultiModNOutput, y: Mapping[str, Tensor], time_tasks: Iterable[str] = ()) -> Tensor:
+    """Mean loss over (state, decoder) pairs with a known target and a produced state.
+
+    Static targets ``y[t]`` (N,) are predicted from every state; per-time targets (N, T) of
+    ``time_tasks`` are predicted at time ``t`` by the states of time point ``t`` (``s0`` and static
+    steps predict time 0).  See the module docstring for the difference with the reference.
+    """
+    time_tasks = frozenset(time_tasks)
+    n = out.states.shape[0]
+    total = out.states.new_zeros(())
+    count = 0
+    for task, spec in out.tasks.items():
+        if task not in y:
+            raise ValueError(f"y lacks a target for task {task!r}; tasks: {sorted(out.tasks)}.")
+        target = y[task].to(out.states.device)
+        check_target(task, spec, target, n, out.n_times if task in time_tasks else None)
+        if task in time_tasks:
+            target = target[:, out.step_time.clamp(min=0)]
+        else:
+            target = target[:, None].expand(n, out.updated.shape[1], *target.shape[1:])
+        loss, valid = pair_losses(spec, out.logits[task], target)
+        keep = valid & out.updated
+        total = total + (loss * keep).sum()
+        count = count + keep.sum()
+    return total / torch.as_tensor(count).clamp(min=1)
