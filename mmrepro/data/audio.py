@@ -1,0 +1,94 @@
+"""Spoken-digit audio: checked WAV reading, additive noise at a given SNR and
+log-mel spectrograms resized to small square images (S-MNIST's 28x28 audio
+input, MILES Sec. IV-A; AV-MNIST's noisy audio, Vielzeuf et al. 2018).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.io.wavfile
+import torch
+import torch.nn.functional as F
+
+from .storage import DataError
+
+RATE = 8000
+
+
+def read_wav(path: Path, rate: int = RATE) -> np.ndarray:
+    """Mono 16-bit PCM WAV at ``rate`` Hz as float32 in [-1, 1]; DataError naming the file otherwise."""
+    try:
+        sr, a = scipy.io.wavfile.read(path)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path} is not a readable WAV file ({e})") from e
+    if sr != rate:
+        raise DataError(f"{path} has sample rate {sr} Hz, expected {rate} Hz")
+    if a.ndim != 1:
+        raise DataError(f"{path} has {a.shape[1]} channels, expected mono")
+    if a.dtype != np.int16:
+        raise DataError(f"{path} has sample type {a.dtype}, expected 16-bit PCM")
+    if a.size == 0:
+        raise DataError(f"{path} holds no samples")
+    return a.astype(np.float32) / 32768.0
+
+
+def pad_batch(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad waveforms into (B, L) with their (B,) lengths."""
+    lens = torch.tensor([len(w) for w in waves])
+    out = torch.zeros(len(waves), int(lens.max()))
+    for i, w in enumerate(waves):
+        out[i, : len(w)] = torch.from_numpy(w)
+    return out, lens
+
+
+def add_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_db: float, generator: torch.Generator) -> torch.Tensor:
+    """White Gaussian noise at signal-to-noise ratio ``snr_db`` per recording (power over its valid samples)."""
+    valid = torch.arange(waves.shape[1]) < lengths[:, None]
+    power = (waves.square() * valid).sum(1) / lengths
+    std = (power / 10 ** (snr_db / 10)).sqrt()
+    noise = torch.randn(waves.shape, generator=generator) * std[:, None]
+    return (waves + noise) * valid
+
+
+def hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """HTK mel scale: 2595 log10(1 + f/700)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    return 700.0 * (10 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_mels: int, n_fft: int, rate: int = RATE) -> torch.Tensor:
+    """Triangular filters (n_mels, n_fft//2+1), centres equally spaced on the HTK mel scale, peak 1."""
+    freqs = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(rate / 2), n_mels + 2))
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs[None] - lo) / (mid - lo)
+    down = (hi - freqs[None]) / (hi - mid)
+    return torch.from_numpy(np.clip(np.minimum(up, down), 0, None)).float()
+
+
+def log_mel_images(waves: torch.Tensor, lengths: torch.Tensor, size: int = 28, n_mels: int = 40,
+                   n_fft: int = 256, hop: int = 80, top_db: float = 80.0, rate: int = RATE) -> torch.Tensor:
+    """(B, 1, size, size) log-mel spectrograms scaled to [0, 1].
+
+    Power STFT (Hann window, ``n_fft``, ``hop``) -> mel filterbank -> dB relative
+    to each recording's maximum, floored at ``-top_db`` and mapped to [0, 1];
+    only the frames of the recording itself (not its padding) are resized to
+    ``size`` x ``size`` (bilinear with antialiasing, mel axis low to high).
+    """
+    spec = torch.stft(waves, n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True,
+                      return_complex=True).abs().square()  # (B, F, T)
+    mel = torch.einsum("mf,bft->bmt", mel_filterbank(n_mels, n_fft, rate), spec)
+    db = 10 * torch.log10(mel.clamp_min(1e-10))
+    frames = lengths // hop + 1
+    out = torch.empty(len(waves), 1, size, size)
+    for i, t in enumerate(frames.tolist()):  # per-recording crop: lengths differ
+        d = db[i, :, :t]
+        d = ((d - d.max()).clamp_min(-top_db) + top_db) / top_db
+        out[i, 0] = F.interpolate(d[None, None], size=(size, size), mode="bilinear", antialias=True,
+                                  align_corners=False)[0, 0]
+    return out.clamp_(0, 1)
