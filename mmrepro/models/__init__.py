@@ -1,0 +1,6 @@
+"""Encoders and joint-fusion networks (MIND, MILES, MedFuse)."""
+from mmrepro.models.encoders import RESNET_STAGES, LSTMEncoder, MLPEncoder, ResNetEncoder
+from mmrepro.models.fusion import FUSION_HEAD, ModelOutput, MultimodalNet, count_parameters, probabilities
+
+__all__ = ["RESNET_STAGES", "ResNetEncoder", "LSTMEncoder", "MLPEncoder", "MultimodalNet", "ModelOutput",
+           "FUSION_HEAD", "count_parameters", "probabilities"]
