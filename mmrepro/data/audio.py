@@ -20,8 +20,8 @@ def read_wav(path: Path, rate: int = RATE) -> np.ndarray:
     """Mono 16-bit PCM WAV at ``rate`` Hz as float32 in [-1, 1]; DataError naming the file otherwise."""
     try:
         sr, a = scipy.io.wavfile.read(path)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path} is not a readable WAV file ({e})") from e
+    except Exception as e:  # noqa: BLE001 - scipy raises assorted errors (even UnboundLocalError) on bad headers
+        raise DataError(f"{path} is not a readable WAV file ({e!r})") from e
     if sr != rate:
         raise DataError(f"{path} has sample rate {sr} Hz, expected {rate} Hz")
     if a.ndim != 1:

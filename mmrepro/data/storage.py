@@ -8,6 +8,7 @@ rejecting members whose paths would leave it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -16,6 +17,7 @@ import urllib.error
 import urllib.request
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import platformdirs
 
@@ -113,7 +115,9 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
                     out.write(block)
                     h.update(block)
                     got += len(block)
-        except (urllib.error.URLError, OSError, ValueError) as e:
+        except http.client.IncompleteRead as e:
+            raise DataError(f"download of {url} was cut off after {got} bytes ({e!r}); try again") from e
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
             raise DataError(f"download of {url} failed ({e}); check the connection or set MMREPRO_DATA") from e
         if expected is not None and got != int(expected):
             raise DataError(f"download of {url} was cut off: {got} of {expected} bytes received; try again")
@@ -125,7 +129,7 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
     return dest
 
 
-def safe_extract(archive: Path, target: Path, keep: callable = lambda name: True) -> list[Path]:
+def safe_extract(archive: Path, target: Path, keep: Callable[[str], bool] = lambda name: True) -> list[Path]:
     """Extract regular files of a tar archive for which ``keep(member_name)`` holds into ``target``.
 
     Members with absolute paths, ``..`` components or resolving outside

@@ -1,0 +1,117 @@
+"""Bad input: corrupt or wrong-rate WAVs, truncated CSVs, tampered files, bad cache entries, bad options."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from mmrepro.data import DataError, load_dataset
+from mmrepro.data.audio import read_wav
+from mmrepro.data.cache import cache_key, cached
+from mmrepro.data.mfeat import read_mfeat_csv
+from mmrepro.data.sources import mfeat_files
+from mmrepro.data.storage import read_manifest, verify_files
+from tests.data.fixtures import SHARED_DATA, wav_bytes
+
+
+def test_read_wav_ok(tmp_path):
+    p = tmp_path / "ok.wav"
+    p.write_bytes(wav_bytes())
+    a = read_wav(p)
+    assert a.dtype.name == "float32" and a.shape == (2000,) and abs(a).max() <= 1
+
+
+@pytest.mark.parametrize("data, match", [
+    (wav_bytes(rate=16000), "sample rate 16000 Hz, expected 8000"),
+    (wav_bytes(channels=2), "2 channels, expected mono"),
+    (b"RIFF\x00\x00\x00\x00WAVEjunkjunk", "not a readable WAV"),
+    (wav_bytes()[:30], "not a readable WAV"),
+    (b"", "not a readable WAV"),
+])
+def test_read_wav_rejects(tmp_path, data, match):
+    p = tmp_path / "bad_3.wav"
+    p.write_bytes(data)
+    with pytest.raises(DataError, match=match) as e:
+        read_wav(p)
+    assert "bad_3.wav" in str(e.value)
+
+
+def test_truncated_csv_names_file(tmp_path):
+    src = SHARED_DATA / "mfeat" / "mfeat-mor.csv"
+    lines = src.read_text().splitlines()
+    bad = tmp_path / "mfeat-mor.csv"
+    bad.write_text("\n".join(lines[:1000]) + "\n")
+    with pytest.raises(DataError, match=r"mfeat-mor.csv has shape \(999, 7\).*truncated"):
+        read_mfeat_csv(bad, 6)
+    bad.write_text("\n".join(lines[:500]) + "\n1.0,2.0\n")  # a cut-off last line
+    with pytest.raises(DataError, match="mfeat-mor.csv"):
+        read_mfeat_csv(bad, 6)
+    x, y = read_mfeat_csv(src, 6)
+    assert x.shape == (2000, 6) and (torch.bincount(torch.from_numpy(y)) == 200).all()
+
+
+def test_tampered_local_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMREPRO_OFFLINE", "1")
+    shutil.copytree(SHARED_DATA / "mfeat", tmp_path / "mfeat")
+    p = tmp_path / "mfeat" / "mfeat-zer.csv"
+    p.chmod(0o644)
+    p.write_text(p.read_text()[:-100])
+    with pytest.raises(DataError, match="mfeat-zer.csv has SHA-256.*expected"):
+        mfeat_files(tmp_path)
+    (tmp_path / "mfeat" / "mfeat-kar.csv").unlink()
+    with pytest.raises(DataError, match="mfeat-kar.csv.*MMREPRO_OFFLINE"):
+        mfeat_files(tmp_path)
+
+
+def test_verify_files_names_missing(tmp_path):
+    with pytest.raises(DataError, match="nope.wav is missing"):
+        verify_files(tmp_path, {"nope.wav": "0" * 64})
+
+
+def test_shared_copy_verifies():
+    verify_files(SHARED_DATA / "mfeat", read_manifest("mfeat"))
+
+
+def test_corrupt_cache_entry_is_rebuilt(tmp_path):
+    key = cache_key(a=1)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"t": torch.arange(3)}
+
+    assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3))
+    assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3)) and len(calls) == 1
+    (tmp_path / f"k-{key}.pt").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3))
+    assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == [f"k-{key}.pt"]
+
+
+def test_cache_keys_depend_on_every_part():
+    assert cache_key(a=1, b=2) == cache_key(b=2, a=1)
+    assert len({cache_key(a=1), cache_key(a=2), cache_key(a=1, b=None)}) == 3
+
+
+def test_unwritable_cache_only_warns(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.warns(UserWarning, match="MMREPRO_CACHE"):
+        out = cached("k", "abc", lambda: {"v": torch.ones(1)}, root=blocker / "sub")
+    assert out["v"].item() == 1
+
+
+@pytest.mark.parametrize("name, options, match", [
+    ("mnist", {}, r"unknown dataset 'mnist'; valid: \['av_digits'"),
+    ("pbc", {"death_yrs": 3}, r"unknown option\(s\) \['death_yrs'\].*death_years"),
+    ("pbc", {"labs": "dynamic"}, "unknown labs='dynamic'"),
+    ("mfeat", {"views": ["pix", "abc"]}, "views must be distinct names"),
+    ("av_digits", {"images": "cifar"}, "unknown images='cifar'"),
+    ("av_digits", {"image_pca_removal": 1.0}, "image_pca_removal must be in"),
+    ("synthetic_bimodal", {"dims": (1, 16)}, "dims >= n_classes"),
+    ("nyc_weather", {"block_days": 2}, "block_days >= 7"),
+])
+def test_bad_options(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        load_dataset(name, **options)
