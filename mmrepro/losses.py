@@ -1,0 +1,185 @@
+"""Supervised, distillation and baseline objectives of MIND (eqs. 1-7, Table A4) and MILES (eq. 3).
+
+Loss functions take logits; targets follow the dataset convention (binary float (N,), multiclass
+int64 (N,), multilabel float (N, L), regression float (N,); unknown = NaN or -1 and ignored).
+The objective classes (:class:`Supervised`, :class:`MIND`, :class:`TS`, :class:`MKE`) are what
+:func:`mmrepro.trainer.fit` calls on each batch; teachers are frozen and their soft targets are
+computed once before training (:func:`mmrepro.models.ensemble.soft_targets`).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmrepro.models.fusion import FUSION_HEAD, ModelOutput, probabilities
+
+
+def _valid_rows(y: Tensor, kind: str, mask: Tensor | None) -> Tensor:
+    ok = y >= 0 if kind == "multiclass" else ~torch.isnan(y)
+    if mask is not None:
+        ok = ok & (mask.view(-1, 1) if ok.dim() == 2 else mask)
+    return ok
+
+
+def supervised_loss(logits: Tensor, y: Tensor, kind: str, mask: Tensor | None = None) -> Tensor:
+    """One head's supervised loss, averaged over known targets (and rows where ``mask``):
+    BCE (binary; multilabel, averaged over rows x labels as MedFuse), cross-entropy (multiclass),
+    squared error (regression). Zero (with a graph) when nothing is valid."""
+    ok = _valid_rows(y, kind, mask)
+    if not bool(ok.any()):
+        return logits.sum() * 0.0
+    if kind == "multiclass":
+        return F.cross_entropy(logits[ok], y[ok])
+    if kind == "multilabel":
+        return F.binary_cross_entropy_with_logits(logits[ok], y[ok])
+    if kind == "binary":
+        return F.binary_cross_entropy_with_logits(logits[:, 0][ok], y[ok])
+    if kind == "regression":
+        return F.mse_loss(logits[:, 0][ok], y[ok])
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+def multihead_loss(out: ModelOutput, y: Tensor, kind: str,
+                   weights: Mapping[str, float] | None = None,
+                   heads: Sequence[str] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """L_S = L_S_AB + L_S_A + L_S_B (MIND eq. 2, MILES eq. 3): the sum of every head's supervised
+    loss, each on the rows where its inputs are present; optional per-head ``weights`` (G-Blend)."""
+    names = list(out.logits) if heads is None else list(heads)
+    parts = {h: supervised_loss(out.logits[h], y, kind, out.mask[h]) for h in names}
+    w = weights or {}
+    return sum(w.get(h, 1.0) * parts[h] for h in names), parts
+
+
+def kd_loss(student_logits: Tensor, teacher_probs: Tensor, kind: str, temperature: float = 1.0,
+            mask: Tensor | None = None, label_reduction: str = "sum") -> Tensor:
+    """Response-based distillation towards teacher probabilities.
+
+    * multiclass: KL(p_t || softmax(z_s / T)) averaged over rows, times T^2 (Hinton et al. 2015;
+      MIND eq. 1); ``teacher_probs`` must already be softened with the same T (see ``soft_targets``).
+    * binary / multilabel: BCE(sigmoid(z_s / T), p_t) per label, summed over labels and averaged
+      over rows (MIND eq. 3; ``label_reduction="mean"`` averages over labels instead).
+
+    With one-hot (hard) teacher targets and T = 1 this equals the supervised loss (multiclass,
+    binary; multilabel with ``label_reduction="mean"``).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if label_reduction not in ("sum", "mean"):
+        raise ValueError(f"label_reduction must be 'sum' (MIND eq. 3) or 'mean', got {label_reduction!r}")
+    if kind not in ("binary", "multiclass", "multilabel"):
+        raise ValueError(f"knowledge distillation is defined for classification tasks, not {kind!r}")
+    rows = torch.ones(student_logits.shape[0], dtype=torch.bool, device=student_logits.device) if mask is None else mask
+    t = teacher_probs.reshape(student_logits.shape[0], -1)
+    rows = rows & ~torch.isnan(t).any(dim=1)
+    if not bool(rows.any()):
+        return student_logits.sum() * 0.0
+    z, t = student_logits[rows] / temperature, t[rows]
+    if kind == "multiclass":
+        if t.shape != z.shape:
+            raise ValueError(f"teacher probabilities {tuple(t.shape)} do not match student logits {tuple(z.shape)}")
+        kl = (torch.xlogy(t, t) - t * F.log_softmax(z, dim=1)).sum(dim=1)
+        return kl.mean() * temperature**2
+    if t.shape != z.shape:
+        raise ValueError(f"teacher probabilities {tuple(t.shape)} do not match student logits {tuple(z.shape)}")
+    bce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
+    per_row = bce.sum(dim=1) if label_reduction == "sum" else bce.mean(dim=1)
+    return per_row.mean()
+
+
+def ensemble_probs(teacher_logits: Sequence[Tensor], kind: str, temperature: float = 1.0) -> Tensor:
+    """Teacher-ensemble soft targets y^T = (1/K) sum_k p(z_k / T) (MIND eq. 4); shapes as the logits
+    (N, C) or (N, L); for binary tasks (N, 1)."""
+    if not teacher_logits:
+        raise ValueError("an ensemble needs at least one teacher")
+    if kind not in ("binary", "multiclass", "multilabel"):
+        raise ValueError(f"soft targets are defined for classification tasks, not {kind!r}")
+    probs = [probabilities(z / temperature, kind).reshape(z.shape) for z in teacher_logits]
+    return torch.stack(probs).mean(dim=0)
+
+
+class Supervised:
+    """Supervised objective: every head (MedFuse-3H / MILES eq. 3) or only ``heads`` (e.g. ``["fusion"]``
+    for single-head MedFuse)."""
+
+    teachers: Mapping[str, Sequence[nn.Module]] = {}
+    temperature = 1.0
+
+    def __init__(self, heads: Sequence[str] | None = None) -> None:
+        self.heads = heads
+
+    def __call__(self, model: nn.Module, batch, out: ModelOutput, head_weights=None):
+        return multihead_loss(out, batch.y, model.kind, head_weights, self.heads)
+
+
+class MIND:
+    """L_MIND = L_S_AB + L_S_A + L_S_B + sum_m omega_m L_EKD_m (MIND eq. 7): each modality head
+    distils from its ensemble of frozen unimodal teachers (eqs. 3-4). omega = 0 gives eq. 2."""
+
+    def __init__(self, teachers: Mapping[str, Sequence[nn.Module]], omega: Mapping[str, float],
+                 temperature: float = 1.0, label_reduction: str = "sum") -> None:
+        if set(omega) - set(teachers):
+            raise ValueError(f"omega names modalities without teachers: {sorted(set(omega) - set(teachers))}")
+        self.teachers = {m: list(t) if isinstance(t, Sequence) else [t] for m, t in teachers.items()}
+        self.omega, self.temperature, self.label_reduction = dict(omega), temperature, label_reduction
+
+    def __call__(self, model: nn.Module, batch, out: ModelOutput, head_weights=None):
+        missing = [m for m in self.teachers if m not in out.logits]
+        if missing:
+            raise ValueError(f"MIND needs a unimodal head per teacher modality; the model lacks {missing} "
+                             "(build it with multihead=True)")
+        total, parts = multihead_loss(out, batch.y, model.kind, head_weights)
+        for m, w in self.omega.items():
+            parts[f"kd:{m}"] = kd_loss(out.logits[m], batch.soft[m], model.kind, self.temperature,
+                                       out.mask[m], self.label_reduction)
+            total = total + w * parts[f"kd:{m}"]
+        return total, parts
+
+
+class TS:
+    """TS (Wang et al. 2020a; MIND Table A4): L_S_AB + alpha L_KD(A) + beta L_KD(B), the fusion head
+    distilling from each modality's unimodal teacher; ``weights`` maps modality -> alpha / beta.
+    (Table A4's subscripts are garbled in the source; we read both KD terms as acting on the
+    multimodal student's prediction, as the text describes.)"""
+
+    def __init__(self, teachers: Mapping[str, nn.Module | Sequence[nn.Module]], weights: Mapping[str, float],
+                 temperature: float = 1.0, label_reduction: str = "sum") -> None:
+        if set(weights) != set(teachers):
+            raise ValueError(f"weights {sorted(weights)} must name the same modalities as teachers {sorted(teachers)}")
+        self.teachers = {m: list(t) if isinstance(t, Sequence) else [t] for m, t in teachers.items()}
+        self.weights, self.temperature, self.label_reduction = dict(weights), temperature, label_reduction
+
+    def __call__(self, model: nn.Module, batch, out: ModelOutput, head_weights=None):
+        total, parts = multihead_loss(out, batch.y, model.kind, head_weights, [FUSION_HEAD])
+        for m, w in self.weights.items():
+            parts[f"kd:{m}"] = kd_loss(out.logits[FUSION_HEAD], batch.soft[m], model.kind, self.temperature,
+                                       batch.present[m], self.label_reduction)
+            total = total + w * parts[f"kd:{m}"]
+        return total, parts
+
+
+class MKE:
+    """MKE (Xue et al. 2021; MIND Table A4): L_KD + gamma L_reg. The multimodal student learns only
+    from one unimodal teacher's soft labels; L_reg is a consistency regulariser: the squared
+    difference between the student's predictions on the batch and on a copy whose inputs carry
+    Gaussian noise (std ``noise_std``), standing in for MKE's input augmentations."""
+
+    def __init__(self, teacher_modality: str, teacher: nn.Module | Sequence[nn.Module], gamma: float = 1.0,
+                 noise_std: float = 0.1, temperature: float = 1.0, label_reduction: str = "sum") -> None:
+        self.modality = teacher_modality
+        self.teachers = {teacher_modality: list(teacher) if isinstance(teacher, Sequence) else [teacher]}
+        self.gamma, self.noise_std = gamma, noise_std
+        self.temperature, self.label_reduction = temperature, label_reduction
+
+    def __call__(self, model: nn.Module, batch, out: ModelOutput, head_weights=None):
+        m, z = self.modality, out.logits[FUSION_HEAD]
+        parts = {f"kd:{m}": kd_loss(z, batch.soft[m], model.kind, self.temperature, batch.present[m],
+                                    self.label_reduction)}
+        noisy = {k: v + self.noise_std * torch.randn_like(v) for k, v in batch.x.items()}
+        z_noisy = model(noisy, batch.present, batch.lengths).logits[FUSION_HEAD]
+        rows = out.mask[FUSION_HEAD]
+        diff = probabilities(z_noisy, model.kind) - probabilities(z, model.kind)
+        parts["reg"] = diff[rows].pow(2).mean() if bool(rows.any()) else z.sum() * 0.0
+        return parts[f"kd:{m}"] + self.gamma * parts["reg"], parts
