@@ -1,0 +1,84 @@
+"""The synthetic-Gaussian experiments of the MFH paper (Section 4.2 Figs. 2-3, Section 5.2 Table 2),
+every run of a sweep trained in one batched optimisation (see ``mmrepro.mfh.kd``)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from mmrepro.data.mvd import MVDBatch
+from mmrepro.mfh.kd import fit, init_linear
+
+__all__ = ["distill", "summarise"]
+
+_TEACHER, _STUDENT, _NO_KD = 100, 200, 300
+
+
+def _keys(batch: MVDBatch, role: int) -> np.ndarray:
+    return np.stack([batch.seed.numpy(), batch.setting.numpy(), np.full(batch.n_runs, role)], 1)
+
+
+def distill(batch: MVDBatch, teachers: dict[str, Tensor] | None = None, *, epochs: int = 1000,
+            lr: float = 0.1, ce_weight: float = 1.0, kd_weight: float = 1.0,
+            student_split: str = "train", dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+    """Train teachers on modality a, then a no-KD student and one KD student per teacher on
+    modality b; return test accuracies, each (R,) float64: ``teacher_<name>``, ``kd_<name>``, ``no_kd``.
+
+    ``teachers`` maps a name to a (R, d_a) boolean mask of the channels that teacher may use; the
+    other channels are dropped (set to zero, and the initialisation uses the kept width as fan-in,
+    which is exactly training on the kept columns only). Default: one ``regular`` teacher with all
+    channels. Teachers learn from ``batch.train``; students from ``batch.train`` or, for the Table 2
+    design, from the independent ``batch.student`` set (``student_split="student"``).
+    """
+    d_a = batch.train.xa.shape[2]
+    R = batch.n_runs
+    if teachers is None:
+        teachers = {"regular": torch.ones(R, d_a, dtype=torch.bool)}
+    for name, m in teachers.items():
+        if m.shape != (R, d_a) or m.dtype != torch.bool or not bool(m.any(1).all()):
+            raise ValueError(f"teacher mask {name!r} must be a (runs={R}, d_a={d_a}) bool tensor keeping >= 1 channel per run")
+    if student_split not in ("train", "student") or getattr(batch, student_split) is None:
+        raise ValueError(f"student_split must be 'train' or 'student' (the batch has student={batch.student is not None})")
+    names = list(teachers)
+    masks = torch.cat([teachers[k] for k in names])                              # (T*R, d_a)
+    T = len(names)
+    rep = lambda t: t.repeat(T, *([1] * (t.ndim - 1)))                            # noqa: E731
+    keys_t = np.concatenate([_keys(batch, _TEACHER + i) for i in range(T)])
+    init = init_linear(keys_t, d_a, 2, fan_in=masks.sum(1).numpy(), dtype=dtype)
+    xa_fit = rep(batch.train.xa) * masks[:, None, :]
+    teacher = fit(xa_fit, rep(batch.train.y), init, epochs=epochs, lr=lr)
+    out = {}
+    acc_t = teacher.accuracy(rep(batch.test.xa) * masks[:, None, :], rep(batch.test.y)).reshape(T, R)
+    for i, name in enumerate(names):
+        out[f"teacher_{name}"] = acc_t[i]
+
+    split = getattr(batch, student_split)
+    soft = teacher.probs(rep(split.xa) * masks[:, None, :])                       # (T*R, n, 2)
+    xb, y = split.xb.repeat(T + 1, 1, 1), split.y.repeat(T + 1, 1)
+    soft = torch.cat([soft, torch.full_like(soft[:R], 0.5)])
+    kd_w = torch.tensor([kd_weight] * (T * R) + [0.0] * R)
+    ce_w = torch.tensor([ce_weight] * (T * R) + [1.0] * R)   # the no-KD student learns from labels
+    keys_s = np.concatenate([_keys(batch, _STUDENT + i) for i in range(T)] + [_keys(batch, _NO_KD)])
+    student = fit(xb, y, init_linear(keys_s, xb.shape[2], 2, dtype=dtype), epochs=epochs, lr=lr,
+                  ce_weight=ce_w, kd_weight=kd_w, teacher_probs=soft)
+    acc_s = student.accuracy(batch.test.xb.repeat(T + 1, 1, 1), batch.test.y.repeat(T + 1, 1))
+    acc_s = acc_s.reshape(T + 1, R)
+    for i, name in enumerate(names):
+        out[f"kd_{name}"] = acc_s[i]
+    out["no_kd"] = acc_s[T]
+    return out
+
+
+def summarise(batch: MVDBatch, results: dict[str, Tensor], percent: bool = True) -> pd.DataFrame:
+    """Mean and standard deviation (over seeds, ddof=0 as in the reference) per setting."""
+    scale = 100.0 if percent else 1.0
+    rows = []
+    for k, setting in enumerate(batch.settings):
+        row = {key: v for key, v in setting.items()}
+        for name, acc in results.items():
+            a = batch.by_setting(acc)[k].double() * scale
+            row[f"{name}_mean"] = float(a.mean())
+            row[f"{name}_std"] = float(a.std(unbiased=False))
+        rows.append(row)
+    return pd.DataFrame(rows)
