@@ -194,6 +194,8 @@ def score(name: str, y_true: Any, y_score: Any, task_kind: str, threshold: float
         return float(skm.accuracy_score(yt, pred))
     if name == "balanced_accuracy":
         return float(skm.balanced_accuracy_score(yt, pred))
+    if task_kind == "multilabel" and yt.shape[1] == 1:  # sklearn would read one column as a binary task
+        return float(skm.f1_score(yt[:, 0], pred[:, 0], average="binary", zero_division=0.0))
     return float(skm.f1_score(yt, pred, average=name.removeprefix("f1_"), zero_division=0.0))
 
 
