@@ -1,0 +1,50 @@
+"""The interface through which balancing methods act on :func:`mmrepro.trainer.fit`.
+
+A method sees the trainer state (``trainer.model``, ``trainer.optimizer``, ``trainer.base_lr``:
+parameter-group name -> initial learning rate) at four points: once before training
+(:meth:`setup`, :meth:`split_train`), after every backward pass (:meth:`before_step`), when the loss
+is built (:meth:`head_weights`) and after every epoch's evaluation (:meth:`on_epoch_end`).
+Parameter groups are named after the modalities (encoder + unimodal head) and ``"fusion"``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+
+class BalancingMethod:
+    """No balancing (the "vanilla" training); subclasses override what they need."""
+
+    name = "vanilla"
+    #: metrics (by name) the method reads from the epoch logs, in addition to the trainer's own
+    metrics: tuple[str, ...] = ()
+    #: set to True by a method that decides training is over (MSES)
+    should_stop = False
+
+    def setup(self, trainer: Any) -> None:
+        """Called once after the optimiser is built."""
+
+    def split_train(self, train_idx: Tensor, generator: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """Optionally carve extra evaluation sets out of the training rows (G-Blend's hold-out)."""
+        return train_idx, {}
+
+    def head_weights(self) -> dict[str, float] | None:
+        """Per-head loss weights (None: all 1)."""
+        return None
+
+    def before_step(self, trainer: Any, out: Any, batch: Any) -> None:
+        """After ``loss.backward()``, before ``optimizer.step()`` (gradient modulation)."""
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> dict[str, Any]:
+        """After the epoch's evaluation; returns entries added to the epoch log."""
+        return {}
+
+
+def set_lr(trainer: Any, group: str, lr: float) -> None:
+    """Set the learning rate of the named optimiser parameter group."""
+    for g in trainer.optimizer.param_groups:
+        if g["name"] == group:
+            g["lr"] = lr
+            return
+    raise ValueError(f"no parameter group named {group!r}; groups: {[g['name'] for g in trainer.optimizer.param_groups]}")

@@ -1,0 +1,48 @@
+"""MSES: modality-specific early stopping (Fujimori et al. 2019, as summarised in MILES Sec. II-C)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mmrepro.balancing.base import BalancingMethod, set_lr
+from mmrepro.models.fusion import FUSION_HEAD
+
+
+class MSES(BalancingMethod):
+    """One global learning rate; each modality branch (encoder + unimodal head) is stopped (rate 0)
+    once its unimodal head's validation ``metric`` has not improved for ``patience`` epochs; the
+    fusion part is stopped the same way on the fusion head. Training ends when every part has
+    stopped (:attr:`should_stop`). ``stopped`` maps each part to the epoch it stopped."""
+
+    name = "mses"
+
+    def __init__(self, patience: int = 5, metric: str = "accuracy", min_delta: float = 0.0) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.patience, self.metric, self.min_delta = patience, metric, min_delta
+        self.metrics = (metric,)
+        self.sign = -1.0 if metric == "mse" else 1.0
+
+    def setup(self, trainer: Any) -> None:
+        if not trainer.model.multihead:
+            raise ValueError("MSES monitors the unimodal heads; build the model with multihead=True")
+        self.parts = [*trainer.model.modalities, FUSION_HEAD]
+        self.best = {p: -math.inf for p in self.parts}
+        self.wait = {p: 0 for p in self.parts}
+        self.stopped: dict[str, int] = {}
+        self.should_stop = False
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> dict[str, Any]:
+        for p in self.parts:
+            if p in self.stopped:
+                continue
+            v = self.sign * logs[f"val/{p}/{self.metric}"]
+            if math.isfinite(v) and v > self.best[p] + self.min_delta:
+                self.best[p], self.wait[p] = v, 0
+            else:
+                self.wait[p] += 1
+            if self.wait[p] >= self.patience:
+                self.stopped[p] = epoch
+                set_lr(trainer, p, 0.0)
+        self.should_stop = len(self.stopped) == len(self.parts)
+        return {f"mses/stopped:{p}": float(p in self.stopped) for p in self.parts}
