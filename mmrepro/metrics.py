@@ -277,6 +277,8 @@ def _infer_kind(name: str, yt: np.ndarray, ys: np.ndarray) -> str:
         return "multiclass"
     if binary_values:
         return "binary"
+    if np.issubdtype(yt.dtype, np.integer) and np.issubdtype(ys.dtype, np.integer):
+        return "multiclass"  # class indices and predicted labels
     if name == "mse":
         return "regression"
     raise ValueError(f"cannot infer the task kind of these inputs for metric {name!r}; pass task_kind=one of {TASK_KINDS}")
@@ -369,7 +371,7 @@ def _replicates_fast(
 
     A resample is represented by its count vector over the original rows, so every statistic is
     a weighted sum: label metrics are matrix products of counts with per-row indicators, and
-    AUROC/AUPRC are evaluated per label on the rows sorted once by score (see :func:`_rank_metric`).
+    AUROC/AUPRC are evaluated per label on the rows sorted once by score (see :class:`_RankPlan`).
     All sums are of integers held exactly in float64, so the result equals scikit-learn's up to
     the rounding of its final divisions.
     """

@@ -307,7 +307,7 @@ def test_bootstrap_errors():
     with pytest.raises(ValueError, match="metric is nan on the full data"):
         bootstrap_ci(lambda a, b: float("nan"), y, s)
     with pytest.raises(ValueError, match="cannot infer the task kind"):
-        bootstrap_ci("accuracy", np.array([0, 1, 2, 3]), np.array([0, 1, 2, 2]))
+        bootstrap_ci("accuracy", np.array([0.0, 1.0, 2.5, 3.0]), np.array([0.0, 1.0, 2.0, 2.0]))
     with pytest.raises(TypeError, match="seed must be an int"):
         bootstrap_ci("auroc", y, s, seed=0.5)
 
@@ -316,5 +316,7 @@ def test_task_kind_inference():
     for kind in ("binary", "multilabel", "multiclass"):
         y, s = _data(kind)
         assert bootstrap_ci("f1_macro", y, s, n_boot=20).point == score("f1_macro", y, s, kind)
+    y, pred = np.array([0, 1, 2, 2, 1]), np.array([0, 2, 2, 1, 1])
+    assert bootstrap_ci("accuracy", y, pred, n_boot=20).point == 0.6
     y, s = _data("regression")
     assert bootstrap_ci("mse", y, s, n_boot=20).point == score("mse", y, s, "regression")
