@@ -52,6 +52,7 @@ class GBlend(BalancingMethod):
         self.heads = trainer.model.head_names
         self.weights = {h: 1.0 / len(self.heads) for h in self.heads}
         self.anchor: tuple[dict[str, float], dict[str, float]] | None = None
+        self.history = []
 
     def split_train(self, train_idx: Tensor, generator: Any) -> tuple[Tensor, dict[str, Tensor]]:
         perm = train_idx[torch.randperm(len(train_idx), generator=generator)]

@@ -88,6 +88,7 @@ class MILES(BalancingMethod):
         if not trainer.model.multihead or len(self.modalities) < 2:
             raise ValueError("MILES needs a multi-head model (multihead=True) with at least two modalities")
         self.mult = {m: 1.0 for m in self.modalities}
+        self.decisions = []
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> dict[str, Any]:
         key = lambda h: f"{self.split}/{h}/{self.metric}"  # noqa: E731

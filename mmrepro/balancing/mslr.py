@@ -30,15 +30,18 @@ class MSLR(BalancingMethod):
             raise ValueError(f"need 0 <= smooth <= 1 and interval >= 1, got {smooth}, {interval}")
         self.strategy, self.smooth, self.interval, self.metric = strategy, smooth, interval, metric
         mean = sum(lrs.values()) / len(lrs)
-        self.lrs = {m: (1 - smooth) * v + smooth * mean if strategy == "smooth" else v for m, v in lrs.items()}
+        self.initial = {m: (1 - smooth) * v + smooth * mean if strategy == "smooth" else v for m, v in lrs.items()}
+        self.lrs = dict(self.initial)
         self.metrics = (metric,) if strategy == "dynamic" else ()
-        self.history: dict[str, list[float]] = {m: [] for m in lrs}
+        self.history: dict[str, list[float]] = {}
         self.name = f"mslr-{strategy[0]}"
 
     def setup(self, trainer: Any) -> None:
         missing = set(trainer.model.modalities) ^ set(self.lrs)
         if missing:
             raise ValueError(f"lrs must give a rate for exactly the modalities {trainer.model.modalities}")
+        self.lrs = dict(self.initial)
+        self.history = {m: [] for m in self.lrs}
         for m, lr in self.lrs.items():
             set_lr(trainer, m, lr)
 

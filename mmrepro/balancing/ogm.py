@@ -60,6 +60,7 @@ class OGM(BalancingMethod):
             raise ValueError("OGM is defined for two modalities")
         if trainer.model.fusion == "lstm" and not trainer.model.multihead:
             raise ValueError("OGM with LSTM fusion needs the unimodal heads (multihead=True)")
+        self.coeffs = []
 
     def _active(self, epoch: int) -> bool:
         return epoch >= self.start and (self.end is None or epoch < self.end)

@@ -1,0 +1,150 @@
+"""The fit loop: every balancing method on tiny data, determinism, frozen teachers, selection, errors."""
+import math
+
+import pytest
+import torch
+
+from mmrepro.balancing import MILES, MSES, MSLR, OGM, GBlend
+from mmrepro.data import MultimodalDataset, Task, load_dataset
+from mmrepro.losses import MIND, MKE, TS, Supervised
+from mmrepro.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
+from mmrepro.trainer import evaluate, fit
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("synthetic_bimodal", n=400, n_classes=3, dims=(6, 6), strength=(3.0, 2.0), speed=(3.0, 1.0))
+
+
+def net(fusion="concat", multihead=True, mods=("a", "b"), seed=0):
+    torch.manual_seed(seed)
+    return MultimodalNet({m: MLPEncoder(6, (8,)) for m in mods}, "multiclass", 3, fusion, multihead=multihead,
+                         fusion_hidden=16)
+
+
+def run(data, model=None, **kw):
+    kw = dict(epochs=3, batch_size=64, progress=False, device="cpu") | kw
+    return fit(model or net(), data.split("train"), data.split("val"), **kw)
+
+
+METHODS = [None, MILES(tau=0.05, mu=0.5), MILES(split="train", metric="f1_macro"), MSES(patience=1),
+           MSLR({"a": 1e-3, "b": 5e-3}, "keep"), MSLR({"a": 1e-3, "b": 5e-3}, "smooth"),
+           MSLR({"a": 1e-3, "b": 5e-3}, "dynamic", interval=2), OGM(0.5), OGM(0.5, ge=True), GBlend(window=2)]
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: getattr(m, "name", "vanilla"))
+@pytest.mark.parametrize("fusion", ["concat", "lstm"])
+def test_every_method_trains(data, method, fusion):
+    res = run(data, net(fusion), method=method, lr=5e-3)
+    h = res.frame()
+    assert 1 <= len(h) <= 3
+    for col in ("train/loss", "val/fusion/accuracy", "val/a/accuracy", "train/b/f1_macro", "lr/a", "lr/fusion"):
+        assert col in h and h[col].notna().all(), col
+    if not isinstance(method, MSES):  # only MSES (early stopping) touches the fusion rate
+        assert (h["lr/fusion"] == 5e-3).all()
+    assert {"u:a", "u:b", "delta"} <= set(h.columns)
+    assert res.best_score == pytest.approx(h["val/fusion/accuracy"].max())
+    assert h["train/loss"].map(math.isfinite).all()
+    if isinstance(method, MILES):
+        assert len(method.decisions) == len(h)
+        assert "miles/slowed" in h
+
+
+def test_miles_rates_follow_decisions(data):
+    miles = MILES(tau=0.0, mu=0.25)
+    h = run(data, method=miles, epochs=4).frame()
+    for e in range(1, len(h)):
+        d = miles.decisions[e - 1]
+        assert h.loc[e, "lr/a"] == pytest.approx(1e-3 * d["mult:a"])
+        assert h.loc[e, "lr/b"] == pytest.approx(1e-3 * d["mult:b"])
+        assert d["u_a"] == pytest.approx(h.loc[e - 1, "u:a"])  # same metric and split as the log
+
+
+def test_same_seed_same_numbers(data):
+    a = run(data, net(), method=OGM(0.5, ge=True), seed=3).history
+    b = run(data, net(), method=OGM(0.5, ge=True), seed=3).history
+    c = run(data, net(), method=OGM(0.5, ge=True), seed=4).history
+    assert a == b
+    assert a != c
+
+
+def test_checkpoint_selection_and_early_stopping(data):
+    res = run(data, epochs=12, patience=2, lr=3e-2)
+    h = res.frame()
+    best = int(h["val/fusion/accuracy"].idxmax())
+    assert res.best_epoch == best and len(h) <= 12
+    assert len(h) == 12 or len(h) == best + 3  # stopped `patience` epochs after the best
+    ev = evaluate(res.model, data.split("val"))
+    assert ev["fusion/accuracy"] == pytest.approx(h.loc[best, "val/fusion/accuracy"])
+    assert ev["a/loss"] == pytest.approx(h.loc[best, "val/a/loss"], rel=1e-5)
+
+
+def _teacher(m, seed):
+    torch.manual_seed(seed)
+    return MultimodalNet({m: MLPEncoder(6, (8,))}, "multiclass", 3, multihead=False)
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: MIND({"a": t["a"], "b": t["b"]}, {"a": 2.0, "b": 1.0}, temperature=2.0),
+    lambda t: TS({"a": t["a"], "b": t["b"]}, {"a": 0.3, "b": 0.5}),
+    lambda t: MKE("a", t["a"], gamma=0.5),
+], ids=["mind", "ts", "mke"])
+def test_teachers_are_frozen(data, make):
+    teachers = {"a": [_teacher("a", 1), _teacher("a", 2)], "b": [_teacher("b", 3)]}
+    before = {id(p): p.detach().clone() for ts in teachers.values() for t in ts for p in t.parameters()}
+    student = net()
+    start = [p.detach().clone() for p in student.parameters()]
+    res = run(data, student, objective=make(teachers), epochs=2)
+    for ts in teachers.values():
+        for t in ts:
+            for p in t.parameters():
+                assert p.grad is None
+                torch.testing.assert_close(p, before[id(p)])
+    assert any(not torch.equal(p, q) for p, q in zip(res.model.parameters(), start))
+
+
+def _mixed_dataset(n=48, missing=True):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(2, (n, 3), generator=g).float()
+    img = torch.randn(n, 1, 8, 8, generator=g) + y[:, :1, None, None]
+    seq = torch.randn(n, 5, 2, generator=g) + y[:, 1:2, None]
+    lengths = torch.randint(1, 6, (n,), generator=g)
+    present = {"img": torch.ones(n, dtype=torch.bool), "seq": torch.ones(n, dtype=torch.bool)}
+    if missing:
+        present["img"][::4] = False
+        present["seq"][1::5] = False
+        img[~present["img"]] = float("nan")
+        seq[~present["seq"]] = float("nan")
+    y[0, 2] = float("nan")  # an unknown label
+    idx = torch.randperm(n, generator=g)
+    return MultimodalDataset("mixed", {"img": img, "seq": seq}, {"seq": lengths}, present, {"lab": y},
+                             {"lab": Task("lab", "multilabel", 3)},
+                             {"train": idx[:32].sort().values, "val": idx[32:].sort().values})
+
+
+def test_images_sequences_missing_rows_and_multilabel():
+    d = _mixed_dataset()
+    torch.manual_seed(0)
+    model = MultimodalNet({"img": ResNetEncoder(3, width=4), "seq": LSTMEncoder(2, 4, 2)}, "multilabel", 3, "lstm",
+                          token_dim=4, fusion_hidden=8)
+    res = fit(model, d.split("train"), d.split("val"), epochs=2, batch_size=16, progress=False, device="cpu",
+              method=MILES(metric="auroc"), objective=Supervised())
+    h = res.frame()
+    losses = [c for c in h.columns if c.endswith("/loss")]
+    assert losses and h[losses].notna().all().all()
+    assert res.info["on_device_batching"]
+
+
+def test_errors(data):
+    with pytest.raises(ValueError, match="the model predicts"):
+        run(data, MultimodalNet({"a": MLPEncoder(6), "b": MLPEncoder(6)}, "binary", 1))
+    with pytest.raises(ValueError, match="select_head"):
+        run(data, net(multihead=False), select_head="a")
+    with pytest.raises(ValueError, match="multihead=True"):
+        run(data, net(multihead=False), method=MILES())
+    with pytest.raises(ValueError, match="device"):
+        run(data, device="gpu")
+    with pytest.raises(ValueError, match="unknown task"):
+        run(data, task="age")
