@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from mmrepro.data.mvd import MVDBatch
-from mmrepro.mfh.kd import fit, init_linear
+from mmrepro.mfh.kd import fit, fit_one, init_linear
 
-__all__ = ["distill", "summarise"]
+__all__ = ["distill", "distill_loop", "summarise"]
 
 _TEACHER, _STUDENT, _NO_KD = 100, 200, 300
 
@@ -67,6 +67,33 @@ def distill(batch: MVDBatch, teachers: dict[str, Tensor] | None = None, *, epoch
     for i, name in enumerate(names):
         out[f"kd_{name}"] = acc_s[i]
     out["no_kd"] = acc_s[T]
+    return out
+
+
+def distill_loop(batch: MVDBatch, *, epochs: int = 1000, lr: float = 0.1, ce_weight: float = 1.0,
+                 kd_weight: float = 1.0, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+    """The plain per-run loop of the reference code (one ``nn.Linear`` per model, autograd,
+    ``torch.optim.SGD``), for the regular teacher only: the baseline that ``distill`` is tested and
+    benchmarked against. Same initialisations as ``distill``, so the results agree up to rounding."""
+    R = batch.n_runs
+    d_a, d_b = batch.train.xa.shape[2], batch.train.xb.shape[2]
+    t0 = init_linear(_keys(batch, _TEACHER), d_a, 2, dtype=dtype)
+    s0 = init_linear(_keys(batch, _STUDENT), d_b, 2, dtype=dtype)
+    n0 = init_linear(_keys(batch, _NO_KD), d_b, 2, dtype=dtype)
+    out = {k: torch.empty(R, dtype=torch.float64) for k in ("teacher_regular", "kd_regular", "no_kd")}
+    tr, te = batch.train, batch.test
+    acc = lambda m, x, y: float((m(x.to(dtype)).argmax(1) == y).double().mean())  # noqa: E731
+    for r in range(R):
+        teacher = fit_one(tr.xa[r], tr.y[r], t0.weight[r], t0.bias[r], epochs=epochs, lr=lr)
+        with torch.no_grad():
+            soft = torch.softmax(teacher(tr.xa[r].to(dtype)), dim=1)
+        kd = fit_one(tr.xb[r], tr.y[r], s0.weight[r], s0.bias[r], epochs=epochs, lr=lr,
+                     ce_weight=ce_weight, kd_weight=kd_weight, teacher_probs=soft)
+        plain = fit_one(tr.xb[r], tr.y[r], n0.weight[r], n0.bias[r], epochs=epochs, lr=lr)
+        with torch.no_grad():
+            out["teacher_regular"][r] = acc(teacher, te.xa[r], te.y[r])
+            out["kd_regular"][r] = acc(kd, te.xb[r], te.y[r])
+            out["no_kd"][r] = acc(plain, te.xb[r], te.y[r])
     return out
 
 
