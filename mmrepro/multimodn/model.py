@@ -131,7 +131,9 @@ class MultiModN(nn.Module):
         """Encode the modalities of ``order`` (default: all) per sample, skipping absent ones.
 
         Static modalities of ``order`` come first, then, at every time point, its sequence
-        modalities; ``order`` fixes the order within each group.
+        modalities; ``order`` fixes the order within each group.  Time points after the last valid
+        step of every sample in the batch are not run (they would leave every state unchanged);
+        :meth:`MultiModNOutput.at_times` still covers all T.
         """
         order = self.resolve_order(order)
         n, n_times, masks, lens = check_inputs(x, present, lengths, order, self.n_features,
@@ -157,7 +159,9 @@ class MultiModN(nn.Module):
             if m not in self.sequence_modalities:
                 step(m, x[m], masks[m], -1)
         sequence = [m for m in order if m in self.sequence_modalities]
-        for t in range(n_times if sequence else 0):
+        # time points after every sample's last valid step would change no state: not run
+        last = max((int((lens[m] * masks[m]).max()) for m in sequence), default=0) if n else 0
+        for t in range(last):
             for m in sequence:
                 step(m, x[m][:, t], masks[m] & (t < lens[m]), t)
         stacked = torch.stack(states, dim=1)
