@@ -199,6 +199,19 @@ def test_time_series_steps_respect_lengths_and_presence():
     torch.testing.assert_close(alone.at_times("seq")[0], at[1, :3])
 
 
+def test_time_points_after_every_samples_last_step_are_not_run():
+    x, present, lengths, _ = series_batch()
+    model = series_model()
+    short = {m: v.clamp(max=2) for m, v in lengths.items()}
+    out = model(x, present, short)
+    assert out.step_modality == [None, "s", "u", "v", "u", "v"] and out.n_times == 5
+    full = model(x, present, lengths)
+    at = out.at_times("seq")
+    assert at.shape == (4, 5, 1)
+    torch.testing.assert_close(at[:, 2:], at[:, 1:2].expand(4, 3, 1))
+    torch.testing.assert_close(at[:, :2], full.at_times("seq")[:, :2])
+
+
 def test_time_task_loss_pairs_states_with_their_time_point():
     x, present, lengths, y = series_batch()
     model = series_model()
@@ -415,9 +428,11 @@ def test_bad_inputs_raise_clear_errors():
         smodel(xs, ps, dict(ls, u=torch.tensor([6, 1, 1, 1])))
     with pytest.raises(ValueError, match="share the time axis"):
         smodel(dict(xs, v=torch.zeros(4, 3, 2)), ps, ls)
+    multiclass = MultiModN({"a": 3}, {"c": ("multiclass", 3)})
     with pytest.raises(ValueError, match="labels outside"):
-        MultiModN({"a": 3}, {"c": ("multiclass", 3)})({"a": x["a"]}).logits and output_loss(
-            MultiModN({"a": 3}, {"c": ("multiclass", 3)})({"a": x["a"]}), {"c": torch.full((6,), 3)})
+        multiclass.loss({"a": x["a"]}, None, None, {"c": torch.full((6,), 3)})
+    with pytest.raises(ValueError, match="must be int64 class indices"):
+        multiclass.loss({"a": x["a"]}, None, None, {"c": torch.zeros(6)})
     with pytest.raises(ValueError, match="kind 'ordinal' is not one of"):
         MultiModN({"a": 3}, {"t": "ordinal"})
     with pytest.raises(ValueError, match="n_outputs=2 is invalid"):

@@ -51,7 +51,7 @@ def evaluation_pairs(model: MultiModN | PFusion, data: Any, order: Sequence[str]
     """``{task: (y_true, y_pred)}`` over the known targets, predictions in probability space.
 
     Static tasks use the last state (MultiModN) or the fused output; time tasks pool every
-    (sample, time point) with a known target.  ``order`` restricts/permutes MultiModN's encoders.
+    (sample, time point) with a known target; multilabel keeps rows with every label known.  ``order`` restricts/permutes MultiModN's encoders.
     Runs in eval mode; restores the previous mode.
     """
     device = torch.device(device)
