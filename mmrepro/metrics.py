@@ -4,6 +4,8 @@
 * :func:`d_util` (MIND, after Wu et al. 2022), :func:`delta_ab` (MILES eq. 5) and
   :func:`unimodal_gap` (MILES Sec. V "Performance metrics", the tables' Delta_AB column).
 * :func:`score` -- a metric by name, computed by scikit-learn.
+* :func:`bootstrap_ci` -- percentile or basic (pivotal) bootstrap interval, with a fast path
+  vectorised over resamples and labels and a general path for any callable metric.
 """
 
 from __future__ import annotations
@@ -372,8 +374,8 @@ def _replicates_fast(
     A resample is represented by its count vector over the original rows, so every statistic is
     a weighted sum: label metrics are matrix products of counts with per-row indicators, and
     AUROC/AUPRC are evaluated per label on the rows sorted once by score (see :class:`_RankPlan`).
-    All sums are of integers held exactly in float64, so the result equals scikit-learn's up to
-    the rounding of its final divisions.
+    Counts are integers held exactly in float64: AUROC and the label metrics are ratios of exact
+    integer sums; AUPRC and MSE sum floats. Both agree with scikit-learn to float round-off.
     """
     out = np.empty(idx.shape[0], dtype=np.float64)
     if name in RANK_METRICS:
