@@ -16,7 +16,8 @@ state was actually produced for that sample: ``s0`` (the prior every sample has)
 state.  Skipped steps add nothing, neither to the numerator nor to the denominator; the reference
 divides by ``n_decoders * (n_encoders + 1)`` and counts skipped terms as zero, which shrinks the
 loss of samples with missing modalities.  A carried-over state is a copy of an earlier state, so
-counting it would also re-weight that state's prediction.
+counting it would also re-weight that state's prediction.  The mean is pooled over the batch: a
+sample with more observed modalities (or visits) contributes more pairs.
 """
 from __future__ import annotations
 
