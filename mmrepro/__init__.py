@@ -23,6 +23,9 @@ _EXPORTS: dict[str, str] = {
     # metrics
     "conditional_utilization": "mmrepro.metrics",
     "bootstrap_ci": "mmrepro.metrics",
+    "score": "mmrepro.metrics",
+    "d_util": "mmrepro.metrics",
+    "delta_ab": "mmrepro.metrics",
     # MultiModN Appendix B
     "modularity_score": "mmrepro.multimodn.modularity",
     # data
