@@ -1,0 +1,171 @@
+"""Tests of the MultiModN chapter's experiment runners (mmrepro.multimodn_experiments)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from sklearn.metrics import mean_squared_error, roc_auc_score
+
+from mmrepro import multimodn_experiments as X
+from mmrepro.multimodn import MultiModN, PFusion
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def pbc():
+    return X.load_benchmark("pbc", 0)
+
+
+def test_runs_and_unknown_benchmark():
+    assert X.runs(2, 3, 5) == [(5, 5), (5, 6), (5, 7), (6, 5), (6, 6), (6, 7)]
+    with pytest.raises(ValueError, match="n_splits >= 1"):
+        X.runs(0, 1)
+    with pytest.raises(ValueError, match="unknown benchmark 'mimic'"):
+        X.load_benchmark("mimic", 0)
+
+
+def test_restrict_keeps_splits_aligned():
+    from mmrepro.data import load_dataset
+
+    full = load_dataset("pbc", seed=0)
+    trial = full.meta["trial"].bool()
+    ds = X.restrict(full, trial)
+    assert ds.n == int(trial.sum()) and all(bool(p.all()) for p in ds.present.values())
+    original = trial.nonzero().flatten()
+    for name, idx in ds.splits.items():
+        want = full.splits[name][trial[full.splits[name]]]
+        assert torch.equal(original[idx], want)
+    assert sum(len(v) for v in ds.splits.values()) == ds.n
+    with pytest.raises(ValueError, match="bool mask"):
+        X.restrict(full, trial.long())
+
+
+def test_thin_time_keeps_the_last_step():
+    ds = X.load_benchmark("nyc_weather", 0)
+    thin = X.thin_time(ds, 6)
+    assert thin.x["air"].shape[1] == 4 and thin.x["static"].shape == ds.x["static"].shape
+    ok = ds.present["wind"]
+    assert torch.equal(thin.x["wind"][ok, -1], ds.x["wind"][ok, 23])
+    assert torch.equal(thin.x["wind"][ok, 0], ds.x["wind"][ok, 5])
+    assert torch.equal(thin.lengths["air"], ds.lengths["air"] // 6)
+    with pytest.raises(ValueError, match="positive int"):
+        X.thin_time(ds, 0)
+    bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=3)
+    assert X.load_benchmark(bench, 0).x["precip"].shape[1] == 8
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    v = np.array([0.71, 0.75, 0.69, 0.8, 0.77])
+    mean, low, high = X.mean_ci(v)
+    ref = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    assert mean == pytest.approx(v.mean()) and (low, high) == pytest.approx(ref)
+    assert X.mean_ci([0.5, math.nan, 0.7])[0] == pytest.approx(0.6)
+    one = X.mean_ci([0.4])
+    assert one[0] == 0.4 and math.isnan(one[1]) and math.isnan(one[2])
+    assert all(math.isnan(x) for x in X.mean_ci([]))
+
+
+def test_summarise_and_overlaps():
+    rows = pd.DataFrame({"model": ["a", "a", "b", "b"], "value": [1.0, 3.0, 5.0, 5.0]})
+    s = X.summarise(rows, ["model"]).set_index("model")
+    assert s.loc["a", "mean"] == 2.0 and s.loc["a", "n"] == 2
+    assert s.loc["b", "low"] == s.loc["b", "high"] == 5.0
+    assert X.overlaps((0, 1), (1, 2)) and X.overlaps((0, 3), (1, 2)) and not X.overlaps((0, 1), (1.01, 2))
+
+
+def test_task_metrics_against_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=50)
+    p = y + rng.normal(scale=0.5, size=50)
+    m = X.task_metrics("regression", y, p)
+    assert m["mse"] == pytest.approx(mean_squared_error(y, p))
+    assert m["auroc"] == pytest.approx(roc_auc_score(y > 0, p))
+    b = X.task_metrics("binary", np.array([0.0, 1, 1, 0]), np.array([0.2, 0.9, 0.4, 0.6]))
+    assert b["auroc"] == pytest.approx(0.75) and b["bac"] == pytest.approx(0.5)
+    assert math.isnan(X.task_metrics("binary", np.ones(3), np.array([0.2, 0.7, 0.9]))["auroc"])
+    with pytest.raises(ValueError, match="multilabel"):
+        X.task_metrics("multilabel", np.ones((2, 2)), np.ones((2, 2)))
+
+
+def test_make_model_aligns_pfusion_width(pbc):
+    bench = X.BENCHMARKS["pbc"]
+    pf = X.make_model("P-Fusion", pbc, bench, ["death_5y"])
+    assert isinstance(pf, PFusion)
+    widths = {m: enc[-2].out_features for m, enc in pf.encoders.items()}
+    assert set(widths.values()) == {math.ceil(bench.state_size / len(pbc.x))}
+    mm = X.make_model("MultiModN", pbc, bench, ["death_5y", "stage"])
+    assert isinstance(mm, MultiModN) and mm.state_size == bench.state_size and set(mm.tasks) == {"death_5y", "stage"}
+    with pytest.raises(ValueError, match="unknown model kind"):
+        X.make_model("HAIM", pbc, bench, ["death_5y"])
+
+
+def test_with_only_means_skip_for_multimodn_and_pad_for_pfusion(pbc):
+    torch.manual_seed(0)
+    bench = X.BENCHMARKS["pbc"]
+    test = pbc.split("test")
+    mm = X.make_model("MultiModN", pbc, bench, ["death_5y"]).eval()
+    only = X.with_only(test, ["static", "labs"])
+    assert not bool(only.present["signs"].any()) and bool(only.present["labs"].all())
+    got = mm.predict(only.x, only.present)["death_5y"]
+    want = mm.predict(test.x, test.present, order=["static", "labs"])["death_5y"]
+    torch.testing.assert_close(got, want)
+    pf = X.make_model("P-Fusion", pbc, bench, ["death_5y"]).eval()
+    zeroed = dict(test.x, signs=torch.zeros_like(test.x["signs"]))
+    torch.testing.assert_close(pf.predict(only.x, only.present)["death_5y"], pf.predict(zeroed)["death_5y"])
+    with pytest.raises(ValueError, match="not in"):
+        X.with_only(test, ["image"])
+
+
+def test_parity_rows_models_and_determinism():
+    rows, models = X.parity("titanic", [(0, 0)], epochs=1, subsets_task="survived")
+    again, _ = X.parity("titanic", [(0, 0)], epochs=1)
+    assert set(rows["model"]) == {"MultiModN", "P-Fusion"}  # one task: no multi-task model
+    full = rows[rows["inputs"] == "sex+age+pclass"]
+    assert len(full) == 2 * 2 and set(full["metric"]) == {"auroc", "bac"}
+    assert rows["inputs"].nunique() == 1 + 6  # all inputs, then the 6 proper non-empty subsets
+    pd.testing.assert_frame_equal(full.reset_index(drop=True), again.reset_index(drop=True))
+    assert set(models[(0, 0)]) == {("MultiModN", "survived"), ("P-Fusion", "survived")}
+
+
+def test_parity_multitask_model():
+    bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
+    rows, models = X.parity(bench, [(0, 0)], epochs=1)
+    multi = rows[rows["model"] == "MultiModN multi-task"]
+    assert set(multi["task"]) == {"temp_24h", "humid_48h"} and set(multi["metric"]) == {"mse", "auroc"}
+    assert ("MultiModN multi-task", "all") in models[(0, 0)]
+
+
+def test_missingness_rows():
+    rows = X.missingness("pbc", "death_5y", "labs", [0.0, 0.5], [(0, 0)], epochs=1)
+    assert set(map(tuple, rows[["pattern", "test"]].drop_duplicates().to_numpy())) == {
+        ("MNAR", "none"), ("MNAR", "flip"), ("MAR", "none"), ("MAR", "MAR")}
+    zero = rows[(rows["rate"] == 0) & (rows["metric"] == "auroc")]
+    for model, grp in zero.groupby("model"):
+        assert grp["value"].nunique() == 1, model  # rate 0: one model, one clean test
+    assert len(rows) == 2 * 2 * 2 * 2 * 2  # rates x patterns x tests x models x metrics
+
+
+def test_interpretability_tables(pbc):
+    torch.manual_seed(0)
+    model = X.make_model("MultiModN", pbc, X.BENCHMARKS["pbc"], ["death_5y", "stage"])
+    test = pbc.split("test")
+    imp = X.importance_table(model, test, {"stage": [2, 3]})
+    assert len(imp) == 2 * 3 and set(imp["modality"]) == set(pbc.modalities)
+    assert (imp["n"] == test.n).all() and imp["mean_abs"].ge(imp["importance"].abs() - 1e-12).all()
+    cp = X.trajectory_table(model, test, 0, {"stage": [2, 3]})
+    assert list(cp.columns) == ["prior", *pbc.modalities] and list(cp.index) == ["death_5y", "stage"]
+    assert ((cp.to_numpy() >= 0) & (cp.to_numpy() <= 1)).all()
+    with pytest.raises(ValueError, match="positive"):
+        X.importance_table(model, test)
+
+
+def test_modularity_table_cross_check():
+    mod = X.modularity_table(range(1, 8), range(1, 5))
+    np.testing.assert_allclose(mod["closed_form"], mod["networkx"], atol=1e-12)
+    assert (mod.loc[mod["M"] >= 2, "paper"] < mod.loc[mod["M"] >= 2, "networkx"]).all()
