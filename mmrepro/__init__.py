@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "delta_ab": "mmrepro.metrics",
     # MultiModN Appendix B
     "modularity_score": "mmrepro.multimodn.modularity",
+    "MultiModN": "mmrepro.multimodn",
+    "PFusion": "mmrepro.multimodn",
     # data
     "MultimodalDataset": "mmrepro.data",
     "load_dataset": "mmrepro.data",
