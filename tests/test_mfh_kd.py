@@ -63,6 +63,18 @@ def test_fit_equals_per_run_loop():
         assert torch.allclose(m.bias.detach(), batched.bias[r], atol=1e-10)
 
 
+def test_fit_multiclass_equals_per_run_loop():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 30, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (2, 30), generator=g)
+    t = torch.softmax(torch.randn(2, 30, 3, generator=g, dtype=torch.float64), -1)
+    init = init_linear([[0], [1]], 4, n_classes=3, dtype=torch.float64)
+    batched = fit(x, y, init, epochs=40, ce_weight=0.0, kd_weight=1.0, teacher_probs=t)
+    for r in range(2):
+        m = fit_one(x[r], y[r], init.weight[r], init.bias[r], epochs=40, ce_weight=0.0, kd_weight=1.0, teacher_probs=t[r])
+        assert torch.allclose(m.weight.detach().T, batched.weight[r], atol=1e-10)
+
+
 def test_distill_equals_plain_loop_statistics():
     b = mvd.increase_gamma([0], overlaps=(0, 10), n_train=40, n_test=200)
     vec = distill(b, epochs=80, dtype=torch.float64)

@@ -90,22 +90,29 @@ def _per_run(value, runs: int, dtype: torch.dtype, name: str) -> Tensor:
 
 
 def fit(x: Tensor, y: Tensor, init: LinearBatch, *, epochs: int = 1000, lr: float = 0.1,
-        ce_weight=1.0, kd_weight=0.0, teacher_probs: Tensor | None = None) -> LinearBatch:
+        ce_weight=1.0, kd_weight=0.0, teacher_probs: Tensor | None = None,
+        index: Tensor | None = None) -> LinearBatch:
     """Full-batch gradient descent on Eq. (1) for R runs at once (see module docstring).
 
     x (R, n, d), y (R, n) int64 class indices, teacher_probs (R, n, K) soft labels of the teacher
     (needed when any ``kd_weight`` > 0). ``ce_weight``/``kd_weight``: scalars or (R,) tensors, so
-    that KD and no-KD students train in the same batch.
+    that KD and no-KD students train in the same batch. ``index`` (R,) lets runs share inputs:
+    x is then (G, n, d) and run r reads x[index[r]]; when every input is shared by the same number
+    M of runs, the M models are trained as M columns of one product per input, which reads each
+    input once per step instead of M times (results are the same as with repeated inputs).
     """
-    runs, d = init.weight.shape[:2]
-    n_classes = init.weight.shape[2]
-    _check_batch(x, runs, d, "x")
-    if y.shape != x.shape[:2]:
-        raise ValueError(f"y must have shape {tuple(x.shape[:2])}, got {tuple(y.shape)}")
+    runs, d, n_classes = init.weight.shape
+    idx = torch.arange(runs) if index is None else torch.as_tensor(index, dtype=torch.long)
+    if idx.shape != (runs,) or (idx < 0).any() or (idx >= x.shape[0]).any():
+        raise ValueError(f"index must hold {runs} row numbers of x (0 .. {x.shape[0] - 1})")
+    _check_batch(x, x.shape[0], d, "x")
+    if x.shape[0] != runs and index is None:
+        raise ValueError(f"x must have shape (runs={runs}, n, d={d}), got {tuple(x.shape)}")
+    if y.shape != (runs, x.shape[1]):
+        raise ValueError(f"y must have shape {(runs, x.shape[1])}, got {tuple(y.shape)}")
     if int(epochs) != epochs or epochs < 0 or not lr > 0:
         raise ValueError(f"epochs must be an integer >= 0 and lr > 0, got epochs={epochs}, lr={lr}")
     dtype = init.weight.dtype
-    x = x.to(dtype)
     n = x.shape[1]
     ce_w = _per_run(ce_weight, runs, dtype, "ce_weight") / n
     kd_w = _per_run(kd_weight, runs, dtype, "kd_weight") / (n * n_classes)
@@ -117,15 +124,62 @@ def fit(x: Tensor, y: Tensor, init: LinearBatch, *, epochs: int = 1000, lr: floa
         target = (ce_w * onehot + kd_w * teacher_probs.to(dtype)) / (ce_w + kd_w).clamp_min(1e-300)
     else:
         target = onehot
-    scale = ce_w + kd_w
+    scale = (ce_w + kd_w)[:, 0, 0]
+    counts = torch.bincount(idx, minlength=x.shape[0])
+    if not bool((counts == counts.max()).all()):           # unequal sharing: repeat the inputs
+        x, idx = x[idx], torch.arange(runs)
+        counts = torch.ones(runs, dtype=torch.long)
+    G, M = x.shape[0], int(counts[0])
+    order = torch.argsort(idx, stable=True)                 # runs grouped by input, M per input
+    group = lambda t: t[order].reshape(G, M, *t.shape[1:])  # noqa: E731
+    x = x.to(dtype)
     xt = x.transpose(1, 2).contiguous()
-    w, b = init.weight.clone(), init.bias.clone()
-    for _ in range(int(epochs)):
-        logits = torch.baddbmm(b[:, None, :], x, w)
-        grad = (torch.softmax(logits, dim=-1) - target) * scale
-        w -= lr * torch.bmm(xt, grad)
-        b -= lr * grad.sum(1)
-    return LinearBatch(w, b)
+    w = group(init.weight).permute(0, 2, 1, 3)              # (G, d, M, K)
+    b, tgt, sc = group(init.bias), group(target).transpose(1, 2), group(scale)  # (G,M,K) (G,n,M,K) (G,M)
+    if n_classes == 2:
+        w, b = _descend_binary(x, xt, tgt[..., 1], sc, w, b, int(epochs), lr)
+    else:
+        w, b = _descend(x, xt, tgt, sc, w, b, int(epochs), lr)
+    inv = torch.argsort(order)
+    ungroup = lambda t: t.reshape(runs, *t.shape[2:])[inv]  # noqa: E731
+    return LinearBatch(ungroup(w.permute(0, 2, 1, 3)), ungroup(b))
+
+
+def _descend(x: Tensor, xt: Tensor, target: Tensor, scale: Tensor, w: Tensor, b: Tensor,
+             epochs: int, lr: float) -> tuple[Tensor, Tensor]:
+    """K classes: x (G, n, d), w (G, d, M, K), b (G, M, K), target (G, n, M, K), scale (G, M)."""
+    G, d, M, K = w.shape
+    w, b = w.reshape(G, d, M * K).clone(), b.reshape(G, 1, M * K).clone()
+    target = target.reshape(G, -1, M, K)
+    sc = scale[:, None, :, None]
+    for _ in range(epochs):
+        p = torch.softmax(torch.baddbmm(b, x, w).view(G, -1, M, K), dim=-1)
+        grad = ((p - target) * sc).view(G, -1, M * K)
+        w.sub_(torch.bmm(xt, grad), alpha=lr)
+        b.sub_(grad.sum(1, keepdim=True), alpha=lr)
+    return w.view(G, d, M, K), b.view(G, M, K)
+
+
+def _descend_binary(x: Tensor, xt: Tensor, t1: Tensor, scale: Tensor, w: Tensor, b: Tensor,
+                    epochs: int, lr: float) -> tuple[Tensor, Tensor]:
+    """The same descent for K = 2 with half the work: softmax over two logits is the sigmoid of
+    their difference z, the logit gradient is (-g, g) with g = scale (sigmoid(z) - t_1), so a step
+    needs one (G, n, d) x (G, d, M) product for z and one for X^T g. Both weight columns follow
+    from the accumulated sum S of X^T g: w_1 = w_1(0) - lr S, w_0 = w_0(0) + lr S."""
+    wd = (w[..., 1] - w[..., 0]).contiguous()              # (G, d, M)
+    bd = (b[..., 1] - b[..., 0])[:, None, :].contiguous()   # (G, 1, M)
+    s_w, s_b = torch.zeros_like(wd), torch.zeros_like(bd)
+    sc = scale[:, None, :]
+    for _ in range(epochs):
+        g = torch.sigmoid(torch.baddbmm(bd, x, wd)).sub_(t1).mul_(sc)
+        gw = torch.bmm(xt, g)
+        gb = g.sum(1, keepdim=True)
+        s_w.add_(gw)
+        s_b.add_(gb)
+        wd.sub_(gw, alpha=2 * lr)
+        bd.sub_(gb, alpha=2 * lr)
+    sign = torch.tensor([1.0, -1.0], dtype=w.dtype)
+    return w + lr * s_w[..., None] * sign, b + lr * s_b[:, 0, :, None] * sign
 
 
 def fit_one(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, *, epochs: int = 1000, lr: float = 0.1,
