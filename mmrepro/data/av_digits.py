@@ -77,12 +77,16 @@ def mnist_images(source: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.
 def pca_energy_removed(img: torch.Tensor, train: torch.Tensor, fraction: float) -> torch.Tensor:
     """Images reconstructed from the leading principal components (fitted on ``train`` rows) that hold
     ``1 - fraction`` of the variance: ``fraction`` of the energy removed (AV-MNIST's image degradation)."""
+    if fraction == 0:
+        return img.clone()
     flat = img.reshape(len(img), -1).double()
     mean = flat[train].mean(0)
-    _, s, vh = torch.linalg.svd(flat[train] - mean, full_matrices=False)
-    energy = (s.square().cumsum(0) / s.square().sum())
+    centred = flat[train] - mean
+    evals, evecs = torch.linalg.eigh(centred.T @ centred)  # ascending; principal axes of the training images
+    evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
+    energy = evals.cumsum(0) / evals.sum()
     k = int((energy < 1 - fraction - 1e-12).sum()) + 1
-    v = vh[:k].T
+    v = evecs[:, :k]
     return (((flat - mean) @ v) @ v.T + mean).float().reshape(img.shape)
 
 
