@@ -115,3 +115,20 @@ def test_unwritable_cache_only_warns(tmp_path):
 def test_bad_options(name, options, match):
     with pytest.raises(ValueError, match=match):
         load_dataset(name, **options)
+
+
+def test_full_mnist_offline_says_what_to_do(tmp_path, monkeypatch):
+    from mmrepro.data.av_digits import mnist_images
+
+    monkeypatch.setenv("MMREPRO_DATA", str(tmp_path))
+    monkeypatch.setenv("MMREPRO_OFFLINE", "1")
+    with pytest.raises(DataError, match=r"full MNIST is not in .*mnist.*images='mlxtend5k'"):
+        mnist_images("mnist")
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_shared_data_folder_is_never_written():
+    before = sorted(str(p) for p in SHARED_DATA.rglob("*") if p.parent.name != "recordings")
+    load_dataset("mfeat")
+    after = sorted(str(p) for p in SHARED_DATA.rglob("*") if p.parent.name != "recordings")
+    assert before == after and len(list((SHARED_DATA / "fsdd" / "recordings").iterdir())) == 3000
