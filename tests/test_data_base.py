@@ -101,3 +101,19 @@ def test_synthetic_bimodal_strength_matches_bayes_accuracy():
     assert torch.equal(same.x["a"], ds.x["a"])
     multi = load_synthetic_bimodal(n_classes=4, dims=(8, 4))
     assert multi.tasks["label"].kind == "multiclass" and multi.y["label"].dtype == torch.int64
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=200), st.integers(0, 2**31 - 1))
+def test_stratified_split_always_partitions(labels, seed):
+    y = torch.tensor(labels)
+    s = stratified_split(y, seed)
+    rows = torch.cat(list(s.values()))
+    assert torch.equal(torch.sort(rows).values, torch.arange(len(labels)))
+    for c in torch.unique(y):
+        n_c = int((y == c).sum())
+        assert abs(int((y[s["train"]] == c).sum()) - 0.7 * n_c) <= 1
