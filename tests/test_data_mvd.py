@@ -66,3 +66,15 @@ def test_deterministic_per_seed_and_independent_of_batch():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_venn_design_fractions_and_layout():
+    b = mvd.venn([0], shared=(10, 0, 20), specific_a=(5, 10, 0), specific_b=(5, 10, 0), n_train=20, n_test=20)
+    assert torch.allclose(b.gamma, torch.tensor([0.5, 0.0, 1.0], dtype=torch.float64))
+    assert torch.allclose(b.alpha, torch.tensor([0.25, 0.5, 0.0], dtype=torch.float64))
+    assert b.shared_a.sum(1).tolist() == [10, 0, 20] and b.decisive_a.sum(1).tolist() == [15, 10, 20]
+    assert torch.equal(b.train.xa[0, :, 5:15], b.train.xb[0, :, 5:15])      # shared block
+    with pytest.raises(ValueError, match="at least one per modality"):
+        mvd.venn([0], shared=(0,), specific_a=(0,), specific_b=(5,))
+    with pytest.raises(ValueError, match="same length"):
+        mvd.venn([0], shared=(1, 2), specific_a=(0,), specific_b=(5,))

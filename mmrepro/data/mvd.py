@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MVDSplit", "MVDBatch", "increase_gamma", "increase_alpha", "modify_gamma"]
+__all__ = ["MVDSplit", "MVDBatch", "increase_gamma", "increase_alpha", "modify_gamma", "venn"]
 
 _SPLITS = {"train": 0, "test": 1, "student": 2, "hyperplane": 3}
 
@@ -219,3 +219,33 @@ def modify_gamma(seeds, specific=(30, 10, 10), shared=(10, 10, 30), n_train: int
     shared_a = dec_a & dec_b
     return _build("modify_gamma", seeds, settings, dec_a, dec_b, dec_a.clone(), shared_a, "ones",
                   n_train, n_test, True, dtype)
+
+
+def venn(seeds, shared=(10,), specific_a=(5,), specific_b=(5,), n_train: int = 200, n_test: int = 1000,
+         dtype: torch.dtype = torch.float32) -> MVDBatch:
+    """General MVD design for any (gamma, alpha, beta): ``shared + specific_a + specific_b`` decisive
+    features (at most 25) with a Gaussian hyperplane, ordered [a-specific | shared | b-specific].
+    Modality a (25 channels) holds the first two groups, modality b (50 channels) the last two, each
+    feature in the channel of its index; other channels are noise. gamma = shared / total,
+    alpha = specific_a / total, beta = specific_b / total."""
+    shared = _counts(shared, "shared", 0, 25)
+    specific_a = _counts(specific_a, "specific_a", 0, 25)
+    specific_b = _counts(specific_b, "specific_b", 0, 25)
+    if not len(shared) == len(specific_a) == len(specific_b):
+        raise ValueError("shared, specific_a and specific_b need the same length")
+    K = len(shared)
+    dec_a, dec_b = torch.zeros(K, 25, dtype=torch.bool), torch.zeros(K, 50, dtype=torch.bool)
+    label = torch.zeros(K, 25, dtype=torch.bool)
+    settings = []
+    for i, (s0, sa, sb) in enumerate(zip(shared, specific_a, specific_b)):
+        total = s0 + sa + sb
+        if not 1 <= total <= 25 or sa + s0 == 0 or s0 + sb == 0:
+            raise ValueError(f"need 1..25 decisive features and at least one per modality, got "
+                             f"shared={s0}, specific_a={sa}, specific_b={sb}")
+        dec_a[i, :sa + s0] = True
+        dec_b[i, sa:total] = True
+        label[i, :total] = True
+        settings.append(dict(shared=s0, specific_a=sa, specific_b=sb, gamma=s0 / total, alpha=sa / total,
+                             beta=sb / total))
+    return _build("venn", seeds, settings, dec_a, dec_b, label, dec_a & dec_b[:, :25], "gaussian",
+                  n_train, n_test, False, dtype)

@@ -2,10 +2,11 @@
 Multiple Features standing in for RAVDESS: a logistic-regression teacher on one view, a
 logistic-regression student on another, all seeds batched.
 
-Following the paper and its RAVDESS code, a modality-general (modality-specific) teacher is the
-*regular* teacher whose r% lowest- (highest-) salience input channels are nullified, i.e. replaced
-by their training mean, during distillation; a random teacher nullifies r% random channels. The
-teacher is not retrained. Students learn from the teacher's soft labels only (rho = 0, Table 8).
+Following the paper and its RAVDESS code, the teacher is the modality-a model of Algorithm 1's
+step 1 (trained jointly with a modality-b model, Eq. (28)); the regular teacher uses all channels,
+a modality-general (modality-specific) teacher has its r% lowest- (highest-) salience input
+channels nullified, i.e. replaced by their training mean, during distillation, and a random
+teacher nullifies r% random channels. The teacher is not retrained. Students learn from the teacher's soft labels only (rho = 0, Table 8).
 """
 from __future__ import annotations
 
@@ -51,9 +52,8 @@ def mfeat_ranking(seeds, teacher_view: str = "pix", student_view: str = "fou", r
     S, _, d_a = v["xa"].shape
     K = 10
     keys = np.array([[s, 0] for s in seeds])
-    teacher = fit(v["xa"], v["y"], init_linear(np.c_[keys, np.full(S, 1)], d_a, K), epochs=epochs, lr=lr)
-    fa, fb = align_unimodal(v["xa"], v["xb"], v["y"], keys, K, epochs=align_epochs)
-    sal = permutation_salience(fa, v["xa"], fb.logits(v["xb"]), keys, n_permutations=n_permutations)
+    teacher, fb = align_unimodal(v["xa"], v["xb"], v["y"], keys, K, epochs=align_epochs)
+    sal = permutation_salience(teacher, v["xa"], fb.logits(v["xb"]), keys, n_permutations=n_permutations)
     fill = v["xa"].mean(1)
 
     names, keeps = ["regular"], [torch.ones(S, d_a, dtype=torch.bool)]
@@ -69,14 +69,14 @@ def mfeat_ranking(seeds, teacher_view: str = "pix", student_view: str = "fou", r
     soft = tea.probs(nullify(rep(v["xa"]), keep, rep(fill)))
     t_acc = tea.accuracy(nullify(rep(v["xa_test"]), keep, rep(fill)), rep(v["y_test"])).reshape(T, S)
 
-    xb = v["xb"].repeat(T + 1, 1, 1)
+    xb = v["xb"]
     soft = torch.cat([soft, torch.full_like(soft[:S], 1.0 / K)])
     ce_w = torch.tensor([0.0] * (T * S) + [1.0] * S)                          # rho = 0; no-KD: labels only
     kd_w = torch.tensor([1.0] * (T * S) + [0.0] * S)
     role = np.repeat(np.arange(T + 1), S)
     init = init_linear(np.c_[np.tile(keys, (T + 1, 1)), 10 + role], xb.shape[2], K)
     student = fit(xb, v["y"].repeat(T + 1, 1), init, epochs=epochs, lr=lr, ce_weight=ce_w, kd_weight=kd_w,
-                  teacher_probs=soft)
+                  teacher_probs=soft, index=torch.arange(S).repeat(T + 1))
     s_acc = student.accuracy(v["xb_test"].repeat(T + 1, 1, 1), v["y_test"].repeat(T + 1, 1)).reshape(T + 1, S)
 
     rows = []
