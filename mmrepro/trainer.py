@@ -173,9 +173,9 @@ def _optimizer(model: MultimodalNet, name: str, lr: float, betas: tuple[float, f
                momentum: float) -> torch.optim.Optimizer:
     groups = [{"params": ps, "name": g, "lr": lr} for g, ps in model.parameter_groups().items() if ps]
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+        return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
 
 

@@ -84,7 +84,7 @@ def test_miles_scheduler_applies_and_records():
     sched.on_epoch_end(tr, 3, _logs(math.nan, 0.6, 0.7))       # undefined u -> no action
     assert lrs()["a"] == 1e-3 and sched.decisions[-1]["note"].startswith("undefined")
     assert [d["epoch"] for d in sched.decisions] == [0, 1, 2, 3]
-    assert sched.decisions[0]["u_a"] == pytest.approx(0.5)
+    assert sched.decisions[0]["u:a"] == pytest.approx(0.5)
 
 
 def test_miles_validates():

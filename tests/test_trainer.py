@@ -59,7 +59,7 @@ def test_miles_rates_follow_decisions(data):
         d = miles.decisions[e - 1]
         assert h.loc[e, "lr/a"] == pytest.approx(1e-3 * d["mult:a"])
         assert h.loc[e, "lr/b"] == pytest.approx(1e-3 * d["mult:b"])
-        assert d["u_a"] == pytest.approx(h.loc[e - 1, "u:a"])  # same metric and split as the log
+        assert d["u:a"] == pytest.approx(h.loc[e - 1, "u:a"])  # same metric and split as the log
 
 
 def test_same_seed_same_numbers(data):

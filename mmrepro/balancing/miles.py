@@ -6,6 +6,7 @@ import math
 from typing import Any, Mapping
 
 from mmrepro.balancing.base import BalancingMethod, set_lr
+from mmrepro.metrics import conditional_utilization
 from mmrepro.models.fusion import FUSION_HEAD
 
 
@@ -64,7 +65,7 @@ class MILES(BalancingMethod):
     """MILES scheduler (Algorithm 1): after each epoch, u_A and u_B (eq. 4) from ``metric`` on the
     ``split`` ("val" or "train") of the fusion and unimodal heads; the dominant encoder's group gets
     mu x its initial (global) rate for the next epoch; the fusion group's rate never changes.
-    Every decision is recorded in :attr:`decisions`. Needs a multi-head model. With more than two
+    Every decision is recorded in :attr:`decisions` (epoch, ``u:{m}``, delta, ``mult:{m}``, slowed). Needs a multi-head model. With more than two
     modalities the labelled pairwise extension :func:`miles_decision_pairwise` is used.
 
     An undefined u (metric NaN, e.g. AUROC on a one-class split, or a fusion metric of 0) is
@@ -100,10 +101,10 @@ class MILES(BalancingMethod):
             record["note"] = "undefined u: no action"
         elif len(self.modalities) == 2:
             a, b = self.modalities
-            u_a, u_b = (m_f - m_uni[b]) / m_f, (m_f - m_uni[a]) / m_f
+            u_a, u_b = conditional_utilization(m_f, m_uni[a], m_uni[b])
             ma, mb = miles_decision(u_a, u_b, self.tau, self.mu, (self.mult[a], self.mult[b]))
             mult = {a: ma, b: mb}
-            record.update(u_a=u_a, u_b=u_b, delta=abs(u_a - u_b))
+            record.update({f"u:{a}": u_a, f"u:{b}": u_b, "delta": abs(u_a - u_b)})
         else:
             mult = miles_decision_pairwise(m_f, m_uni, self.tau, self.mu)
             record["note"] = "pairwise extension"

@@ -132,6 +132,8 @@ class MultimodalNet(nn.Module):
         if self.fusion == "sum":
             return tokens.sum(dim=1)
         mask = torch.stack([pres[m] for m in self.modalities], dim=1)
+        if bool(mask.all()):  # every token present: no packing needed
+            return self.fusion_lstm(tokens)[1][0][-1]
         order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # present tokens first, modality order kept
         tokens = tokens.gather(1, order.unsqueeze(2).expand_as(tokens))
         n_present = mask.sum(dim=1).clamp(min=1).cpu()
