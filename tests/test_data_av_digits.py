@@ -43,7 +43,7 @@ def _quick_acc(ds, m):
     """Multinomial logistic regression on 14x14 average-pooled inputs; test accuracy."""
     feats = lambda d: F.avg_pool2d(d.x[m], 2).flatten(1).numpy()  # noqa: E731
     tr, te = ds.split("train"), ds.split("test")
-    clf = LogisticRegression(max_iter=100, tol=1e-3).fit(feats(tr), tr.y["digit"].numpy())
+    clf = LogisticRegression(max_iter=300).fit(feats(tr), tr.y["digit"].numpy())
     return clf.score(feats(te), te.y["digit"].numpy())
 
 
@@ -101,7 +101,7 @@ def test_deterministic_and_cached(ds, cache):
 def test_learnable_and_unequal(ds):
     acc = {m: _quick_acc(ds, m) for m in ("image", "audio")}
     assert min(acc.values()) > 0.6, acc  # chance is 0.1
-    assert abs(acc["image"] - acc["audio"]) > 0.04, acc
+    assert acc["audio"] - acc["image"] > 0.03, acc  # spoken digits are the stronger modality here
 
 
 def test_pca_energy_removal_degrades_images(ds):
@@ -163,3 +163,19 @@ def test_real_recording_reads_at_8khz():
 def test_bad_recording_name():
     with pytest.raises(DataError, match="not an FSDD recording name"):
         parse_recording("george_0.wav")
+
+
+def test_batched_resize_matches_torch_interpolate():
+    """The batched crop-and-resize equals F.interpolate(antialias=True) applied recording by recording."""
+    folder = fsdd_recordings()
+    waves, lengths = pad_batch([read_wav(folder / n) for n in ("3_theo_1.wav", "8_yweweler_20.wav", "5_lucas_44.wav")])
+    for size, n_mels in ((28, 40), (40, 32)):
+        got = log_mel_images(waves, lengths, size=size, n_mels=n_mels)
+        for i in range(3):
+            one = waves[i: i + 1, : lengths[i]]
+            spec = torch.stft(one, 256, hop_length=80, window=torch.hann_window(256), return_complex=True).abs() ** 2
+            db = 10 * torch.log10((mel_filterbank(n_mels, 256) @ spec[0]).clamp_min(1e-10))
+            db = db[:, : (int(lengths[i]) - 128) // 80 + 1]  # frames whose window ends inside the recording
+            d = ((db - db.max()).clamp_min(-80) + 80) / 80
+            ref = F.interpolate(d[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            torch.testing.assert_close(got[i], ref[0].clamp(0, 1), atol=2e-5, rtol=0)

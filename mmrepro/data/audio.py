@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import scipy.io.wavfile
 import torch
-import torch.nn.functional as F
 
 from .storage import DataError
 
@@ -71,24 +70,39 @@ def mel_filterbank(n_mels: int, n_fft: int, rate: int = RATE) -> torch.Tensor:
     return torch.from_numpy(np.clip(np.minimum(up, down), 0, None)).float()
 
 
+def resize_weights(in_sizes: torch.Tensor, out: int, max_in: int) -> torch.Tensor:
+    """(B, out, max_in) matrices resizing inputs of lengths ``in_sizes`` (zero-padded to ``max_in``) to ``out``.
+
+    Triangle (bilinear) weights widened by the scale when shrinking, as in
+    antialiased bilinear resizing (``F.interpolate(..., antialias=True)``);
+    only the first ``in_sizes[b]`` inputs get weight, so padding never leaks in.
+    """
+    scale = (in_sizes.double() / out)[:, None, None]
+    support = scale.clamp_min(1.0)
+    centre = scale * (torch.arange(out, dtype=torch.float64)[None, :, None] + 0.5)
+    k = torch.arange(max_in, dtype=torch.float64)[None, None]
+    w = (1 - ((k + 0.5 - centre) / support).abs()).clamp_min(0) * (k < in_sizes[:, None, None])
+    return (w / w.sum(-1, keepdim=True)).float()
+
+
 def log_mel_images(waves: torch.Tensor, lengths: torch.Tensor, size: int = 28, n_mels: int = 40,
                    n_fft: int = 256, hop: int = 80, top_db: float = 80.0, rate: int = RATE) -> torch.Tensor:
     """(B, 1, size, size) log-mel spectrograms scaled to [0, 1].
 
     Power STFT (Hann window, ``n_fft``, ``hop``) -> mel filterbank -> dB relative
     to each recording's maximum, floored at ``-top_db`` and mapped to [0, 1];
-    only the frames of the recording itself (not its padding) are resized to
-    ``size`` x ``size`` (bilinear with antialiasing, mel axis low to high).
+    only frames whose window ends inside the recording (never touching the
+    batch's zero padding) are resized to ``size`` x ``size`` (antialiased
+    bilinear, batched; mel axis low to high).
     """
     spec = torch.stft(waves, n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True,
                       return_complex=True).abs().square()  # (B, F, T)
     mel = torch.einsum("mf,bft->bmt", mel_filterbank(n_mels, n_fft, rate), spec)
     db = 10 * torch.log10(mel.clamp_min(1e-10))
-    frames = lengths // hop + 1
-    out = torch.empty(len(waves), 1, size, size)
-    for i, t in enumerate(frames.tolist()):  # per-recording crop: lengths differ
-        d = db[i, :, :t]
-        d = ((d - d.max()).clamp_min(-top_db) + top_db) / top_db
-        out[i, 0] = F.interpolate(d[None, None], size=(size, size), mode="bilinear", antialias=True,
-                                  align_corners=False)[0, 0]
-    return out.clamp_(0, 1)
+    frames = ((lengths - n_fft // 2) // hop + 1).clamp_min(1)  # frames whose window ends inside the recording
+    valid = (torch.arange(db.shape[2]) < frames[:, None])[:, None, :]
+    peak = db.masked_fill(~valid, -torch.inf).amax(dim=(1, 2), keepdim=True)
+    d = (((db - peak).clamp_min(-top_db) + top_db) / top_db) * valid
+    w_mel = resize_weights(torch.tensor([n_mels]), size, n_mels)[0]
+    w_time = resize_weights(frames, size, db.shape[2])
+    return torch.einsum("om,bmt,bst->bos", w_mel, d, w_time)[:, None].clamp_(0, 1)

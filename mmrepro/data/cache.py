@@ -18,7 +18,7 @@ import torch
 
 from .storage import cache_root
 
-FORMAT = 1  # bump when a preprocessing step changes, so old entries are not reused
+FORMAT = 2  # bump when a preprocessing step changes, so old entries are not reused
 
 
 def cache_key(**parts: Any) -> str:
