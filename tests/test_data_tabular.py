@@ -129,3 +129,14 @@ def test_same_seed_same_data_other_seed_other_split(name):
         assert torch.equal(torch.nan_to_num(a.x[m], 9.0), torch.nan_to_num(b.x[m], 9.0))
     assert all(torch.equal(a.splits[s], b.splits[s]) for s in a.splits)
     assert not torch.equal(a.splits["test"], c.splits["test"])
+
+
+def test_pbc_series_targets_start_at_the_landmark(pbc_raw):
+    """With a lab history of h years, outcomes are counted from year h, and nobody who left before is labelled."""
+    ds = load_pbc(seed=0, labs="series", history_years=1.0, death_years=5)
+    st, t = pbc_raw["status"].to_numpy(), pbc_raw["time"].to_numpy()
+    y = ds.y["death_5y"].numpy()
+    gone = t <= 365.25
+    assert gone.sum() > 0 and np.isnan(y[gone]).all() and np.isnan(ds.y["transplant"].numpy()[gone]).all()
+    assert ((y == 1) == (~gone & (st == 2) & (t <= 6 * 365.25))).all() and ((y == 0) == (t > 6 * 365.25)).all()
+    assert ds.meta["landmark_years"] == 1.0 and load_pbc(seed=0).meta["landmark_years"] == 0.0

