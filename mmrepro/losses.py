@@ -4,7 +4,8 @@ Loss functions take logits; targets follow the dataset convention (binary float 
 int64 (N,), multilabel float (N, L), regression float (N,); unknown = NaN or -1 and ignored).
 The objective classes (:class:`Supervised`, :class:`MIND`, :class:`TS`, :class:`MKE`) are what
 :func:`mmrepro.trainer.fit` calls on each batch; teachers are frozen and their soft targets are
-computed once before training (:func:`mmrepro.models.ensemble.soft_targets`).
+computed once before training (:func:`mmrepro.models.soft_targets`, eq. 4 in
+:func:`mmrepro.models.ensemble_probs`).
 """
 from __future__ import annotations
 
@@ -87,17 +88,6 @@ def kd_loss(student_logits: Tensor, teacher_probs: Tensor, kind: str, temperatur
     bce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
     per_row = bce.sum(dim=1) if label_reduction == "sum" else bce.mean(dim=1)
     return per_row.mean()
-
-
-def ensemble_probs(teacher_logits: Sequence[Tensor], kind: str, temperature: float = 1.0) -> Tensor:
-    """Teacher-ensemble soft targets y^T = (1/K) sum_k p(z_k / T) (MIND eq. 4); shapes as the logits
-    (N, C) or (N, L); for binary tasks (N, 1)."""
-    if not teacher_logits:
-        raise ValueError("an ensemble needs at least one teacher")
-    if kind not in ("binary", "multiclass", "multilabel"):
-        raise ValueError(f"soft targets are defined for classification tasks, not {kind!r}")
-    probs = [probabilities(z / temperature, kind).reshape(z.shape) for z in teacher_logits]
-    return torch.stack(probs).mean(dim=0)
 
 
 class Supervised:

@@ -6,7 +6,13 @@ Each epoch it logs every head's loss and metrics on the training rows (from the 
 themselves) and on the validation set, the conditional utilisation rates u (MIND eq. 6 / MILES
 eq. 4) and delta (MILES eq. 5), each group's learning rate and what the balancing method did;
 it keeps the checkpoint with the best validation score and stops early on request.
-When the data fit on the device, batches are index slices of device tensors (no DataLoader).
+When the data fit on the device (always on CPU; under half the free memory on CUDA), batches are
+index slices of device tensors, with no DataLoader; otherwise rows stay in host memory and each
+batch is sliced there and copied over.
+
+MedFuse is ``MultimodalNet(..., fusion="lstm", multihead=False)`` with the default objective,
+MedFuse-3H the same with ``multihead=True``; UME is :func:`mmrepro.models.ume_proba` over unimodal
+models trained here one by one.
 """
 from __future__ import annotations
 

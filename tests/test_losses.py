@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss
 
-from mmrepro.losses import MIND, MKE, TS, Supervised, ensemble_probs, kd_loss, multihead_loss, supervised_loss
-from mmrepro.models import MLPEncoder, MultimodalNet
+from mmrepro.losses import MIND, MKE, TS, Supervised, kd_loss, multihead_loss, supervised_loss
+from mmrepro.models import MLPEncoder, MultimodalNet, ensemble_probs
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 

@@ -6,8 +6,18 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmrepro.losses import ensemble_probs
 from mmrepro.models.fusion import FUSION_HEAD, probabilities
+
+
+def ensemble_probs(teacher_logits: Sequence[Tensor], kind: str, temperature: float = 1.0) -> Tensor:
+    """Teacher-ensemble soft targets y^T = (1/K) sum_k p(z_k / T) (MIND eq. 4); shapes as the logits
+    (N, C) or (N, L); for binary tasks (N, 1)."""
+    if not teacher_logits:
+        raise ValueError("an ensemble needs at least one teacher")
+    if kind not in ("binary", "multiclass", "multilabel"):
+        raise ValueError(f"soft targets are defined for classification tasks, not {kind!r}")
+    probs = [probabilities(z / temperature, kind).reshape(z.shape) for z in teacher_logits]
+    return torch.stack(probs).mean(dim=0)
 
 
 def _teacher_logits(teacher: nn.Module, modality: str, x, present, lengths) -> Tensor:
