@@ -124,3 +124,17 @@ def test_shape_errors():
         distill(b, {"x": torch.zeros(1, 25, dtype=torch.bool)})
     with pytest.raises(ValueError, match="student_split"):
         distill(b, student_split="student")
+
+
+def test_shared_inputs_equal_repeated_inputs():
+    x, y, t = _toy(runs=2)
+    init = init_linear(np.arange(6)[:, None], 6, dtype=torch.float64)
+    yy, tt = y.repeat(3, 1), t.repeat(3, 1, 1)
+    kd = torch.tensor([0.0, 0.0, 1.0, 1.0, 2.0, 2.0])
+    shared = fit(x, yy, init, epochs=30, kd_weight=kd, teacher_probs=tt, index=torch.arange(2).repeat(3))
+    plain = fit(x.repeat(3, 1, 1), yy, init, epochs=30, kd_weight=kd, teacher_probs=tt)
+    assert torch.allclose(shared.weight, plain.weight, atol=1e-12) and torch.allclose(shared.bias, plain.bias, atol=1e-12)
+    uneven = fit(x, y[[0, 0, 1]], init[:3], epochs=5, index=torch.tensor([0, 0, 1]))   # falls back to repeating
+    assert uneven.weight.shape == (3, 6, 2)
+    with pytest.raises(ValueError, match="index must hold 3 row numbers"):
+        fit(x, y[[0, 0, 1]], init[:3], index=torch.tensor([0, 2, 1]))

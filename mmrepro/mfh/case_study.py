@@ -21,15 +21,16 @@ __all__ = ["cnn", "LateFusion", "train_classifier", "case_study", "summarise_cas
 
 
 def cnn(widths: tuple[int, ...], n_classes: int = 10, pool_every: int = 1) -> nn.Sequential:
-    """3x3 conv + BatchNorm + ReLU blocks (max-pool after every ``pool_every`` blocks), global
-    average pooling and a linear head; ``len(widths)`` conv layers, one input channel."""
+    """3x3 conv + BatchNorm + ReLU blocks (max-pool after every ``pool_every`` blocks), average
+    pooling to a 2x2 grid (keeps coarse layout, which digits need) and a linear head;
+    ``len(widths)`` conv layers, one input channel."""
     layers, c = [], 1
     for i, w in enumerate(widths):
         layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU()]
         if (i + 1) % pool_every == 0:
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
         c = w
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_classes))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * c, n_classes))
 
 
 class LateFusion(nn.Module):
