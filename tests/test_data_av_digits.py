@@ -179,3 +179,20 @@ def test_batched_resize_matches_torch_interpolate():
             d = ((db - db.max()).clamp_min(-80) + 80) / 80
             ref = F.interpolate(d[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             torch.testing.assert_close(got[i], ref[0].clamp(0, 1), atol=2e-5, rtol=0)
+
+
+def test_pairing_with_separate_mnist_pools():
+    """images='mnist': train/val pairs draw from MNIST's training pool, test pairs from its test pool."""
+    from mmrepro.data.av_digits import _pair
+
+    digits = np.repeat(np.arange(10), 6)
+    split_of = np.tile([0, 0, 0, 1, 2, 2], 10)
+    labels = {"trainval": torch.arange(100) % 10, "test": torch.arange(40) % 10}
+    rec, pool, img, split = _pair(digits, split_of, labels, repeats=2, gen=torch.Generator().manual_seed(0))
+    assert len(rec) == 120 and (pool[split == 2] == 1).all() and (pool[split < 2] == 0).all()
+    for k, p in enumerate(labels):
+        rows = pool == k
+        assert torch.equal(labels[p][img[rows]], torch.from_numpy(digits[rec[rows]]))
+        assert len(np.unique(img[rows])) == rows.sum()
+    with pytest.raises(ValueError, match="fewer than the .* needed for repeats=3"):
+        _pair(digits, split_of, labels, repeats=3, gen=torch.Generator().manual_seed(0))
