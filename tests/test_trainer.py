@@ -148,3 +148,26 @@ def test_errors(data):
         run(data, device="gpu")
     with pytest.raises(ValueError, match="unknown task"):
         run(data, task="age")
+
+
+def test_gblend_reweights_heads_in_training(data):
+    gb = GBlend(window=2, holdout=0.25)
+    res = run(data, method=gb, epochs=4)
+    h = res.frame()
+    w = h[["gblend/w:fusion", "gblend/w:a", "gblend/w:b"]]
+    assert w.iloc[0].tolist() == pytest.approx([1 / 3] * 3)
+    assert w.sum(axis=1).tolist() == pytest.approx([1.0] * 4)
+    assert not w.iloc[-1].tolist() == pytest.approx([1 / 3] * 3)  # re-estimated after the window
+    assert res.info["n_train"] == len(data.splits["train"]) - round(0.25 * len(data.splits["train"]))
+    assert "holdout/a/loss" in h
+
+
+def test_miles_pairwise_extension_with_three_modalities(data):
+    x = dict(data.x, c=data.x["a"] + torch.randn_like(data.x["a"]))
+    three = MultimodalDataset("three", x, {}, dict(data.present, c=data.present["a"].clone()), data.y, data.tasks,
+                              data.splits)
+    miles = MILES(tau=0.0, mu=0.5)
+    h = run(three, net(mods=("a", "b", "c")), method=miles, epochs=2).frame()
+    assert all(d["note"] == "pairwise extension" for d in miles.decisions)
+    assert {"miles/mult:a", "miles/mult:b", "miles/mult:c"} <= set(h.columns)
+    assert "u:a" not in h  # u is logged for two-modality models only

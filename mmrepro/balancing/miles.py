@@ -63,7 +63,8 @@ def miles_decision_pairwise(m_fusion: float, m_uni: Mapping[str, float], tau: fl
 
 class MILES(BalancingMethod):
     """MILES scheduler (Algorithm 1): after each epoch, u_A and u_B (eq. 4) from ``metric`` on the
-    ``split`` ("val" or "train") of the fusion and unimodal heads; the dominant encoder's group gets
+    ``split`` of the fusion and unimodal heads ("val": the validation set after the epoch; "train":
+    the epoch's own training passes, as MILES Table VI); the dominant encoder's group gets
     mu x its initial (global) rate for the next epoch; the fusion group's rate never changes.
     Every decision is recorded in :attr:`decisions` (epoch, ``u:{m}``, delta, ``mult:{m}``, slowed). Needs a multi-head model. With more than two
     modalities the labelled pairwise extension :func:`miles_decision_pairwise` is used.
