@@ -1,0 +1,191 @@
+"""The MILES experimental setup (MILES Sec. IV-B): a joint-fusion network per dataset, the
+balancing methods with their search spaces, and one training run as a search candidate.
+
+* Architecture: one encoder per modality (ResNet-10 for image-like modalities, an MLP for
+  tabular views), concatenation or summation fusion, a linear fusion head and one linear head per
+  modality, trained with the sum of the three losses (MILES eq. 3) by Adam (0.9, 0.999).
+* Methods: Vanilla, MSLR-K/S/D, OGM, OGM-GE, MSES, G-Blend and MILES (:data:`METHODS`), built from
+  a sampled configuration by :func:`make_method`; their spaces come from :func:`method_space`.
+* Selection: the checkpoint with the best validation accuracy of the fusion head; u (MILES eq. 4)
+  uses accuracy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from mmrepro.balancing import MILES, MSES, MSLR, OGM, BalancingMethod, GBlend
+from mmrepro.experiments.space import Choice, LogUniform, Uniform
+from mmrepro.models import FUSION_HEAD, MLPEncoder, MultimodalNet, ResNetEncoder
+from mmrepro.trainer import evaluate, fit
+
+METHODS = ("vanilla", "mslr-k", "mslr-s", "mslr-d", "ogm", "ogm-ge", "mses", "gblend", "miles")
+LABELS = {"vanilla": "Vanilla", "mslr-k": "MSLR-K", "mslr-s": "MSLR-S", "mslr-d": "MSLR-D", "ogm": "OGM",
+          "ogm-ge": "OGM-GE", "mses": "MSES", "gblend": "G-Blend", "miles": "MILES"}
+IMAGE_KINDS = ("image", "spectrogram")
+METRIC = "accuracy"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Encoder settings: ResNet (depth, base width, stem) for image-like modalities, MLP hidden sizes
+    for tabular ones. The paper's S-MNIST backbone is ResNet-10 (width 64); narrower widths keep the
+    ``book`` profile on a laptop CPU."""
+
+    resnet_depth: int = 10
+    resnet_width: int = 64
+    resnet_stem: str = "imagenet"
+    mlp_hidden: tuple[int, ...] = (64,)
+
+
+def build_encoder(data, modality: str, arch: Arch) -> torch.nn.Module:
+    """ResNet for ``image``/``spectrogram`` modalities, MLP for ``tabular`` ones (``meta["modality_kinds"]``)."""
+    kind = data.meta.get("modality_kinds", {}).get(modality)
+    x = data.x[modality]
+    if kind in IMAGE_KINDS:
+        return ResNetEncoder(arch.resnet_depth, in_channels=x.shape[1] if x.dim() == 4 else 1,
+                             width=arch.resnet_width, stem=arch.resnet_stem)
+    if kind == "tabular":
+        return MLPEncoder(x.shape[1], arch.mlp_hidden)
+    raise ValueError(f"modality {modality!r} has kind {kind!r}; this setup handles {IMAGE_KINDS + ('tabular',)}")
+
+
+def build_model(data, fusion: str, arch: Arch, modalities: Sequence[str] | None = None,
+                multihead: bool = True) -> MultimodalNet:
+    """The vanilla joint-fusion network of MILES Sec. IV-B on ``modalities`` (default: all of ``data``)."""
+    mods = list(modalities or data.modalities)
+    task = next(iter(data.tasks.values()))
+    return MultimodalNet({m: build_encoder(data, m, arch) for m in mods}, task.kind, task.n_outputs,
+                         fusion=fusion, multihead=multihead)
+
+
+def method_space(name: str, lr: LogUniform, epochs: int) -> dict[str, Any]:
+    """Random-search space of a method: the global learning rate plus the method's own settings,
+    in the ranges its authors recommend where they give them (OGM alpha 0.1-0.8; MILES tau in
+    [0, 0.3] and mu in [0.1, 0.75] around the paper's best tau = 0.2, mu = 0.5); window-type
+    settings (MSES patience, MSLR-D interval, G-Blend window) are capped at half the epochs."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+    windows = Choice([w for w in (2, 3, 5) if w <= max(2, epochs // 2)])
+    extra: dict[str, Any] = {
+        "vanilla": {}, "mslr-k": {}, "mslr-s": {"smooth": Uniform(0.25, 1.0)}, "mslr-d": {"interval": windows},
+        "ogm": {"alpha": Uniform(0.1, 0.8)}, "ogm-ge": {"alpha": Uniform(0.1, 0.8)},
+        "mses": {"patience": windows}, "gblend": {"window": windows},
+        "miles": {"tau": Choice([0.0, 0.05, 0.1, 0.2, 0.3]), "mu": Choice([0.1, 0.25, 0.5, 0.75])},
+    }[name]
+    return {"lr": lr, **extra}
+
+
+def make_method(name: str, config: Mapping[str, Any], unimodal_lr: Mapping[str, float] | None = None
+                ) -> BalancingMethod | None:
+    """The balancing method ``name`` for a sampled configuration (None for vanilla). MSLR needs the
+    best unimodal learning rates (``unimodal_lr``, from the Table I search)."""
+    if name == "vanilla":
+        return None
+    if name.startswith("mslr"):
+        if not unimodal_lr:
+            raise ValueError("MSLR keeps the best unimodal learning rates: pass unimodal_lr={modality: lr}")
+        strategy = {"mslr-k": "keep", "mslr-s": "smooth", "mslr-d": "dynamic"}[name]
+        return MSLR(dict(unimodal_lr), strategy=strategy, smooth=config.get("smooth", 0.5),
+                    interval=config.get("interval", 5), metric=METRIC)
+    if name in ("ogm", "ogm-ge"):
+        return OGM(alpha=config["alpha"], ge=name == "ogm-ge")
+    if name == "mses":
+        return MSES(patience=config["patience"], metric=METRIC)
+    if name == "gblend":
+        return GBlend(window=config["window"])
+    if name == "miles":
+        return MILES(tau=config["tau"], mu=config["mu"], metric=METRIC, split=config.get("u_split", "val"))
+    raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+
+
+@dataclass
+class Run:
+    """One trained configuration (a search candidate): validation score, selected epoch, per-epoch
+    history; :meth:`evaluate_test` scores every head on the test split and then drops the model."""
+
+    config: dict[str, Any]
+    seed: int
+    score: float
+    best_epoch: int
+    history: list[dict[str, Any]]
+    model: MultimodalNet | None
+    test_data: Any = field(repr=False, default=None)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def evaluate_test(self) -> dict[str, float]:
+        if self.model is None:
+            raise RuntimeError("this run was already evaluated on the test split (test is used once)")
+        ev = evaluate(self.model, self.test_data, metrics=(METRIC,))
+        self.model = None
+        out = {h: ev[f"{h}/{METRIC}"] for h in (FUSION_HEAD, *self.heads)}
+        out["best_epoch"] = self.best_epoch
+        return out
+
+    @property
+    def heads(self) -> list[str]:
+        return [k.split("/")[1] for k in self.history[0] if k.startswith("val/") and k.endswith(f"/{METRIC}")
+                and k.split("/")[1] != FUSION_HEAD]
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+
+class JointSetup:
+    """Train/val/test splits of one dataset plus the fixed training settings; :meth:`objective` gives
+    the search objective for a method and fusion, :meth:`unimodal_objective` for a unimodal model.
+
+    ``train_rows`` (optional) keeps a random subset of that many training rows (fixed by ``data_seed``),
+    the ``book`` profile's way of staying within its CPU budget.
+    """
+
+    def __init__(self, data, arch: Arch, epochs: int, batch_size: int = 64, device: Any = "cpu",
+                 train_rows: int | None = None, data_seed: int = 0, modalities: Sequence[str] | None = None) -> None:
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"need epochs >= 1 and batch_size >= 1, got {epochs}, {batch_size}")
+        self.data, self.arch, self.epochs, self.batch_size, self.device = data, arch, epochs, batch_size, device
+        self.modalities = list(modalities or data.modalities)
+        train = data.split("train")
+        if train_rows:
+            if train_rows > train.n:
+                raise ValueError(f"train_rows={train_rows} exceeds the {train.n} training rows of {data.name}")
+            perm = torch.randperm(train.n, generator=torch.Generator().manual_seed(data_seed))
+            train = train.subset(perm[:train_rows].sort().values)
+        self.train, self.val, self.test = train, data.split("val"), data.split("test")
+
+    def _fit(self, model: MultimodalNet, method: BalancingMethod | None, lr: float, seed: int,
+             config: Mapping[str, Any]) -> Run:
+        res = fit(model, self.train, self.val, method=method, epochs=self.epochs, batch_size=self.batch_size,
+                  lr=lr, metrics=(METRIC,), select_metric=METRIC, u_metric=METRIC, seed=seed,
+                  device=self.device, progress=False)
+        return Run(dict(config), seed, res.best_score, res.best_epoch, res.history, res.model, self.test,
+                   list(getattr(method, "decisions", [])))
+
+    def objective(self, method: str, fusion: str, unimodal_lr: Mapping[str, float] | None = None
+                  ) -> Callable[[dict[str, Any], int], Run]:
+        """``objective(config, seed) -> Run`` for ``method`` with ``fusion`` ("concat" or "sum")."""
+        if fusion not in ("concat", "sum"):
+            raise ValueError(f"MILES compares concatenation and summation fusion; got fusion={fusion!r}")
+
+        def run(config: dict[str, Any], seed: int) -> Run:
+            torch.manual_seed(seed)
+            model = build_model(self.data, fusion, self.arch, self.modalities)
+            return self._fit(model, make_method(method, config, unimodal_lr), config["lr"], seed, config)
+
+        return run
+
+    def unimodal_objective(self, modality: str) -> Callable[[dict[str, Any], int], Run]:
+        """``objective(config, seed) -> Run`` for a unimodal model of ``modality`` (Table I)."""
+        if modality not in self.modalities:
+            raise ValueError(f"unknown modality {modality!r}; valid: {self.modalities}")
+
+        def run(config: dict[str, Any], seed: int) -> Run:
+            torch.manual_seed(seed)
+            model = build_model(self.data, "concat", self.arch, [modality], multihead=False)
+            return self._fit(model, None, config["lr"], seed, config)
+
+        return run

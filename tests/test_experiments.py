@@ -1,0 +1,189 @@
+"""mmrepro.experiments: search spaces, random search (selection on validation, one test evaluation),
+seeds and intervals, and the MILES joint-fusion setup on tiny data."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from mmrepro.data import load_dataset
+from mmrepro.experiments import (METHODS, Arch, Choice, JointSetup, LogUniform, Uniform, make_method, method_space,
+                                 paired_difference, random_search, sample, search_then_repeat, seeds_from,
+                                 summarise, t_interval)
+from mmrepro.balancing import MILES, MSLR, OGM
+
+torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------- spaces
+
+def test_distributions_stay_in_range_and_validate():
+    rng = np.random.default_rng(0)
+    lu = [LogUniform(1e-4, 1e-2).draw(rng) for _ in range(2000)]
+    assert min(lu) >= 1e-4 and max(lu) <= 1e-2
+    # log-uniform: the median of log10 is the midpoint -3
+    assert abs(np.median(np.log10(lu)) + 3) < 0.1
+    assert set(Choice([1, 2, 3]).draw(rng) for _ in range(200)) == {1, 2, 3}
+    u = [Uniform(0.2, 0.4).draw(rng) for _ in range(200)]
+    assert 0.2 <= min(u) and max(u) <= 0.4
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        LogUniform(0.0, 1.0)
+    with pytest.raises(ValueError, match="low <= high"):
+        Uniform(1.0, 0.0)
+    with pytest.raises(ValueError, match="at least one option"):
+        Choice([])
+
+
+def test_sample_common_random_numbers():
+    """Trial k draws the same lr whatever else is in the space; different trials differ."""
+    a = sample({"lr": LogUniform(1e-4, 1e-2)}, seed=3, trial=1)
+    b = sample({"lr": LogUniform(1e-4, 1e-2), "tau": Choice([0.0, 0.2]), "fixed": 7}, seed=3, trial=1)
+    assert a["lr"] == b["lr"] and b["fixed"] == 7
+    assert sample({"lr": LogUniform(1e-4, 1e-2)}, seed=3, trial=2)["lr"] != a["lr"]
+    assert sample({"lr": LogUniform(1e-4, 1e-2)}, seed=4, trial=1)["lr"] != a["lr"]
+    with pytest.raises(ValueError, match="trial"):
+        sample({}, 0, -1)
+
+
+# ----------------------------------------------------------------------------- search
+
+class Fake:
+    """A candidate whose validation score is a known function of the config; counts test calls."""
+    calls: list = []
+
+    def __init__(self, config, seed):
+        self.config, self.seed = config, seed
+        self.score = -abs(math.log10(config["lr"]) + 3)  # best near lr = 1e-3
+        self.tested = 0
+
+    def evaluate_test(self):
+        self.tested += 1
+        Fake.calls.append(self)
+        return {"fusion": 1 + self.score, "seed": self.seed}
+
+
+def test_random_search_selects_on_validation_and_tests_once():
+    Fake.calls = []
+    space = {"lr": LogUniform(1e-5, 1e-1)}
+    res = random_search(Fake, space, n_trials=12, seed=0)
+    scores = res.frame()["val_score"]
+    assert len(scores) == 12 and res.best.score == scores.max()
+    assert res.best_trial == int(scores.idxmax())
+    assert res.best_config == sample(space, 0, res.best_trial)
+    assert len(Fake.calls) == 1 and Fake.calls[0] is res.best and res.best.tested == 1
+    assert res.test["fusion"] == 1 + res.best.score
+
+
+def test_random_search_skips_nonfinite_and_errors():
+    class Nan(Fake):
+        def __init__(self, config, seed):
+            super().__init__(config, seed)
+            self.score = math.nan
+
+    with pytest.raises(RuntimeError, match="no trial"):
+        random_search(Nan, {"lr": 1e-3}, 2)
+    with pytest.raises(ValueError, match="n_trials"):
+        random_search(Fake, {"lr": 1e-3}, 0)
+
+
+def test_search_then_repeat_reuses_winner_and_tests_each_seed_once():
+    Fake.calls = []
+    rep = search_then_repeat(Fake, {"lr": LogUniform(1e-5, 1e-1)}, 5, seeds_from(10, 3), keep_runs=True)
+    f = rep.frame()
+    assert list(f["seed"]) == [10, 11, 12]
+    assert len(Fake.calls) == 3 and all(c.tested == 1 for c in Fake.calls)
+    assert all(r.config == rep.search.best_config for r in rep.runs)
+    assert rep.runs[0] is rep.search.best
+    with pytest.raises(ValueError, match="distinct"):
+        search_then_repeat(Fake, {"lr": 1e-3}, 1, [1, 1])
+
+
+# ----------------------------------------------------------------------------- intervals
+
+def test_t_interval_matches_scipy():
+    v = [0.91, 0.95, 0.93, 0.97, 0.90]
+    m, lo, hi = t_interval(v, 0.9)
+    ref = stats.t.interval(0.9, len(v) - 1, loc=np.mean(v), scale=stats.sem(v))
+    assert m == pytest.approx(np.mean(v)) and (lo, hi) == pytest.approx(ref)
+    assert math.isnan(t_interval([0.5])[1])
+    with pytest.raises(ValueError, match="finite"):
+        t_interval([0.1, math.nan])
+
+
+def test_summarise_and_paired_difference():
+    f = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 3, "seed": [0, 1, 2] * 2,
+                      "acc": [0.9, 0.8, 0.85, 0.8, 0.75, 0.8]})
+    s = summarise(f, ["method"], ["acc"]).set_index("method")
+    assert s.loc["a", "acc"] == pytest.approx(0.85) and s.loc["a", "n"] == 3
+    assert s.loc["a", "acc_sd"] == pytest.approx(np.std([0.9, 0.8, 0.85], ddof=1))
+    d = paired_difference(f, "method", "a", "b", "acc")
+    ref = stats.ttest_rel([0.9, 0.8, 0.85], [0.8, 0.75, 0.8]).confidence_interval(0.95)
+    assert d["diff"] == pytest.approx(1 / 3 * 0.2) and (d["lo"], d["hi"]) == pytest.approx(tuple(ref))
+    assert d["wins"] == 3 and d["n"] == 3
+    with pytest.raises(ValueError, match="no seed"):
+        paired_difference(f, "method", "a", "c", "acc")
+    with pytest.raises(ValueError, match="not in the frame"):
+        summarise(f, ["nope"], ["acc"])
+
+
+# ----------------------------------------------------------------------------- the MILES setup
+
+def test_method_spaces_and_factories():
+    lr = LogUniform(1e-4, 1e-2)
+    for name in METHODS:
+        cfg = sample(method_space(name, lr, epochs=6), 0, 0)
+        method = make_method(name, cfg, {"a": 1e-3, "b": 2e-3})
+        assert (method is None) == (name == "vanilla")
+    assert all(w <= 3 for w in method_space("mses", lr, 6)["patience"].options)
+    assert isinstance(make_method("mslr-s", {"smooth": 1.0}, {"a": 1e-3, "b": 3e-3}), MSLR)
+    m = make_method("miles", {"tau": 0.1, "mu": 0.25, "u_split": "train"})
+    assert isinstance(m, MILES) and (m.tau, m.mu, m.split) == (0.1, 0.25, "train")
+    assert make_method("ogm-ge", {"alpha": 0.3}).ge and not make_method("ogm", {"alpha": 0.3}).ge
+    assert isinstance(make_method("ogm", {"alpha": 0.3}), OGM)
+    with pytest.raises(ValueError, match="unimodal_lr"):
+        make_method("mslr-k", {})
+    with pytest.raises(ValueError, match="unknown method"):
+        method_space("nope", lr, 5)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    data = load_dataset("synthetic_bimodal", n=300, strength=(3.0, 1.0))
+    return JointSetup(data, Arch(mlp_hidden=(8,)), epochs=3, batch_size=32, device="cpu")
+
+
+def test_joint_setup_runs_every_method_and_is_deterministic(tiny):
+    for name in METHODS:
+        cfg = sample(method_space(name, LogUniform(1e-3, 1e-2), tiny.epochs), 0, 0)
+        run = tiny.objective(name, "concat", {"a": 3e-3, "b": 3e-3})(cfg, 0)
+        test = run.evaluate_test()
+        assert set(test) == {"fusion", "a", "b", "best_epoch"} and 0 <= test["fusion"] <= 1
+        with pytest.raises(RuntimeError, match="once"):
+            run.evaluate_test()
+    obj = tiny.objective("miles", "sum")
+    cfg = {"lr": 5e-3, "tau": 0.0, "mu": 0.5}
+    r1, r2 = obj(cfg, 1), obj(cfg, 1)
+    assert r1.score == r2.score and r1.history == r2.history
+    assert len(r1.decisions) == tiny.epochs
+
+
+def test_mu_one_is_vanilla(tiny):
+    """MILES with mu = 1 never changes a rate, so it trains exactly like vanilla (Table V, mu = 1)."""
+    m = tiny.objective("miles", "concat")({"lr": 5e-3, "tau": 0.0, "mu": 1.0}, 2)
+    v = tiny.objective("vanilla", "concat")({"lr": 5e-3}, 2)
+    assert m.score == v.score and m.evaluate_test() == v.evaluate_test()
+
+
+def test_unimodal_and_errors(tiny):
+    r = tiny.unimodal_objective("a")({"lr": 5e-3}, 0)
+    assert set(r.evaluate_test()) == {"fusion", "best_epoch"}
+    with pytest.raises(ValueError, match="unknown modality"):
+        tiny.unimodal_objective("c")
+    with pytest.raises(ValueError, match="fusion"):
+        tiny.objective("vanilla", "lstm")
+    with pytest.raises(ValueError, match="train_rows"):
+        JointSetup(tiny.data, Arch(), 1, train_rows=10_000)
+    sub = JointSetup(tiny.data, Arch(), 1, train_rows=50)
+    assert sub.train.n == 50 and sub.val.n == tiny.val.n
