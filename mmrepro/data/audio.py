@@ -35,10 +35,7 @@ def read_wav(path: Path, rate: int = RATE) -> np.ndarray:
 def pad_batch(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad waveforms into (B, L) with their (B,) lengths."""
     lens = torch.tensor([len(w) for w in waves])
-    out = torch.zeros(len(waves), int(lens.max()))
-    for i, w in enumerate(waves):
-        out[i, : len(w)] = torch.from_numpy(w)
-    return out, lens
+    return torch.nn.utils.rnn.pad_sequence([torch.from_numpy(w) for w in waves], batch_first=True), lens
 
 
 def add_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_db: float, generator: torch.Generator) -> torch.Tensor:
