@@ -96,7 +96,7 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 class _Rows:
     """Rows of one split, kept on ``device`` when they fit, sliced into :class:`Batch` objects."""
 
-    def __init__(self, data, task: str, device: torch.device, soft: Mapping[str, Tensor] | None = None) -> None:
+    def __init__(self, data, task: str, device: torch.device) -> None:
         self.on_device = _fits_on(device, _nbytes(data))
         store = device if self.on_device else torch.device("cpu")
         self.device = device
@@ -104,7 +104,7 @@ class _Rows:
         self.present = {m: v.to(store) for m, v in data.present.items()}
         self.lengths = {m: v.to(store) for m, v in data.lengths.items()}
         self.y = data.y[task].to(store)
-        self.soft = {m: v.to(store) for m, v in (soft or {}).items()}
+        self.soft: dict[str, Tensor] = {}  # teacher soft targets per modality, filled by fit
         self.n = self.y.shape[0]
 
     def take(self, idx: Tensor) -> Batch:
@@ -231,14 +231,13 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
     train_data = train.subset(train_idx) if extra_idx else train
     extra = {name: _Rows(train.subset(idx), t.name, dev) for name, idx in extra_idx.items()}
 
-    soft = {}
+    rows = _Rows(train_data, t.name, dev)
     for m, teachers in getattr(objective, "teachers", {}).items():
         for tm in teachers:
             tm.to(dev).eval()
-        rows = _Rows(train_data, t.name, dev)
-        soft[m] = soft_targets(teachers, m, rows.x, rows.present, rows.lengths, t.kind, objective.temperature,
-                               eval_batch_size)
-    rows = _Rows(train_data, t.name, dev, soft)
+        soft = soft_targets(teachers, m, rows.x, rows.present, rows.lengths, t.kind, objective.temperature,
+                            eval_batch_size)
+        rows.soft[m] = soft.to(rows.y.device)
     val_rows = _Rows(val, t.name, dev) if val is not None else None
 
     trainer = Trainer(model, _optimizer(model, optimizer, lr, betas, weight_decay, momentum), method)
@@ -256,7 +255,7 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
         acc_logits: dict[str, list[Tensor]] = {}
         acc_mask: dict[str, list[Tensor]] = {}
         order: list[Tensor] = []
-        total = 0.0
+        total = torch.zeros((), device=dev)
         for b in rows.batches(batch_size, gen):
             out = model(b.x, b.present, b.lengths)
             loss, _ = objective(model, b, out, method.head_weights())
@@ -264,12 +263,12 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
             loss.backward()
             method.before_step(trainer, out, b)
             trainer.optimizer.step()
-            total += float(loss.detach()) * len(b.idx)
+            total += loss.detach() * len(b.idx)
             order.append(b.idx)
             for h, z in out.logits.items():
                 acc_logits.setdefault(h, []).append(z.detach())
                 acc_mask.setdefault(h, []).append(out.mask[h])
-        log["train/loss"] = total / rows.n
+        log["train/loss"] = float(total) / rows.n
         perm = torch.cat(order).to(rows.y.device)
         scored = _score_heads({h: torch.cat(v) for h, v in acc_logits.items()},
                               {h: torch.cat(v) for h, v in acc_mask.items()}, rows.y[perm], t.kind, metrics)
