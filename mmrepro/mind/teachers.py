@@ -1,0 +1,131 @@
+"""Unimodal teachers (MIND Sec. 4 "Ensembles", Algorithm 1 lines 1-2), trained once and cached.
+
+Per modality, every candidate (architecture x learning rate) is trained on all rows that have the
+modality, the checkpoint with the best validation score is kept, and the ``k`` best candidates form
+the ensemble whose averaged probabilities are the soft targets of eq. (4).
+
+Trained weights are cached under ``$MMREPRO_CACHE/mind-teachers`` (default: the per-user cache,
+see :func:`mmrepro.data.storage.cache_root`), keyed by a hash of the candidate's configuration, the
+checksum of its training data, the seed and the package version, so re-running a chapter reuses them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from mmrepro.data.storage import cache_root
+from mmrepro.mind.problems import Problem, arch_name
+from mmrepro.models import MultimodalNet, count_parameters
+from mmrepro.trainer import fit
+
+FORMAT = 1  # bump when teacher training changes, so older cache entries are not reused
+
+
+@dataclass
+class Teacher:
+    """A trained unimodal teacher and how it was chosen."""
+
+    modality: str
+    spec: dict[str, Any]
+    lr: float
+    model: MultimodalNet
+    val_score: float
+    best_epoch: int
+    n_train: int
+    key: str
+    from_cache: bool
+
+    @property
+    def name(self) -> str:
+        return arch_name(self.spec)
+
+    @property
+    def n_params(self) -> int:
+        return count_parameters(self.model)["total"]
+
+
+def teacher_cache_dir() -> Path:
+    """Folder of cached teachers: ``<cache_root>/mind-teachers``."""
+    return cache_root() / "mind-teachers"
+
+
+def teacher_key(problem: Problem, modality: str, spec: dict[str, Any], lr: float, epochs: int, batch_size: int,
+                patience: int | None, seed: int) -> str:
+    """Hash of everything that determines a teacher's weights."""
+    from mmrepro import __version__
+
+    parts = {"format": FORMAT, "problem": problem.name, "task": problem.task, "modality": modality, "spec": spec,
+             "lr": lr, "epochs": epochs, "batch_size": batch_size, "patience": patience, "seed": seed,
+             "data": problem.checksum(modality), "version": __version__}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _save(path: Path, entry: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(entry, tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as e:
+        warnings.warn(f"could not cache teacher {path} ({e}); set MMREPRO_CACHE to a writable folder", stacklevel=3)
+
+
+def train_teacher(problem: Problem, modality: str, spec: dict[str, Any], lr: float, *, epochs: int,
+                  batch_size: int = 64, patience: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                  cache: bool = True) -> Teacher:
+    """Train (or load from the cache) one unimodal teacher on every training row with ``modality``."""
+    key = teacher_key(problem, modality, spec, lr, epochs, batch_size, patience, seed)
+    path = teacher_cache_dir() / f"{problem.name}-{modality}-{key}.pt"
+    rows = problem.unimodal[modality]
+    torch.manual_seed(seed)
+    model = problem.teacher(modality, spec)
+    if cache and path.is_file():
+        try:
+            entry = torch.load(path, weights_only=True)
+            model.load_state_dict(entry["state"])
+            return Teacher(modality, spec, lr, model.to(device).eval(), float(entry["val_score"]),
+                           int(entry["best_epoch"]), len(rows["train"]), key, True)
+        except Exception as e:  # noqa: BLE001 - an unreadable entry is retrained
+            warnings.warn(f"cached teacher {path} is unreadable ({e}); retraining it", stacklevel=2)
+    res = fit(model, problem.rows(rows["train"]), problem.rows(rows["val"]), task=problem.task, epochs=epochs,
+              batch_size=batch_size, lr=lr, patience=patience, select_metric=problem.select_metric, seed=seed,
+              device=device, metrics=(problem.select_metric,), progress=False)
+    if cache:
+        _save(path, {"state": {k: v.cpu() for k, v in res.model.state_dict().items()},
+                     "val_score": float(res.best_score), "best_epoch": int(res.best_epoch)})
+    return Teacher(modality, spec, lr, res.model.eval(), float(res.best_score), int(res.best_epoch),
+                   len(rows["train"]), key, False)
+
+
+def train_teachers(problem: Problem, lrs: Sequence[float], *, epochs: int, batch_size: int = 64,
+                   patience: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                   cache: bool = True) -> dict[str, list[Teacher]]:
+    """All candidates (architectures x ``lrs``) per modality, best validation score first."""
+    if not lrs:
+        raise ValueError("teachers need at least one learning rate")
+    out: dict[str, list[Teacher]] = {}
+    for m in problem.modalities:
+        cands = [train_teacher(problem, m, spec, float(lr), epochs=epochs, batch_size=batch_size, patience=patience,
+                               seed=seed + 101 * i + j, device=device, cache=cache)
+                 for i, spec in enumerate(problem.teacher_specs[m]) for j, lr in enumerate(lrs)]
+        out[m] = sorted(cands, key=lambda t: -t.val_score)
+    return out
+
+
+def ensemble(teachers: dict[str, list[Teacher]], k: int = 3) -> dict[str, list[MultimodalNet]]:
+    """The top ``k`` teachers' models per modality (eq. 4 averages their probabilities)."""
+    if k < 1:
+        raise ValueError(f"an ensemble needs k >= 1 teachers, got {k}")
+    return {m: [t.model for t in ts[:k]] for m, ts in teachers.items()}
