@@ -33,6 +33,11 @@ _EXPORTS: dict[str, str] = {
     # data
     "MultimodalDataset": "mmrepro.data",
     "load_dataset": "mmrepro.data",
+    "Task": "mmrepro.data",
+    "mcar": "mmrepro.data",
+    "mar": "mmrepro.data",
+    "mnar": "mmrepro.data",
+    "mnar_flip": "mmrepro.data",
     # notebook contract
     "start": "mmrepro.notebook",
     "resolve_device": "mmrepro.device",
