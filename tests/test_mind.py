@@ -1,0 +1,174 @@
+"""MIND chapter code: problems, cached teachers, methods, search, evaluation and claims (small, CPU)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmrepro.losses import MIND, MKE, TS, Supervised
+from mmrepro.metrics import score
+from mmrepro.mind import chapter as C
+from mmrepro.mind.experiments import (ABLATION, METHODS, TS_GRID, Setup, build, head_predictions, kendall_order,
+                                      param_counts, sample_hps, train)
+from mmrepro.mind.problems import build_encoder, load_problem, pbc_problem
+from mmrepro.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
+from mmrepro.models import FUSION_HEAD, count_parameters
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def pbc():
+    return load_problem("pbc_death", seed=0, teacher_hidden=8, student_hidden=4)
+
+
+@pytest.fixture(scope="module")
+def teachers(pbc, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MMREPRO_CACHE", str(tmp_path_factory.mktemp("cache")))
+    out = train_teachers(pbc, [3e-3], epochs=3, seed=0)
+    mp.undo()
+    return out
+
+
+def test_pbc_problem_rows(pbc):
+    d = pbc.data
+    assert pbc.modalities == ("labs", "static") and set(d.x) == {"labs", "static"}
+    for s in ("train", "val", "test"):
+        rows = pbc.paired[s]
+        assert bool(d.present["labs"][rows].all() and d.present["static"][rows].all())
+        assert not bool(torch.isnan(d.y[pbc.task][rows]).any())
+        # the paired set is inside each unimodal set; static gains the non-trial patients
+        for m in pbc.modalities:
+            assert set(rows.tolist()) <= set(pbc.unimodal[m][s].tolist())
+    assert len(pbc.unimodal["static"]["train"]) > len(pbc.paired["train"])
+    assert len(pbc.unimodal["labs"]["train"]) == len(pbc.paired["train"])
+    assert not set(pbc.paired["train"].tolist()) & set(pbc.paired["test"].tolist())
+
+
+def test_av_digits_pairs_are_a_fraction_of_the_unimodal_rows():
+    p = load_problem("av_digits", seed=0, paired_fraction=0.25, teacher_width=2, student_width=2)
+    n_uni = len(p.unimodal["image"]["train"])
+    assert len(p.paired["train"]) == round(0.25 * n_uni)
+    assert set(p.paired["train"].tolist()) <= set(p.unimodal["audio"]["train"].tolist())
+    assert torch.equal(p.paired["test"], p.unimodal["image"]["test"])
+    q = load_problem("av_digits", seed=0, paired_fraction=0.25, teacher_width=2, student_width=2)
+    assert torch.equal(p.paired["train"], q.paired["train"]) and p.checksum() == q.checksum()
+    assert [s["depth"] for s in p.teacher_specs["image"]] == [18, 10, 6] and p.student_specs["audio"]["depth"] == 3
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="unknown MIND problem 'mimic'"):
+        load_problem("mimic")
+    with pytest.raises(ValueError, match="unknown PBC task"):
+        pbc_problem(task="stage")
+    with pytest.raises(ValueError, match="paired_fraction must be in"):
+        load_problem("av_digits", paired_fraction=0.0)
+    with pytest.raises(ValueError, match="unknown encoder type 'cnn'"):
+        build_encoder({"type": "cnn"})
+    with pytest.raises(ValueError, match="at least one trial"):
+        sample_hps("mind", 0, 0, (1e-4, 1e-2), (0.1, 10))
+
+
+def test_sample_hps_ranges_and_reproducibility():
+    hps = sample_hps("mind", 200, 3, (1e-4, 1e-2), (0.1, 10.0))
+    lr = np.array([h["lr"] for h in hps])
+    w = np.array([[h["omega_a"], h["omega_b"]] for h in hps])
+    assert lr.min() >= 1e-4 and lr.max() <= 1e-2 and w.min() >= 0.1 and w.max() <= 10
+    assert abs(np.log10(lr).mean() - (-3)) < 0.2  # log-uniform: mean of log10 near the middle
+    assert hps == sample_hps("mind", 200, 3, (1e-4, 1e-2), (0.1, 10.0))
+    ts = sample_hps("ts", 50, 0, (1e-4, 1e-2), (0.1, 10.0))
+    assert all(h["alpha"] in TS_GRID and h["beta"] in TS_GRID for h in ts)
+    assert set(sample_hps("base", 3, 0, (1e-3, 1e-3), (1, 1))[0]) == {"lr"}
+
+
+def test_teacher_cache_reuses_weights(pbc, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMREPRO_CACHE", str(tmp_path))
+    spec = pbc.teacher_specs["labs"][0]
+    first = train_teacher(pbc, "labs", spec, 3e-3, epochs=2, seed=1)
+    second = train_teacher(pbc, "labs", spec, 3e-3, epochs=2, seed=1)
+    assert not first.from_cache and second.from_cache and first.key == second.key
+    assert second.val_score == pytest.approx(first.val_score)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+    assert list(tmp_path.glob("mind-teachers/pbc_death-labs-*.pt"))
+    keys = {teacher_key(pbc, "labs", spec, lr, 2, 64, None, s) for lr, s in ((3e-3, 1), (1e-3, 1), (3e-3, 2))}
+    assert len(keys) == 3
+
+
+def test_teachers_are_ranked_and_ensembled(teachers):
+    for m, ts in teachers.items():
+        assert len(ts) == 3
+        assert [t.val_score for t in ts] == sorted((t.val_score for t in ts), reverse=True)
+    ens = ensemble(teachers, k=2)
+    assert all(len(v) == 2 for v in ens.values())
+    with pytest.raises(ValueError, match="k >= 1"):
+        ensemble(teachers, k=0)
+
+
+def test_build_methods(pbc, teachers):
+    s = Setup(pbc, teachers, k=3)
+    hp = {"lr": 1e-3, "omega_a": 2.0, "omega_b": 0.5, "alpha": 0.3, "beta": 0.1}
+    model, obj = build(s, "base", hp)
+    assert not model.multihead and isinstance(obj, Supervised) and obj.heads == [FUSION_HEAD]
+    model, obj = build(s, "base_3h", hp)
+    assert model.multihead and isinstance(obj, Supervised) and obj.heads is None
+    _, obj = build(s, "mke_b", hp)
+    assert isinstance(obj, MKE) and obj.modality == "static" and len(obj.teachers["static"]) == 1
+    _, obj = build(s, "ts", hp)
+    assert isinstance(obj, TS) and obj.weights == {"labs": 0.3, "static": 0.1}
+    _, obj = build(s, "mind", hp)
+    assert isinstance(obj, MIND) and obj.omega == {"labs": 2.0, "static": 0.5}
+    assert all(len(v) == 3 for v in obj.teachers.values())
+    _, obj = build(s, "abl3", hp)   # single teacher, unweighted
+    assert obj.omega == {"labs": 1.0, "static": 1.0} and all(len(v) == 1 for v in obj.teachers.values())
+    _, obj = build(s, "abl5", hp)   # single teacher, weighted
+    assert obj.omega == {"labs": 2.0, "static": 0.5} and all(len(v) == 1 for v in obj.teachers.values())
+    with pytest.raises(ValueError, match="unknown method 'foo'"):
+        build(s, "foo", hp)
+
+
+def test_training_is_deterministic_and_single_head_unimodal_predictions(pbc, teachers):
+    s = Setup(pbc, teachers, epochs=2)
+    hp = {"lr": 3e-3, "omega_a": 1.0, "omega_b": 1.0}
+    r1, r2 = train(s, "mind", hp, seed=5), train(s, "mind", hp, seed=5)
+    assert [h["val/fusion/auroc"] for h in r1.history] == [h["val/fusion/auroc"] for h in r2.history]
+    base = train(s, "base", {"lr": 3e-3}, seed=0).model
+    rows = pbc.paired["test"]
+    preds = head_predictions(base, pbc, rows)
+    d = pbc.rows(rows)
+    only_labs = {"labs": d.present["labs"], "static": torch.zeros_like(d.present["static"])}
+    base.eval()
+    with torch.no_grad():
+        expect = torch.sigmoid(base(d.x, only_labs, d.lengths).logits[FUSION_HEAD][:, 0])
+    assert torch.allclose(preds["labs"], expect)
+    assert not torch.allclose(preds["labs"], preds[FUSION_HEAD])
+
+
+def test_param_counts_and_kendall(pbc, teachers):
+    s = Setup(pbc, teachers, k=2)
+    sizes = param_counts(s)
+    assert sizes["student"] == count_parameters(pbc.student())["total"]
+    largest = sum(max(t.n_params for t in ts) for ts in teachers.values())
+    assert sizes["largest_teachers"] == largest and sizes["ratio_largest"] == pytest.approx(largest / sizes["student"])
+    assert kendall_order([1, 2, 3, 4]) == pytest.approx(1.0) and kendall_order([4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMREPRO_CACHE", str(tmp_path))
+    r = C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=2, epochs=2, n_trials=1, omega_epochs=2, n_boot=30)
+    assert set(r.test) == set(METHODS) and list(r.ablation) == list(ABLATION)
+    y = pbc.data.y[pbc.task][pbc.paired["test"]]
+    # the reported point value is the metric of the selected model on the test rows
+    p = head_predictions(r.searches["mind"].best.model, pbc, pbc.paired["test"])[FUSION_HEAD]
+    assert r.test["mind"][FUSION_HEAD]["auroc"][0] == pytest.approx(score("auroc", y.numpy(), p.numpy(), "binary"))
+    lo, hi = r.test["mind"][FUSION_HEAD]["auroc"][1:]
+    assert lo <= hi and math.isfinite(lo)
+    cl = {c["id"].split("-", 1)[1]: c for c in C.claims(r)}
+    fused = {m: r.test[m][FUSION_HEAD]["auroc"][0] for m in METHODS}
+    assert cl["fused-best"]["holds"] == (fused["mind"] >= max(v for m, v in fused.items() if m != "mind"))
+    assert cl["compression"]["holds"] == (r.sizes["ratio_largest"] >= 3)
+    assert len(C.baseline_table(r)) == len(METHODS) and len(C.ablation_table(r)) == 6
+    assert len(C.omega_summary(r)) == 6 and C.under_utilised(r) in pbc.modalities
