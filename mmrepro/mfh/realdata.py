@@ -31,7 +31,7 @@ def mfeat_views(seeds, teacher_view: str, student_view: str) -> dict[str, torch.
     for s in seeds:
         d = load_mfeat(int(s), views=(teacher_view, student_view))
         tr, te = d.splits["train"], d.splits["test"]
-        for key, rows, suffix in ((tr, tr, ""), (te, te, "_test")):
+        for rows, suffix in ((tr, ""), (te, "_test")):
             out["xa" + suffix].append(d.x[teacher_view][rows])
             out["xb" + suffix].append(d.x[student_view][rows])
             out["y" + suffix].append(d.y["digit"][rows])
