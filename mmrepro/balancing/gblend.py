@@ -18,7 +18,8 @@ def gblend_weights(train_start: Mapping[str, float], holdout_start: Mapping[str,
     dG = G_start - G_end (generalisation gained), dO = O_end - O_start (overfitting added).
     A head whose hold-out loss did not improve (dG <= 0) gets weight 0; the paper's derivation
     makes weights follow dG's sign and does not cover this case (reference implementations take
-    |dG / dO^2| instead). If no head gained, all weights are equal. Weights sum to 1.
+    |dG / dO^2| instead, and MultiBench's default uses the end values G, O rather than the changes,
+    which is not the paper's formula). If no head gained, all weights are equal. Weights sum to 1.
     """
     heads = list(train_start)
     raw = {}

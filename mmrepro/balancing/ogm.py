@@ -43,7 +43,8 @@ class OGM(BalancingMethod):
     logits (``MultimodalNet.fusion_contributions``; for LSTM fusion, which has no such split, from
     the unimodal heads: our extension). ``ge=True`` (OGM-GE) adds N(0, std(g)^2) noise to every
     modulated gradient, std taken from the unscaled gradient. Following the paper, every encoder
-    parameter is modulated (the first public code touched only 4-D convolution weights).
+    parameter is modulated (the first public code touched only 4-D convolution weights), and, unlike
+    that code, checkpoints are selected on validation, never test, data (by :func:`~mmrepro.trainer.fit`).
     Two modalities only."""
 
     name = "ogm"
