@@ -1,4 +1,4 @@
-"""Tests of the MultiModN chapter's experiment runners (mmrepro.multimodn_experiments)."""
+"""Tests of the MultiModN chapter's experiment runners (mmrepro.multimodn.experiments)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
-from mmrepro import multimodn_experiments as X
+from mmrepro.multimodn import experiments as X
 from mmrepro.multimodn import MultiModN, PFusion
 
 torch.set_num_threads(1)

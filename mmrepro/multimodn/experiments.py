@@ -26,10 +26,10 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from . import metrics
-from .data import MultimodalDataset, load_dataset, mar, mnar_flip
-from .multimodn import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit,
-                        importance_scores, modularity_networkx, modularity_score, paper_modularity)
+from .. import metrics
+from ..data import MultimodalDataset, load_dataset, mar, mnar_flip
+from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit,
+               importance_scores, modularity_networkx, modularity_score, paper_modularity)
 
 __all__ = ["Benchmark", "BENCHMARKS", "load_benchmark", "restrict", "make_model", "task_metrics",
            "mean_ci", "summarise", "overlaps", "with_only", "thin_time", "parity", "missingness",
