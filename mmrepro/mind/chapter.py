@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrepro.metrics import score
 from mmrepro.mind.experiments import (ABLATION, METHODS, OMEGA_SETTINGS, OmegaRun, Search, Setup, fmt_ci,
                                       head_predictions, kendall_order, method_name, metric_ci, omega_study,
                                       param_counts, search, teacher_predictions, train, ume_predictions, utilisation)
@@ -70,7 +71,6 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
             for m, s in searches.items()}
     val = {m: s.val_score for m, s in searches.items()}
     test["ume"] = _evaluate(problem, ume_predictions(setup, test_rows), y_test, n_boot, seed)
-    from mmrepro.metrics import score
     val["ume"] = float(score(problem.select_metric, y_val.numpy(), ume_predictions(setup, val_rows)[FUSION_HEAD].numpy(),
                              problem.kind))
     teacher_rows = []
