@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from mmrepro.balancing.base import BalancingMethod
 from mmrepro.device import resolve_device, seed_everything
 from mmrepro.losses import Supervised, supervised_loss
-from mmrepro.metrics import conditional_utilization, score
+from mmrepro.metrics import check_metric, conditional_utilization, score
 from mmrepro.models.ensemble import soft_targets
 from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, probabilities
 
@@ -119,6 +119,15 @@ class _Rows:
             yield self.take(order[start:start + batch_size])
 
 
+def _checked(metrics: Sequence[str], kind: str) -> tuple[str, ...]:
+    """Metric names minus "loss" (always logged), each checked to exist for ``kind`` (a typo would
+    otherwise be scored NaN every epoch)."""
+    names = tuple(m for m in metrics if m != "loss")
+    for name in names:
+        check_metric(name, kind)
+    return names
+
+
 def _score_heads(logits: Mapping[str, Tensor], masks: Mapping[str, Tensor], y: Tensor, kind: str,
                  metrics: Sequence[str]) -> dict[str, float]:
     """``{head}/{metric}`` and ``{head}/loss`` for every head on its valid rows (NaN when undefined)."""
@@ -159,7 +168,7 @@ def evaluate(model: MultimodalNet, data, task: str | None = None, metrics: Seque
     model.to(dev)
     rows = _Rows(data, t.name, dev)
     logits, masks = predict_logits(model, rows, batch_size)
-    return _score_heads(logits, masks, rows.y, t.kind, metrics or DEFAULT_METRICS[t.kind])
+    return _score_heads(logits, masks, rows.y, t.kind, _checked(metrics or DEFAULT_METRICS[t.kind], t.kind))
 
 
 class Trainer:
@@ -217,12 +226,17 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
     select_metric = select_metric or DEFAULT_SELECT[t.kind]
     if select_metric not in metrics and select_metric != "loss":
         metrics = (*metrics, select_metric)
+    metrics = _checked(metrics, t.kind)
+    if val is None and method.needs_val:
+        raise ValueError(f"{method.name} reads validation metrics every epoch; pass val=<validation split> to fit")
     if select_head not in model.head_names:
         raise ValueError(f"select_head {select_head!r} is not a head of the model: {model.head_names}")
     sign = -1.0 if select_metric in LOWER_IS_BETTER else 1.0
     u_metric = u_metric or (select_metric if sign > 0 else None)
+    if u_metric in LOWER_IS_BETTER:
+        raise ValueError(f"u (MIND eq. 6, MILES eq. 4) needs a higher-is-better metric, got u_metric={u_metric!r}")
     if u_metric is not None and u_metric not in metrics:
-        metrics = (*metrics, u_metric)
+        metrics = _checked((*metrics, u_metric), t.kind)
 
     gen = seed_everything(seed)
     dev = resolve_device(device)

@@ -186,3 +186,18 @@ def test_mslr_strategies():
         MSLR({"a": 1e-3}, "fast")
     with pytest.raises(ValueError, match="exactly the modalities"):
         MSLR({"a": 1e-3}).setup(tr)
+
+
+def test_lower_is_better_metrics():
+    # u (eq. 4) and the MSLR-D ratio assume higher is better; MSES flips the sign for losses
+    for metric in ("mse", "loss"):
+        with pytest.raises(ValueError, match="higher-is-better"):
+            MILES(metric=metric)
+        with pytest.raises(ValueError, match="higher-is-better"):
+            MSLR({"a": 1e-3, "b": 1e-3}, "dynamic", metric=metric)
+    tr = _fake_trainer()
+    mses = MSES(patience=1, metric="loss")
+    mses.setup(tr)
+    for e, v in enumerate((0.9, 0.8, 0.7)):  # falling losses = improving
+        mses.on_epoch_end(tr, e, {"val/a/loss": v, "val/b/loss": v, "val/fusion/loss": v})
+    assert mses.stopped == {}

@@ -171,3 +171,41 @@ def test_miles_pairwise_extension_with_three_modalities(data):
     assert all(d["note"] == "pairwise extension" for d in miles.decisions)
     assert {"miles/mult:a", "miles/mult:b", "miles/mult:c"} <= set(h.columns)
     assert "u:a" not in h  # u is logged for two-modality models only
+
+
+def test_unknown_or_misplaced_metric_names_fail_loudly(data):
+    # a typo used to be scored as NaN every epoch: no checkpoint selected and MILES silently idle
+    with pytest.raises(ValueError, match="unknown metric 'acuracy'"):
+        run(data, select_metric="acuracy", epochs=1)
+    with pytest.raises(ValueError, match="unknown metric 'acuracy'"):
+        run(data, method=MILES(metric="acuracy"), epochs=1)
+    with pytest.raises(ValueError, match="not defined for task_kind 'multiclass'"):
+        run(data, metrics=("auprc",), epochs=1)
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate(net(), data.split("val"), metrics=("acuracy",))
+
+
+def test_mses_on_validation_loss(data):
+    # "loss" used to be overwritten by NaN in the logs (scored as an unknown metric), so MSES stopped
+    # every part after `patience` epochs whatever happened
+    mses = MSES(patience=2, metric="loss")
+    h = run(data, method=mses, epochs=6, lr=5e-3).frame()
+    expected = {}
+    for p in ("a", "b", "fusion"):
+        losses = h[f"val/{p}/loss"].tolist()
+        assert all(map(math.isfinite, losses))
+        best, wait = math.inf, 0
+        for e, v in enumerate(losses):
+            best, wait = (v, 0) if v < best else (best, wait + 1)
+            if wait >= 2:
+                expected[p] = e
+                break
+    assert mses.stopped == expected
+
+
+def test_methods_that_read_validation_metrics_need_val(data):
+    for method in (MILES(), MSES(), MSLR({"a": 1e-3, "b": 1e-3}, "dynamic")):
+        with pytest.raises(ValueError, match="pass val="):
+            fit(net(), data.split("train"), None, method=method, epochs=1, progress=False, device="cpu")
+    res = fit(net(), data.split("train"), None, method=MILES(split="train"), epochs=1, progress=False, device="cpu")
+    assert len(res.history) == 1

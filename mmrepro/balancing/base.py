@@ -21,6 +21,8 @@ class BalancingMethod:
     metrics: tuple[str, ...] = ()
     #: set to True by a method that decides training is over (MSES)
     should_stop = False
+    #: True for a method that reads validation metrics (fit then requires ``val``)
+    needs_val = False
 
     def setup(self, trainer: Any) -> None:
         """Called once after the optimiser is built."""

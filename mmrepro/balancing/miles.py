@@ -78,10 +78,12 @@ class MILES(BalancingMethod):
     def __init__(self, tau: float = 0.2, mu: float = 0.5, metric: str = "accuracy", split: str = "val") -> None:
         if split not in ("val", "train"):
             raise ValueError(f"split must be 'val' or 'train', got {split!r}")
-        if metric == "mse":
-            raise ValueError("MILES needs a higher-is-better metric (u divides by it); use accuracy, f1_macro, auroc ...")
+        if metric in ("mse", "loss"):
+            raise ValueError(f"MILES needs a higher-is-better metric (eq. 4 divides by it), got {metric!r}; "
+                             "use accuracy, f1_macro, auroc ...")
         miles_decision(0.0, 0.0, tau, mu)  # validates tau and mu
         self.tau, self.mu, self.metric, self.split = tau, mu, metric, split
+        self.needs_val = split == "val"
         self.metrics = (metric,)
         self.decisions: list[dict[str, Any]] = []
 

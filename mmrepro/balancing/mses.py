@@ -15,13 +15,14 @@ class MSES(BalancingMethod):
     stopped (:attr:`should_stop`). ``stopped`` maps each part to the epoch it stopped."""
 
     name = "mses"
+    needs_val = True
 
     def __init__(self, patience: int = 5, metric: str = "accuracy", min_delta: float = 0.0) -> None:
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         self.patience, self.metric, self.min_delta = patience, metric, min_delta
         self.metrics = (metric,)
-        self.sign = -1.0 if metric == "mse" else 1.0
+        self.sign = -1.0 if metric in ("mse", "loss") else 1.0
 
     def setup(self, trainer: Any) -> None:
         if not trainer.model.multihead:

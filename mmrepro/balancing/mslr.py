@@ -28,7 +28,11 @@ class MSLR(BalancingMethod):
             raise ValueError(f"learning rates must be positive, got {dict(lrs)}")
         if not 0 <= smooth <= 1 or interval < 1:
             raise ValueError(f"need 0 <= smooth <= 1 and interval >= 1, got {smooth}, {interval}")
+        if strategy == "dynamic" and metric in ("mse", "loss"):
+            raise ValueError(f"MSLR-D scales rates by a higher-is-better metric's ratio, got {metric!r}; "
+                             "use accuracy, f1_macro, auroc ...")
         self.strategy, self.smooth, self.interval, self.metric = strategy, smooth, interval, metric
+        self.needs_val = strategy == "dynamic"
         mean = sum(lrs.values()) / len(lrs)
         self.initial = {m: (1 - smooth) * v + smooth * mean if strategy == "smooth" else v for m, v in lrs.items()}
         self.lrs = dict(self.initial)
