@@ -201,3 +201,22 @@ def test_lower_is_better_metrics():
     for e, v in enumerate((0.9, 0.8, 0.7)):  # falling losses = improving
         mses.on_epoch_end(tr, e, {"val/a/loss": v, "val/b/loss": v, "val/fusion/loss": v})
     assert mses.stopped == {}
+
+
+def test_gblend_windows_span_window_epochs():
+    # the first estimate used to come one epoch early (anchor at epoch 0, update at epoch window - 1)
+    from mmrepro.balancing import GBlend
+
+    tr = _fake_trainer()
+    gb = GBlend(window=3)
+    gb.setup(tr)
+    updates = []
+    for e in range(10):
+        loss = 1.0 / (e + 1)
+        logs = {f"{s}/{h}/loss": loss * (1.0 + 0.1 * i + (s == "holdout"))
+                for s in ("train", "holdout") for i, h in enumerate(("fusion", "a", "b"))}
+        before = dict(gb.weights)
+        gb.on_epoch_end(tr, e, logs)
+        if gb.weights != before:
+            updates.append(e)
+    assert updates == [3, 6, 9]

@@ -53,6 +53,7 @@ class GBlend(BalancingMethod):
         self.heads = trainer.model.head_names
         self.weights = {h: 1.0 / len(self.heads) for h in self.heads}
         self.anchor: tuple[dict[str, float], dict[str, float]] | None = None
+        self.anchor_epoch = 0
         self.history = []
 
     def split_train(self, train_idx: Tensor, generator: Any) -> tuple[Tensor, dict[str, Tensor]]:
@@ -67,9 +68,9 @@ class GBlend(BalancingMethod):
         train = {h: logs[f"train/{h}/loss"] for h in self.heads}
         hold = {h: logs[f"holdout/{h}/loss"] for h in self.heads}
         if self.anchor is None:
-            self.anchor = (train, hold)
-        elif (epoch + 1) % self.window == 0:
+            self.anchor, self.anchor_epoch = (train, hold), epoch
+        elif epoch - self.anchor_epoch == self.window:
             self.weights = gblend_weights(self.anchor[0], self.anchor[1], train, hold)
-            self.anchor = (train, hold)
+            self.anchor, self.anchor_epoch = (train, hold), epoch
         self.history.append(dict(self.weights))
         return {f"gblend/w:{h}": w for h, w in self.weights.items()}
