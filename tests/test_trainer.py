@@ -209,3 +209,14 @@ def test_methods_that_read_validation_metrics_need_val(data):
             fit(net(), data.split("train"), None, method=method, epochs=1, progress=False, device="cpu")
     res = fit(net(), data.split("train"), None, method=MILES(split="train"), epochs=1, progress=False, device="cpu")
     assert len(res.history) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_teacher_soft_targets_when_rows_stay_in_host_memory(data, monkeypatch):
+    # rows too large for the GPU stay on the host; the teachers (on the GPU) used to get host tensors
+    import mmrepro.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "_fits_on", lambda device, nbytes: False)
+    teachers = {"a": [_teacher("a", 1)], "b": [_teacher("b", 2)]}
+    res = run(data, net(), objective=MIND(teachers, {"a": 1.0, "b": 1.0}), epochs=1, device="cuda")
+    assert not res.info["on_device_batching"] and math.isfinite(res.history[0]["train/loss"])

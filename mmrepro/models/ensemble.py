@@ -33,12 +33,13 @@ def soft_targets(teachers: Sequence[nn.Module], modality: str, x: Mapping[str, T
     """Averaged teacher probabilities y^T (MIND eq. 4) for every row, computed in eval mode without
     gradients; rows where ``modality`` is absent are NaN (they carry no distillation signal)."""
     n = present[modality].shape[0]
+    dev = next(teachers[0].parameters()).device  # rows may sit in host memory (large data on CUDA)
     chunks = []
     for start in range(0, n, batch_size):
         sl = slice(start, start + batch_size)
-        xs = {k: v[sl] for k, v in x.items()}
-        ps = {k: v[sl] for k, v in present.items()}
-        ls = {k: v[sl] for k, v in lengths.items()}
+        xs = {k: v[sl].to(dev) for k, v in x.items()}
+        ps = {k: v[sl].to(dev) for k, v in present.items()}
+        ls = {k: v[sl].to(dev) for k, v in lengths.items()}
         logits = []
         for t in teachers:
             was_training = t.training
@@ -46,7 +47,7 @@ def soft_targets(teachers: Sequence[nn.Module], modality: str, x: Mapping[str, T
             logits.append(_teacher_logits(t, modality, xs, ps, ls))
             t.train(was_training)
         chunks.append(ensemble_probs(logits, kind, temperature))
-    probs = torch.cat(chunks)
+    probs = torch.cat(chunks).to(present[modality].device)
     absent = ~present[modality].view((-1,) + (1,) * (probs.dim() - 1))
     return probs.masked_fill(absent, float("nan"))
 
