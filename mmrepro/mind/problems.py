@@ -10,7 +10,8 @@ views of one dataset:
   S-MNIST's teachers saw the whole training set and the student 8,000 samples of it.
 * ``pbc_death`` / ``pbc_findings`` (the in-hospital-mortality and clinical-conditions analogues,
   binary and multilabel): modality ``labs`` is the pbcseq lab time series (an LSTM encoder, like
-  MedFuse's EHR branch), modality ``static`` the baseline demographics and trial arm. The 106
+  MedFuse's EHR branch), modality ``static`` the baseline demographics and trial arm; outcomes are
+  counted from the end of the lab window (the data layer's landmark). The 106
   non-trial patients have no lab visits; where their outcome is known they are extra training data
   for the ``static`` teachers only (``findings`` is never known for them, so that task has none).
 """
