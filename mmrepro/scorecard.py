@@ -64,7 +64,12 @@ def verdict_counts(claims: pd.DataFrame) -> pd.DataFrame:
 
 
 def styled(claims: pd.DataFrame):
-    """The claims table with verdicts coloured (green holds, red does not, grey not comparable)."""
+    """One chapter's claims, verdict first after the claim, coloured (green holds, red not, grey n/a)."""
     colours = {"holds": "#d9f2d9", "does not hold": "#f8d7d7", "not comparable at this scale": "#e8e8e8"}
-    return (claims.style.hide(axis="index")
-            .map(lambda v: f"background-color: {colours.get(v, 'transparent')}", subset=["verdict"]))
+    table = claims[["id", "where", "verdict", "paper_value", "reproduced", "criterion"]].rename(
+        columns={"id": "claim", "paper_value": "paper", "reproduced": "reproduced here"})
+    return (table.style.hide(axis="index")
+            .map(lambda v: f"background-color: {colours.get(v, 'transparent')}", subset=["verdict"])
+            .set_table_styles([{"selector": "td, th", "props": "font-size: 0.8em; vertical-align: top;"},
+                               {"selector": "td:nth-child(1), td:nth-child(3)",
+                                "props": "white-space: nowrap;"}]))
