@@ -114,9 +114,14 @@ class _Rows:
         return Batch(sel(self.x), sel(self.present), sel(self.lengths), mv(self.y[idx]), sel(self.soft), idx)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Consecutive batches of the (shuffled, when ``generator`` is given) rows; a one-row
+        remainder joins the previous batch, since BatchNorm cannot train on a single row."""
         order = torch.randperm(self.n, generator=generator) if generator is not None else torch.arange(self.n)
-        for start in range(0, self.n, batch_size):
-            yield self.take(order[start:start + batch_size])
+        bounds = [*range(0, self.n, batch_size), self.n]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            yield self.take(order[start:stop])
 
 
 def _checked(metrics: Sequence[str], kind: str) -> tuple[str, ...]:

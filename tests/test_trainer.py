@@ -220,3 +220,16 @@ def test_teacher_soft_targets_when_rows_stay_in_host_memory(data, monkeypatch):
     teachers = {"a": [_teacher("a", 1)], "b": [_teacher("b", 2)]}
     res = run(data, net(), objective=MIND(teachers, {"a": 1.0, "b": 1.0}), epochs=1, device="cuda")
     assert not res.info["on_device_batching"] and math.isfinite(res.history[0]["train/loss"])
+
+
+def test_one_row_remainder_joins_the_previous_batch():
+    """33 rows in batches of 16 would leave one row, on which BatchNorm cannot train at 1x1 maps."""
+    from dataclasses import replace
+
+    d = _mixed_dataset(n=49, missing=False)
+    d = replace(d, splits={"train": torch.arange(33), "val": torch.arange(33, 49)})
+    torch.manual_seed(0)
+    model = MultimodalNet({"img": ResNetEncoder(10, width=4, stem="imagenet"), "seq": LSTMEncoder(2, 4, 2)},
+                          "multilabel", 3, "concat")
+    res = fit(model, d.split("train"), d.split("val"), epochs=1, batch_size=16, progress=False, device="cpu")
+    assert res.frame()["train/fusion/loss"].notna().all()
