@@ -214,16 +214,6 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot record a value of type {type(value).__name__} in the results file.")
 
 
-class _Text:
-    """A formatted value whose plain-text form is exactly the string (what {glue:text} shows)."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
 # ----------------------------------------------------------------------------- the run
 
 @dataclass
@@ -257,7 +247,9 @@ class Run:
 
         self.record(key, value)
         text = value if isinstance(value, str) else fmt.format(value)
-        glue(key, _Text(text), display=False)
+        # A str glues as its repr, which {glue:text} literal-evaluates back to exactly ``text``
+        # (gluing the number would turn "1.00" into "1.0").
+        glue(key, text, display=False)
         return value
 
     def glue_table(self, key: str, table: Any, display: bool = True) -> Any:

@@ -107,3 +107,20 @@ def test_scorecard_rejects_foreign_files(tmp_path):
         scorecard.load_results(tmp_path)
     with pytest.raises(FileNotFoundError, match="execute the chapters first"):
         scorecard.load_results(tmp_path / "missing")
+
+
+def test_glued_text_renders_exactly_as_formatted(monkeypatch):
+    """{glue:text} literal-evaluates the glued plain text: "1.00" must not come back as "1.0"."""
+    import IPython.core.formatters
+    import myst_nb
+    from myst_nb.core.variables import format_plain_text
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: glued.update({key: value}))
+    run = make_run()
+    run.glue("acc", 1.0, fmt="{:.2f}")
+    run.glue("name", "it's ok")
+    shown = {k: format_plain_text(IPython.core.formatters.format_display_data(v)[0]["text/plain"], "")
+             for k, v in glued.items()}
+    assert shown == {"acc": "1.00", "name": "it's ok"}
+    assert run.values == {"acc": 1.0, "name": "it's ok"}
