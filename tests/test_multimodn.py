@@ -11,6 +11,7 @@ from mmrepro.data import MultimodalDataset, Task
 from mmrepro.multimodn import (MultiModN, PFusion, Standardizer, cumulative_probabilities, evaluation_pairs,
                                fit, importance_scores, output_loss, selection_score)
 from mmrepro.multimodn.heads import TaskSpec, pair_losses
+from mmrepro.multimodn.train import epoch_batches
 
 NAN = float("nan")
 
@@ -231,6 +232,49 @@ def test_time_task_loss_pairs_states_with_their_time_point():
     pred = model.predict(x, present, lengths)
     assert pred["seq"].shape == (4, 5, 1) and pred["stat"].shape == (4, 1)
 
+
+
+def test_fit_loss_history_is_pinned():
+    """Loss history and predictions of a small time-series fit (dropout, shuffled orders) for a fixed
+    seed, recorded before the encoder loop was optimised: optimisations must not change results."""
+    x, present, lengths, y = series_batch()
+    data = type("D", (), {"x": x, "present": present, "lengths": lengths, "y": y})()
+    model = series_model()
+    r = fit(model, data, epochs=4, batch_size=3, seed=5, shuffle_order=True)
+    assert [h["train_loss"] for h in r.history] == pytest.approx(
+        [3.2238139510154724, 1.1294126510620117, 1.1072494089603424, 3.212908983230591], rel=1e-5)
+    pred = model.eval().predict(x, present, lengths)["stat"].flatten()
+    assert pred.tolist() == pytest.approx(
+        [-0.3167054057121277, -0.3141760528087616, -0.32371217012405396, -0.34287142753601074], rel=1e-5)
+
+
+def test_epoch_batches_random_and_length_bucketed():
+    gen = torch.Generator().manual_seed(0)
+    plain = epoch_batches(10, 4, gen)
+    assert [len(b) for b in plain] == [4, 4, 2] and sorted(torch.cat(plain).tolist()) == list(range(10))
+    steps = torch.tensor([0, 5, 1, 5, 0, 3, 1, 3, 0, 5, 1, 3])
+    orders, firsts = set(), set()
+    for _ in range(20):
+        chunks = epoch_batches(12, 3, gen, steps)
+        assert sorted(torch.cat(chunks).tolist()) == list(range(12))
+        assert all(len(set(steps[c].tolist())) == 1 for c in chunks)  # 3 samples per length: pure buckets
+        orders.add(tuple(int(steps[c[0]]) for c in chunks))
+        firsts.add(tuple(chunks[0].tolist()))
+    assert len(orders) > 1 and len(firsts) > 1  # batch order and tie order are both shuffled
+
+
+def test_fit_bucket_by_length_is_an_explicit_deterministic_option():
+    x, present, lengths, y = series_batch()
+    data = type("D", (), {"x": x, "present": present, "lengths": lengths, "y": y})()
+    runs = []
+    for bucket in (True, True, False):
+        model = series_model()
+        runs.append([h["train_loss"] for h in fit(model, data, epochs=3, batch_size=2, seed=1,
+                                                   bucket_by_length=bucket).history])
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+    xs, ps, ys = static_batch()
+    with pytest.raises(ValueError, match="bucket_by_length needs sequence data"):
+        fit(static_model(), type("D", (), {"x": xs, "present": ps, "y": ys})(), bucket_by_length=True)
 
 # ----------------------------------------------------------------------------- decoders per kind
 def test_pair_losses_match_torch_for_each_kind():

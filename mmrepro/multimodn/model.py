@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .heads import TaskSpec, _check_name, as_task_specs, check_target, mlp, pair_losses, to_probability
@@ -140,31 +141,33 @@ class MultiModN(nn.Module):
         n, n_times, masks, lens = check_inputs(x, present, lengths, order, self.n_features,
                                                self.sequence_modalities)
         state = self.state0.expand(n, -1)
-        states, updated = [state], [torch.ones(n, dtype=torch.bool, device=state.device)]
-        step_modality: list[str | None] = [None]
-        step_time = [-1]
-
-        def step(m: str, inp: Tensor, mask: Tensor, t: int) -> None:
-            nonlocal state
-            inp = inp.to(state.dtype)
-            ok = mask & torch.isfinite(inp).all(-1)
-            clean = torch.where(ok[:, None], inp, torch.zeros((), dtype=inp.dtype, device=inp.device))
-            new = self.encoders[m](torch.cat([clean, state], dim=-1))
-            state = torch.where(ok[:, None], new, state)
-            states.append(state)
-            updated.append(ok)
-            step_modality.append(m)
-            step_time.append(t)
-
-        for m in order:
-            if m not in self.sequence_modalities:
-                step(m, x[m], masks[m], -1)
+        # inputs and per-step masks for the whole batch at once; the loop below only encodes
+        static = [m for m in order if m not in self.sequence_modalities]
         sequence = [m for m in order if m in self.sequence_modalities]
+        ok, clean = {}, {}
+        for m in static + sequence:
+            inp = x[m].to(state.dtype)
+            valid = torch.isfinite(inp).all(-1)
+            if m in self.sequence_modalities:  # (N, T): present and within the sample's length
+                t = torch.arange(n_times, device=inp.device)
+                valid = valid & masks[m][:, None] & (t[None, :] < lens[m][:, None])
+            else:
+                valid = valid & masks[m]
+            ok[m] = valid
+            clean[m] = torch.where(valid[..., None], inp, torch.zeros((), dtype=inp.dtype, device=inp.device))
         # time points after every sample's last valid step would change no state: not run
-        last = max((int((lens[m] * masks[m]).max()) for m in sequence), default=0) if n else 0
-        for t in range(last):
-            for m in sequence:
-                step(m, x[m][:, t], masks[m] & (t < lens[m]), t)
+        last = max((int(lens[m].masked_fill(~masks[m], 0).max()) for m in sequence), default=0) if n else 0
+        plan = [(m, -1, clean[m], ok[m]) for m in static]
+        plan += [(m, t, clean[m][:, t], ok[m][:, t]) for t in range(last) for m in sequence]
+        layers = {m: _layers(self.encoders[m], self.training) for m in dict.fromkeys(p[0] for p in plan)}
+        states, updated = [state], [torch.ones(n, dtype=torch.bool, device=state.device)]
+        for m, _, inp, valid in plan:
+            new = _run(layers[m], torch.cat([inp, state], dim=-1))
+            state = torch.where(valid[:, None], new, state)
+            states.append(state)
+            updated.append(valid)
+        step_modality: list[str | None] = [None] + [p[0] for p in plan]
+        step_time = [-1] + [p[1] for p in plan]
         stacked = torch.stack(states, dim=1)
         return MultiModNOutput(
             states=stacked, logits={t: d(stacked) for t, d in self.decoders.items()},
@@ -213,3 +216,28 @@ def output_loss(out: MultiModNOutput, y: Mapping[str, Tensor], time_tasks: Itera
         total = total + (loss * keep).sum()
         count = count + keep.sum()
     return total / torch.as_tensor(count).clamp(min=1)
+
+
+def _layers(net: nn.Sequential, training: bool) -> list:
+    """The ops of an :func:`~mmrepro.multimodn.heads.mlp` as ``(function, *args)`` tuples.
+
+    Running them with :func:`_run` gives exactly ``net(h)`` (same ops and random draws) without
+    the per-module call overhead, which dominates the many small sequential encoder steps.
+    """
+    ops: list = []
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            ops.append((F.linear, layer.weight, layer.bias))
+        elif isinstance(layer, nn.ReLU):
+            ops.append((torch.relu,))
+        elif isinstance(layer, nn.Dropout):
+            ops.append((F.dropout, layer.p, training))
+        else:
+            raise TypeError(f"encoder layer {type(layer).__name__} is not one mlp() builds.")
+    return ops
+
+
+def _run(ops: list, h: Tensor) -> Tensor:
+    for fn, *args in ops:
+        h = fn(h, *args)
+    return h
