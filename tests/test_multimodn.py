@@ -234,6 +234,41 @@ def test_time_task_loss_pairs_states_with_their_time_point():
 
 
 
+def autograd_encoder_loop(model, x, present, lengths):
+    """The encoder loop written with plain modules and autograd (the definition of the model)."""
+    n = x["s"].shape[0]
+    state = model.state0.expand(n, -1)
+    states = [state]
+    plan = [("s", x["s"], present["s"])]
+    plan += [(m, x[m][:, t], present[m] & (t < lengths[m])) for t in range(5) for m in ("u", "v")]
+    for m, inp, mask in plan:
+        ok = mask & torch.isfinite(inp).all(-1)
+        new = model.encoders[m](torch.cat([torch.nan_to_num(inp) * ok[:, None], state], -1))
+        state = torch.where(ok[:, None], new, state)
+        states.append(state)
+    return torch.stack(states, 1)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_hand_written_backward_through_steps_matches_autograd(training):
+    x, present, lengths, _ = series_batch()
+    x = {m: v.double() for m, v in x.items()}
+    model = series_model().double().train(training)
+    weights = torch.randn(4, 12, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for run in (lambda: model(x, present, lengths).states, lambda: autograd_encoder_loop(model, x, present, lengths)):
+        torch.manual_seed(7)  # the same dropout noise on both sides
+        model.zero_grad()
+        states = run()
+        (states * weights).sum().backward()
+        grads.append((states.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}))
+    (s_fast, g_fast), (s_ref, g_ref) = grads
+    torch.testing.assert_close(s_fast, s_ref, rtol=1e-12, atol=1e-12)
+    assert set(g_fast) == set(g_ref) and len(g_ref) == 1 + 3 * 2 * 3  # state0 + 3 encoders x 3 Linear x (W, b)
+    for k in g_ref:
+        torch.testing.assert_close(g_fast[k], g_ref[k], rtol=1e-10, atol=1e-12, msg=k)
+    assert any(g.abs().sum() > 0 for g in g_ref.values())
+
 def test_fit_loss_history_is_pinned():
     """Loss history and predictions of a small time-series fit (dropout, shuffled orders) for a fixed
     seed, recorded before the encoder loop was optimised: optimisations must not change results."""
