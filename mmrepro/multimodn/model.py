@@ -291,11 +291,12 @@ class _EncoderSteps(torch.autograd.Function):
                 gl = ga @ weights[j]
             if noise is not None:
                 gl = gl * noise[:, -size:]
-            g = torch.where(keep, 0.0, g).add_(gl).add_(grad_states[:, k])
+            # rows not updated at this step carry g to the previous state (their gl is zero)
+            g = torch.where(keep, gl, g).add_(grad_states[:, k])
         grads = []
-        for m, _, _ in ctx.layout:
+        for m, _, _ in ctx.layout:  # every encoder in the layout ran at least one step
             for gas, inputs in per_layer[m]:
                 ga = torch.cat(gas)
-                grads += [ga.T @ torch.cat(inputs), ga.sum(0)] if gas else [None, None]
+                grads += [ga.T @ torch.cat(inputs), ga.sum(0)]
         ctx.steps = ctx.weights = ctx.saved = None
         return (g.sum(0), None, None, None, *grads)
