@@ -138,6 +138,9 @@ class MultiModN(nn.Module):
         :meth:`MultiModNOutput.at_times` still covers all T.
         """
         order = self.resolve_order(order)
+        if any(v.requires_grad for v in x.values() if isinstance(v, Tensor)):
+            raise ValueError("MultiModN does not back-propagate into its inputs (the encoder loop's "
+                             "backward covers the parameters only); pass inputs without requires_grad.")
         n, n_times, masks, lens = check_inputs(x, present, lengths, order, self.n_features,
                                                self.sequence_modalities)
         # inputs and per-step masks for the whole batch at once; the loop below only encodes
