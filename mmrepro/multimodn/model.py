@@ -267,10 +267,11 @@ class _EncoderSteps(torch.autograd.Function):
             for wt, b in linears:  # F.linear + ReLU: the same addmm, the ReLU in place (no graph here)
                 h = torch.addmm(b, h, wt).relu_()
                 acts.append(h)
-            state = torch.where(ok[:, None], h, state)
+            keep = ok[:, None]
+            state = torch.where(keep, h, state)
             states.append(state)
-            saved.append((acts, noise))
-        ctx.steps, ctx.weights, ctx.saved, ctx.layout = steps, weights, saved, layout
+            saved.append((m, keep, acts, noise))
+        ctx.weights, ctx.saved, ctx.layout = weights, saved, layout
         return torch.stack(states, dim=1)
 
     @staticmethod
@@ -280,26 +281,26 @@ class _EncoderSteps(torch.autograd.Function):
         # weights that carry the gradient back to the state; layer 0: its state columns only
         size = grad_states.shape[-1]
         back = {m: [linears[0][0][:, -size:]] + [w for w, _ in linears[1:]] for m, (_, linears) in ctx.weights.items()}
-        g = grad_states[:, -1]
-        for k in range(len(ctx.steps) - 1, -1, -1):
-            m, inp, ok = ctx.steps[k]
-            acts, noise = ctx.saved[k]
-            weights = back[m]
-            keep = ok[:, None]
+        relu_backward = torch.ops.aten.threshold_backward.default
+        grad_each = grad_states.unbind(1)
+        g = grad_each[-1]
+        for k in range(len(ctx.saved) - 1, -1, -1):
+            m, keep, acts, noise = ctx.saved[k]
+            weights, record = back[m], per_layer[m]
             gl = torch.where(keep, g, 0.0)
             for j in range(len(weights) - 1, -1, -1):
-                ga = torch.ops.aten.threshold_backward(gl, acts[j + 1], 0)
-                per_layer[m][j][0].append(ga)
-                per_layer[m][j][1].append(acts[j])
+                ga = relu_backward(gl, acts[j + 1], 0)
+                record[j][0].append(ga)
+                record[j][1].append(acts[j])
                 gl = ga @ weights[j]
             if noise is not None:
                 gl = gl * noise[:, -size:]
             # rows not updated at this step carry g to the previous state (their gl is zero)
-            g = torch.where(keep, gl, g).add_(grad_states[:, k])
+            g = torch.where(keep, gl, g).add_(grad_each[k])
         grads = []
         for m, _, _ in ctx.layout:  # every encoder in the layout ran at least one step
             for gas, inputs in per_layer[m]:
                 ga = torch.cat(gas)
                 grads += [ga.T @ torch.cat(inputs), ga.sum(0)]
-        ctx.steps = ctx.weights = ctx.saved = None
+        ctx.weights = ctx.saved = None
         return (g.sum(0), None, None, None, *grads)
