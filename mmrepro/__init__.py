@@ -54,6 +54,9 @@ _EXPORTS: dict[str, str] = {
     "MSLR": "mmrepro.balancing",
     "OGM": "mmrepro.balancing",
     "GBlend": "mmrepro.balancing",
+    # experiment runners (random search on validation, one test evaluation, repeated seeds)
+    "random_search": "mmrepro.experiments",
+    "search_then_repeat": "mmrepro.experiments",
     # notebook contract
     "start": "mmrepro.notebook",
     "resolve_device": "mmrepro.device",

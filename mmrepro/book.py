@@ -103,8 +103,15 @@ def parameters(path: Path) -> list[Parameter]:
     nb = jupytext.read(path)
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            return [Parameter(p.name, p.inferred_type_name, p.default, p.help)
-                    for p in PythonTranslator.inspect(cell)]
+            found = [Parameter(p.name, p.inferred_type_name, p.default, p.help)
+                     for p in PythonTranslator.inspect(cell)]
+            declared = [n.target.id for n in ast.parse(cell.source).body
+                        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+            unread = [n for n in declared if n not in {p.name for p in found}]
+            if unread:  # papermill skips such lines with a printed warning, so they could not be set
+                raise BookError(f"papermill cannot read parameter(s) {unread} in {path.name}: write each as "
+                                "`name: type = value  # comment` on one line, with no '=' in the comment.")
+            return found
     raise BookError(f"{path} has no cell tagged 'parameters'.")
 
 

@@ -42,3 +42,26 @@ def test_outside_a_project(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["list"]) == 2
     assert "no _toc.yml found" in capsys.readouterr().err
+
+
+def test_every_notebook_declares_readable_parameters(capsys, monkeypatch):
+    """papermill must read every annotated parameter (else `mmrepro run -p` could not set it)."""
+    from mmrepro import book
+
+    root = Path(__file__).resolve().parents[1]
+    for path in book.notebooks(root):
+        names = {p.name for p in book.parameters(path)}
+        assert {"profile"} <= names, path.name
+        if path.parent.name == "notebooks":
+            assert {"seed", "device"} <= names, path.name
+
+
+def test_unreadable_parameter_line_is_an_error(tmp_path):
+    import pytest
+
+    from mmrepro import book
+
+    bad = tmp_path / "bad.md"
+    bad.write_text(FIXTURE.read_text().replace("# a rate in (0, 1]", "# a rate, e.g. rate = 0.5"))
+    with pytest.raises(book.BookError, match=r"cannot read parameter\(s\) \['rate'\]"):
+        book.parameters(bad)
