@@ -138,17 +138,15 @@ class MultiModN(nn.Module):
         :meth:`MultiModNOutput.at_times` still covers all T.
         """
         order = self.resolve_order(order)
-        if any(v.requires_grad for v in x.values() if isinstance(v, Tensor)):
-            raise ValueError("MultiModN does not back-propagate into its inputs (the encoder loop's "
-                             "backward covers the parameters only); pass inputs without requires_grad.")
         n, n_times, masks, lens = check_inputs(x, present, lengths, order, self.n_features,
                                                self.sequence_modalities)
+        state = self.state0.expand(n, -1)
         # inputs and per-step masks for the whole batch at once; the loop below only encodes
         static = [m for m in order if m not in self.sequence_modalities]
         sequence = [m for m in order if m in self.sequence_modalities]
         ok, clean = {}, {}
         for m in static + sequence:
-            inp = x[m].to(self.state0.dtype)
+            inp = x[m].to(state.dtype)
             valid = torch.isfinite(inp).all(-1)
             if m in self.sequence_modalities:  # (N, T): present and within the sample's length
                 t = torch.arange(n_times, device=inp.device)
@@ -161,14 +159,16 @@ class MultiModN(nn.Module):
         last = max((int(lens[m].masked_fill(~masks[m], 0).max()) for m in sequence), default=0) if n else 0
         plan = [(m, -1, clean[m], ok[m]) for m in static]
         plan += [(m, t, clean[m][:, t], ok[m][:, t]) for t in range(last) for m in sequence]
-        nets = {m: _encoder_layers(self.encoders[m]) for m in dict.fromkeys(p[0] for p in plan)}
-        layout = [(m, p if self.training else 0.0, len(linears)) for m, (p, linears) in nets.items()]
-        params = [w for _, linears in nets.values() for lin in linears for w in (lin.weight, lin.bias)]
-        steps = [(m, inp, valid) for m, _, inp, valid in plan]
-        stacked = _EncoderSteps.apply(self.state0, n, steps, layout, *params)
-        updated = [torch.ones(n, dtype=torch.bool, device=stacked.device)] + [p[3] for p in plan]
+        layers = {m: _layers(self.encoders[m], self.training) for m in dict.fromkeys(p[0] for p in plan)}
+        states, updated = [state], [torch.ones(n, dtype=torch.bool, device=state.device)]
+        for m, _, inp, valid in plan:
+            new = _run(layers[m], torch.cat([inp, state], dim=-1))
+            state = torch.where(valid[:, None], new, state)
+            states.append(state)
+            updated.append(valid)
         step_modality: list[str | None] = [None] + [p[0] for p in plan]
         step_time = [-1] + [p[1] for p in plan]
+        stacked = torch.stack(states, dim=1)
         return MultiModNOutput(
             states=stacked, logits={t: d(stacked) for t, d in self.decoders.items()},
             updated=torch.stack(updated, dim=1), step_modality=step_modality,
@@ -218,89 +218,26 @@ def output_loss(out: MultiModNOutput, y: Mapping[str, Tensor], time_tasks: Itera
     return total / torch.as_tensor(count).clamp(min=1)
 
 
+def _layers(net: nn.Sequential, training: bool) -> list:
+    """The ops of an :func:`~mmrepro.multimodn.heads.mlp` as ``(function, *args)`` tuples.
 
-def _encoder_layers(net: nn.Sequential) -> tuple[float, list[nn.Linear]]:
-    """Input dropout rate and Linear layers of an encoder ``mlp(..., out_relu=True)``:
-    ``[Dropout] (Linear ReLU)+``."""
-    layers = list(net)
-    p = layers.pop(0).p if layers and isinstance(layers[0], nn.Dropout) else 0.0
-    linears, relus = layers[0::2], layers[1::2]
-    if (not linears or len(linears) != len(relus) or not all(isinstance(r, nn.ReLU) for r in relus)
-            or not all(isinstance(lin, nn.Linear) and lin.bias is not None for lin in linears)):
-        raise TypeError(f"encoder {net} is not one mlp(..., out_relu=True) builds: [Dropout] (Linear ReLU)+.")
-    return p, linears
-
-
-class _EncoderSteps(torch.autograd.Function):
-    """The sequential encoder loop, ``s_k = where(ok_k, e_k(dropout([x_k, s_{k-1}])), s_{k-1})``,
-    with back-propagation through the steps written out (the chain rule autograd would apply).
-
-    Autograd would record ~10 nodes per step and compute every weight gradient step by step;
-    here the forward records nothing, the backward walks the steps in reverse only for the state
-    gradient and then forms each weight gradient with one matrix product over all steps of its
-    encoder.  Dropout draws the same noise as ``F.dropout`` on CPU (``bernoulli_`` then ``div_``), so
-    results match the plain loop to float rounding (the weight-gradient sums are reordered); on
-    CUDA, ``F.dropout`` uses a fused kernel with other random draws, so the masks differ from it.
-    Inputs: ``state0`` (S,), ``n``, ``steps`` [(modality, input (N, F), ok (N,))], ``layout``
-    [(modality, dropout p, n_linear)] and the weights and biases in ``layout`` order.
-    Output: the states (N, K+1, S), ``s0`` first.
+    Running them with :func:`_run` gives exactly ``net(h)`` (same ops and random draws) without
+    the per-module call overhead, which dominates the many small sequential encoder steps.
     """
+    ops: list = []
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            ops.append((F.linear, layer.weight, layer.bias))
+        elif isinstance(layer, nn.ReLU):
+            ops.append((torch.relu,))
+        elif isinstance(layer, nn.Dropout):
+            ops.append((F.dropout, layer.p, training))
+        else:
+            raise TypeError(f"encoder layer {type(layer).__name__} is not one mlp() builds.")
+    return ops
 
-    @staticmethod
-    def forward(ctx, state0: Tensor, n: int, steps: list, layout: list, *params: Tensor) -> Tensor:
-        weights, i = {}, 0
-        for m, p, n_linear in layout:
-            weights[m] = (p, [(params[i + 2 * j], params[i + 2 * j + 1]) for j in range(n_linear)])
-            i += 2 * n_linear
-        forward_weights = {m: [(w.t(), b) for w, b in linears] for m, (_, linears) in weights.items()}
-        state = state0.expand(n, -1)
-        states, saved = [state], []
-        for m, inp, ok in steps:
-            p, linears = weights[m][0], forward_weights[m]
-            h = torch.cat([inp, state], dim=-1)
-            noise = None
-            if p > 0:
-                noise = torch.empty_like(h).bernoulli_(1 - p)
-                noise.div_(1 - p)
-                h = h * noise
-            acts = [h]
-            for wt, b in linears:  # F.linear + ReLU: the same addmm, the ReLU in place (no graph here)
-                h = torch.addmm(b, h, wt).relu_()
-                acts.append(h)
-            keep = ok[:, None]
-            state = torch.where(keep, h, state)
-            states.append(state)
-            saved.append((m, keep, acts, noise))
-        ctx.weights, ctx.saved, ctx.layout = weights, saved, layout
-        return torch.stack(states, dim=1)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_states: Tensor):
-        per_layer: dict = {m: [([], []) for _ in linears] for m, (_, linears) in ctx.weights.items()}
-        # weights that carry the gradient back to the state; layer 0: its state columns only
-        size = grad_states.shape[-1]
-        back = {m: [linears[0][0][:, -size:]] + [w for w, _ in linears[1:]] for m, (_, linears) in ctx.weights.items()}
-        relu_backward = torch.ops.aten.threshold_backward.default
-        grad_each = grad_states.unbind(1)
-        g = grad_each[-1]
-        for k in range(len(ctx.saved) - 1, -1, -1):
-            m, keep, acts, noise = ctx.saved[k]
-            weights, record = back[m], per_layer[m]
-            gl = torch.where(keep, g, 0.0)
-            for j in range(len(weights) - 1, -1, -1):
-                ga = relu_backward(gl, acts[j + 1], 0)
-                record[j][0].append(ga)
-                record[j][1].append(acts[j])
-                gl = ga @ weights[j]
-            if noise is not None:
-                gl = gl * noise[:, -size:]
-            # rows not updated at this step carry g to the previous state (their gl is zero)
-            g = torch.where(keep, gl, g).add_(grad_each[k])
-        grads = []
-        for m, _, _ in ctx.layout:  # every encoder in the layout ran at least one step
-            for gas, inputs in per_layer[m]:
-                ga = torch.cat(gas)
-                grads += [ga.T @ torch.cat(inputs), ga.sum(0)]
-        ctx.weights = ctx.saved = None
-        return (g.sum(0), None, None, None, *grads)
+def _run(ops: list, h: Tensor) -> Tensor:
+    for fn, *args in ops:
+        h = fn(h, *args)
+    return h
