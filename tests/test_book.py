@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmrepro import book, scorecard
-from mmrepro.notebook import PROFILES, VERDICTS
+from mmrepro.notebook import VERDICTS
 
 from .browser import chromium, inspect_pages
 

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy import stats
 
 from mmrepro.data import load_dataset
@@ -14,7 +13,6 @@ from mmrepro.experiments import (METHODS, Arch, Choice, JointSetup, LogUniform, 
                                  summarise, t_interval)
 from mmrepro.balancing import MILES, MSLR, OGM
 
-torch.set_num_threads(1)
 
 
 # ----------------------------------------------------------------------------- spaces

@@ -8,14 +8,6 @@ from mmrepro.mfh.experiments import distill, distill_loop, summarise
 from mmrepro.mfh.kd import LinearBatch, fit, fit_one, init_linear
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster and avoids contention on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _toy(runs=3, n=40, d=6, seed=0):
     g = torch.Generator().manual_seed(seed)

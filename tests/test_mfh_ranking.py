@@ -8,13 +8,6 @@ from mmrepro.mfh.kd import LinearBatch, run_generator
 from mmrepro.mfh.ranking import align_unimodal, nullify, permutation_salience, precision_at_k, select_channels
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_closed_form_salience_equals_naive_permutation_loop():
     g = torch.Generator().manual_seed(0)

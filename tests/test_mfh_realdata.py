@@ -7,13 +7,6 @@ from mmrepro.mfh.case_study import LateFusion, case_study, cnn, summarise_case_s
 from mmrepro.mfh.realdata import mfeat_ranking, mfeat_views
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_mfeat_ranking_table():
     df, sal = mfeat_ranking([0], "mor", "zer", ratios=(0.5,), epochs=20, align_epochs=20, n_permutations=3)

@@ -16,7 +16,6 @@ from mmrepro.mind.problems import build_encoder, load_problem, pbc_problem
 from mmrepro.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
 from mmrepro.models import FUSION_HEAD, count_parameters
 
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

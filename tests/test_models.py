@@ -3,12 +3,10 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from mmrepro.models import RESNET_STAGES, LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder, count_parameters, probabilities
 from mmrepro.models.ensemble import soft_targets, ume_proba
 
-torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("depth,stages", [(3, 1), (6, 2), (10, 4), (18, 4), (34, 4)])

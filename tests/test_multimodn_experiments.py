@@ -14,7 +14,6 @@ from sklearn.metrics import mean_squared_error, roc_auc_score
 from mmrepro.multimodn import experiments as X
 from mmrepro.multimodn import MultiModN, PFusion
 
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

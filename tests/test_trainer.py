@@ -10,7 +10,6 @@ from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
 from mmrepro.trainer import evaluate, fit
 
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,19 @@ from .storage import cache_root
 FORMAT = 2  # bump when a preprocessing step changes, so old entries are not reused
 
 
+def save_atomic(value: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, renamed into place only when complete,
+    so that an interrupted write never leaves a half-written entry that would be trusted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(value, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def cache_key(**parts: Any) -> str:
     """A stable hex key from JSON-serialisable parts (source digests, options, seed)."""
     text = json.dumps({"format": FORMAT, **parts}, sort_keys=True, default=str)
@@ -41,14 +54,7 @@ def cached(kind: str, key: str, build: Callable[[], dict], root: Path | None = N
             warnings.warn(f"cache entry {path} is unreadable ({e}); rebuilding it", stacklevel=2)
     value = build()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-        os.close(fd)
-        try:
-            torch.save(value, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        save_atomic(value, path)
     except OSError as e:
         warnings.warn(f"could not write preprocessing cache {path} ({e}); set MMREPRO_CACHE to a writable folder",
                       stacklevel=2)

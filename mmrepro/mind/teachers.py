@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
+from mmrepro.data.cache import save_atomic
 from mmrepro.data.storage import cache_root
 from mmrepro.mind.problems import Problem, arch_name
 from mmrepro.models import MultimodalNet, count_parameters
@@ -70,14 +69,7 @@ def teacher_key(problem: Problem, modality: str, spec: dict[str, Any], lr: float
 
 def _save(path: Path, entry: dict[str, Any]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(entry, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        save_atomic(entry, path)
     except OSError as e:
         warnings.warn(f"could not cache teacher {path} ({e}); set MMREPRO_CACHE to a writable folder", stacklevel=3)
 
