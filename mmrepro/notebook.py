@@ -253,11 +253,19 @@ class Run:
         return value
 
     def glue_table(self, key: str, table: Any, display: bool = True) -> Any:
-        """Record a pandas table (as records) and glue it; shown in place when ``display``."""
+        """Record a pandas table (as records) and glue it; shown in place when ``display``.
+
+        A default 0..n-1 index is hidden in the page (a meaningful index, e.g. gamma, is kept)."""
         from myst_nb import glue
 
+        import pandas as pd
+        from IPython.display import HTML
+
         self.record(key, table)
-        glue(key, table, display=display)
+        shown = table
+        if isinstance(table, pd.DataFrame) and isinstance(table.index, pd.RangeIndex):
+            shown = HTML(table.to_html(index=False))  # a 0, 1, 2 ... index says nothing to a reader
+        glue(key, shown, display=display)
         return table
 
     def glue_figure(self, key: str, fig: Any, display: bool = True) -> Path:

@@ -124,3 +124,18 @@ def test_glued_text_renders_exactly_as_formatted(monkeypatch):
              for k, v in glued.items()}
     assert shown == {"acc": "1.00", "name": "it's ok"}
     assert run.values == {"acc": 1.0, "name": "it's ok"}
+
+
+def test_glue_table_hides_a_default_index_only(monkeypatch, tmp_path):
+    import myst_nb
+    import pandas as pd
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: glued.update({key: value}))
+    run = make_run()
+    run.glue_table("plain", pd.DataFrame({"acc": [0.5, 0.75]}))
+    run.glue_table("by_gamma", pd.DataFrame({"acc": [0.5]}, index=pd.Index([0.25], name="gamma")))
+    plain = glued["plain"]._repr_html_() if hasattr(glued["plain"], "_repr_html_") else glued["plain"].data
+    assert "<th>acc</th>" in plain and "<th>0</th>" not in plain and "0.75" in plain
+    assert isinstance(glued["by_gamma"], pd.DataFrame)  # a meaningful index is kept as it is
+    assert run.values["plain"] == [{"acc": 0.5}, {"acc": 0.75}]
