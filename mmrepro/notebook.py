@@ -264,7 +264,7 @@ class Run:
         self.record(key, table)
         shown = table
         if isinstance(table, pd.DataFrame) and isinstance(table.index, pd.RangeIndex):
-            shown = HTML(table.to_html(index=False))  # a 0, 1, 2 ... index says nothing to a reader
+            shown = HTML(table.to_html(index=False, na_rep="—"))  # a 0..n-1 index says nothing
         glue(key, shown, display=display)
         return table
 
