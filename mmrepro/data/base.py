@@ -14,7 +14,6 @@ from torch import Tensor
 
 TaskKind = Literal["binary", "multiclass", "multilabel", "regression"]
 TASK_KINDS = ("binary", "multiclass", "multilabel", "regression")
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass

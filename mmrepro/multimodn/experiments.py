@@ -35,8 +35,6 @@ __all__ = ["Benchmark", "BENCHMARKS", "load_benchmark", "restrict", "make_model"
            "mean_ci", "summarise", "overlaps", "with_only", "thin_time", "parity", "missingness",
            "importance_table", "trajectory_table", "modularity_table", "runs"]
 
-MODELS = ("MultiModN", "P-Fusion", "MultiModN multi-task")
-
 
 @dataclass(frozen=True)
 class Benchmark:
