@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmrepro.experiments.space import Choice, LogUniform, sample
 from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.metrics import bootstrap_ci, score
 from mmrepro.mind.problems import Problem
@@ -96,21 +97,17 @@ def train(setup: Setup, method: str, hp: dict[str, float], seed: int, epochs: in
 
 def sample_hps(method: str, n: int, seed: int, lr_range: Sequence[float], omega_range: Sequence[float]) -> list[dict]:
     """``n`` random configurations (App. A.3): log-uniform learning rate; MIND: log-uniform ω_A, ω_B in
-    ``omega_range``; TS: α, β from {0.0, ..., 0.9} (App. A.4)."""
+    ``omega_range``; TS: α, β from {0.0, ..., 0.9} (App. A.4). Drawn with the project's one
+    hyper-parameter sampler (:func:`mmrepro.experiments.space.sample`), a stream per method."""
     if n < 1:
         raise ValueError(f"the search needs at least one trial, got n_trials={n}")
-    lo, hi = (math.log10(v) for v in lr_range)
-    wlo, whi = (math.log10(v) for v in omega_range)
-    rng = np.random.default_rng([seed, METHODS.index(method) if method in METHODS else 99])
-    out = []
-    for _ in range(n):
-        hp: dict[str, float] = {"lr": float(10 ** rng.uniform(lo, hi))}
-        if method == "mind":
-            hp["omega_a"], hp["omega_b"] = (float(10 ** v) for v in rng.uniform(wlo, whi, 2))
-        if method == "ts":
-            hp["alpha"], hp["beta"] = (float(v) for v in rng.choice(TS_GRID, 2))
-        out.append(hp)
-    return out
+    space: dict[str, Any] = {"lr": LogUniform(*lr_range)}
+    if method == "mind":
+        space["omega_a"] = space["omega_b"] = LogUniform(*omega_range)
+    if method == "ts":
+        space["alpha"] = space["beta"] = Choice(TS_GRID)
+    stream = 100 * seed + (METHODS.index(method) if method in METHODS else 99)  # distinct per (seed, method)
+    return [sample(space, stream, k) for k in range(n)]
 
 
 @dataclass
