@@ -24,10 +24,10 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from .. import metrics
 from ..data import MultimodalDataset, load_dataset, mar, mnar_flip
+from ..experiments.repeat import t_interval
 from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit,
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
 
@@ -162,16 +162,10 @@ def task_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str,
 
 
 def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)`` (NaN ignored;
-    interval NaN with fewer than two values)."""
-    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf((1 + level) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return mean, mean - half, mean + half
+    """Mean and Student-t interval over the finite values (:func:`mmrepro.experiments.repeat.t_interval`);
+    NaN values are ignored, and no finite value gives (nan, nan, nan)."""
+    v = [float(x) for x in values if np.isfinite(x)]
+    return t_interval(v, level) if v else (math.nan, math.nan, math.nan)
 
 
 def summarise(rows: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.DataFrame:
