@@ -1,4 +1,4 @@
-"""``mmrepro`` command line: run one notebook, build the book, list notebooks."""
+"""``mmrepro`` command line: run one notebook, build the book, print the claims, list notebooks."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +32,21 @@ def _book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claims(args: argparse.Namespace) -> int:
+    from mmrepro import scorecard
+    from mmrepro.notebook import results_dir
+
+    folder = Path(args.results) if args.results else results_dir()
+    try:
+        results = scorecard.load_results(folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise book.BookError(str(err)) from None
+    if not results:
+        raise book.BookError(f"no results files in {folder}: run a chapter first (mmrepro run NAME).")
+    print(scorecard.terminal_report(results))
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     root = book.root_or_fail()
     for path in book.notebooks(root):
@@ -58,6 +73,10 @@ def parser() -> argparse.ArgumentParser:
     bk.add_argument("--build", help="build folder (default: <project>/_build)")
     bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
     bk.set_defaults(func=_book)
+
+    cl = sub.add_parser("claims", help="print every claim of the executed chapters with its interval and verdict")
+    cl.add_argument("--results", help="folder of results files (default: <project>/_build/results)")
+    cl.set_defaults(func=_claims)
 
     ls = sub.add_parser("list", help="show notebooks and their parameters")
     ls.set_defaults(func=_list)

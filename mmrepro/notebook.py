@@ -28,7 +28,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 PROFILES = ("smoke", "book", "paper")
-VERDICTS = {True: "holds", False: "does not hold", None: "not comparable at this scale"}
+# Empirical claims of a smoke run are recorded with this reason instead of a verdict.
+SMOKE_REASON = "the smoke profile only checks that the code runs (tiny models, few epochs and runs)"
 _INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects
 
 
@@ -282,25 +283,46 @@ class Run:
         plt.close(fig)
         return path
 
-    def claim(self, *, id: str, paper: str, where: str, paper_value: Any, reproduced: Any,
-              criterion: str, holds: bool | None) -> dict[str, Any]:
-        """Record a checked claim; ``holds`` None means not comparable at this scale."""
-        if any(c["id"] == id for c in self.claims):
-            raise ValueError(f"claim id {id!r} was already recorded.")
-        if holds not in VERDICTS:
-            raise ValueError(f"holds must be True, False or None, got {holds!r}.")
-        entry = {"id": id, "chapter": self.name, "paper": paper, "where": where,
-                 "paper_value": to_jsonable(paper_value), "reproduced": to_jsonable(reproduced),
-                 "criterion": criterion, "verdict": VERDICTS[bool(holds) if holds is not None else None]}
-        self.claims.append(entry)
-        return entry
+    def _add_claim(self, record: dict[str, Any]) -> dict[str, Any]:
+        if any(c["id"] == record["id"] for c in self.claims):
+            raise ValueError(f"claim id {record['id']!r} was already recorded.")
+        self.claims.append(record)
+        return record
 
-    def claims_table(self):
-        """The claims recorded so far as a pandas table (for the chapter's own summary)."""
-        import pandas as pd
+    def claim(self, *, id: str, paper: str, where: str, paper_value: Any, criterion: str, evidence: Any,
+              threshold: float | tuple[float, float], direction: str, unit: str = "", reason: str | None = None,
+              **unexpected: Any) -> dict[str, Any]:
+        """Record an empirical claim (see :mod:`mmrepro.claims`); its verdict is decided from ``evidence``
+        (:mod:`mmrepro.stats`), ``threshold`` and ``direction``, never passed in. ``reason`` marks the
+        setting as not comparable with the paper's; a ``smoke`` run gives every claim that reason."""
+        from mmrepro import claims
 
-        return pd.DataFrame(self.claims, columns=["id", "where", "paper_value", "reproduced",
-                                                  "criterion", "verdict"])
+        if unexpected:
+            raise claims.ClaimError(f"claim {id!r}: unexpected field(s) {sorted(unexpected)}; a verdict is "
+                                    "computed from evidence, threshold and direction, never passed in")
+        if reason is None and self.profile == "smoke":
+            reason = SMOKE_REASON
+        return self._add_claim(claims.empirical(
+            id=id, chapter=self.name, paper=paper, where=where, paper_value=to_jsonable(paper_value),
+            criterion=criterion, evidence=evidence, threshold=threshold, direction=direction, unit=unit,
+            reason=reason))
+
+    def check(self, *, id: str, paper: str, where: str, paper_value: Any, criterion: str, passed: Any,
+              observed: str) -> dict[str, Any]:
+        """Record an exact or proof-style check (an identity, a bound in every trial, a count) that passes or fails."""
+        from mmrepro import claims
+
+        return self._add_claim(claims.check(id=id, chapter=self.name, paper=paper, where=where,
+                                            paper_value=to_jsonable(paper_value), criterion=criterion,
+                                            passed=bool(passed) if isinstance(passed, np.bool_) else passed,
+                                            observed=observed))
+
+    def claims_table(self, prefix: str = ""):
+        """The claims recorded so far (those whose id starts with ``prefix``) as a readable table:
+        claim, where, paper, ours [interval], n, threshold, verdict."""
+        from mmrepro.scorecard import claim_rows
+
+        return claim_rows([c for c in self.claims if c["id"].startswith(prefix)], chapter=False)
 
     def save(self) -> Path:
         """Write ``<results_dir>/<name>.json`` atomically and return its path."""

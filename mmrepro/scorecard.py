@@ -1,49 +1,100 @@
-"""The reproduction scorecard: every claim of every executed chapter in one table."""
+"""The reproduction scorecard: every claim of every executed chapter, decided by its interval.
+
+Read by the scorecard page of the book and by ``mmrepro claims``. Every claim is validated on
+load (:func:`mmrepro.claims.validate`): a results file whose recorded verdict disagrees with its
+interval, or a claim with a field missing, is refused with the file, the claim and the field.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
-from mmrepro.notebook import VERDICTS
+from mmrepro import claims as contract
 
 _REQUIRED = ("notebook", "profile", "seed", "device", "mmrepro_version", "git_sha", "claims")
-_CLAIM_FIELDS = ("id", "paper", "where", "paper_value", "reproduced", "criterion", "verdict")
+COUNT_COLUMNS = (*contract.EMPIRICAL_VERDICTS, "checks passed", "checks failed")
+_CHECK_COLUMN = {contract.PASSES: "checks passed", contract.FAILS_CHECK: "checks failed"}
+COLOURS = {contract.HOLDS: "#cdebcf", contract.FAILS: "#f6cccc", contract.INCONCLUSIVE: "#fbe9b7",
+           contract.NOT_COMPARABLE: "#e4e4e4", contract.PASSES: "#cdebcf", contract.FAILS_CHECK: "#f6cccc"}
+LINE_COLOURS = {contract.HOLDS: "#2e7d32", contract.FAILS: "#c62828", contract.INCONCLUSIVE: "#b7860b",
+                contract.NOT_COMPARABLE: "#8a8a8a"}
 
 
 def load_results(folder: Path) -> list[dict]:
-    """Every ``*.json`` results file in ``folder``, checked for the fields the contract requires."""
+    """Every ``*.json`` results file in ``folder``, each checked against the notebook and claim contracts."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no results folder {folder}: execute the chapters first (mmrepro book).")
     results = []
     for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); re-run that chapter.") from None
         missing = [k for k in _REQUIRED if k not in data]
         if missing:
             raise ValueError(f"{path.name} lacks {missing}; it was not written by mmrepro.notebook.Run.save.")
-        for claim in data["claims"]:
-            if claim.get("verdict") not in VERDICTS.values():
-                raise ValueError(f"{path.name}: claim {claim.get('id')!r} has verdict {claim.get('verdict')!r}.")
+        for record in data["claims"]:
+            try:
+                contract.validate(record)
+            except contract.ClaimError as err:
+                raise contract.ClaimError(f"{path.name}: {err}") from None
         results.append(data)
     return results
 
 
-def _cell(value) -> str:
+def _records(results: Iterable[Mapping[str, Any]]) -> list[dict]:
+    return [dict(c, chapter=r["notebook"]) for r in results for c in r["claims"]]
+
+
+def _paper_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
-        return ", ".join(_cell(v) for v in value)
+        return ", ".join(_paper_cell(v) for v in value)
     return "—" if value is None else str(value)
 
 
+def claim_rows(records: Iterable[Mapping[str, Any]], chapter: bool = True) -> pd.DataFrame:
+    """One readable row per claim: (chapter,) claim, where, criterion, paper, ours [95 % interval], n,
+    interval method, threshold, verdict."""
+    rows = []
+    for c in records:
+        cells = contract.describe(c)
+        rows.append({**({"chapter": c["chapter"]} if chapter else {}), "claim": c["id"], "where": c["where"],
+                     "criterion": c["criterion"], "paper": _paper_cell(c["paper_value"]),
+                     "ours [95 % interval]": cells["ours"], "n": cells["n"],
+                     "interval": c.get("interval_method") or "", "threshold": cells["threshold"],
+                     "verdict": cells["verdict"]})
+    columns = [*(["chapter"] if chapter else []), "claim", "where", "criterion", "paper", "ours [95 % interval]",
+               "n", "interval", "threshold", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def claims_table(results: list[dict]) -> pd.DataFrame:
-    """One row per claim: chapter, paper, where, paper value, reproduced value, criterion, verdict."""
-    rows = [{"chapter": r["notebook"], **{k: _cell(c[k]) if k in ("paper_value", "reproduced") else c[k]
-                                          for k in _CLAIM_FIELDS}}
-            for r in results for c in r["claims"]]
-    return pd.DataFrame(rows, columns=["chapter", *_CLAIM_FIELDS])
+    """Every claim of every results file (see :func:`claim_rows`), with its kind."""
+    records = _records(results)
+    table = claim_rows(records)
+    table.insert(2, "kind", [c["kind"] for c in records])
+    return table
+
+
+def verdict_counts(results: list[dict]) -> pd.DataFrame:
+    """Per chapter: empirical claims per verdict, then checks passed and failed (every column, even when zero)."""
+    counts = {}
+    for r in results:
+        row = dict.fromkeys(COUNT_COLUMNS, 0)
+        for c in r["claims"]:
+            row[c["verdict"] if c["kind"] == "empirical" else _CHECK_COLUMN[c["verdict"]]] += 1
+        counts[r["notebook"]] = row
+    table = pd.DataFrame.from_dict(counts, orient="index", columns=list(COUNT_COLUMNS))
+    table.loc["all"] = table.sum()
+    table.index.name = "chapter"
+    return table
 
 
 def runs_table(results: list[dict]) -> pd.DataFrame:
@@ -55,21 +106,77 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
                          for r in results])
 
 
-def verdict_counts(claims: pd.DataFrame) -> pd.DataFrame:
-    """Claims per chapter and verdict (every verdict gets a column, even when zero)."""
-    counts = pd.crosstab(claims["chapter"], claims["verdict"]).reindex(columns=list(VERDICTS.values()),
-                                                                        fill_value=0)
-    counts.loc["all"] = counts.sum()
-    return counts
+def styled(rows: pd.DataFrame):
+    """A claims table for the page: verdict cells coloured, compact type, long cells wrapped."""
+    def colour(v: str) -> str:
+        key = next((k for k in COLOURS if v == k or v.startswith(k + " (")), None)
+        return f"background-color: {COLOURS[key]}" if key else ""
+
+    return (rows.style.hide(axis="index").map(colour, subset=["verdict"])
+            .set_table_styles([{"selector": "td, th", "props": "font-size: 0.78em; vertical-align: top;"},
+                               {"selector": "td:first-child", "props": "white-space: nowrap;"}]))
 
 
-def styled(claims: pd.DataFrame):
-    """One chapter's claims, verdict first after the claim, coloured (green holds, red not, grey n/a)."""
-    colours = {"holds": "#d9f2d9", "does not hold": "#f8d7d7", "not comparable at this scale": "#e8e8e8"}
-    table = claims[["id", "where", "verdict", "paper_value", "reproduced", "criterion"]].rename(
-        columns={"id": "claim", "paper_value": "paper", "reproduced": "reproduced here"})
-    return (table.style.hide(axis="index")
-            .map(lambda v: f"background-color: {colours.get(v, 'transparent')}", subset=["verdict"])
-            .set_table_styles([{"selector": "td, th", "props": "font-size: 0.8em; vertical-align: top;"},
-                               {"selector": "td:nth-child(1), td:nth-child(3)",
-                                "props": "white-space: nowrap;"}]))
+def oriented(record: Mapping[str, Any]) -> tuple[float, float, float]:
+    """An empirical claim's (estimate, low, high) moved so the threshold is 0 and the paper's side positive,
+    in units of the interval's half-width (so every interval spans 2 and is decided when it misses 0).
+    For a ``within`` claim the distance is to the nearer margin, positive inside it."""
+    est, (lo, hi), thr = record["estimate"], record["interval"], record["threshold"]
+    half = max((hi - lo) / 2, 1e-12)
+    if record["direction"] == "above":
+        z = (est - thr) / half
+    elif record["direction"] == "below":
+        z = (thr - est) / half
+    else:
+        z = min(est - thr[0], thr[1] - est) / half
+    return z, z - 1, z + 1
+
+
+def interval_figure(results: list[dict], clip: float = 6.0):
+    """Per chapter, every decided-or-not empirical claim's interval against its threshold (at 0), the
+    paper's side shaded, coloured by verdict; intervals in units of their half-width (see :func:`oriented`)."""
+    import matplotlib.pyplot as plt
+
+    chapters = [(r["notebook"], [c for c in r["claims"] if c["kind"] == "empirical" and c["estimate"] is not None])
+                for r in results]
+    chapters = [(name, cs) for name, cs in chapters if cs]
+    if not chapters:
+        fig, ax = plt.subplots(figsize=(6, 1))
+        ax.text(0.5, 0.5, "no empirical claim with an interval", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    heights = [max(len(cs), 2) for _, cs in chapters]
+    fig, axes = plt.subplots(len(chapters), 1, figsize=(9, 0.24 * sum(heights) + 1.1 * len(chapters)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (name, cs) in zip(axes[:, 0], chapters):
+        ax.axvspan(0, clip + 0.5, color="#e8f4e8", zorder=0)
+        ax.axvline(0, color="0.3", lw=1)
+        for i, c in enumerate(cs):
+            z, lo, hi = (float(np.clip(v, -clip, clip)) for v in oriented(c))
+            colour = LINE_COLOURS[c["verdict"]]
+            ax.plot([lo, hi], [i, i], color=colour, lw=2.2, solid_capstyle="butt")
+            ax.plot([z], [i], "o", color=colour, ms=4)
+        ax.set_yticks(range(len(cs)), [c["id"] for c in cs], fontsize=7.5)
+        ax.set_ylim(len(cs) - 0.5, -0.5)
+        ax.set_xlim(-clip - 0.5, clip + 0.5)
+        ax.set_title(name, loc="left", fontsize=10, fontweight="bold")
+        ax.tick_params(axis="x", labelsize=8)
+    axes[-1, 0].set_xlabel("estimate − threshold, in half-widths of its 95 % interval (paper's side shaded, "
+                           f"clipped at ±{clip:g})", fontsize=8.5)
+    handles = [plt.Line2D([], [], color=v, lw=2.2, label=k) for k, v in LINE_COLOURS.items()]
+    axes[0, 0].legend(handles=handles, fontsize=7.5, loc="lower right", ncol=2, framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def terminal_report(results: list[dict], width: int = 200) -> str:
+    """The scorecard as text: counts per chapter, then every claim (``mmrepro claims``)."""
+    with pd.option_context("display.width", width, "display.max_colwidth", 48, "display.max_rows", None):
+        parts = [f"{sum(len(r['claims']) for r in results)} claims from {len(results)} chapter(s), "
+                 f"profile(s) {', '.join(sorted({r['profile'] for r in results}))}", "",
+                 verdict_counts(results).to_string(), ""]
+        for r in results:
+            rows = claim_rows(_records([r]), chapter=False)
+            parts += [f"== {r['notebook']} ({r['profile']}, seed {r['seed']}, {r['git_sha'] or 'no git'})",
+                      rows.drop(columns=["criterion", "interval"]).to_string(index=False), ""]
+    return "\n".join(parts)

@@ -65,3 +65,15 @@ def test_unreadable_parameter_line_is_an_error(tmp_path):
     bad.write_text(FIXTURE.read_text().replace("# a rate in (0, 1]", "# a rate, e.g. rate = 0.5"))
     with pytest.raises(book.BookError, match=r"cannot read parameter\(s\) \['rate'\]"):
         book.parameters(bad)
+
+
+def test_claims_prints_the_scorecard_in_the_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["run", str(FIXTURE), "--profile", "smoke", "--build", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["claims", "--results", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "1 claims from 1 chapter(s), profile(s) smoke" in out
+    assert "contract-demo" in out and "passes" in out and "checks passed" in out
+    assert main(["claims", "--results", str(tmp_path / "nowhere")]) == 2
+    assert "no results folder" in capsys.readouterr().err

@@ -79,26 +79,69 @@ def make_run():
                seed=1, profile="smoke")
 
 
+def make_book_run():
+    return Run(name="demo", params=Params({"profile": "book", "seed": 1}), device=torch.device("cpu"),
+               seed=1, profile="book")
+
+
 def test_claims_keys_and_save(tmp_path, monkeypatch):
+    from mmrepro.stats import Evidence
+
     monkeypatch.setenv("MMREPRO_RESULTS", str(tmp_path))
-    run = make_run()
+    run = make_book_run()
     run.record("acc", np.float64(0.75))
     with pytest.raises(ValueError, match="already recorded"):
         run.record("acc", 1.0)
-    run.claim(id="c1", paper="P", where="Table 1", paper_value=0.8, reproduced=0.75,
-              criterion="within 0.1", holds=True)
-    run.claim(id="c2", paper="P", where="Fig 1", paper_value=None, reproduced=None,
-              criterion="n/a", holds=None)
-    with pytest.raises(ValueError, match="holds must be True, False or None"):
-        run.claim(id="c3", paper="P", where="x", paper_value=1, reproduced=1, criterion="c", holds="yes")
+    run.claim(id="c1", paper="P", where="Table 1", paper_value=0.8, criterion="better than vanilla",
+              evidence=Evidence(0.05, (0.01, 0.09), 5, "Student t over paired seeds"), threshold=0, direction="above")
+    run.claim(id="c2", paper="P", where="Fig 1", paper_value=None, criterion="n/a", evidence=None,
+              threshold=0, direction="above", reason="the paper's dataset is not available")
+    run.check(id="c3", paper="P", where="Lemma 1", paper_value="closed form", criterion="equal to 1e-9",
+              passed=np.bool_(True), observed="max |diff| 3e-12")
+    with pytest.raises(ValueError, match="claim id 'c1' was already recorded"):
+        run.check(id="c1", paper="P", where="x", paper_value=1, criterion="c", passed=True, observed="")
     data = json.loads(run.save().read_text())
     assert data["values"] == {"acc": 0.75}
-    assert [c["verdict"] for c in data["claims"]] == ["holds", "not comparable at this scale"]
+    assert [c["verdict"] for c in data["claims"]] == ["holds", "not comparable at this scale", "passes"]
     assert {"profile", "seed", "device", "mmrepro_version", "git_sha", "params"} <= set(data)
-    table = scorecard.claims_table(scorecard.load_results(tmp_path))
-    assert list(table["id"]) == ["c1", "c2"]
-    counts = scorecard.verdict_counts(table)
+    runs = scorecard.load_results(tmp_path)
+    table = scorecard.claims_table(runs)
+    assert list(table["claim"]) == ["c1", "c2", "c3"]
+    assert list(table["kind"]) == ["empirical", "empirical", "check"]
+    counts = scorecard.verdict_counts(runs)
     assert counts.loc["all", "holds"] == 1 and counts.loc["all", "does not hold"] == 0
+    assert counts.loc["all", "checks passed"] == 1 and counts.loc["demo", "not comparable at this scale"] == 1
+
+
+def test_smoke_runs_mark_empirical_claims_not_comparable_but_keep_checks(tmp_path, monkeypatch):
+    from mmrepro.notebook import SMOKE_REASON
+    from mmrepro.stats import Evidence
+
+    run = make_run()
+    c = run.claim(id="c1", paper="P", where="T1", paper_value=1, criterion="c",
+                  evidence=Evidence(1.0, (0.5, 1.5), 3, "t"), threshold=0, direction="above")
+    assert c["verdict"] == "not comparable at this scale" and c["reason"] == SMOKE_REASON
+    assert c["estimate"] == 1.0 and c["interval"] == [0.5, 1.5]  # the evidence is still recorded
+    assert run.check(id="c2", paper="P", where="L1", paper_value=1, criterion="c", passed=False,
+                     observed="x")["verdict"] == "fails"
+
+
+def test_a_verdict_cannot_be_passed_in():
+    from mmrepro.claims import ClaimError
+    from mmrepro.stats import Evidence
+
+    run = make_book_run()
+    with pytest.raises(ClaimError, match=r"claim 'c1': unexpected field\(s\) \['holds'\]"):
+        run.claim(id="c1", paper="P", where="T1", paper_value=1, criterion="c", evidence=Evidence(1.0, (0.5, 1.5), 3, "t"),
+                  threshold=0, direction="above", holds=True)
+    with pytest.raises(ClaimError, match=r"claim 'c2': unexpected field\(s\) \['verdict'\]"):
+        run.claim(id="c2", paper="P", where="T1", paper_value=1, criterion="c", evidence=Evidence(1.0, (0.5, 1.5), 3, "t"),
+                  threshold=0, direction="above", verdict="holds")
+    with pytest.raises(ClaimError, match="claim 'c3': an empirical claim needs evidence"):
+        run.claim(id="c3", paper="P", where="T1", paper_value=1, criterion="c", evidence=None, threshold=0,
+                  direction="above")
+    with pytest.raises(ClaimError, match="claim 'c4': field 'passed' must be a bool"):
+        run.check(id="c4", paper="P", where="T1", paper_value=1, criterion="c", passed="yes", observed="")
 
 
 def test_scorecard_rejects_foreign_files(tmp_path):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 from mmrepro.experiments.search import Candidate, SearchResult, random_search
+from mmrepro.stats import t_interval
 
 
 def seeds_from(base: int, n: int) -> list[int]:
@@ -53,20 +53,6 @@ def search_then_repeat(objective: Callable[[dict[str, Any], int], Candidate], sp
         if keep_runs:
             runs.append(cand)
     return Repeated(res, rows, runs)
-
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval of the mean over seeds; a single value gives (v, nan, nan)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f"need finite values, got {v.tolist()}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    m = float(v.mean())
-    if v.size < 2:
-        return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return m, m - half, m + half
 
 
 def summarise(frame, by: Sequence[str], values: Sequence[str], level: float = 0.95):

@@ -27,7 +27,7 @@ import torch
 
 from .. import metrics
 from ..data import MultimodalDataset, load_dataset, mar, mnar_flip
-from ..experiments.repeat import t_interval
+from ..stats import t_interval
 from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit,
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
 
@@ -162,7 +162,7 @@ def task_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str,
 
 
 def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval over the finite values (:func:`mmrepro.experiments.repeat.t_interval`);
+    """Mean and Student-t interval over the finite values (:func:`mmrepro.stats.t_interval`);
     NaN values are ignored, and no finite value gives (nan, nan, nan)."""
     v = [float(x) for x in values if np.isfinite(x)]
     return t_interval(v, level) if v else (math.nan, math.nan, math.nan)
