@@ -277,7 +277,7 @@ class Run:
         folder = results_dir() / self.name
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self._key(key)}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, bbox_inches="tight")
         self.values[key] = {"figure": str(path.name)}
         glue(key, fig, display=display)
         plt.close(fig)
@@ -362,6 +362,7 @@ def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[s
     ``namespace`` is the notebook's ``globals()``: declared parameters are its
     top-level annotations, injected ones come from the kernel's input history.
     """
+    from mmrepro import style
     from mmrepro.device import resolve_device, seed_everything
 
     declared = dict(namespace.get("__annotations__", {}))
@@ -373,6 +374,7 @@ def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[s
     except ValueError as err:
         raise ParameterError(str(err)) from None
     seed_everything(values["seed"])
+    style.use()
     namespace.update(values)  # the resolved values replace the None placeholders
     return Run(name=name, params=Params(values), device=device, seed=values["seed"],
                profile=values["profile"])
