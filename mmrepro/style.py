@@ -22,7 +22,7 @@ def use() -> None:
                   rc={"figure.dpi": DPI, "savefig.dpi": 2 * DPI, "figure.figsize": (PAGE_WIDTH, 3.6),
                       "axes.titlesize": 11, "axes.titleweight": "bold", "axes.labelsize": 10,
                       "legend.fontsize": 9, "legend.title_fontsize": 9, "xtick.labelsize": 9,
-                      "ytick.labelsize": 9, "figure.constrained_layout.use": True})
+                      "ytick.labelsize": 9})
 
 
 def subplots(nrows: int = 1, ncols: int = 1, height: float = 3.4, width: float = PAGE_WIDTH, **kwargs):
