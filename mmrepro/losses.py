@@ -21,26 +21,36 @@ from mmrepro.models.fusion import FUSION_HEAD, ModelOutput, probabilities
 def _valid_rows(y: Tensor, kind: str, mask: Tensor | None) -> Tensor:
     ok = y >= 0 if kind == "multiclass" else ~torch.isnan(y)
     if mask is not None:
-        ok = ok & (mask.view(-1, 1) if ok.dim() == 2 else mask)
+        ok = ok & (mask.unsqueeze(-1) if kind == "multilabel" else mask)
     return ok
+
+
+def _masked_mean(values: Tensor, ok: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """Mean of ``values`` over the entries where ``ok``, reduced over ``dims``; 0 (with a graph)
+    where nothing is valid. Unselected entries never reach the result, not even as NaN."""
+    return torch.where(ok, values, 0.0).sum(dims) / ok.sum(dims).clamp(min=1).to(values.dtype)
 
 
 def supervised_loss(logits: Tensor, y: Tensor, kind: str, mask: Tensor | None = None) -> Tensor:
     """One head's supervised loss, averaged over known targets (and rows where ``mask``):
     BCE (binary; multilabel, averaged over rows x labels as MedFuse), cross-entropy (multiclass),
-    squared error (regression). Zero (with a graph) when nothing is valid."""
+    squared error (regression). Zero (with a graph) when nothing is valid.
+
+    Shapes: logits (..., N, C), y (..., N) ((..., N, L) multilabel), mask (..., N); leading axes
+    (independent runs trained together, :func:`mmrepro.trainer.fit_many`) are kept: the result
+    has shape (...)."""
+    if kind not in ("multiclass", "multilabel", "binary", "regression"):
+        raise ValueError(f"unknown task kind {kind!r}")
     ok = _valid_rows(y, kind, mask)
-    if not bool(ok.any()):
-        return logits.sum() * 0.0
+    target = torch.where(ok, y, torch.zeros((), dtype=y.dtype, device=y.device))
     if kind == "multiclass":
-        return F.cross_entropy(logits[ok], y[ok])
+        per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none")
+        return _masked_mean(per.view(ok.shape), ok, (-1,))
     if kind == "multilabel":
-        return F.binary_cross_entropy_with_logits(logits[ok], y[ok])
+        return _masked_mean(F.binary_cross_entropy_with_logits(logits, target, reduction="none"), ok, (-2, -1))
     if kind == "binary":
-        return F.binary_cross_entropy_with_logits(logits[:, 0][ok], y[ok])
-    if kind == "regression":
-        return F.mse_loss(logits[:, 0][ok], y[ok])
-    raise ValueError(f"unknown task kind {kind!r}")
+        return _masked_mean(F.binary_cross_entropy_with_logits(logits[..., 0], target, reduction="none"), ok, (-1,))
+    return _masked_mean((logits[..., 0] - target).pow(2), ok, (-1,))
 
 
 def multihead_loss(out: ModelOutput, y: Tensor, kind: str,
@@ -64,7 +74,9 @@ def kd_loss(student_logits: Tensor, teacher_probs: Tensor, kind: str, temperatur
       over rows (MIND eq. 3; ``label_reduction="mean"`` averages over labels instead).
 
     With one-hot (hard) teacher targets and T = 1 this equals the supervised loss (multiclass,
-    binary; multilabel with ``label_reduction="mean"``).
+    binary; multilabel with ``label_reduction="mean"``). Rows whose teacher probabilities are NaN
+    (the teacher's modality is absent) are skipped. Leading axes (runs) are kept, as in
+    :func:`supervised_loss`.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -72,22 +84,21 @@ def kd_loss(student_logits: Tensor, teacher_probs: Tensor, kind: str, temperatur
         raise ValueError(f"label_reduction must be 'sum' (MIND eq. 3) or 'mean', got {label_reduction!r}")
     if kind not in ("binary", "multiclass", "multilabel"):
         raise ValueError(f"knowledge distillation is defined for classification tasks, not {kind!r}")
-    rows = torch.ones(student_logits.shape[0], dtype=torch.bool, device=student_logits.device) if mask is None else mask
-    t = teacher_probs.reshape(student_logits.shape[0], -1)
-    rows = rows & ~torch.isnan(t).any(dim=1)
-    if not bool(rows.any()):
-        return student_logits.sum() * 0.0
-    z, t = student_logits[rows] / temperature, t[rows]
+    t = teacher_probs.reshape(student_logits.shape[:-1] + (-1,))
+    if t.shape != student_logits.shape:
+        raise ValueError(f"teacher probabilities {tuple(t.shape)} do not match student logits "
+                         f"{tuple(student_logits.shape)}")
+    rows = ~torch.isnan(t).any(dim=-1)
+    if mask is not None:
+        rows = rows & mask
+    t = torch.where(rows.unsqueeze(-1), t, 0.0)
+    z = student_logits / temperature
     if kind == "multiclass":
-        if t.shape != z.shape:
-            raise ValueError(f"teacher probabilities {tuple(t.shape)} do not match student logits {tuple(z.shape)}")
-        kl = (torch.xlogy(t, t) - t * F.log_softmax(z, dim=1)).sum(dim=1)
-        return kl.mean() * temperature**2
-    if t.shape != z.shape:
-        raise ValueError(f"teacher probabilities {tuple(t.shape)} do not match student logits {tuple(z.shape)}")
+        kl = (torch.xlogy(t, t) - t * F.log_softmax(z, dim=-1)).sum(dim=-1)
+        return _masked_mean(kl, rows, (-1,)) * temperature**2
     bce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
-    per_row = bce.sum(dim=1) if label_reduction == "sum" else bce.mean(dim=1)
-    return per_row.mean()
+    per_row = bce.sum(dim=-1) if label_reduction == "sum" else bce.mean(dim=-1)
+    return _masked_mean(per_row, rows, (-1,))
 
 
 class Supervised:
@@ -154,7 +165,8 @@ class MKE:
     """MKE (Xue et al. 2021; MIND Table A4): L_KD + gamma L_reg. The multimodal student learns only
     from one unimodal teacher's soft labels; L_reg is a consistency regulariser: the squared
     difference between the student's predictions on the batch and on a copy whose inputs carry
-    Gaussian noise (std ``noise_std``), standing in for MKE's input augmentations."""
+    Gaussian noise (std ``noise_std``, drawn by ``batch.noise``: each run's own generator), standing
+    in for MKE's input augmentations."""
 
     def __init__(self, teacher_modality: str, teacher: nn.Module | Sequence[nn.Module], gamma: float = 1.0,
                  noise_std: float = 0.1, temperature: float = 1.0, label_reduction: str = "sum") -> None:
@@ -167,9 +179,18 @@ class MKE:
         m, z = self.modality, out.logits[FUSION_HEAD]
         parts = {f"kd:{m}": kd_loss(z, batch.soft[m], model.kind, self.temperature, batch.present[m],
                                     self.label_reduction)}
-        noisy = {k: v + self.noise_std * torch.randn_like(v) for k, v in batch.x.items()}
+        noisy = {k: v + per_run(self.noise_std, v) * batch.noise(v) for k, v in batch.x.items()}
         z_noisy = model(noisy, batch.present, batch.lengths).logits[FUSION_HEAD]
+        sq = (probabilities(z_noisy, model.kind) - probabilities(z, model.kind)).pow(2)
         rows = out.mask[FUSION_HEAD]
-        diff = probabilities(z_noisy, model.kind) - probabilities(z, model.kind)
-        parts["reg"] = diff[rows].pow(2).mean() if bool(rows.any()) else z.sum() * 0.0
+        sq = sq if sq.dim() > rows.dim() else sq.unsqueeze(-1)  # binary / regression: one output
+        parts["reg"] = _masked_mean(sq.mean(dim=-1), rows, (-1,))
         return parts[f"kd:{m}"] + self.gamma * parts["reg"], parts
+
+
+def per_run(value: float | Tensor, like: Tensor) -> float | Tensor:
+    """A hyper-parameter as it multiplies ``like``: a number as it is, one value per run (K,) shaped
+    to broadcast over ``like``'s trailing axes (runs trained together by :func:`mmrepro.trainer.fit_many`)."""
+    if isinstance(value, Tensor) and value.dim() == 1:
+        return value.view((-1,) + (1,) * (like.dim() - 1))
+    return value

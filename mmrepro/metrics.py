@@ -3,7 +3,7 @@
 * :func:`conditional_utilization` -- MIND eq. (6) / MILES eq. (4).
 * :func:`d_util` (MIND, after Wu et al. 2022), :func:`delta_ab` (MILES eq. 5) and
   :func:`unimodal_gap` (MILES Sec. V "Performance metrics", the tables' Delta_AB column).
-* :func:`score` -- a metric by name, computed by scikit-learn.
+* :func:`score` -- a metric by name, computed by scikit-learn; :func:`score_runs` for K runs at once.
 * :func:`bootstrap_ci` -- percentile or basic (pivotal) bootstrap interval, with a fast path
   vectorised over resamples and labels and a general path for any callable metric.
 """
@@ -199,6 +199,32 @@ def score(name: str, y_true: Any, y_score: Any, task_kind: str, threshold: float
     if task_kind == "multilabel" and yt.shape[1] == 1:  # sklearn would read one column as a binary task
         return float(skm.f1_score(yt[:, 0], pred[:, 0], average="binary", zero_division=0.0))
     return float(skm.f1_score(yt, pred, average=name.removeprefix("f1_"), zero_division=0.0))
+
+
+def score_runs(name: str, y_true: Any, y_score: Any, task_kind: str, valid: Any) -> list[float]:
+    """:func:`score` for K runs at once (torch tensors): ``y_true`` (K, N) or (K, N, L), ``y_score``
+    (K, N[, C]), ``valid`` (K, N) the rows each run is scored on. NaN for a run without a valid row
+    or where the metric is undefined (e.g. AUROC with one class). Accuracy is counted for every run
+    in one pass (the same number as scikit-learn's ``accuracy_score``: binary and multilabel scores
+    thresholded at 0.5, multilabel as subset accuracy); the other metrics call :func:`score` run by run.
+    """
+    check_metric(name, task_kind)
+    if name == "accuracy":
+        if task_kind == "multiclass":
+            hit = y_score.argmax(dim=-1) == y_true
+        else:
+            hit = (y_score >= 0.5) == (y_true == 1)
+            hit = hit.all(dim=-1) if task_kind == "multilabel" else hit
+        n = valid.sum(dim=-1)
+        acc = ((hit & valid).sum(dim=-1).double() / n.clamp(min=1)).tolist()
+        return [a if c else float("nan") for a, c in zip(acc, n.tolist())]
+    out = []
+    for yt, ys, ok in zip(y_true, y_score, valid):
+        try:
+            out.append(score(name, yt[ok], ys[ok], task_kind) if bool(ok.any()) else float("nan"))
+        except ValueError:  # undefined on this run's rows (e.g. AUROC where a label has one class)
+            out.append(float("nan"))
+    return out
 
 
 def _require_both_classes(yt: np.ndarray, task_kind: str, n_classes: int) -> None:

@@ -10,16 +10,26 @@ When the data fit on the device (always on CPU; under half the free memory on CU
 index slices of device tensors, with no DataLoader; otherwise rows stay in host memory and each
 batch is sliced there and copied over.
 
+:func:`fit_many` trains K runs of one architecture -- different seeds, learning rates, settings of
+one balancing method, objective weights -- as one stacked model
+(:class:`~mmrepro.models.stacked.StackedMultimodalNet`, optimiser :class:`~mmrepro.optim.RunOptimizer`).
+Every run keeps its own data order (drawn as ``fit(seed=s)`` draws it), parameters, optimiser
+state, learning rates, balancing-method state, BatchNorm statistics, checkpoint and early
+stopping, and gives ``fit``'s numbers (tests/test_batched.py); dropout masks are drawn per run.
+``fit`` is ``fit_many`` with one run: both share every line below.
+
 MedFuse is ``MultimodalNet(..., fusion="lstm", multihead=False)`` with the default objective,
 MedFuse-3H the same with ``multihead=True``; UME is :func:`mmrepro.models.ume_proba` over unimodal
 models trained here one by one.
 """
 from __future__ import annotations
 
+import copy
 import math
+import numbers
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -28,9 +38,11 @@ from tqdm.auto import tqdm
 from mmrepro.balancing.base import BalancingMethod
 from mmrepro.device import resolve_device, seed_everything
 from mmrepro.losses import Supervised, supervised_loss
-from mmrepro.metrics import check_metric, conditional_utilization, score
+from mmrepro.metrics import check_metric, conditional_utilization, score_runs
 from mmrepro.models.ensemble import soft_targets
 from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, probabilities
+from mmrepro.models.stacked import StackedMultimodalNet
+from mmrepro.optim import RunOptimizer
 
 DEFAULT_METRICS = {
     "binary": ("auroc", "auprc", "accuracy"),
@@ -42,9 +54,27 @@ DEFAULT_SELECT = {"binary": "auroc", "multilabel": "auroc", "multiclass": "accur
 LOWER_IS_BETTER = ("mse", "loss")
 
 
+class RunNoise:
+    """Standard Gaussian noise for K runs (OGM-GE's gradient noise, MKE's input noise): run k's
+    share comes from its own generator, seeded with its seed on the device, so that a run draws the
+    same numbers whether it trains alone or with others."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device) -> None:
+        self.gens = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, like: Tensor, runs: Tensor | None = None) -> Tensor:
+        """Noise shaped like ``like`` (K, ...); only the runs where ``runs`` (K,) is True draw
+        (zeros elsewhere)."""
+        out = torch.zeros_like(like)
+        for k in range(len(self.gens)) if runs is None else runs.nonzero().flatten().tolist():
+            out[k] = torch.randn(like.shape[1:], generator=self.gens[k], dtype=like.dtype, device=like.device)
+        return out
+
+
 @dataclass
 class Batch:
-    """A slice of rows: inputs, presence, lengths, targets of the task, teacher soft targets, row ids."""
+    """A slice of rows for every run: inputs, presence, lengths, targets, teacher soft targets
+    (each (K, B, ...)), row ids (K, B) and the runs' :class:`RunNoise`."""
 
     x: dict[str, Tensor]
     present: dict[str, Tensor]
@@ -52,6 +82,7 @@ class Batch:
     y: Tensor
     soft: dict[str, Tensor]
     idx: Tensor
+    noise: RunNoise | None = None
 
 
 @dataclass
@@ -93,6 +124,15 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
     return nbytes < 0.5 * free
 
 
+def _bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Consecutive batches of ``n`` rows; a one-row remainder joins the previous batch, since
+    BatchNorm cannot train on a single row."""
+    bounds = [*range(0, n, batch_size), n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 class _Rows:
     """Rows of one split, kept on ``device`` when they fit, sliced into :class:`Batch` objects."""
 
@@ -107,21 +147,17 @@ class _Rows:
         self.soft: dict[str, Tensor] = {}  # teacher soft targets per modality, filled by fit
         self.n = self.y.shape[0]
 
-    def take(self, idx: Tensor) -> Batch:
+    def take(self, idx: Tensor, runs: int | None = None, noise: RunNoise | None = None) -> Batch:
+        """Rows ``idx``: (K, B), each run its own rows, or (B,) shared by ``runs`` runs (a view
+        with the run axis) or by a lone model (``runs=None``, no run axis)."""
         idx = idx.to(self.y.device)
         mv = (lambda t: t) if self.on_device else (lambda t: t.to(self.device, non_blocking=True))  # noqa: E731
-        sel = lambda d: {k: mv(v[idx]) for k, v in d.items()}  # noqa: E731
-        return Batch(sel(self.x), sel(self.present), sel(self.lengths), mv(self.y[idx]), sel(self.soft), idx)
-
-    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        """Consecutive batches of the (shuffled, when ``generator`` is given) rows; a one-row
-        remainder joins the previous batch, since BatchNorm cannot train on a single row."""
-        order = torch.randperm(self.n, generator=generator) if generator is not None else torch.arange(self.n)
-        bounds = [*range(0, self.n, batch_size), self.n]
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-            del bounds[-2]
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            yield self.take(order[start:stop])
+        if runs is None or idx.dim() == 2:
+            get = lambda v: mv(v[idx])  # noqa: E731
+        else:
+            get = lambda v: mv(v[idx]).expand(runs, *idx.shape, *v.shape[1:])  # noqa: E731
+        sel = lambda d: {k: get(v) for k, v in d.items()}  # noqa: E731
+        return Batch(sel(self.x), sel(self.present), sel(self.lengths), get(self.y), sel(self.soft), idx, noise)
 
 
 def _checked(metrics: Sequence[str], kind: str) -> tuple[str, ...]:
@@ -134,35 +170,41 @@ def _checked(metrics: Sequence[str], kind: str) -> tuple[str, ...]:
 
 
 def _score_heads(logits: Mapping[str, Tensor], masks: Mapping[str, Tensor], y: Tensor, kind: str,
-                 metrics: Sequence[str]) -> dict[str, float]:
-    """``{head}/{metric}`` and ``{head}/loss`` for every head on its valid rows (NaN when undefined)."""
-    out = {}
+                 metrics: Sequence[str]) -> list[dict[str, float]]:
+    """``{head}/{metric}`` and ``{head}/loss`` of every head for each run, on the run's valid rows
+    (NaN when undefined): logits (K, N, C), masks (K, N), y (K, N) or (K, N, L)."""
+    runs = y.shape[0]
+    known = y >= 0 if kind == "multiclass" else ~torch.isnan(y.reshape(*y.shape[:2], -1)).any(dim=-1)
+    out: list[dict[str, float]] = [{} for _ in range(runs)]
     for h, z in logits.items():
-        ok = masks[h] & (y >= 0 if kind == "multiclass" else ~torch.isnan(y).view(len(y), -1).any(dim=1))
-        out[f"{h}/loss"] = float(supervised_loss(z, y, kind, masks[h])) if bool(ok.any()) else math.nan
-        yt, ys = y[ok].cpu(), probabilities(z[ok].float(), kind).cpu()
-        for name in metrics:
-            try:
-                out[f"{h}/{name}"] = score(name, yt, ys, kind) if len(yt) else math.nan
-            except ValueError:  # e.g. AUROC on a split where a label has one class
-                out[f"{h}/{name}"] = math.nan
+        ok = masks[h] & known
+        n_ok = ok.sum(dim=-1).tolist()
+        loss = supervised_loss(z, y, kind, masks[h]).tolist()
+        scores = {name: score_runs(name, y, probabilities(z.float(), kind), kind, ok) for name in metrics}
+        for k in range(runs):
+            out[k][f"{h}/loss"] = loss[k] if n_ok[k] else math.nan
+            out[k].update({f"{h}/{name}": v[k] for name, v in scores.items()})
     return out
 
 
 @torch.no_grad()
-def predict_logits(model: MultimodalNet, rows: _Rows, batch_size: int = 1024) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Every head's logits and masks over all rows, in eval mode."""
+def predict_logits(model: MultimodalNet, rows: _Rows, batch_size: int = 1024, idx: Tensor | None = None,
+                   runs: int | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Every head's logits and masks over all rows (or rows ``idx`` (K, n) per run), in eval mode.
+    A stacked model of ``runs`` runs gets (and returns) the run axis first."""
     was_training = model.training
     model.eval()
     logits: dict[str, list[Tensor]] = {}
     masks: dict[str, list[Tensor]] = {}
-    for b in rows.batches(batch_size):
+    order = torch.arange(rows.n) if idx is None else idx
+    for lo, hi in _bounds(order.shape[-1], batch_size):
+        b = rows.take(order[..., lo:hi], runs)
         out = model(b.x, b.present, b.lengths)
         for h in out.logits:
             logits.setdefault(h, []).append(out.logits[h])
             masks.setdefault(h, []).append(out.mask[h])
     model.train(was_training)
-    return {h: torch.cat(v) for h, v in logits.items()}, {h: torch.cat(v) for h, v in masks.items()}
+    return {h: torch.cat(v, dim=-2) for h, v in logits.items()}, {h: torch.cat(v, dim=-1) for h, v in masks.items()}
 
 
 def evaluate(model: MultimodalNet, data, task: str | None = None, metrics: Sequence[str] | None = None,
@@ -173,14 +215,17 @@ def evaluate(model: MultimodalNet, data, task: str | None = None, metrics: Seque
     model.to(dev)
     rows = _Rows(data, t.name, dev)
     logits, masks = predict_logits(model, rows, batch_size)
-    return _score_heads(logits, masks, rows.y, t.kind, _checked(metrics or DEFAULT_METRICS[t.kind], t.kind))
+    one = lambda d: {h: v.unsqueeze(0) for h, v in d.items()}  # noqa: E731
+    return _score_heads(one(logits), one(masks), rows.y.unsqueeze(0), t.kind,
+                        _checked(metrics or DEFAULT_METRICS[t.kind], t.kind))[0]
 
 
 class Trainer:
-    """Holds the state the balancing methods act on: ``model``, ``optimizer`` (groups named after the
+    """What a balancing method sees of one run: ``model`` (the run's network: its structure; while
+    training, the weights live in the stacked model), ``optimizer`` (``param_groups`` named after the
     modalities and ``"fusion"``), ``base_lr`` (group -> initial rate) and the current ``epoch``."""
 
-    def __init__(self, model: MultimodalNet, optimizer: torch.optim.Optimizer, method: BalancingMethod) -> None:
+    def __init__(self, model: MultimodalNet, optimizer: Any, method: BalancingMethod) -> None:
         self.model, self.optimizer, self.method = model, optimizer, method
         self.base_lr = {g["name"]: g["lr"] for g in optimizer.param_groups}
         self.epoch = 0
@@ -189,14 +234,49 @@ class Trainer:
         return {g["name"]: g["lr"] for g in self.optimizer.param_groups}
 
 
-def _optimizer(model: MultimodalNet, name: str, lr: float, betas: tuple[float, float], weight_decay: float,
-               momentum: float) -> torch.optim.Optimizer:
-    groups = [{"params": ps, "name": g, "lr": lr} for g, ps in model.parameter_groups().items() if ps]
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
+@dataclass
+class Runs:
+    """What a per-batch balancing hook (:meth:`BalancingMethod.before_step`) sees: the stacked
+    model, every run's :class:`Trainer`, the runs' noise and the epoch."""
+
+    model: StackedMultimodalNet
+    trainers: list[Trainer]
+    noise: RunNoise
+    epoch: int = 0
+
+
+def per_run(values: Sequence[Any], device: torch.device, dtype: torch.dtype) -> Any:
+    """One setting of K runs as the stacked computation uses it: the value itself when every run has
+    the same, else (numbers) a (K,) tensor, or (mappings) a mapping of such."""
+    first = values[0]
+    if all(v is first or v == first for v in values[1:]):
+        return first
+    if isinstance(first, Mapping) and all(isinstance(v, Mapping) and v.keys() == first.keys() for v in values):
+        return {key: per_run([v[key] for v in values], device, dtype) for key in first}
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        return torch.tensor(values, dtype=dtype, device=device)
+    raise ValueError(f"the runs differ in a setting that cannot vary within one fit_many call: {values}")
+
+
+def stack_objectives(objectives: Sequence[Any], device: torch.device, dtype: torch.dtype) -> Any:
+    """The objective of K runs: one instance whose numeric settings that differ between runs
+    (MIND's omega, TS's weights, MKE's gamma and noise) are (K,) tensors. The runs must share the
+    objective class, the teachers (the same modules) and the temperature."""
+    first = objectives[0]
+    if len(objectives) == 1:
+        return first
+    if any(type(o) is not type(first) for o in objectives):
+        raise ValueError(f"fit_many trains runs of one objective class, got {sorted({type(o).__name__ for o in objectives})}")
+    out = copy.copy(first)
+    for name, value in vars(first).items():
+        try:
+            setattr(out, name, per_run([vars(o)[name] for o in objectives], device, dtype))
+        except ValueError as exc:
+            raise ValueError(f"the runs' {type(first).__name__} objectives differ in {name!r}; only numeric "
+                             f"weights may differ within one fit_many call") from exc
+    if isinstance(getattr(out, "temperature", 1.0), Tensor):
+        raise ValueError("the runs' objectives must share the temperature (teacher soft targets are computed once)")
+    return out
 
 
 def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objective: Any = None,
@@ -219,23 +299,68 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
       ``delta`` (two-modality multi-head models, ``u_metric`` on val, else train), ``lr/{group}``.
     * ``seed`` seeds everything (shuffling included): same seed and device -> same numbers.
     """
+    return fit_many([model], train, val, task=task, objectives=[objective], methods=[method], epochs=epochs,
+                    batch_size=batch_size, lrs=[lr], betas=betas, weight_decay=weight_decay, optimizer=optimizer,
+                    momentum=momentum, metrics=metrics, select_metric=select_metric, select_head=select_head,
+                    patience=patience, u_metric=u_metric, seeds=[seed], device=device, progress=progress,
+                    eval_batch_size=eval_batch_size)[0]
+
+
+def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequence[int],
+             lrs: float | Sequence[float] = 1e-3, methods: Sequence[BalancingMethod | None] | None = None,
+             objectives: Sequence[Any] | None = None, task: str | None = None, epochs: int = 10,
+             batch_size: int = 64, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
+             optimizer: str = "adam", momentum: float = 0.9, metrics: Sequence[str] | None = None,
+             select_metric: str | None = None, select_head: str = FUSION_HEAD, patience: int | None = None,
+             u_metric: str | None = None, device: str | torch.device = "auto", progress: bool | None = None,
+             eval_batch_size: int = 1024, batched: bool | str = "auto") -> list[FitResult]:
+    """Train K runs of one architecture at once: run k is ``fit(models[k], train, val, seed=seeds[k],
+    lr=lrs[k], method=methods[k], objective=objectives[k], ...)`` with the shared settings of
+    :func:`fit`, and gets the same numbers (within floating-point error; dropout masks are drawn per
+    run but differ from ``fit``'s). Returns one :class:`FitResult` per run, in order; each model
+    holds its selected checkpoint.
+
+    * ``models``: K networks of one architecture (each initialised as its run should start).
+    * ``methods``: K instances of one balancing method (their settings may differ, e.g. MILES tau and
+      mu, OGM alpha; each instance keeps its run's state), or None (vanilla).
+    * ``objectives``: K objectives of one class sharing teachers and temperature (weights may differ:
+      MIND omega, TS alpha/beta, MKE gamma), or None (supervised).
+    * ``batched``: "auto" (each layer computed for all runs at once where that was measured to pay,
+      else run by run), True or False (see :class:`~mmrepro.models.stacked.StackedMultimodalNet`).
+    """
+    K = len(models)
+    if K < 1:
+        raise ValueError("fit_many needs at least one model")
+    lrs = [lrs] * K if isinstance(lrs, numbers.Real) else list(lrs)
+    methods = [None] * K if methods is None else list(methods)
+    objectives = [None] * K if objectives is None else list(objectives)
+    for name, v in (("seeds", seeds), ("lrs", lrs), ("methods", methods), ("objectives", objectives)):
+        if len(v) != K:
+            raise ValueError(f"{name} has {len(v)} entries for {K} models; give one per model")
     t = _task_of(train, task)
-    if (model.kind, model.n_outputs) != (t.kind, t.n_outputs):
-        raise ValueError(f"the model predicts {model.kind} x {model.n_outputs} but task {t.name!r} is "
-                         f"{t.kind} x {t.n_outputs}")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
-    objective = objective if objective is not None else Supervised()
-    method = method if method is not None else BalancingMethod()
-    metrics = tuple(dict.fromkeys([*(metrics or DEFAULT_METRICS[t.kind]), *method.metrics]))
+    for model in models:
+        if (model.kind, model.n_outputs) != (t.kind, t.n_outputs):
+            raise ValueError(f"the model predicts {model.kind} x {model.n_outputs} but task {t.name!r} is "
+                             f"{t.kind} x {t.n_outputs}")
+    if epochs < 1 or batch_size < 1 or not all(lr > 0 for lr in lrs):
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lrs}")
+    objectives = [o if o is not None else Supervised() for o in objectives]
+    methods = [m if m is not None else BalancingMethod() for m in methods]
+    if len({id(m) for m in methods}) < K:
+        raise ValueError("every run needs its own balancing-method instance (it holds the run's state)")
+    if len({(type(m), m.name) for m in methods}) > 1:
+        raise ValueError(f"fit_many trains runs of one balancing method, got {sorted({m.name for m in methods})}; "
+                         "call it once per method")
+    metrics = tuple(dict.fromkeys([*(metrics or DEFAULT_METRICS[t.kind]), *(x for m in methods for x in m.metrics)]))
     select_metric = select_metric or DEFAULT_SELECT[t.kind]
     if select_metric not in metrics and select_metric != "loss":
         metrics = (*metrics, select_metric)
     metrics = _checked(metrics, t.kind)
-    if val is None and method.needs_val:
-        raise ValueError(f"{method.name} reads validation metrics every epoch; pass val=<validation split> to fit")
-    if select_head not in model.head_names:
-        raise ValueError(f"select_head {select_head!r} is not a head of the model: {model.head_names}")
+    if val is None and any(m.needs_val for m in methods):
+        raise ValueError(f"{methods[0].name} reads validation metrics every epoch; pass val=<validation split> to fit")
+    first = models[0]
+    if select_head not in first.head_names:
+        raise ValueError(f"select_head {select_head!r} is not a head of the model: {first.head_names}")
     sign = -1.0 if select_metric in LOWER_IS_BETTER else 1.0
     u_metric = u_metric or (select_metric if sign > 0 else None)
     if u_metric in LOWER_IS_BETTER:
@@ -243,14 +368,21 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
     if u_metric is not None and u_metric not in metrics:
         metrics = _checked((*metrics, u_metric), t.kind)
 
-    gen = seed_everything(seed)
+    # each run's data order as fit(seed=s) draws it; the global streams (dropout) follow seeds[0]
+    gens = [seed_everything(s) for s in reversed(seeds)][::-1]
     dev = resolve_device(device)
-    model.to(dev)
-    train_idx, extra_idx = method.split_train(torch.arange(train.n), gen)
-    train_data = train.subset(train_idx) if extra_idx else train
-    extra = {name: _Rows(train.subset(idx), t.name, dev) for name, idx in extra_idx.items()}
+    splits = [m.split_train(torch.arange(train.n), g) for m, g in zip(methods, gens)]
+    if len({(len(ti), tuple((n, len(i)) for n, i in ex.items())) for ti, ex in splits}) > 1:
+        raise ValueError("the runs' methods hold out different numbers of training rows; give them equal settings")
+    n_train = len(splits[0][0])
+    train_idx = torch.stack([ti for ti, _ in splits])  # (K, n_train): each run's training rows
+    train_idx = None if n_train == train.n and bool((train_idx == torch.arange(n_train)).all()) else train_idx.to(dev)
+    extra_idx = {name: torch.stack([ex[name] for _, ex in splits]) for name in splits[0][1]}
 
-    rows = _Rows(train_data, t.name, dev)
+    rows = _Rows(train, t.name, dev)
+    net = StackedMultimodalNet(models, batched, dev)
+    dtype = next(net.parameters()).dtype
+    objective = stack_objectives(objectives, dev, dtype)
     for m, teachers in getattr(objective, "teachers", {}).items():
         for tm in teachers:
             tm.to(dev).eval()
@@ -259,67 +391,106 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
         rows.soft[m] = soft.to(rows.y.device)
     val_rows = _Rows(val, t.name, dev) if val is not None else None
 
-    trainer = Trainer(model, _optimizer(model, optimizer, lr, betas, weight_decay, momentum), method)
-    method.setup(trainer)
-    two = model.multihead and len(model.modalities) == 2
-    history: list[dict[str, Any]] = []
-    best = (-math.inf, -1, None)
-    wait = 0
+    opt = RunOptimizer(net.parameter_groups(), lrs, optimizer, betas, weight_decay, momentum)
+    trainers = [Trainer(model, opt.run_view(k), m) for k, (model, m) in enumerate(zip(models, methods))]
+    for m, tr in zip(methods, trainers):
+        m.setup(tr)
+    runs = Runs(net, trainers, RunNoise(seeds, dev))
+    two = first.multihead and len(first.modalities) == 2
+    histories: list[list[dict[str, Any]]] = [[] for _ in range(K)]
+    best = [(-math.inf, -1)] * K
+    wait = [0] * K
+    active = [True] * K
+    kept = {n: v.detach().clone() for n, v in net.state_dict().items()}  # each run's selected state
+    has_best = torch.zeros(K, dtype=torch.bool)
     bar = tqdm(range(epochs), disable=not (sys.stderr.isatty() if progress is None else progress),
-               desc=f"fit {method.name}", leave=False)
+               desc=f"fit {methods[0].name}" + (f" x{K}" if K > 1 else ""), leave=False)
+
+    def keep(which: Sequence[int]) -> None:
+        if which:
+            sel = torch.tensor(which, device=dev)
+            for n, v in net.state_dict().items():
+                kept[n][sel] = v.detach()[sel]
+
     for epoch in bar:
-        trainer.epoch = epoch
-        model.train()
-        log: dict[str, Any] = {"epoch": epoch, **{f"lr/{g}": v for g, v in trainer.lrs().items()}}
+        runs.epoch = epoch
+        for tr in trainers:
+            tr.epoch = epoch
+        weights = per_run([m.head_weights() for m in methods], dev, dtype)
+        net.train()
+        logs: list[dict[str, Any]] = [{"epoch": epoch, **{f"lr/{g}": v for g, v in tr.lrs().items()}} for tr in trainers]
+        order = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(dev)
         acc_logits: dict[str, list[Tensor]] = {}
         acc_mask: dict[str, list[Tensor]] = {}
-        order: list[Tensor] = []
-        total = torch.zeros((), device=dev)
-        for b in rows.batches(batch_size, gen):
-            out = model(b.x, b.present, b.lengths)
-            loss, _ = objective(model, b, out, method.head_weights())
-            trainer.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            method.before_step(trainer, out, b)
-            trainer.optimizer.step()
-            total += loss.detach() * len(b.idx)
-            order.append(b.idx)
+        seen: list[Tensor] = []
+        total = torch.zeros(K, device=dev, dtype=dtype)
+        for lo, hi in _bounds(n_train, batch_size):
+            idx = order[:, lo:hi] if train_idx is None else train_idx.gather(1, order[:, lo:hi])
+            b = rows.take(idx, noise=runs.noise)
+            out = net(b.x, b.present, b.lengths)
+            loss, _ = objective(net, b, out, weights)
+            opt.zero_grad()
+            loss.sum().backward()
+            type(methods[0]).before_step(methods, runs, out, b)
+            opt.step(net.frozen_params())
+            total += loss.detach() * (hi - lo)
+            seen.append(b.idx)
             for h, z in out.logits.items():
                 acc_logits.setdefault(h, []).append(z.detach())
                 acc_mask.setdefault(h, []).append(out.mask[h])
-        log["train/loss"] = float(total) / rows.n
-        perm = torch.cat(order).to(rows.y.device)
-        scored = _score_heads({h: torch.cat(v) for h, v in acc_logits.items()},
-                              {h: torch.cat(v) for h, v in acc_mask.items()}, rows.y[perm], t.kind, metrics)
-        log.update({f"train/{k}": v for k, v in scored.items()})
-        for name, r in ([("val", val_rows)] if val_rows is not None else []) + list(extra.items()):
-            lg, mk = predict_logits(model, r, eval_batch_size)
-            log.update({f"{name}/{k}": v for k, v in _score_heads(lg, mk, r.y, t.kind, metrics).items()})
-        if two and u_metric is not None:
-            split = "val" if val_rows is not None else "train"
-            a, bm = model.modalities
-            m_f, m_a, m_b = (log[f"{split}/{h}/{u_metric}"] for h in (FUSION_HEAD, a, bm))
-            if all(math.isfinite(v) for v in (m_f, m_a, m_b)) and m_f != 0:
-                u_a, u_b = conditional_utilization(m_f, m_a, m_b)
-                log.update({f"u:{a}": u_a, f"u:{bm}": u_b, "delta": abs(u_a - u_b)})
-        log.update(method.on_epoch_end(trainer, epoch, log))
-        history.append(log)
-        if val_rows is not None:
-            key = f"val/{select_head}/{select_metric}"
-            s = sign * log[key]
-            if math.isfinite(s) and s > best[0]:
-                best = (s, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
-                wait = 0
-            else:
-                wait += 1
-            bar.set_postfix({key: f"{log[key]:.4f}"})
-        if (patience is not None and wait >= patience) or method.should_stop:
+        perm = torch.cat(seen, dim=1).to(rows.y.device)
+        scored = {"train": _score_heads({h: torch.cat(v, dim=1) for h, v in acc_logits.items()},
+                                        {h: torch.cat(v, dim=1) for h, v in acc_mask.items()}, rows.y[perm],
+                                        t.kind, metrics)}
+        evals = ([("val", val_rows, None)] if val_rows is not None else []) + [
+            (name, rows, idx) for name, idx in extra_idx.items()]
+        for name, r, idx in evals:
+            lg, mk = predict_logits(net, r, eval_batch_size, idx, K)
+            y = r.y[idx.to(r.y.device)] if idx is not None else r.y.expand(K, *r.y.shape)
+            scored[name] = _score_heads(lg, mk, y, t.kind, metrics)
+        train_loss = (total / n_train).tolist()
+        improved, stopped = [], []
+        for k in (k for k in range(K) if active[k]):
+            log = logs[k]
+            log["train/loss"] = train_loss[k]
+            for name, per in scored.items():
+                log.update({f"{name}/{key}": v for key, v in per[k].items()})
+            if two and u_metric is not None:
+                split = "val" if val_rows is not None else "train"
+                a, bm = first.modalities
+                m_f, m_a, m_b = (log[f"{split}/{h}/{u_metric}"] for h in (FUSION_HEAD, a, bm))
+                if all(math.isfinite(v) for v in (m_f, m_a, m_b)) and m_f != 0:
+                    u_a, u_b = conditional_utilization(m_f, m_a, m_b)
+                    log.update({f"u:{a}": u_a, f"u:{bm}": u_b, "delta": abs(u_a - u_b)})
+            log.update(methods[k].on_epoch_end(trainers[k], epoch, log))
+            histories[k].append(log)
+            if val_rows is not None:
+                s = sign * log[f"val/{select_head}/{select_metric}"]
+                if math.isfinite(s) and s > best[k][0]:
+                    best[k], wait[k] = (s, epoch), 0
+                    improved.append(k)
+                else:
+                    wait[k] += 1
+            if (patience is not None and wait[k] >= patience) or methods[k].should_stop or epoch == epochs - 1:
+                active[k] = False
+                stopped.append(k)
+        keep(improved)
+        has_best[improved] = True
+        keep([k for k in stopped if not has_best[k]])  # no selected checkpoint: the last epoch's state
+        key = f"val/{select_head}/{select_metric}"
+        if val_rows is not None and histories[0]:
+            bar.set_postfix({key: f"{histories[0][-1][key]:.4f}"})
+        if not any(active):
             break
-    if best[2] is not None:
-        model.load_state_dict(best[2])
-        best_epoch, best_score = best[1], sign * best[0]
-    else:
-        best_epoch, best_score = len(history) - 1, math.nan
-    info = {"device": str(dev), "on_device_batching": rows.on_device, "n_train": rows.n,
-            "select": f"val/{select_head}/{select_metric}"}
-    return FitResult(model, history, best_epoch, best_score, method, info)
+
+    info = {"device": str(dev), "on_device_batching": rows.on_device, "n_train": n_train,
+            "select": f"val/{select_head}/{select_metric}", "runs": K, "layout": net.layout()}
+    results = []
+    for k, model in enumerate(models):
+        model.to(dev).load_state_dict({n: v[k] for n, v in kept.items()})
+        if has_best[k]:
+            best_epoch, best_score = best[k][1], sign * best[k][0]
+        else:
+            best_epoch, best_score = len(histories[k]) - 1, math.nan
+        results.append(FitResult(model, histories[k], best_epoch, best_score, methods[k], dict(info)))
+    return results

@@ -107,38 +107,46 @@ def test_ogm_coefficients():
 
 @pytest.mark.parametrize("ge", [False, True])
 def test_ogm_modulates_encoder_gradients(ge):
+    # two runs with their own alpha and batch, modulated in one call (the stacked form fit uses)
+    from mmrepro.models.stacked import StackedMultimodalNet
+    from mmrepro.trainer import RunNoise
+
     torch.manual_seed(0)
-    model = MultimodalNet({"a": MLPEncoder(64, (256,)), "b": MLPEncoder(64, (256,))}, "multiclass", 3, "concat")
-    x = {"a": 3 * torch.randn(64, 64), "b": 0.1 * torch.randn(64, 64)}
-    y = torch.randint(3, (64,))
-    out = model(x)
-    sum(torch.nn.functional.cross_entropy(z, y) for z in out.logits.values()).backward()
+    nets = [MultimodalNet({"a": MLPEncoder(64, (256,)), "b": MLPEncoder(64, (256,))}, "multiclass", 3, "concat")
+            for _ in range(2)]
+    model = StackedMultimodalNet(nets)
+    x = {"a": 3 * torch.randn(2, 64, 64), "b": 0.1 * torch.randn(2, 64, 64)}
+    y = torch.randint(3, (2, 64))
+    present = {m: torch.ones(2, 64, dtype=torch.bool) for m in x}
+    out = model(x, present)
+    sum(torch.nn.functional.cross_entropy(z.flatten(0, 1), y.flatten()) for z in out.logits.values()).backward()
     raw = {n: p.grad.clone() for n, p in model.named_parameters()}
-    batch = SimpleNamespace(y=y, present={m: torch.ones(64, dtype=torch.bool) for m in x})
-    ogm = OGM(alpha=0.5, ge=ge)
-    tr = SimpleNamespace(model=model, epoch=0)
-    torch.manual_seed(1)
-    ogm.before_step(tr, out, batch)
-    k = dict(zip(("a", "b"), ogm.coeffs[-1]))
-    # scores from the fusion head's weight blocks (OGM eq. 5)
-    contrib = model.fusion_contributions(out.embeddings)
-    s = {m: float(torch.softmax(contrib[m].detach(), 1).gather(1, y[:, None]).sum()) for m in k}
-    assert ogm.coeffs[-1] == pytest.approx(ogm_coefficients(s["a"], s["b"], 0.5))
-    assert min(k.values()) < 1  # one modality is slowed
-    for n, p in model.named_parameters():
-        m = n.split(".")[1] if n.startswith("encoders.") else None
-        if m is None:
-            torch.testing.assert_close(p.grad, raw[n])  # heads / fusion untouched
-            continue
-        resid = p.grad - k[m] * raw[n]
-        if not ge:
-            torch.testing.assert_close(resid, torch.zeros_like(resid))
-        elif raw[n].numel() >= 10_000:  # GE noise ~ N(0, std(g)^2)
-            sd = float(raw[n].std())
-            assert abs(float(resid.mean())) < 5 * sd / math.sqrt(resid.numel())
-            assert float(resid.std()) == pytest.approx(sd, rel=0.05)
-    logs = ogm.on_epoch_end(tr, 0, {})
-    assert logs["ogm/k:a"] == pytest.approx(k["a"])
+    batch = SimpleNamespace(y=y, present=present)
+    runs = [OGM(alpha=0.5, ge=ge), OGM(alpha=0.2, ge=ge)]
+    OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=RunNoise([1, 2], torch.device("cpu"))),
+                    out, batch)
+    assert runs[0].coeffs != runs[1].coeffs
+    for k, (run, net) in enumerate(zip(runs, nets)):
+        coeffs = dict(zip(("a", "b"), run.coeffs[-1]))
+        # scores from run k's own fusion-head weight blocks (OGM eq. 5)
+        contrib = net.fusion_contributions(net({m: v[k] for m, v in x.items()}).embeddings)
+        s = {m: float(torch.softmax(contrib[m].detach(), 1).gather(1, y[k, :, None]).sum()) for m in coeffs}
+        assert run.coeffs[-1] == pytest.approx(ogm_coefficients(s["a"], s["b"], run.alpha))
+        assert min(coeffs.values()) < 1  # one modality is slowed
+        for n, p in model.named_parameters():
+            m = n.split(".")[1] if n.startswith("encoders.") else None
+            if m is None:
+                torch.testing.assert_close(p.grad[k], raw[n][k])  # heads / fusion untouched
+                continue
+            resid = p.grad[k] - coeffs[m] * raw[n][k]
+            if not ge:
+                torch.testing.assert_close(resid, torch.zeros_like(resid))
+            elif raw[n][k].numel() >= 10_000:  # GE noise ~ N(0, std(g)^2)
+                sd = float(raw[n][k].std())
+                assert abs(float(resid.mean())) < 5 * sd / math.sqrt(resid.numel())
+                assert float(resid.std()) == pytest.approx(sd, rel=0.05)
+        logs = run.on_epoch_end(SimpleNamespace(model=net), 0, {})
+        assert logs["ogm/k:a"] == pytest.approx(coeffs["a"])
 
 
 def test_gblend_weights_on_constructed_history():

@@ -105,7 +105,7 @@ def _setup(kind="multiclass"):
     y = torch.randint(3, (5,))
     soft = {m: torch.softmax(torch.randn(5, 3), 1) for m in ("a", "b")}
     soft["a"][3] = float("nan")
-    batch = SimpleNamespace(x=x, present=present, lengths={}, y=y, soft=soft)
+    batch = SimpleNamespace(x=x, present=present, lengths={}, y=y, soft=soft, noise=torch.randn_like)
     return net, batch, net(x, present)
 
 

@@ -1,9 +1,11 @@
 """The interface through which balancing methods act on :func:`mmrepro.trainer.fit`.
 
-A method sees the trainer state (``trainer.model``, ``trainer.optimizer``, ``trainer.base_lr``:
-parameter-group name -> initial learning rate) at four points: once before training
-(:meth:`setup`, :meth:`split_train`), after every backward pass (:meth:`before_step`), when the loss
-is built (:meth:`head_weights`) and after every epoch's evaluation (:meth:`on_epoch_end`).
+A method instance belongs to one run and sees that run's trainer state (``trainer.model``,
+``trainer.optimizer``, ``trainer.base_lr``: parameter-group name -> initial learning rate) once
+before training (:meth:`setup`, :meth:`split_train`), when an epoch's loss is built
+(:meth:`head_weights`) and after every epoch's evaluation (:meth:`on_epoch_end`), where it takes
+its decisions from the run's epoch log. The per-batch hook :meth:`before_step` acts on all runs
+trained together (:func:`mmrepro.trainer.fit_many`; one run for :func:`~mmrepro.trainer.fit`) at once.
 Parameter groups are named after the modalities (encoder + unimodal head) and ``"fusion"``.
 """
 from __future__ import annotations
@@ -35,8 +37,11 @@ class BalancingMethod:
         """Per-head loss weights (None: all 1)."""
         return None
 
-    def before_step(self, trainer: Any, out: Any, batch: Any) -> None:
-        """After ``loss.backward()``, before ``optimizer.step()`` (gradient modulation)."""
+    @classmethod
+    def before_step(cls, runs: list[Any], trainer: Any, out: Any, batch: Any) -> None:
+        """After ``loss.backward()``, before the optimiser step (gradient modulation), for every run
+        at once: ``runs`` are the runs' method instances, ``trainer`` a :class:`mmrepro.trainer.Runs`
+        (stacked model, epoch, per-run noise), ``out`` and ``batch`` carry the run axis first."""
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> dict[str, Any]:
         """After the epoch's evaluation; returns entries added to the epoch log."""

@@ -1,7 +1,6 @@
 """OGM and OGM-GE: on-the-fly gradient modulation with generalisation enhancement (Peng et al. 2022)."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -11,29 +10,34 @@ from mmrepro.balancing.base import BalancingMethod
 from mmrepro.models.fusion import probabilities
 
 
-def ogm_coefficients(s_a: float, s_b: float, alpha: float) -> tuple[float, float]:
+def ogm_coefficients(s_a: float | Tensor, s_b: float | Tensor, alpha: float | Tensor
+                     ) -> tuple[float, float] | tuple[Tensor, Tensor]:
     """Modulation coefficients (k_A, k_B) from the modalities' scores s (Peng et al. 2022, eqs. 5-7):
-    rho_A = s_A / s_B; the dominant modality (rho > 1) gets k = 1 - tanh(alpha * rho), the other 1."""
-    if s_a <= 0 or s_b <= 0:
-        raise ValueError(f"OGM scores must be positive, got {s_a}, {s_b}")
+    rho_A = s_A / s_B; the dominant modality (rho > 1) gets k = 1 - tanh(alpha * rho), the other 1.
+    Numbers give numbers; tensors (one entry per run) give tensors."""
+    scalar = not isinstance(s_a, Tensor)
+    s_a, s_b, alpha = (torch.as_tensor(v, dtype=torch.float64) if scalar else v for v in (s_a, s_b, alpha))
+    if bool((s_a <= 0).any() | (s_b <= 0).any()):
+        raise ValueError(f"OGM scores must be positive, got {s_a.tolist()}, {s_b.tolist()}")
     rho_a, rho_b = s_a / s_b, s_b / s_a
-    if rho_a > 1:
-        return 1.0 - math.tanh(alpha * rho_a), 1.0
-    if rho_b > 1:
-        return 1.0, 1.0 - math.tanh(alpha * rho_b)
-    return 1.0, 1.0
+    k_a = torch.where(rho_a > 1, 1 - torch.tanh(alpha * rho_a), 1.0)
+    k_b = torch.where(rho_b > 1, 1 - torch.tanh(alpha * rho_b), 1.0)
+    return (float(k_a), float(k_b)) if scalar else (k_a, k_b)
 
 
-def true_target_score(logits: Tensor, y: Tensor, kind: str, mask: Tensor) -> float:
+def true_target_score(logits: Tensor, y: Tensor, kind: str, mask: Tensor) -> Tensor:
     """s = sum over rows of the predicted probability of the true target (OGM eq. 5); for binary and
-    multilabel heads, p if y = 1 else 1 - p, summed over labels; unknown targets are skipped."""
+    multilabel heads, p if y = 1 else 1 - p, summed over labels; unknown targets are skipped.
+    Leading axes (runs) are kept: logits (..., N, C) -> (...)."""
     p = probabilities(logits, kind)
     if kind == "multiclass":
         ok = mask & (y >= 0)
-        return float(p[ok].gather(1, y[ok].unsqueeze(1)).sum())
+        pt = p.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return torch.where(ok, pt, 0.0).sum(dim=-1)
     if kind in ("binary", "multilabel"):
-        ok = ~torch.isnan(y) & (mask.view(-1, 1) if y.dim() == 2 else mask)
-        return float(torch.where(y[ok] > 0.5, p[ok], 1 - p[ok]).sum())
+        ok = ~torch.isnan(y) & (mask.unsqueeze(-1) if kind == "multilabel" else mask)
+        pt = torch.where(ok, torch.where(y > 0.5, p, 1 - p), 0.0)
+        return pt.sum(dim=(-2, -1)) if kind == "multilabel" else pt.sum(dim=-1)
     raise ValueError(f"OGM is defined for classification tasks, not {kind!r}")
 
 
@@ -66,26 +70,37 @@ class OGM(BalancingMethod):
     def _active(self, epoch: int) -> bool:
         return epoch >= self.start and (self.end is None or epoch < self.end)
 
+    @classmethod
     @torch.no_grad()
-    def before_step(self, trainer: Any, out: Any, batch: Any) -> None:
-        if not self._active(trainer.epoch):
-            return
+    def before_step(cls, runs: list[OGM], trainer: Any, out: Any, batch: Any) -> None:
+        """Every run's coefficients from its own batch, one pass for all runs (run axis first)."""
         model = trainer.model
+        dev = batch.y.device
+        active = torch.tensor([r._active(trainer.epoch) for r in runs], device=dev)
+        if not bool(active.any()):
+            return
         contrib = model.fusion_contributions(out.embeddings)
         a, b = model.modalities
         logits = contrib if contrib is not None else {m: out.logits[m] for m in (a, b)}
-        s = {m: true_target_score(logits[m], batch.y, model.kind, batch.present[m]) for m in (a, b)}
-        if min(s.values()) <= 0:
+        s = {m: true_target_score(logits[m], batch.y, model.kind, batch.present[m]).double() for m in (a, b)}
+        active &= (s[a] > 0) & (s[b] > 0)  # a lone run skips such a batch
+        if not bool(active.any()):
             return
-        k = ogm_coefficients(s[a], s[b], self.alpha)
-        self.coeffs.append(k)
-        for m, km in zip((a, b), k):
+        alpha = torch.tensor([r.alpha for r in runs], dtype=torch.float64, device=dev)
+        k = dict(zip((a, b), ogm_coefficients(s[a][active], s[b][active], alpha[active])))
+        for i, run in enumerate(active.nonzero().flatten().tolist()):
+            runs[run].coeffs.append((float(k[a][i]), float(k[b][i])))
+        for m in (a, b):
+            km = torch.ones_like(alpha).masked_scatter(active, k[m])
             for prm in model.encoders[m].parameters():
                 if prm.grad is None:
                     continue
                 g = prm.grad
-                noise = torch.randn_like(g) * g.std() if self.ge and g.numel() > 1 else None
-                g.mul_(km)
+                shape = (-1,) + (1,) * (g.dim() - 1)
+                noise = None
+                if runs[0].ge and g[0].numel() > 1:  # N(0, std(g)^2), std of the unscaled gradient
+                    noise = trainer.noise(g, active) * g.flatten(1).std(dim=1).view(shape)
+                g.mul_(km.to(g.dtype).view(shape))
                 if noise is not None:
                     g.add_(noise)
 

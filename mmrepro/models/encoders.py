@@ -99,9 +99,17 @@ class LSTMEncoder(nn.Module):
             raise ValueError(f"LSTMEncoder expects (N, T, {self.lstm.input_size}), got {tuple(x.shape)}")
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int64)
-        packed = pack_padded_sequence(x, lengths.clamp(1, x.shape[1]).cpu(), batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)
-        return h[-1]
+        return last_hidden(self.lstm, x, lengths)
+
+
+def last_hidden(lstm: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
+    """The top layer's hidden state of ``lstm`` (batch first) after each row's first ``lengths``
+    steps (clamped to [1, T]; padding beyond is never read, ``pack_padded_sequence``)."""
+    steps = lengths.clamp(1, x.shape[1])
+    if bool((steps == x.shape[1]).all()):  # nothing to pack
+        return lstm(x)[1][0][-1]
+    _, (h, _) = lstm(pack_padded_sequence(x, steps.cpu(), batch_first=True, enforce_sorted=False))
+    return h[-1]
 
 
 class MLPEncoder(nn.Module):

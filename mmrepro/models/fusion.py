@@ -20,7 +20,8 @@ from typing import Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
+
+from mmrepro.models.encoders import last_hidden
 
 FUSION_HEAD = "fusion"
 TASK_KINDS = ("binary", "multiclass", "multilabel", "regression")
@@ -38,15 +39,15 @@ class ModelOutput:
 
 def probabilities(logits: Tensor, kind: str) -> Tensor:
     """Head output -> prediction: sigmoid (binary (N,), multilabel (N, L)), softmax (multiclass (N, C)),
-    identity (regression (N,))."""
+    identity (regression (N,)); leading axes (runs) are kept."""
     if kind == "binary":
-        return torch.sigmoid(logits[:, 0])
+        return torch.sigmoid(logits[..., 0])
     if kind == "multilabel":
         return torch.sigmoid(logits)
     if kind == "multiclass":
-        return torch.softmax(logits, dim=1)
+        return torch.softmax(logits, dim=-1)
     if kind == "regression":
-        return logits[:, 0]
+        return logits[..., 0]
     raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
 
 
@@ -111,40 +112,32 @@ class MultimodalNet(nn.Module):
         """Embeddings (N, d_m) per modality (zeros on absent rows) and the presence masks used."""
         pres = self._check_inputs(x, present)
         lengths = lengths or {}
-        emb = {}
-        for m in self.modalities:
-            xm, p, ln = x[m], pres[m], lengths.get(m)
-            if bool(p.all()):
-                emb[m] = self.encoders[m](torch.nan_to_num(xm), ln)
-                continue
-            idx = p.nonzero().squeeze(1)
-            z = xm.new_zeros(xm.shape[0], self.encoders[m].out_dim)
-            if idx.numel():
-                z = z.index_copy(0, idx, self.encoders[m](torch.nan_to_num(xm[idx]), None if ln is None else ln[idx]))
-            emb[m] = z
-        return emb, pres
+        return {m: self._encode(m, x[m], pres[m], lengths.get(m)) for m in self.modalities}, pres
+
+    def _encode(self, m: str, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
+        return encode_present(self.encoders[m], self.encoders[m].out_dim, x, present, lengths)
 
     def fuse(self, emb: Mapping[str, Tensor], pres: Mapping[str, Tensor]) -> Tensor:
-        """Fused representation fed to the fusion head."""
+        """Fused representation fed to the fusion head (axes counted from the end, so that the
+        stacked runs of :class:`~mmrepro.models.stacked.StackedMultimodalNet` share this code)."""
         if self.fusion == "concat":
-            return torch.cat([emb[m] for m in self.modalities], dim=1)
-        tokens = torch.stack([self.proj[m](emb[m]) * pres[m].unsqueeze(1) for m in self.modalities], dim=1)
+            return torch.cat([emb[m] for m in self.modalities], dim=-1)
+        tokens = torch.stack([self.proj[m](emb[m]) * pres[m].unsqueeze(-1) for m in self.modalities], dim=-2)
         if self.fusion == "sum":
-            return tokens.sum(dim=1)
-        mask = torch.stack([pres[m] for m in self.modalities], dim=1)
-        if bool(mask.all()):  # every token present: no packing needed
-            return self.fusion_lstm(tokens)[1][0][-1]
-        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # present tokens first, modality order kept
-        tokens = tokens.gather(1, order.unsqueeze(2).expand_as(tokens))
-        n_present = mask.sum(dim=1).clamp(min=1).cpu()
-        _, (h, _) = self.fusion_lstm(pack_padded_sequence(tokens, n_present, batch_first=True, enforce_sorted=False))
-        return h[-1]
+            return tokens.sum(dim=-2)
+        mask = torch.stack([pres[m] for m in self.modalities], dim=-1)
+        order = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)  # present tokens first, modality order kept
+        tokens = tokens.gather(-2, order.unsqueeze(-1).expand_as(tokens))
+        return self._last_hidden(tokens, mask.sum(dim=-1))
+
+    def _last_hidden(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        return last_hidden(self.fusion_lstm, tokens, lengths)
 
     def forward(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
                 lengths: Mapping[str, Tensor] | None = None) -> ModelOutput:
         emb, pres = self.encode(x, present, lengths)
         logits = {FUSION_HEAD: self.heads[FUSION_HEAD](self.dropout(self.fuse(emb, pres)))}
-        mask = {FUSION_HEAD: torch.stack(list(pres.values()), dim=1).any(dim=1)}
+        mask = {FUSION_HEAD: torch.stack(list(pres.values()), dim=-1).any(dim=-1)}
         if self.multihead:
             for m in self.modalities:
                 logits[m] = self.heads[m](self.dropout(emb[m]))
@@ -160,9 +153,9 @@ class MultimodalNet(nn.Module):
         out, start = {}, 0
         for m in self.modalities:
             z = self.proj[m](emb[m])
-            w = head.weight[:, start:start + z.shape[1]] if self.fusion == "concat" else head.weight
-            out[m] = z @ w.T + head.bias / n_mod
-            start += z.shape[1] if self.fusion == "concat" else 0
+            w = head.weight[..., start:start + z.shape[-1]] if self.fusion == "concat" else head.weight
+            out[m] = z @ w.transpose(-1, -2) + head.bias.unsqueeze(-2) / n_mod
+            start += z.shape[-1] if self.fusion == "concat" else 0
         return out
 
     @torch.no_grad()
@@ -203,6 +196,18 @@ class MultimodalNet(nn.Module):
             fusion += list(self.fusion_lstm.parameters())
         groups[FUSION_HEAD] = fusion
         return groups
+
+
+def encode_present(encoder, out_dim: int, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
+    """``encoder(x, lengths)`` on the present rows of ``x`` only (NaN zero-filled), zeros (``out_dim``
+    wide) on absent rows."""
+    if bool(present.all()):
+        return encoder(torch.nan_to_num(x), lengths)
+    idx = present.nonzero().squeeze(1)
+    z = x.new_zeros(x.shape[0], out_dim)
+    if idx.numel():
+        z = z.index_copy(0, idx, encoder(torch.nan_to_num(x[idx]), None if lengths is None else lengths[idx]))
+    return z
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

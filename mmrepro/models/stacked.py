@@ -1,0 +1,375 @@
+"""Stacked runs: K independent copies of one network, trained as one model (issue #12).
+
+A stacked layer holds every parameter and buffer of the per-run module with a new leading axis of
+size K, under the per-run module's own names: run k's state dict is ``{name: tensor[k]}``, so K
+trained runs unstack into K ordinary modules. Inputs and outputs carry the run axis first,
+(K, N, ...), and every run sees its own rows (its own data order). BatchNorm statistics and
+dropout masks are per run.
+
+Each layer computes all runs at once where that was measured to pay (``bench/bench_batched.py``,
+results in ``bench/README.md``) and otherwise loops over the runs, calling the per-run module on
+run k's slices with :func:`torch.func.functional_call`, i.e. exactly the per-run computation:
+
+* linear layers and MLPs: one batched matrix product per layer (``torch.baddbmm``; the
+  "ensemble layer" form, measured faster on CPU than ``torch.func.vmap`` over ``functional_call``);
+* ResNets: grouped convolutions (``groups=K``) and batch normalisation over the K x C channels,
+  which is per-run batch normalisation; when some rows of a batch are absent, the statistics are
+  taken over each run's present rows only, as :func:`~mmrepro.models.fusion.encode_present` does;
+* LSTMs: one LSTM cell per time step for all runs, each row's state frozen after its length
+  (the semantics of ``pack_padded_sequence``).
+
+:class:`StackedMultimodalNet` is a :class:`~mmrepro.models.MultimodalNet` made of such layers; it
+inherits the fusion, heads and OGM contributions, which are written with axes counted from the end.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from functools import partial
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+from torchvision.models.resnet import BasicBlock
+
+from mmrepro.models.encoders import LSTMEncoder, MLPEncoder, ResNetEncoder, last_hidden
+from mmrepro.models.fusion import MultimodalNet, encode_present
+
+
+def batched_pays(kind: str, runs: int, device: torch.device) -> bool:
+    """Whether computing ``runs`` runs of a ``kind`` layer ("linear", "mlp", "resnet", "lstm") at
+    once beats a loop on ``device``. Measured on a 2-core CPU (bench/README.md); on CUDA the
+    batched forms are assumed to pay (not measured: no GPU was available)."""
+    if kind in ("linear", "mlp"):
+        return True
+    if kind not in ("resnet", "lstm"):
+        return False
+    return runs > 1
+
+
+class Stacked(nn.Module):
+    """The parameters and buffers of ``modules`` (one per run, same architecture) stacked on a new
+    leading axis under the modules' own names; :meth:`forward_run` runs the per-run module on run
+    k's slices. Subclasses add a batched forward."""
+
+    kind = "other"
+
+    def __init__(self, modules: Sequence[nn.Module], batched: bool = True) -> None:
+        super().__init__()
+        if not modules:
+            raise ValueError("stacking needs at least one module")
+        first = modules[0]
+        # the per-run module, unregistered: it only provides the computation for functional_call
+        object.__setattr__(self, "template", copy.deepcopy(first).requires_grad_(False))
+        self.runs, self.batched = len(modules), bool(batched)
+        params = {n for n, _ in first.named_parameters()}
+        tensors = [dict(itertools.chain(m.named_parameters(), m.named_buffers())) for m in modules]
+        for name, ref in tensors[0].items():
+            parts = [t.get(name) for t in tensors]
+            if any(p is None or p.shape != ref.shape for p in parts):
+                raise ValueError(f"the runs do not share one architecture: {name!r} has shapes "
+                                 f"{[None if p is None else tuple(p.shape) for p in parts]}")
+            stacked = torch.stack([p.detach() for p in parts])
+            owner, leaf = self._owner(name)
+            if name in params:
+                owner.register_parameter(leaf, nn.Parameter(stacked))
+            else:
+                owner.register_buffer(leaf, stacked)
+
+    def _owner(self, name: str) -> tuple[nn.Module, str]:
+        *path, leaf = name.split(".")
+        mod: nn.Module = self
+        for part in path:
+            if not hasattr(mod, part):
+                mod.add_module(part, nn.Module())
+            mod = getattr(mod, part)
+        return mod, leaf
+
+    def run_tensors(self, k: int) -> dict[str, Tensor]:
+        """Run k's parameters and buffers (views: in-place buffer updates reach the stack)."""
+        return {n: t[k] for n, t in itertools.chain(self.named_parameters(), self.named_buffers())}
+
+    def forward_run(self, k: int, *args):
+        """The per-run module on run k's tensors (in this module's train/eval mode)."""
+        if self.template.training != self.training:
+            self.template.train(self.training)
+        return functional_call(self.template, self.run_tensors(k), args)
+
+    def extra_repr(self) -> str:
+        return f"runs={self.runs}, {type(self.template).__name__}, {'batched' if self.batched else 'loop'}"
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x (K, ..., in) times each run's weight (K, out, in), plus its bias (K, out)."""
+    flat = x.reshape(weight.shape[0], -1, x.shape[-1])
+    wt = weight.transpose(1, 2)
+    out = torch.bmm(flat, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), flat, wt)
+    return out.view(*x.shape[:-1], weight.shape[1])
+
+
+class StackedLinear(Stacked):
+    """Runs of ``nn.Linear``: (K, ..., in) -> (K, ..., out)."""
+
+    kind = "linear"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.batched:
+            return _linear(x, self.weight, getattr(self, "bias", None))
+        return torch.stack([self.forward_run(k, x[k]) for k in range(self.runs)])
+
+
+def _chain(stacked: nn.Module, template: nn.Sequential, h: Tensor, training: bool) -> Tensor:
+    """A Linear / ReLU / Dropout chain (``MLPEncoder.net``, ``multimodn.heads.mlp``) for all runs."""
+    for name, layer in template.named_children():
+        if isinstance(layer, nn.Linear):
+            lin = getattr(stacked, name)
+            h = _linear(h, lin.weight, getattr(lin, "bias", None))
+        elif isinstance(layer, nn.ReLU):
+            h = torch.relu(h)
+        elif isinstance(layer, nn.Dropout):
+            h = F.dropout(h, layer.p, training)
+        else:
+            raise TypeError(f"no batched form for {type(layer).__name__} in a Linear/ReLU/Dropout chain")
+    return h
+
+
+class StackedSequential(Stacked):
+    """Runs of a Linear / ReLU / Dropout ``nn.Sequential``: (K, ..., in) -> (K, ..., out)."""
+
+    kind = "mlp"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.batched:
+            return _chain(self, self.template, x, self.training)
+        return torch.stack([self.forward_run(k, x[k]) for k in range(self.runs)])
+
+
+class StackedEncoder(Stacked):
+    """Runs of a modality encoder: ``forward(x (K, N, ...), present (K, N), lengths (K, N) | None)``
+    -> (K, N, out_dim), zeros on absent rows. Without a batched form (this base class), each run
+    encodes its present rows with :func:`~mmrepro.models.fusion.encode_present`."""
+
+    def __init__(self, modules: Sequence[nn.Module], batched: bool = True) -> None:
+        super().__init__(modules, batched and type(self) is not StackedEncoder)
+        self.out_dim = int(getattr(modules[0], "out_dim"))
+
+    def forward(self, x: Tensor, present: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if self.batched:
+            z = self.all_rows(torch.nan_to_num(x), present, lengths)
+            return torch.where(present.unsqueeze(-1), z, 0.0)
+        return torch.stack([encode_present(partial(self.forward_run, k), self.out_dim, x[k], present[k],
+                                           None if lengths is None else lengths[k]) for k in range(self.runs)])
+
+    def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
+        """Every row of every run at once (absent rows are zeroed by :meth:`forward`)."""
+        raise NotImplementedError
+
+
+class StackedMLPEncoder(StackedEncoder):
+    kind = "mlp"
+
+    def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.template.in_features:
+            raise ValueError(f"MLPEncoder runs expect (K, N, {self.template.in_features}), got {tuple(x.shape)}")
+        return _chain(self.net, self.template.net, x, self.training)
+
+
+def _batch_norm(h: Tensor, bn: nn.BatchNorm2d, st: nn.Module, rows: Tensor | None, training: bool) -> Tensor:
+    """Per-run batch normalisation of h (N, K*C, H, W). In training with ``rows`` (K, N), the
+    statistics (and running-statistics updates) of run k use its present rows only."""
+    if bn.momentum is None:
+        raise ValueError("stacked BatchNorm needs a momentum (cumulative averages are not supported)")
+    flat = lambda t: t.reshape(-1)  # noqa: E731
+    if not training or rows is None:
+        if training:
+            st.num_batches_tracked.add_(1)
+        return F.batch_norm(h, flat(st.running_mean), flat(st.running_var), flat(st.weight), flat(st.bias),
+                            training, bn.momentum, bn.eps)
+    n, kc, hh, ww = h.shape
+    k = rows.shape[0]
+    x = h.view(n, k, kc // k, hh, ww)
+    m = rows.t().to(h.dtype).view(n, k, 1, 1, 1)
+    count = rows.sum(dim=1).to(h.dtype) * (hh * ww)
+    denom = count.clamp(min=1).view(1, k, 1, 1, 1)
+    mean = (x * m).sum(dim=(0, 3, 4), keepdim=True) / denom
+    var = ((x - mean).pow(2) * m).sum(dim=(0, 3, 4), keepdim=True) / denom
+    out = (x - mean) * torch.rsqrt(var + bn.eps) * st.weight.view(1, k, -1, 1, 1) + st.bias.view(1, k, -1, 1, 1)
+    with torch.no_grad():
+        used = count > 0
+        unbiased = var.view(k, -1) * (count / (count - 1).clamp(min=1)).view(k, 1)
+        st.running_mean[used] = torch.lerp(st.running_mean, mean.view(k, -1), bn.momentum)[used]
+        st.running_var[used] = torch.lerp(st.running_var, unbiased, bn.momentum)[used]
+        st.num_batches_tracked.add_(used.to(st.num_batches_tracked.dtype))
+    return out.view(n, kc, hh, ww)
+
+
+def _resnet_layer(template: nn.Module, st: nn.Module, h: Tensor, rows: Tensor | None, training: bool) -> Tensor:
+    """One layer of a torchvision-style ResNet for all runs, channels of run k at [k*C, (k+1)*C)."""
+    if isinstance(template, nn.Conv2d):
+        w = st.weight
+        return F.conv2d(h, w.reshape(-1, *w.shape[2:]), None, template.stride, template.padding,
+                        template.dilation, groups=w.shape[0] * template.groups)
+    if isinstance(template, nn.BatchNorm2d):
+        return _batch_norm(h, template, st, rows, training)
+    if isinstance(template, nn.ReLU):
+        return torch.relu(h)
+    if isinstance(template, nn.MaxPool2d):
+        return F.max_pool2d(h, template.kernel_size, template.stride, template.padding, template.dilation,
+                            ceil_mode=template.ceil_mode)
+    if isinstance(template, nn.Sequential):
+        for name, child in template.named_children():
+            h = _resnet_layer(child, getattr(st, name, None), h, rows, training)
+        return h
+    if isinstance(template, BasicBlock):
+        run = lambda name, x: _resnet_layer(getattr(template, name), getattr(st, name, None), x, rows, training)  # noqa: E731
+        out = torch.relu(run("bn1", run("conv1", h)))
+        out = run("bn2", run("conv2", out))
+        return torch.relu(out + (h if template.downsample is None else run("downsample", h)))
+    raise TypeError(f"no batched form for {type(template).__name__} in a ResNet")
+
+
+class StackedResNetEncoder(StackedEncoder):
+    kind = "resnet"
+
+    def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
+        t = self.template
+        if x.dim() == 4:
+            x = x.unsqueeze(2)
+        if x.dim() != 5 or x.shape[2] != t.in_channels:
+            raise ValueError(f"ResNetEncoder runs expect (K, N, H, W) or (K, N, {t.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}")
+        k, n = x.shape[:2]
+        h = x.transpose(0, 1).reshape(n, -1, *x.shape[3:])
+        rows = None if bool(present.all()) else present
+        h = _resnet_layer(t.stages, self.stages, _resnet_layer(t.stem, self.stem, h, rows, self.training),
+                          rows, self.training)
+        return h.mean(dim=(2, 3)).view(n, k, -1).transpose(0, 1)
+
+
+def _lstm_last(st: nn.Module, lstm: nn.LSTM, x: Tensor, lengths: Tensor, training: bool) -> Tensor:
+    """Top-layer hidden state after each row's first ``lengths`` steps (clamped to [1, T]) for all
+    runs: x (K, N, T, F), lengths (K, N) -> (K, N, H). Gates as ``nn.LSTM`` (i, f, g, o); a row's
+    state stays fixed after its length, so padding is never read."""
+    if lstm.bidirectional or lstm.proj_size or not lstm.batch_first:
+        raise ValueError("stacked LSTMs support unidirectional, batch-first LSTMs without projections")
+    steps = lengths.clamp(1, x.shape[2])
+    n_steps = int(steps.max()) if steps.numel() else 0
+    valid = (torch.arange(n_steps, device=x.device) < steps.unsqueeze(-1)).unsqueeze(-1)  # (K, N, T, 1)
+    h_in = x[:, :, :n_steps]
+    for layer in range(lstm.num_layers):
+        w_ih, w_hh = getattr(st, f"weight_ih_l{layer}"), getattr(st, f"weight_hh_l{layer}")
+        bias = getattr(st, f"bias_ih_l{layer}") + getattr(st, f"bias_hh_l{layer}") if lstm.bias else None
+        gates_in = _linear(h_in, w_ih, bias)
+        h = x.new_zeros(*x.shape[:2], lstm.hidden_size)
+        c = torch.zeros_like(h)
+        outs = []
+        w_hh_t = w_hh.transpose(1, 2)
+        for t in range(n_steps):
+            gates = torch.baddbmm(gates_in[:, :, t], h, w_hh_t)
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            h = torch.where(valid[:, :, t], h_new, h)
+            c = torch.where(valid[:, :, t], c_new, c)
+            outs.append(h)
+        if layer < lstm.num_layers - 1:
+            h_in = F.dropout(torch.stack(outs, dim=2), lstm.dropout, training)
+    return h
+
+
+class StackedLSTM(Stacked):
+    """Runs of an ``nn.LSTM`` read at each row's length: ``forward(x (K, N, T, F), lengths (K, N))``
+    -> (K, N, H), as :func:`~mmrepro.models.encoders.last_hidden` run by run."""
+
+    kind = "lstm"
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        if self.batched:
+            return _lstm_last(self, self.template, x, lengths, self.training)
+        return torch.stack([last_hidden(partial(self.forward_run, k), x[k], lengths[k]) for k in range(self.runs)])
+
+
+class StackedLSTMEncoder(StackedEncoder):
+    kind = "lstm"
+
+    def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
+        lstm = self.template.lstm
+        if x.dim() != 4 or x.shape[-1] != lstm.input_size:
+            raise ValueError(f"LSTMEncoder runs expect (K, N, T, {lstm.input_size}), got {tuple(x.shape)}")
+        if lengths is None:
+            lengths = torch.full(x.shape[:2], x.shape[2], dtype=torch.int64, device=x.device)
+        return _lstm_last(self.lstm, lstm, x, lengths, self.training)
+
+
+ENCODERS = {MLPEncoder: StackedMLPEncoder, ResNetEncoder: StackedResNetEncoder, LSTMEncoder: StackedLSTMEncoder}
+
+
+def stack(modules: Sequence[nn.Module], cls: type[Stacked], batched: bool | str, device: torch.device) -> Stacked:
+    """``cls`` over ``modules``; ``batched="auto"`` follows :func:`batched_pays` for the layer kind."""
+    if batched == "auto":
+        batched = batched_pays(cls.kind, len(modules), device)
+    return cls(modules, bool(batched))
+
+
+class StackedMultimodalNet(MultimodalNet):
+    """K runs of one :class:`~mmrepro.models.MultimodalNet` architecture as one model: every input,
+    presence mask, length and output has the run axis first ((K, N, ...)), and the state dict has the
+    per-run model's keys with a leading K axis.
+
+    ``batched``: "auto" (each layer as :func:`batched_pays` says), True (every layer with a
+    batched form computes all runs at once) or False (every layer loops over the runs).
+    """
+
+    def __init__(self, models: Sequence[MultimodalNet], batched: bool | str = "auto",
+                 device: str | torch.device = "cpu") -> None:
+        nn.Module.__init__(self)
+        if not models or not all(isinstance(m, MultimodalNet) for m in models):
+            raise ValueError("StackedMultimodalNet stacks a non-empty list of MultimodalNet models")
+        first = models[0]
+        same = ("modalities", "kind", "n_outputs", "fusion", "multihead")
+        for m in models[1:]:
+            diff = [a for a in same if getattr(m, a) != getattr(first, a)] + (
+                ["dropout"] if m.dropout.p != first.dropout.p else [])
+            if diff or [type(e) for e in m.encoders.values()] != [type(e) for e in first.encoders.values()]:
+                raise ValueError(f"the runs do not share one architecture (they differ in {diff or 'encoders'})")
+        dev = torch.device(device)
+        self.modalities = list(first.modalities)
+        self.kind, self.n_outputs, self.fusion, self.multihead = first.kind, first.n_outputs, first.fusion, first.multihead
+        self.runs = len(models)
+        self.encoders = nn.ModuleDict({
+            m: stack([md.encoders[m] for md in models], ENCODERS.get(type(first.encoders[m]), StackedEncoder),
+                     batched, dev) for m in self.modalities})
+        self.dropout = nn.Dropout(first.dropout.p)
+        self.proj = nn.ModuleDict({
+            m: nn.Identity() if isinstance(p, nn.Identity) else stack([md.proj[m] for md in models], StackedLinear,
+                                                                      batched, dev)
+            for m, p in first.proj.items()})
+        if first.fusion == "lstm":
+            self.fusion_lstm = stack([md.fusion_lstm for md in models], StackedLSTM, batched, dev)
+        self.heads = nn.ModuleDict({h: stack([md.heads[h] for md in models], StackedLinear, batched, dev)
+                                    for h in first.heads})
+        self.idle: dict[str, Tensor] = {}
+        self.to(dev)
+
+    def _encode(self, m: str, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
+        if self.training:  # runs whose batch has no row of m: their encoder gets no gradient (frozen_params)
+            self.idle[m] = ~present.any(dim=-1)
+        return self.encoders[m](x, present, lengths)
+
+    def _last_hidden(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        return self.fusion_lstm(tokens, lengths)
+
+    def frozen_params(self) -> list[tuple[list[nn.Parameter], Tensor]]:
+        """(encoder parameters, runs (K,) bool) of the last training pass's encoders that saw no row
+        in some runs: a lone run would not have called them, and its optimiser skips them."""
+        return [(list(self.encoders[m].parameters()), idle) for m, idle in self.idle.items() if bool(idle.any())]
+
+    def layout(self) -> dict[str, str]:
+        """How each stacked layer runs: ``{name: "batched" | "loop"}``."""
+        return {n: "batched" if mod.batched else "loop" for n, mod in self.named_modules() if isinstance(mod, Stacked)}
+
+    def run_state(self, k: int) -> dict[str, Tensor]:
+        """Run k's state dict (the per-run model's keys), as copies."""
+        return {n: t[k].clone() for n, t in self.state_dict().items()}

@@ -1,0 +1,98 @@
+"""Adam and SGD for stacked runs (:mod:`mmrepro.models.stacked`): one learning rate per run and
+parameter group.
+
+Every parameter carries a leading run axis; run k's slice follows exactly the update of
+``torch.optim.Adam`` (Kingma & Ba 2015, Algorithm 1, with torch's ``weight_decay`` added to the
+gradient) or ``torch.optim.SGD`` (momentum without dampening or Nesterov), at run k's learning
+rate of the parameter's group. The learning rates live in one list of parameter-group dicts per
+run (:meth:`RunOptimizer.run_view`), the form ``torch.optim`` uses, so that the balancing methods
+set them as they would on a torch optimiser.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def _runs_view(v: Tensor, like: Tensor) -> Tensor:
+    return v.to(like.dtype).view((-1,) + (1,) * (like.dim() - 1))
+
+
+class RunOptimizer:
+    """``name`` ("adam" or "sgd") over ``groups`` (group name -> stacked parameters), with initial
+    learning rates ``lrs`` (one per run, for every group)."""
+
+    def __init__(self, groups: Mapping[str, Sequence[Tensor]], lrs: Sequence[float], name: str = "adam",
+                 betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, momentum: float = 0.9,
+                 eps: float = 1e-8) -> None:
+        if name not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
+        self.name, self.betas, self.weight_decay, self.momentum, self.eps = name, betas, weight_decay, momentum, eps
+        self.groups = {g: list(ps) for g, ps in groups.items() if ps}
+        self.runs = len(lrs)
+        #: run k's parameter groups ({"name", "lr"}), read at every step
+        self.param_groups_of = [[{"name": g, "lr": float(lr)} for g in self.groups] for lr in lrs]
+        self.state: dict[Tensor, dict[str, Tensor]] = {}
+
+    def run_view(self, k: int) -> SimpleNamespace:
+        """What a balancing method sees of run k's optimiser: ``param_groups``."""
+        return SimpleNamespace(param_groups=self.param_groups_of[k])
+
+    def zero_grad(self) -> None:
+        for ps in self.groups.values():
+            for p in ps:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self, frozen: Sequence[tuple[Sequence[Tensor], Tensor]] = ()) -> None:
+        """One update of every parameter with a gradient. ``frozen``: (parameters, runs (K,) bool)
+        whose slices in those runs keep their values and optimiser state, as a lone run's
+        optimiser skips a parameter without a gradient."""
+        keep = [(p, runs, self._slices(p, runs)) for ps, runs in frozen for p in ps if p.grad is not None]
+        for i, (g, params) in enumerate(self.groups.items()):
+            lr = torch.tensor([groups[i]["lr"] for groups in self.param_groups_of], dtype=torch.float64)
+            for p in params:
+                if p.grad is not None:
+                    (self._adam if self.name == "adam" else self._sgd)(p, lr.to(p.device))
+        for p, runs, saved in keep:
+            p[runs] = saved.pop("param")
+            for key, value in saved.items():
+                self.state[p][key][runs] = value
+
+    def _slices(self, p: Tensor, runs: Tensor) -> dict[str, Tensor]:
+        saved = {key: v[runs].clone() for key, v in self._init_state(p).items()}
+        saved["param"] = p[runs].clone()
+        return saved
+
+    def _init_state(self, p: Tensor) -> dict[str, Tensor]:
+        if p not in self.state:
+            zeros = torch.zeros(p.shape[0], dtype=torch.float64, device=p.device)
+            self.state[p] = ({"step": zeros, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+                             if self.name == "adam" else {"has_buf": zeros.bool(), "momentum_buffer": torch.zeros_like(p)})
+        return self.state[p]
+
+    def _adam(self, p: Tensor, lr: Tensor) -> None:
+        st = self._init_state(p)
+        beta1, beta2 = self.betas
+        grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
+        st["step"] += 1
+        st["exp_avg"].lerp_(grad, 1 - beta1)
+        st["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bc1, bc2 = 1 - beta1 ** st["step"], 1 - beta2 ** st["step"]
+        denom = (st["exp_avg_sq"].sqrt() / _runs_view(bc2.sqrt(), p)).add_(self.eps)
+        p.sub_(st["exp_avg"] / denom * _runs_view(lr / bc1, p))
+
+    def _sgd(self, p: Tensor, lr: Tensor) -> None:
+        grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
+        if self.momentum != 0:
+            st = self._init_state(p)
+            first = _runs_view(~st["has_buf"], p).bool()
+            st["momentum_buffer"] = torch.where(first, grad, st["momentum_buffer"] * self.momentum + grad)
+            st["has_buf"].fill_(True)
+            grad = st["momentum_buffer"]
+        p.sub_(grad * _runs_view(lr, p))
