@@ -120,18 +120,26 @@ class StackedLinear(Stacked):
         return torch.stack([self.forward_run(k, x[k]) for k in range(self.runs)])
 
 
-def _chain(stacked: nn.Module, template: nn.Sequential, h: Tensor, training: bool) -> Tensor:
-    """A Linear / ReLU / Dropout chain (``MLPEncoder.net``, ``multimodn.heads.mlp``) for all runs."""
+def chain_ops(stacked: nn.Module, template: nn.Sequential, training: bool) -> list[tuple]:
+    """A Linear / ReLU / Dropout chain (``MLPEncoder.net``, ``multimodn.heads.mlp``) for all runs as
+    ``(function, *args)`` steps, each applied to the running activation (K, ..., features)."""
+    ops: list[tuple] = []
     for name, layer in template.named_children():
         if isinstance(layer, nn.Linear):
             lin = getattr(stacked, name)
-            h = _linear(h, lin.weight, getattr(lin, "bias", None))
+            ops.append((_linear, lin.weight, getattr(lin, "bias", None)))
         elif isinstance(layer, nn.ReLU):
-            h = torch.relu(h)
+            ops.append((torch.relu,))
         elif isinstance(layer, nn.Dropout):
-            h = F.dropout(h, layer.p, training)
+            ops.append((F.dropout, layer.p, training))
         else:
             raise TypeError(f"no batched form for {type(layer).__name__} in a Linear/ReLU/Dropout chain")
+    return ops
+
+
+def _chain(stacked: nn.Module, template: nn.Sequential, h: Tensor, training: bool) -> Tensor:
+    for fn, *args in chain_ops(stacked, template, training):
+        h = fn(h, *args)
     return h
 
 

@@ -54,7 +54,7 @@ class MultiModNOutput:
 
     def final(self, task: str) -> Tensor:
         """Logits after the last step (N, n_outputs): skipped steps carry the state forward."""
-        return self.logits[task][:, -1]
+        return self.logits[task][..., -1, :]
 
     def time_step_index(self) -> Tensor:
         """(T,) index of the last step at or before each time point (static steps precede t=0)."""
@@ -64,7 +64,7 @@ class MultiModNOutput:
 
     def at_times(self, task: str) -> Tensor:
         """Logits at the end of every time point (N, T, n_outputs)."""
-        return self.logits[task][:, self.time_step_index()]
+        return self.logits[task][..., self.time_step_index(), :]
 
     def probabilities(self, task: str) -> Tensor:
         """Predictions of every state in probability space (N, K+1, n_outputs)."""
@@ -138,9 +138,9 @@ class MultiModN(nn.Module):
         :meth:`MultiModNOutput.at_times` still covers all T.
         """
         order = self.resolve_order(order)
-        n, n_times, masks, lens = check_inputs(x, present, lengths, order, self.n_features,
-                                               self.sequence_modalities)
-        state = self.state0.expand(n, -1)
+        n, n_times, masks, lens = self._inputs(x, present, lengths, order)
+        rows = next(iter(masks.values())).shape  # (N,), or (runs, N) for stacked runs
+        state = self.state0.unsqueeze(-2).expand(*rows, -1)
         # inputs and per-step masks for the whole batch at once; the loop below only encodes
         static = [m for m in order if m not in self.sequence_modalities]
         sequence = [m for m in order if m in self.sequence_modalities]
@@ -150,7 +150,7 @@ class MultiModN(nn.Module):
             valid = torch.isfinite(inp).all(-1)
             if m in self.sequence_modalities:  # (N, T): present and within the sample's length
                 t = torch.arange(n_times, device=inp.device)
-                valid = valid & masks[m][:, None] & (t[None, :] < lens[m][:, None])
+                valid = valid & masks[m].unsqueeze(-1) & (t < lens[m].unsqueeze(-1))
             else:
                 valid = valid & masks[m]
             ok[m] = valid
@@ -158,22 +158,30 @@ class MultiModN(nn.Module):
         # time points after every sample's last valid step would change no state: not run
         last = max((int(lens[m].masked_fill(~masks[m], 0).max()) for m in sequence), default=0) if n else 0
         plan = [(m, -1, clean[m], ok[m]) for m in static]
-        plan += [(m, t, clean[m][:, t], ok[m][:, t]) for t in range(last) for m in sequence]
-        layers = {m: _layers(self.encoders[m], self.training) for m in dict.fromkeys(p[0] for p in plan)}
-        states, updated = [state], [torch.ones(n, dtype=torch.bool, device=state.device)]
+        plan += [(m, t, clean[m][..., t, :], ok[m][..., t]) for t in range(last) for m in sequence]
+        layers = {m: self._encoder_ops(m) for m in dict.fromkeys(p[0] for p in plan)}
+        states, updated = [state], [torch.ones(rows, dtype=torch.bool, device=state.device)]
         for m, _, inp, valid in plan:
             new = _run(layers[m], torch.cat([inp, state], dim=-1))
-            state = torch.where(valid[:, None], new, state)
+            state = torch.where(valid.unsqueeze(-1), new, state)
             states.append(state)
             updated.append(valid)
         step_modality: list[str | None] = [None] + [p[0] for p in plan]
         step_time = [-1] + [p[1] for p in plan]
-        stacked = torch.stack(states, dim=1)
+        stacked = torch.stack(states, dim=-2)
         return MultiModNOutput(
             states=stacked, logits={t: d(stacked) for t, d in self.decoders.items()},
-            updated=torch.stack(updated, dim=1), step_modality=step_modality,
+            updated=torch.stack(updated, dim=-1), step_modality=step_modality,
             step_time=torch.tensor(step_time, dtype=torch.int64, device=stacked.device),
             n_times=n_times, tasks=self.tasks)
+
+    def _inputs(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
+                lengths: Mapping[str, Tensor] | None, order: Sequence[str]
+                ) -> tuple[int, int, dict[str, Tensor], dict[str, Tensor]]:
+        return check_inputs(x, present, lengths, order, self.n_features, self.sequence_modalities)
+
+    def _encoder_ops(self, m: str) -> list:
+        return _layers(self.encoders[m], self.training)
 
     def loss(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
              lengths: Mapping[str, Tensor] | None, y: Mapping[str, Tensor],
@@ -197,25 +205,28 @@ def output_loss(out: MultiModNOutput, y: Mapping[str, Tensor], time_tasks: Itera
     Static targets ``y[t]`` (N,) are predicted from every state; per-time targets (N, T) of
     ``time_tasks`` are predicted at time ``t`` by the states of time point ``t`` (``s0`` and static
     steps predict time 0).  See the module docstring for the difference with the reference.
+    Stacked runs (targets and outputs with a leading run axis) get one mean per run.
     """
     time_tasks = frozenset(time_tasks)
-    n = out.states.shape[0]
-    total = out.states.new_zeros(())
-    count = 0
+    axis = out.updated.dim() - 2  # the rows axis: 0, or 1 behind a run axis
+    n = out.updated.shape[axis]
+    total = out.states.new_zeros(out.updated.shape[:axis])
+    count = torch.zeros(out.updated.shape[:axis], dtype=torch.int64, device=out.states.device)
     for task, spec in out.tasks.items():
         if task not in y:
             raise ValueError(f"y lacks a target for task {task!r}; tasks: {sorted(out.tasks)}.")
         target = y[task].to(out.states.device)
-        check_target(task, spec, target, n, out.n_times if task in time_tasks else None)
+        check_target(task, spec, target.flatten(0, axis), n * target.shape[:axis].numel(),
+                     out.n_times if task in time_tasks else None)
         if task in time_tasks:
-            target = target[:, out.step_time.clamp(min=0)]
+            target = target.index_select(axis + 1, out.step_time.clamp(min=0))
         else:
-            target = target[:, None].expand(n, out.updated.shape[1], *target.shape[1:])
+            target = target.unsqueeze(axis + 1).expand(*out.updated.shape, *target.shape[axis + 1:])
         loss, valid = pair_losses(spec, out.logits[task], target)
         keep = valid & out.updated
-        total = total + (loss * keep).sum()
-        count = count + keep.sum()
-    return total / torch.as_tensor(count).clamp(min=1)
+        total = total + (loss * keep).sum(dim=(-2, -1))
+        count = count + keep.sum(dim=(-2, -1))
+    return total / count.clamp(min=1)
 
 
 def _layers(net: nn.Sequential, training: bool) -> list:

@@ -65,8 +65,14 @@ def evaluation_pairs(model: MultiModN | PFusion, data: Any, order: Sequence[str]
         logits = model.predict(x, present, lengths, **kw)
     finally:
         model.train(was_training)
+    return prediction_pairs(model.tasks, logits, y)
+
+
+def prediction_pairs(tasks: Mapping[str, Any], logits: Mapping[str, Tensor], y: Mapping[str, Tensor]
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{task: (y_true, y_pred)}`` from a model's logits (see :func:`evaluation_pairs`)."""
     pairs = {}
-    for task, spec in model.tasks.items():
+    for task, spec in tasks.items():
         if task not in y:
             raise ValueError(f"data has no target for task {task!r}.")
         target, prob = y[task], to_probability(spec, logits[task])
