@@ -38,15 +38,21 @@ from mmrepro.models.encoders import LSTMEncoder, MLPEncoder, ResNetEncoder, last
 from mmrepro.models.fusion import MultimodalNet, encode_present
 
 
-def batched_pays(kind: str, runs: int, device: torch.device) -> bool:
-    """Whether computing ``runs`` runs of a ``kind`` layer ("linear", "mlp", "resnet", "lstm") at
-    once beats a loop on ``device``. Measured on a 2-core CPU (bench/README.md); on CUDA the
-    batched forms are assumed to pay (not measured: no GPU was available)."""
+#: the widest layer (ResNet base width, LSTM hidden size) for which computing all runs at once beat a
+#: loop over runs on a 2-core CPU (bench/README.md, "choosing batched or loop")
+CPU_BATCHED_WIDTH = {"resnet": 8, "lstm": 32}
+
+
+def batched_pays(kind: str, runs: int, device: torch.device, width: int = 0) -> bool:
+    """Whether computing ``runs`` runs of a ``kind`` layer ("linear", "mlp", "resnet", "lstm";
+    ``width`` its base width or hidden size) at once beats a loop on ``device``. Linear layers and
+    MLPs: always. On CPU, ResNets and LSTMs up to :data:`CPU_BATCHED_WIDTH` (measured); on CUDA the
+    batched forms are assumed to pay from two runs on (not measured: no GPU was available)."""
     if kind in ("linear", "mlp"):
         return True
-    if kind not in ("resnet", "lstm"):
+    if kind not in CPU_BATCHED_WIDTH or runs < 2:
         return False
-    return runs > 1
+    return device.type != "cpu" or width <= CPU_BATCHED_WIDTH[kind]
 
 
 class Stacked(nn.Module):
@@ -55,6 +61,11 @@ class Stacked(nn.Module):
     k's slices. Subclasses add a batched forward."""
 
     kind = "other"
+
+    @staticmethod
+    def width(module: nn.Module) -> int:
+        """The size :func:`batched_pays` weighs (0 where it does not matter)."""
+        return 0
 
     def __init__(self, modules: Sequence[nn.Module], batched: bool = True) -> None:
         super().__init__()
@@ -241,6 +252,10 @@ def _resnet_layer(template: nn.Module, st: nn.Module, h: Tensor, rows: Tensor | 
 class StackedResNetEncoder(StackedEncoder):
     kind = "resnet"
 
+    @staticmethod
+    def width(module: nn.Module) -> int:
+        return module.stem[0].out_channels
+
     def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
         t = self.template
         if x.dim() == 4:
@@ -293,6 +308,10 @@ class StackedLSTM(Stacked):
 
     kind = "lstm"
 
+    @staticmethod
+    def width(module: nn.Module) -> int:
+        return module.hidden_size
+
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if self.batched:
             return _lstm_last(self, self.template, x, lengths, self.training)
@@ -301,6 +320,10 @@ class StackedLSTM(Stacked):
 
 class StackedLSTMEncoder(StackedEncoder):
     kind = "lstm"
+
+    @staticmethod
+    def width(module: nn.Module) -> int:
+        return module.lstm.hidden_size
 
     def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
         lstm = self.template.lstm
@@ -317,7 +340,7 @@ ENCODERS = {MLPEncoder: StackedMLPEncoder, ResNetEncoder: StackedResNetEncoder, 
 def stack(modules: Sequence[nn.Module], cls: type[Stacked], batched: bool | str, device: torch.device) -> Stacked:
     """``cls`` over ``modules``; ``batched="auto"`` follows :func:`batched_pays` for the layer kind."""
     if batched == "auto":
-        batched = batched_pays(cls.kind, len(modules), device)
+        batched = batched_pays(cls.kind, len(modules), device, cls.width(modules[0]))
     return cls(modules, bool(batched))
 
 

@@ -1,0 +1,140 @@
+"""Batched training (issue #12): K runs as one stacked model vs K runs one after another.
+
+Three book-size cases, each trained as the chapters train it, with K different seeds (and, for
+MILES, different learning rates, tau and mu):
+
+* ``mfeat``: MILES on Multiple Features (pix + fou views, MLP encoders (64,), concatenation,
+  batch 128): :func:`mmrepro.trainer.fit_many` vs :func:`mmrepro.trainer.fit` per run;
+* ``pbcseq``: MultiModN on pbcseq (the chapter's benchmark: static, signs and lab visits,
+  state 50, hidden 32, dropout 0.2, batch 16): :func:`mmrepro.multimodn.batched.fit_many` vs
+  :func:`mmrepro.multimodn.fit` per run;
+* ``av_digits``: MILES on AV digits (ResNet-10 encoders of base width 8 with the ImageNet stem,
+  1,200 training rows, batch 64), as ``mfeat``.
+
+The two ways are interleaved (sequential, batched, sequential, ...) and the best of the repeats is
+kept, so that load from other users of a shared machine hits both alike; wall-clock and process
+CPU time are printed, one line per case and K. Before timing, the MILES cases check that both ways
+give the same per-epoch validation losses (MultiModN's equivalence, without dropout, is in
+tests/test_multimodn_batched.py: with dropout the runs draw different masks).
+
+    python bench/bench_batched.py [--quick] [--cases mfeat pbcseq av_digits] [--ks 1 4 16 64] [--repeats 2]
+
+``--quick``: K = 16 only, one repeat, one epoch per case (AV digits on 600 rows): under a minute on
+a quiet 2-core CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from mmrepro.balancing import MILES
+from mmrepro.data import load_dataset
+from mmrepro.experiments import Arch, JointSetup
+from mmrepro.experiments.joint import build_model
+from mmrepro.multimodn import experiments as mmn
+from mmrepro.multimodn import fit as mmn_fit
+from mmrepro.multimodn.batched import fit_many as mmn_fit_many
+from mmrepro.trainer import fit, fit_many
+
+
+@dataclass
+class Case:
+    name: str
+    sequential: Callable[[int], list]
+    batched: Callable[[int], list]
+    check: Callable[[list, list], float] | None
+
+
+def miles_case(name: str, setup: JointSetup, arch: Arch, epochs: int, batch_size: int) -> Case:
+    kw = dict(epochs=epochs, batch_size=batch_size, metrics=("accuracy",), select_metric="accuracy",
+              u_metric="accuracy", device="cpu", progress=False)
+    taus, mus = (0.0, 0.05, 0.1, 0.2, 0.3), (0.1, 0.25, 0.5, 0.75)
+
+    def run(k: int) -> tuple[torch.nn.Module, MILES, float]:
+        torch.manual_seed(k)
+        return (build_model(setup.data, "concat", arch), MILES(taus[k % 5], mus[k % 4]), 1e-3 * (1 + k % 3))
+
+    def sequential(K: int) -> list:
+        return [fit(m, setup.train, setup.val, method=meth, lr=lr, seed=k, **kw)
+                for k, (m, meth, lr) in enumerate(run(k) for k in range(K))]
+
+    def batched(K: int) -> list:
+        models, methods, lrs = zip(*(run(k) for k in range(K)))
+        return fit_many(list(models), setup.train, setup.val, methods=list(methods), lrs=list(lrs),
+                        seeds=list(range(K)), **kw)
+
+    def check(a: list, b: list) -> float:
+        return max(abs(ha["val/fusion/loss"] - hb["val/fusion/loss"])
+                   for ra, rb in zip(a, b) for ha, hb in zip(ra.history, rb.history))
+
+    return Case(name, sequential, batched, check)
+
+
+def pbcseq_case(epochs: int) -> Case:
+    bench = mmn.BENCHMARKS["pbcseq"]
+    ds = mmn.load_benchmark(bench, 0)
+    train, val = ds.split("train"), ds.split("val")
+
+    def model(k: int):
+        torch.manual_seed(k)
+        return mmn.make_model("MultiModN", ds, bench, list(bench.tasks))
+
+    def sequential(K: int) -> list:
+        return [mmn_fit(model(k), train, val, epochs=epochs, batch_size=bench.batch_size, seed=k) for k in range(K)]
+
+    def batched(K: int) -> list:
+        return mmn_fit_many([model(k) for k in range(K)], train, val, seeds=list(range(K)), epochs=epochs,
+                            batch_size=bench.batch_size)
+
+    return Case("MultiModN / pbcseq", sequential, batched, None)
+
+
+def timed(fn: Callable[[], list]) -> tuple[float, float, list]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="K = 16 only, one repeat, one epoch per case")
+    ap.add_argument("--cases", nargs="+", default=["mfeat", "pbcseq", "av_digits"],
+                    choices=["mfeat", "pbcseq", "av_digits"])
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    ks, repeats = ([16], 1) if args.quick else (args.ks, args.repeats)
+    epochs = {"mfeat": 1, "pbcseq": 1, "av_digits": 1} if args.quick else {"mfeat": 5, "pbcseq": 5, "av_digits": 2}
+    cases = []
+    if "mfeat" in args.cases:
+        setup = JointSetup(load_dataset("mfeat", seed=0, views=["pix", "fou"]), Arch(), epochs["mfeat"], 128)
+        cases.append(miles_case("MILES / Multiple Features (MLP)", setup, Arch(), epochs["mfeat"], 128))
+    if "pbcseq" in args.cases:
+        cases.append(pbcseq_case(epochs["pbcseq"]))
+    if "av_digits" in args.cases:
+        arch = Arch(resnet_width=8)
+        setup = JointSetup(load_dataset("av_digits", seed=0, audio_snr_db=5.0), arch, epochs["av_digits"], 64,
+                           train_rows=600 if args.quick else 1200)
+        cases.append(miles_case("MILES / AV digits (ResNet-10, width 8)", setup, arch, epochs["av_digits"], 64))
+    print(f"device=cpu threads=1 repeats={repeats} (interleaved, best kept); epochs {epochs}")
+    for case in cases:
+        for K in ks:
+            best = {"sequential": (float("inf"), 0.0), "batched": (float("inf"), 0.0)}
+            out = {}
+            for _ in range(repeats):
+                for way, fn in (("sequential", case.sequential), ("batched", case.batched)):
+                    wall, cpu, out[way] = timed(lambda: fn(K))
+                    best[way] = min(best[way], (wall, cpu))
+            (sw, sc), (bw, bc) = best["sequential"], best["batched"]
+            diff = "" if case.check is None else f"  max |d val loss| {case.check(out['sequential'], out['batched']):.1e}"
+            print(f"{case.name:40s} K={K:3d}: sequential {sw:8.2f} s, batched {bw:8.2f} s -> {sw / bw:5.2f}x wall "
+                  f"({sc / bc:5.2f}x CPU){diff}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
