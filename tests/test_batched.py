@@ -17,6 +17,7 @@ from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
 from mmrepro.models.stacked import StackedMultimodalNet
 from mmrepro.trainer import fit, fit_many
+from tests.test_trainer import _mixed_dataset
 
 SEEDS = (3, 7, 11)
 LRS = (5e-3, 2e-3, 1e-2)
@@ -29,7 +30,7 @@ def as_double(d: MultimodalDataset) -> MultimodalDataset:
 
 @pytest.fixture(scope="module")
 def data():
-    return as_double(load_dataset("synthetic_bimodal", n=150, n_classes=3, dims=(6, 6), strength=(3.0, 2.0),
+    return as_double(load_dataset("synthetic_bimodal", n=90, n_classes=3, dims=(6, 6), strength=(3.0, 2.0),
                                   speed=(3.0, 1.0)))
 
 
@@ -127,24 +128,9 @@ def test_sum_and_lstm_fusion(data, fusion):
     both(data, lambda s: mlp_net(s, fusion), METHODS["ogm"] if fusion == "sum" else METHODS["miles"])
 
 
-def _mixed(n=64, missing=True, seed=0):
+def _mixed(n=48, missing=True):
     """Images, sequences with lengths, a multilabel task with an unknown label, absent rows."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(2, (n, 3), generator=g).double()
-    img = torch.randn(n, 1, 8, 8, generator=g, dtype=torch.float64) + y[:, :1, None, None]
-    seq = torch.randn(n, 5, 2, generator=g, dtype=torch.float64) + y[:, 1:2, None]
-    lengths = torch.randint(1, 6, (n,), generator=g)
-    present = {"img": torch.ones(n, dtype=torch.bool), "seq": torch.ones(n, dtype=torch.bool)}
-    if missing:
-        present["img"][::4] = False
-        present["seq"][1::5] = False
-        img[~present["img"]] = float("nan")
-        seq[~present["seq"]] = float("nan")
-    y[0, 2] = float("nan")
-    idx = torch.randperm(n, generator=g)
-    return MultimodalDataset("mixed", {"img": img, "seq": seq}, {"seq": lengths}, present, {"lab": y},
-                             {"lab": Task("lab", "multilabel", 3)},
-                             {"train": idx[:44].sort().values, "val": idx[44:].sort().values})
+    return as_double(_mixed_dataset(n, missing))
 
 
 def mixed_net(seed, fusion="lstm"):
@@ -165,8 +151,8 @@ def test_resnet_lstm_missing_rows_multilabel(batched):
 def test_encoder_without_rows_in_a_batch_is_not_updated():
     """Modality b is absent from whole batches of some runs: a lone run's optimiser skips its encoder
     there (no gradient), and so must the stacked one."""
-    d = _mixed(n=60, missing=False)
-    present = dict(d.present, seq=torch.zeros(60, dtype=torch.bool))
+    d = _mixed(missing=False)
+    present = dict(d.present, seq=torch.zeros(48, dtype=torch.bool))
     present["seq"][d.splits["train"][:3]] = True
     present["seq"][d.splits["val"][:3]] = True
     d = replace(d, present=present)

@@ -131,14 +131,15 @@ class StackedLinear(Stacked):
         return torch.stack([self.forward_run(k, x[k]) for k in range(self.runs)])
 
 
-def chain_ops(stacked: nn.Module, template: nn.Sequential, training: bool) -> list[tuple]:
-    """A Linear / ReLU / Dropout chain (``MLPEncoder.net``, ``multimodn.heads.mlp``) for all runs as
-    ``(function, *args)`` steps, each applied to the running activation (K, ..., features)."""
+def chain_ops(owner: nn.Module, template: nn.Sequential, training: bool, linear=_linear) -> list[tuple]:
+    """A Linear / ReLU / Dropout chain (``MLPEncoder.net``, ``multimodn.heads.mlp``) as
+    ``(function, *args)`` steps applied in turn to the activation: the layers of ``template`` with the
+    weights held by ``owner`` (stacked runs with :func:`_linear`; a plain chain with ``F.linear``)."""
     ops: list[tuple] = []
     for name, layer in template.named_children():
         if isinstance(layer, nn.Linear):
-            lin = getattr(stacked, name)
-            ops.append((_linear, lin.weight, getattr(lin, "bias", None)))
+            lin = getattr(owner, name)
+            ops.append((linear, lin.weight, getattr(lin, "bias", None)))
         elif isinstance(layer, nn.ReLU):
             ops.append((torch.relu,))
         elif isinstance(layer, nn.Dropout):

@@ -20,7 +20,7 @@ from ..models.stacked import StackedSequential, chain_ops
 from ..optim import RunOptimizer
 from .inputs import check_inputs
 from .model import MultiModN
-from .train import FitResult, _fields, epoch_batches, prediction_pairs, selection_score
+from .train import FitResult, _fields, check_settings, epoch_batches, prediction_pairs, selection_score
 
 __all__ = ["StackedMultiModN", "fit_many"]
 
@@ -99,12 +99,8 @@ def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *,
     if K < 1 or len(seeds) != K or len(lrs) != K:
         raise ValueError(f"need one seed and one learning rate per model: {K} models, {len(seeds)} seeds, "
                          f"{len(lrs)} learning rates")
-    if epochs < 1 or batch_size < 1 or min(lrs) <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lrs}).")
     net = StackedMultiModN(models)
-    unknown = sorted(set(select_tasks or ()) - set(net.tasks))
-    if unknown:
-        raise ValueError(f"select_tasks {unknown} are not tasks of the model {sorted(net.tasks)}.")
+    check_settings(epochs, batch_size, min(lrs), select_tasks, net.tasks)
     device = torch.device(device)
     net.to(device)
     x, present, lengths, y = _fields(train, device)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..models.stacked import chain_ops
 from .heads import TaskSpec, _check_name, as_task_specs, check_target, mlp, pair_losses, to_probability
 from .inputs import check_inputs
 
@@ -181,7 +182,10 @@ class MultiModN(nn.Module):
         return check_inputs(x, present, lengths, order, self.n_features, self.sequence_modalities)
 
     def _encoder_ops(self, m: str) -> list:
-        return _layers(self.encoders[m], self.training)
+        """The encoder's ops as ``(function, *args)`` tuples: running them with :func:`_run` gives
+        exactly ``encoder(h)`` (same ops and random draws) without the per-module call overhead,
+        which dominates the many small sequential encoder steps."""
+        return chain_ops(self.encoders[m], self.encoders[m], self.training, F.linear)
 
     def loss(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
              lengths: Mapping[str, Tensor] | None, y: Mapping[str, Tensor],
@@ -227,25 +231,6 @@ def output_loss(out: MultiModNOutput, y: Mapping[str, Tensor], time_tasks: Itera
         total = total + (loss * keep).sum(dim=(-2, -1))
         count = count + keep.sum(dim=(-2, -1))
     return total / count.clamp(min=1)
-
-
-def _layers(net: nn.Sequential, training: bool) -> list:
-    """The ops of an :func:`~mmrepro.multimodn.heads.mlp` as ``(function, *args)`` tuples.
-
-    Running them with :func:`_run` gives exactly ``net(h)`` (same ops and random draws) without
-    the per-module call overhead, which dominates the many small sequential encoder steps.
-    """
-    ops: list = []
-    for layer in net:
-        if isinstance(layer, nn.Linear):
-            ops.append((F.linear, layer.weight, layer.bias))
-        elif isinstance(layer, nn.ReLU):
-            ops.append((torch.relu,))
-        elif isinstance(layer, nn.Dropout):
-            ops.append((F.dropout, layer.p, training))
-        else:
-            raise TypeError(f"encoder layer {type(layer).__name__} is not one mlp() builds.")
-    return ops
 
 
 def _run(ops: list, h: Tensor) -> Tensor:

@@ -123,6 +123,16 @@ def epoch_batches(n: int, batch_size: int, gen: torch.Generator, steps: Tensor |
     return [chunks[i] for i in torch.randperm(len(chunks), generator=gen).tolist()]
 
 
+def check_settings(epochs: int, batch_size: int, lr: float, select_tasks: Sequence[str] | None,
+                   tasks: Mapping[str, Any]) -> None:
+    """Clear errors for training settings :func:`fit` cannot use."""
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr}).")
+    unknown = sorted(set(select_tasks or ()) - set(tasks))
+    if unknown:
+        raise ValueError(f"select_tasks {unknown} are not tasks of the model {sorted(tasks)}.")
+
+
 def fit(model: MultiModN | PFusion, train: Any, val: Any | None = None, *, epochs: int = 100,
         batch_size: int = 16, lr: float = 1e-3, grad_clip: float | None = 1.0, seed: int = 0,
         device: str | torch.device = "cpu", select_tasks: Sequence[str] | None = None,
@@ -142,13 +152,9 @@ def fit(model: MultiModN | PFusion, train: Any, val: Any | None = None, *, epoch
             :func:`epoch_batches`.  Faster in time-series mode (a batch runs up to its longest
             sample), but the batches differ, so results differ from the default random batches.
     """
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr}).")
+    check_settings(epochs, batch_size, lr, select_tasks, model.tasks)
     if shuffle_order and not isinstance(model, MultiModN):
         raise ValueError("shuffle_order applies to MultiModN only (P-Fusion has no encoding order).")
-    unknown = sorted(set(select_tasks or ()) - set(model.tasks))
-    if unknown:
-        raise ValueError(f"select_tasks {unknown} are not tasks of the model {sorted(model.tasks)}.")
     device = torch.device(device)
     model.to(device)
     x, present, lengths, y = _fields(train, device)
