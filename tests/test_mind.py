@@ -12,7 +12,7 @@ from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.metrics import score
 from mmrepro.mind import chapter as C
 from mmrepro.mind.experiments import (ABLATION, METHODS, TS_GRID, Setup, build, head_predictions,
-                                      param_counts, sample_hps, train)
+                                      param_counts, sample_hps, train, train_many)
 from mmrepro.mind.problems import build_encoder, load_problem, pbc_problem
 from mmrepro.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
 from mmrepro.models import FUSION_HEAD, count_parameters
@@ -180,3 +180,18 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     assert len(C.baseline_table(r)) == len(METHODS) and len(C.ablation_table(r)) == 6
     assert len(C.omega_summary(r)) == 6 and C.under_utilised(r) in pbc.modalities
     assert len(C.omega_per_seed(r)) == 12 and cl["omega-pbc_death-balance"]["n"] == 2
+
+
+def test_train_many_is_train_per_student(pbc, teachers):
+    """Students of one method trained together (mmrepro.trainer.fit_many) give each student's own
+    numbers (fusion dropout off: with it on, every student draws its own masks)."""
+    from dataclasses import replace
+
+    setup = Setup(replace(pbc, fusion_kw={**pbc.fusion_kw, "dropout": 0.0}), teachers, epochs=2)
+    hps = [{"lr": 3e-3, "omega_a": 1.0, "omega_b": 2.0}, {"lr": 1e-3, "omega_a": 0.5, "omega_b": 0.1}]
+    for hp, seed, many in zip(hps, (1, 2), train_many(setup, "mind", hps, [1, 2])):
+        one = train(setup, "mind", hp, seed)
+        assert one.best_epoch == many.best_epoch
+        for a, b in zip(one.history, many.history):
+            assert a.keys() == b.keys()
+            assert all(a[k] == pytest.approx(b[k], abs=1e-4, nan_ok=True) for k in a)

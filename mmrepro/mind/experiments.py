@@ -22,7 +22,7 @@ from mmrepro.mind.problems import Problem
 from mmrepro.mind.teachers import Teacher
 from mmrepro.models import FUSION_HEAD, MultimodalNet, count_parameters, probabilities
 from mmrepro.models.ensemble import ume_proba
-from mmrepro.trainer import FitResult, fit
+from mmrepro.trainer import FitResult, fit_many
 
 METHODS = ("base", "base_3h", "mke_a", "mke_b", "ume", "ts", "mind")
 TS_GRID = tuple(round(0.1 * i, 1) for i in range(10))  # alpha, beta in {0.0, ..., 0.9} (App. A.4)
@@ -86,13 +86,23 @@ def build(setup: Setup, method: str, hp: dict[str, float]) -> tuple[MultimodalNe
 def train(setup: Setup, method: str, hp: dict[str, float], seed: int, epochs: int | None = None,
           patience: int | None = -1) -> FitResult:
     """Train one student on the paired training rows; checkpoint on the paired validation rows."""
+    return train_many(setup, method, [hp], [seed], epochs, patience)[0]
+
+
+def train_many(setup: Setup, method: str, hps: Sequence[dict[str, float]], seeds: Sequence[int],
+               epochs: int | None = None, patience: int | None = -1) -> list[FitResult]:
+    """Students of one ``method`` with their own hyper-parameters and seeds, trained together as one
+    stacked model (:func:`mmrepro.trainer.fit_many`): student k is ``train(setup, method, hps[k], seeds[k])``."""
     p = setup.problem
-    torch.manual_seed(seed)
-    model, objective = build(setup, method, hp)
-    return fit(model, p.rows(p.paired["train"]), p.rows(p.paired["val"]), task=p.task, objective=objective,
-               epochs=epochs or setup.epochs, batch_size=setup.batch_size, lr=hp["lr"],
-               patience=setup.patience if patience == -1 else patience, select_metric=p.select_metric,
-               metrics=(p.select_metric,), seed=seed, device=setup.device, progress=False)
+    built = []
+    for hp, seed in zip(hps, seeds, strict=True):
+        torch.manual_seed(seed)
+        built.append(build(setup, method, hp))
+    return fit_many([m for m, _ in built], p.rows(p.paired["train"]), p.rows(p.paired["val"]), task=p.task,
+                    objectives=[o for _, o in built], epochs=epochs or setup.epochs, batch_size=setup.batch_size,
+                    lrs=[hp["lr"] for hp in hps], patience=setup.patience if patience == -1 else patience,
+                    select_metric=p.select_metric, metrics=(p.select_metric,), seeds=list(seeds),
+                    device=setup.device, progress=False)
 
 
 def sample_hps(method: str, n: int, seed: int, lr_range: Sequence[float], omega_range: Sequence[float]) -> list[dict]:
@@ -241,6 +251,6 @@ def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray,
     return ua, ub
 
 
-__all__ = ["METHODS", "OMEGA_SETTINGS", "ABLATION", "TS_GRID", "Setup", "Search", "OmegaRun", "build", "train",
+__all__ = ["METHODS", "OMEGA_SETTINGS", "ABLATION", "TS_GRID", "Setup", "Search", "OmegaRun", "build", "train", "train_many",
            "sample_hps", "search", "head_predictions", "teacher_predictions", "ume_predictions", "metric_ci",
            "point", "fmt_ci", "param_counts", "omega_study", "utilisation", "method_name"]
