@@ -1,13 +1,19 @@
 """The run layer: the objective protocol (run_jobs, groups, many), the run cache, executors."""
 from __future__ import annotations
 
+import json
 import math
+import os
+import time
 from dataclasses import dataclass, field
 
 import pytest
+import torch
 
 from mmrepro.experiments import LogUniform, random_search, run_jobs, search_then_repeat
 from mmrepro.experiments.jobs import check_jobs, groups
+from mmrepro.runs.cache import RunCache, default_cache, load_verified, run_cache_dir
+from mmrepro.runs.keys import code_digest
 
 
 @dataclass
@@ -51,8 +57,8 @@ class BatchedToy(ToyObjective):
 def test_run_jobs_keeps_order_and_batches_by_group():
     jobs = [({"lr": 1e-3, "width": w}, s) for s, w in enumerate([1, 2, 1, 2, 1])]
     plain, batched = ToyObjective(), BatchedToy()
-    a = run_jobs(plain, jobs)
-    b = run_jobs(batched, jobs)
+    a = run_jobs(plain, jobs, cache=False)
+    b = run_jobs(batched, jobs, cache=False)
     assert [c.seed for c in a] == [0, 1, 2, 3, 4] and a == b
     assert batched.calls == [3, 2]  # one `many` call per width
     assert groups(batched, jobs) == [[0, 2, 4], [1, 3]]
@@ -79,3 +85,139 @@ def test_bad_jobs_and_executors_are_named():
 
     with pytest.raises(RuntimeError, match="returned 0 candidates for 1 jobs"):
         run_jobs(Short(), [({"lr": 1e-3}, 0)])
+
+
+# ----------------------------------------------------------------------------- the run cache
+
+class KeyedToy(BatchedToy):
+    def key(self, config, seed):
+        return {"objective": "toy", "config": config, "seed": seed}
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunCache(tmp_path / "runs")
+
+
+def test_finished_runs_are_reused_not_retrained(store):
+    jobs = [({"lr": 10.0 ** -k}, s) for k in range(1, 4) for s in (0, 1)]
+    first, second = KeyedToy(), KeyedToy()
+    a = run_jobs(first, jobs, cache=store)
+    b = run_jobs(second, jobs + [({"lr": 1e-5}, 0)], cache=store)
+    assert len(first.trained) == 6 and second.trained == [((("lr", 1e-5),), 0)]
+    assert b[:6] == a and len(store.entries()) == 7
+    assert {r["kind"]: r["runs"] for r in store.info()} == {"toy": 7}
+    # the key holds the package's code digest, version and torch version besides the objective's parts
+    key = json.loads(store.key(KeyedToy().key({"lr": 0.1}, 0)).text)
+    assert key["code"] == code_digest() and {"mmrepro", "torch", "cache_format"} <= set(key)
+
+
+def test_a_corrupt_entry_is_detected_and_recomputed(store):
+    job = [({"lr": 1e-3}, 0)]
+    a = run_jobs(KeyedToy(), job, cache=store)[0]
+    (path,) = store.entries()
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF  # one flipped bit in the payload
+    path.write_bytes(bytes(raw))
+    again = KeyedToy()
+    with pytest.warns(UserWarning, match="does not match its SHA-256"):
+        b = run_jobs(again, job, cache=store)[0]
+    assert len(again.trained) == 1 and a == b
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.warns(UserWarning, match="unusable"):
+        run_jobs(KeyedToy(), job, cache=store)
+    assert load_verified(path).keys() == {"key", "type", "fields"}  # rewritten whole
+
+
+def test_only_plain_data_is_cached_and_keys_are_json(store):
+    class Holder(ToyObjective):
+        key = KeyedToy.key
+
+        def __call__(self, config, seed):
+            cand = super().__call__(config, seed)
+            cand.test = {"model": torch.nn.Linear(1, 1)}
+            return cand
+
+    with pytest.raises(TypeError, match=r"Toy.test\['model'\] is a Linear"):
+        run_jobs(Holder(), [({"lr": 1e-3}, 0)], cache=store)
+    with pytest.raises(TypeError, match="JSON-able"):
+        store.key({"objective": "toy", "x": torch.zeros(1)})
+
+
+def test_clear_and_where_the_cache_lives(store, monkeypatch, tmp_path):
+    run_jobs(KeyedToy(), [({"lr": 1e-3}, s) for s in range(3)], cache=store)
+    old = store.entries()[0]
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    assert store.clear(older_than_days=2)[0] == 1 and len(store.entries()) == 2
+    assert store.clear()[0] == 2 and store.entries() == []
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path / "elsewhere"))
+    assert run_cache_dir() == tmp_path / "elsewhere"
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", "off")
+    assert default_cache() is None
+    monkeypatch.delenv("MMREPRO_RUN_CACHE")
+    assert run_cache_dir().parts[-2:] == ("mmrepro", "runs")
+
+
+SWEEP = """
+import json, os, time
+from dataclasses import dataclass
+from mmrepro.experiments import LogUniform, random_search
+
+
+@dataclass
+class Slow:
+    config: dict
+    seed: int
+    score: float
+
+    def evaluate_test(self):
+        return {"score": self.score}
+
+
+class Objective:
+    def __call__(self, config, seed):
+        time.sleep(0.2)
+        with open(os.environ["SWEEP_LOG"], "a") as log:
+            log.write(json.dumps(config) + "\\n")
+        return Slow(config, seed, -abs(config["lr"] - 1e-3))
+
+    def key(self, config, seed):
+        return {"objective": "slow", "config": config, "seed": seed}
+
+
+def sweep():
+    return random_search(Objective(), {"lr": LogUniform(1e-5, 1e-1)}, 12, seed=7)
+
+
+if __name__ == "__main__":
+    print(json.dumps(sweep().best_config))
+"""
+
+
+def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
+    import runpy
+    import signal
+    import subprocess
+    import sys
+
+    script, log = tmp_path / "sweep.py", tmp_path / "trained.log"
+    script.write_text(SWEEP)
+    env = {**os.environ, "MMREPRO_RUN_CACHE": str(tmp_path / "cache"), "SWEEP_LOG": str(log)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = log.read_text().splitlines()
+    assert 4 <= len(before) < 12, "the sweep was not killed halfway"
+    cached = len(RunCache(tmp_path / "cache").entries())
+    assert cached >= len(before) - 1  # every finished run but, at most, the one being stored at the kill
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=True)
+    after = log.read_text().splitlines()[len(before):]
+    assert len(after) == 12 - cached and not set(after) & set(before[:cached])
+    # the resumed sweep selects what an uninterrupted one does
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path / "fresh"))
+    monkeypatch.setenv("SWEEP_LOG", str(tmp_path / "whole.log"))
+    whole = runpy.run_path(str(script))["sweep"]()
+    assert json.loads(done.stdout) == whole.best_config
