@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -221,3 +222,20 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypa
     monkeypatch.setenv("SWEEP_LOG", str(tmp_path / "whole.log"))
     whole = runpy.run_path(str(script))["sweep"]()
     assert json.loads(done.stdout) == whole.best_config
+
+
+def test_cache_command(tmp_path, monkeypatch, capsys):
+    from mmrepro import cli
+
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path / "c"))
+    assert cli.main(["cache", "info"]) == 0 and "empty" in capsys.readouterr().out
+    run_jobs(KeyedToy(), [({"lr": 1e-3}, s) for s in range(2)])
+    assert cli.main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "c") in out and re.search(r"^toy\s+2\s", out, re.M)
+    assert cli.main(["cache", "clear", "--older-than", "-1"]) == 2
+    assert "--older-than" in capsys.readouterr().err
+    assert cli.main(["cache", "clear", "--older-than", "1"]) == 0 and "removed 0" in capsys.readouterr().out
+    assert cli.main(["cache", "clear"]) == 0 and "removed 2" in capsys.readouterr().out
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", "off")
+    assert cli.main(["cache", "clear"]) == 0 and "off" in capsys.readouterr().out

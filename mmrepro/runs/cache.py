@@ -199,6 +199,33 @@ class RunCache:
         return n, freed
 
 
+def size_text(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def describe(cache: RunCache | None) -> str:
+    """``mmrepro cache info``: where the cache is and, per objective, runs, size and last use."""
+    if cache is None:
+        return f"the run cache is off ({ENV}=off): every run is trained"
+    lines = [f"run cache: {cache.root}", f"(set {ENV} to another folder to move it, or to off to switch it off)"]
+    rows = cache.info()
+    if not rows:
+        return "\n".join(lines + ["empty"])
+    when = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t))  # noqa: E731
+    width = max(len("objective"), *(len(r["kind"]) for r in rows))
+    lines.append(f"{'objective':<{width}}  {'runs':>7}  {'size':>9}  {'first used':<16}  last used")
+    for r in rows:
+        lines.append(f"{r['kind']:<{width}}  {r['runs']:>7}  {size_text(r['bytes']):>9}  {when(r['oldest']):<16}  "
+                     f"{when(r['newest'])}")
+    total = size_text(sum(r["bytes"] for r in rows))
+    lines.append(f"{'total':<{width}}  {sum(r['runs'] for r in rows):>7}  {total:>9}")
+    return "\n".join(lines)
+
+
 def default_cache() -> RunCache | None:
     """The run cache at :func:`run_cache_dir`, or None when it is switched off."""
     root = run_cache_dir()
