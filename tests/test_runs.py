@@ -7,13 +7,16 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import torch
 
+from mmrepro import book
 from mmrepro.experiments import LogUniform, random_search, run_jobs, search_then_repeat
 from mmrepro.experiments.jobs import check_jobs, groups
 from mmrepro.runs.cache import RunCache, default_cache, load_verified, run_cache_dir
+from mmrepro.runs.executors import RayExecutor
 from mmrepro.runs.keys import code_digest
 
 
@@ -162,6 +165,7 @@ def test_clear_and_where_the_cache_lives(store, monkeypatch, tmp_path):
 SWEEP = """
 import json, os, time
 from dataclasses import dataclass
+from mmrepro import book
 from mmrepro.experiments import LogUniform, random_search
 
 
@@ -239,3 +243,40 @@ def test_cache_command(tmp_path, monkeypatch, capsys):
     assert cli.main(["cache", "clear"]) == 0 and "removed 2" in capsys.readouterr().out
     monkeypatch.setenv("MMREPRO_RUN_CACHE", "off")
     assert cli.main(["cache", "clear"]) == 0 and "off" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- executors
+
+SWEEP_NOTEBOOK = Path(__file__).parent / "fixtures" / "sweep.md"
+RUNTIME_FIELDS = ("seconds",)  # what may differ between two executions of the same notebook
+
+
+def test_ray_executor_and_local_give_identical_results(tmp_path, monkeypatch):
+    """The sweep fixture (MILES search and repeats, MultiModN repetitions, MIND students) executed
+    with executor=local and with executor=ray on a local Ray instance, each from an empty run cache."""
+    pytest.importorskip("ray")
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("MMREPRO_CACHE", str(tmp_path / "prep"))  # the MIND teachers, trained once
+    results = {}
+    for ex in ("local", "ray"):
+        monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path / f"cache-{ex}"))
+        book.execute(SWEEP_NOTEBOOK, tmp_path / ex, {"profile": "smoke", "executor": ex}, root)
+        results[ex] = json.loads((tmp_path / ex / "results" / "sweep.json").read_text())
+        assert len(RunCache(tmp_path / f"cache-{ex}").entries()) == 2 + 1 + 2 + 2 * 2  # trials, repeat, parity, mind
+    for r in results.values():
+        for name in RUNTIME_FIELDS:
+            r.pop(name)
+        assert r["params"].pop("executor") in ("local", "ray")
+    assert results["local"] == results["ray"]
+    assert results["local"]["values"]["miles_trials"] and results["local"]["values"]["mind_test"]
+
+
+def test_ray_is_optional(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert run_jobs(ToyObjective(), [({"lr": 1e-3}, 0)], executor="local", cache=False)[0].seed == 0
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[cluster\]"'):
+        run_jobs(ToyObjective(), [({"lr": 1e-3}, 0)], executor="ray", cache=False)
+    with pytest.raises(ValueError, match="gpu_fraction"):
+        RayExecutor(gpu_fraction=2)

@@ -10,7 +10,7 @@ candidates in the same order. It is the one way the package runs many runs: the 
 (:func:`mmrepro.experiments.search_then_repeat`), MIND's student search and MultiModN's
 repetitions all go through it, so caching, batching and distribution apply to all of them.
 
-An objective may offer three optional methods:
+An objective may offer three optional methods
 
 ``objective.key(config, seed) -> dict``
     A JSON-able description of everything that determines the run: architecture, objective or
@@ -24,6 +24,9 @@ An objective may offer three optional methods:
 ``objective.group(config) -> Hashable``
     Jobs whose configurations have equal groups may share one ``many`` call (the same
     architecture, say). Without it every job of the call is in one group.
+
+and an optional attribute ``objective.device``, the torch device it trains on (a Ray executor asks
+for a share of a GPU when it is CUDA).
 
 Candidates that go through the run cache or a Ray executor must be *plain data*: a dataclass whose
 fields are numbers, strings, lists, dicts, tuples, tensors or None — the validation score, the

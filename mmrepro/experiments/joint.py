@@ -144,6 +144,10 @@ class JointObjective:
         self.modalities, self.multihead = list(modalities), multihead
         self.unimodal_lr = dict(unimodal_lr) if unimodal_lr else None
 
+    @property
+    def device(self) -> Any:
+        return self.setup.device
+
     def __call__(self, config: dict[str, Any], seed: int) -> Run:
         s = self.setup
         torch.manual_seed(seed)

@@ -154,6 +154,10 @@ class Students:
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
 
+    @property
+    def device(self) -> str | torch.device:
+        return self.setup.device
+
     def _budget(self, config: dict[str, Any]) -> tuple[int, int | None]:
         return config.get("epochs") or self.setup.epochs, config.get("patience", self.setup.patience)
 
