@@ -280,3 +280,68 @@ def test_ray_is_optional(monkeypatch):
         run_jobs(ToyObjective(), [({"lr": 1e-3}, 0)], executor="ray", cache=False)
     with pytest.raises(ValueError, match="gpu_fraction"):
         RayExecutor(gpu_fraction=2)
+
+
+# ----------------------------------------------------------------------------- plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plan_resolves_parameters_as_a_run_would():
+    from mmrepro.notebook import ParameterError
+    from mmrepro.runs.plan import resolve
+
+    mind = ROOT / "notebooks" / "mind.md"
+    paper = resolve(mind, "paper")
+    assert paper["profile"] == "paper" and paper["n_trials"] >= 50 and paper["executor"] == "local"
+    assert resolve(mind, "smoke", {"n_trials": 3})["n_trials"] == 3
+    with pytest.raises(ParameterError, match="unknown parameter"):
+        resolve(mind, "smoke", {"n_trail": 3})
+    with pytest.raises(ParameterError, match="executor='cluster' is not one of"):
+        resolve(mind, "smoke", {"executor": "cluster"})
+
+
+class Counting:
+    """The local executor, counting the jobs it trains per objective type."""
+
+    def __init__(self):
+        from mmrepro.runs.executors import LocalExecutor
+
+        self.local, self.jobs = LocalExecutor(), {}
+
+    def chunk_size(self, objective, n):
+        return self.local.chunk_size(objective, n)
+
+    def run(self, objective, chunks):
+        name = type(objective).__name__
+        self.jobs[name] = self.jobs.get(name, 0) + sum(len(c) for c in chunks)
+        return self.local.run(objective, chunks)
+
+
+def test_multimodn_plan_counts_the_runs_the_chapter_trains():
+    from mmrepro.multimodn import experiments as X
+    from mmrepro.runs.chapters import multimodn
+
+    P = {"n_splits": 1, "n_seeds": 1, "seed": 0, "epochs": 1, "weather_every": 6, "mnar_rates": [0.0, 0.5]}
+    sections = {s.name: s for s in multimodn(P, torch.device("cpu"))}
+    counted = Counting()
+    X.parity("titanic", X.runs(1, 1), 1, executor=counted)
+    X.missingness("pbc", "death_5y", "labs", P["mnar_rates"], X.runs(1, 1), 1, executor=counted)
+    planned = sum(s.runs for name, s in sections.items() if "titanic" in name or "Experiment 4" in name)
+    assert counted.jobs == {"Repetitions": planned} and planned == 2 + 2 * 3
+
+
+def test_plan_command_counts_and_estimates(capsys, monkeypatch):
+    from mmrepro import cli
+
+    monkeypatch.chdir(ROOT)
+    for chapter in ("mfh", "miles", "mind", "multimodn"):
+        assert cli.main(["plan", chapter, "--profile", "paper", "--count-only"]) == 0
+        out = capsys.readouterr().out
+        assert f"{chapter}, profile paper" in out and re.search(r"^total\s+\d+\s+\d+$", out, re.M)
+    assert cli.main(["plan", "multimodn", "--profile", "smoke", "-p", "n_splits", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("Experiment")]
+    assert rows and all(float(r[-3]) > 0 for r in rows)  # every section measured (s/epoch)
+    assert re.search(r"^total .*\d+(\.\d)? (s|min|h)", out, re.M) and "calibration took" in out
+    assert cli.main(["plan", "scorecard"]) == 2 and "no plan for 'scorecard'" in capsys.readouterr().err
