@@ -13,10 +13,11 @@ batch is sliced there and copied over.
 :func:`fit_many` trains K runs of one architecture -- different seeds, learning rates, settings of
 one balancing method, objective weights -- as one stacked model
 (:class:`~mmrepro.models.stacked.StackedMultimodalNet`, optimiser :class:`~mmrepro.optim.RunOptimizer`).
-Every run keeps its own data order (drawn as ``fit(seed=s)`` draws it), parameters, optimiser
-state, learning rates, balancing-method state, BatchNorm statistics, checkpoint and early
-stopping, and gives ``fit``'s numbers (tests/test_batched.py); dropout masks are drawn per run.
-``fit`` is ``fit_many`` with one run: both share every line below.
+Every run keeps its own data order, random streams (dropout masks, OGM-GE and MKE noise:
+:class:`~mmrepro.models.stacked.RunStreams`), parameters, optimiser state, learning rates,
+balancing-method state, BatchNorm statistics, checkpoint and early stopping, so it gives the numbers
+``fit`` gives with its seed, whichever runs it is trained with (tests/test_batched.py). ``fit`` is
+``fit_many`` with one run: both share every line below.
 
 MedFuse is ``MultimodalNet(..., fusion="lstm", multihead=False)`` with the default objective,
 MedFuse-3H the same with ``multihead=True``; UME is :func:`mmrepro.models.ume_proba` over unimodal
@@ -29,7 +30,7 @@ import math
 import numbers
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -41,7 +42,7 @@ from mmrepro.losses import Supervised, supervised_loss
 from mmrepro.metrics import check_metric, conditional_utilization, score_runs
 from mmrepro.models.ensemble import soft_targets
 from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, probabilities
-from mmrepro.models.stacked import StackedMultimodalNet
+from mmrepro.models.stacked import RunStreams, StackedMultimodalNet
 from mmrepro.optim import RunOptimizer
 
 DEFAULT_METRICS = {
@@ -54,27 +55,10 @@ DEFAULT_SELECT = {"binary": "auroc", "multilabel": "auroc", "multiclass": "accur
 LOWER_IS_BETTER = ("mse", "loss")
 
 
-class RunNoise:
-    """Standard Gaussian noise for K runs (OGM-GE's gradient noise, MKE's input noise): run k's
-    share comes from its own generator, seeded with its seed on the device, so that a run draws the
-    same numbers whether it trains alone or with others."""
-
-    def __init__(self, seeds: Sequence[int], device: torch.device) -> None:
-        self.gens = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
-
-    def __call__(self, like: Tensor, runs: Tensor | None = None) -> Tensor:
-        """Noise shaped like ``like`` (K, ...); only the runs where ``runs`` (K,) is True draw
-        (zeros elsewhere)."""
-        out = torch.zeros_like(like)
-        for k in range(len(self.gens)) if runs is None else runs.nonzero().flatten().tolist():
-            out[k] = torch.randn(like.shape[1:], generator=self.gens[k], dtype=like.dtype, device=like.device)
-        return out
-
-
 @dataclass
 class Batch:
     """A slice of rows for every run: inputs, presence, lengths, targets, teacher soft targets
-    (each (K, B, ...)), row ids (K, B) and the runs' :class:`RunNoise`."""
+    (each (K, B, ...)), row ids (K, B) and ``noise``, the runs' Gaussian noise (:meth:`RunStreams.noise`)."""
 
     x: dict[str, Tensor]
     present: dict[str, Tensor]
@@ -82,7 +66,7 @@ class Batch:
     y: Tensor
     soft: dict[str, Tensor]
     idx: Tensor
-    noise: RunNoise | None = None
+    noise: Callable[..., Tensor] | None = None
 
 
 @dataclass
@@ -147,7 +131,7 @@ class _Rows:
         self.soft: dict[str, Tensor] = {}  # teacher soft targets per modality, filled by fit
         self.n = self.y.shape[0]
 
-    def take(self, idx: Tensor, runs: int | None = None, noise: RunNoise | None = None) -> Batch:
+    def take(self, idx: Tensor, runs: int | None = None, noise: Callable[..., Tensor] | None = None) -> Batch:
         """Rows ``idx``: (K, B), each run its own rows, or (B,) shared by ``runs`` runs (a view
         with the run axis) or by a lone model (``runs=None``, no run axis)."""
         idx = idx.to(self.y.device)
@@ -237,11 +221,11 @@ class Trainer:
 @dataclass
 class Runs:
     """What a per-batch balancing hook (:meth:`BalancingMethod.before_step`) sees: the stacked
-    model, every run's :class:`Trainer`, the runs' noise and the epoch."""
+    model, every run's :class:`Trainer`, the runs' Gaussian noise (:meth:`RunStreams.noise`) and the epoch."""
 
     model: StackedMultimodalNet
     trainers: list[Trainer]
-    noise: RunNoise
+    noise: Callable[..., Tensor]
     epoch: int = 0
 
 
@@ -316,9 +300,8 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
              eval_batch_size: int = 1024, batched: bool | str = "auto") -> list[FitResult]:
     """Train K runs of one architecture at once: run k is ``fit(models[k], train, val, seed=seeds[k],
     lr=lrs[k], method=methods[k], objective=objectives[k], ...)`` with the shared settings of
-    :func:`fit`, and gets the same numbers (within floating-point error; dropout masks are drawn per
-    run but differ from ``fit``'s). Returns one :class:`FitResult` per run, in order; each model
-    holds its selected checkpoint.
+    :func:`fit`, and gets the same numbers (within floating-point error, dropout included). Returns
+    one :class:`FitResult` per run, in order; each model holds its selected checkpoint.
 
     * ``models``: K networks of one architecture (each initialised as its run should start).
     * ``methods``: K instances of one balancing method (their settings may differ, e.g. MILES tau and
@@ -368,7 +351,7 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
     if u_metric is not None and u_metric not in metrics:
         metrics = _checked((*metrics, u_metric), t.kind)
 
-    # each run's data order as fit(seed=s) draws it; the global streams (dropout) follow seeds[0]
+    # each run's data order as fit(seed=s) draws it; Python's and numpy's global streams follow seeds[0]
     gens = [seed_everything(s) for s in reversed(seeds)][::-1]
     dev = resolve_device(device)
     splits = [m.split_train(torch.arange(train.n), g) for m, g in zip(methods, gens)]
@@ -395,7 +378,8 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
     trainers = [Trainer(model, opt.run_view(k), m) for k, (model, m) in enumerate(zip(models, methods))]
     for m, tr in zip(methods, trainers):
         m.setup(tr)
-    runs = Runs(net, trainers, RunNoise(seeds, dev))
+    streams = RunStreams(seeds, dev)
+    runs = Runs(net, trainers, streams.noise)
     two = first.multihead and len(first.modalities) == 2
     histories: list[list[dict[str, Any]]] = [[] for _ in range(K)]
     best = [(-math.inf, -1)] * K
@@ -426,9 +410,10 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
         total = torch.zeros(K, device=dev, dtype=dtype)
         for lo, hi in _bounds(n_train, batch_size):
             idx = order[:, lo:hi] if train_idx is None else train_idx.gather(1, order[:, lo:hi])
-            b = rows.take(idx, noise=runs.noise)
-            out = net(b.x, b.present, b.lengths)
-            loss, _ = objective(net, b, out, weights)
+            b = rows.take(idx, noise=streams.noise)
+            with streams.dropout():
+                out = net(b.x, b.present, b.lengths)
+                loss, _ = objective(net, b, out, weights)
             opt.zero_grad()
             loss.sum().backward()
             type(methods[0]).before_step(methods, runs, out, b)

@@ -108,8 +108,7 @@ def test_ogm_coefficients():
 @pytest.mark.parametrize("ge", [False, True])
 def test_ogm_modulates_encoder_gradients(ge):
     # two runs with their own alpha and batch, modulated in one call (the stacked form fit uses)
-    from mmrepro.models.stacked import StackedMultimodalNet
-    from mmrepro.trainer import RunNoise
+    from mmrepro.models.stacked import RunStreams, StackedMultimodalNet
 
     torch.manual_seed(0)
     nets = [MultimodalNet({"a": MLPEncoder(64, (256,)), "b": MLPEncoder(64, (256,))}, "multiclass", 3, "concat")
@@ -123,7 +122,7 @@ def test_ogm_modulates_encoder_gradients(ge):
     raw = {n: p.grad.clone() for n, p in model.named_parameters()}
     batch = SimpleNamespace(y=y, present=present)
     runs = [OGM(alpha=0.5, ge=ge), OGM(alpha=0.2, ge=ge)]
-    OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=RunNoise([1, 2], torch.device("cpu"))),
+    OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=RunStreams([1, 2], torch.device("cpu")).noise),
                     out, batch)
     assert runs[0].coeffs != runs[1].coeffs
     for k, (run, net) in enumerate(zip(runs, nets)):

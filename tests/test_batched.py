@@ -3,7 +3,7 @@
 Per-epoch logs (metrics, losses, u, learning rates, every balancing decision), selected epochs and
 final weights agree within 1e-5 in float64 (1e-4 in float32), for every balancing method and
 objective, with per-run seeds, learning rates and method / objective settings, on batched and
-looped layers. With dropout on, every run draws its own masks.
+looped layers, with dropout on too: every run draws its own masks from its own stream.
 """
 import math
 from dataclasses import replace
@@ -15,7 +15,7 @@ from mmrepro.balancing import MILES, MSES, MSLR, OGM, BalancingMethod, GBlend
 from mmrepro.data import MultimodalDataset, Task, load_dataset
 from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
-from mmrepro.models.stacked import StackedMultimodalNet
+from mmrepro.models.stacked import RunStreams, StackedMultimodalNet, run_dropout
 from mmrepro.trainer import fit, fit_many
 from tests.test_trainer import _mixed_dataset
 
@@ -165,16 +165,25 @@ def test_float32_within_1e4(data):
     both(d, lambda s: mlp_net(s, dtype=torch.float32), METHODS["miles"], tol=1e-4)
 
 
-def test_dropout_masks_are_drawn_per_run(data):
-    """Identical runs (same seed, rate and initialisation) part ways only through their own masks."""
-    kw = dict(epochs=1, batch_size=32, device="cpu", progress=False, seeds=[5, 5], lrs=1e-2)
-    runs = fit_many([mlp_net(5, dropout=0.5), mlp_net(5, dropout=0.5)], data.split("train"), data.split("val"), **kw)
-    w = [r.model.encoders["a"].net[0].weight for r in runs]
-    assert not torch.allclose(w[0], w[1])
-    same = fit_many([mlp_net(5), mlp_net(5)], data.split("train"), data.split("val"), **kw)
-    torch.testing.assert_close(same[0].model.encoders["a"].net[0].weight, same[1].model.encoders["a"].net[0].weight)
-    again = fit_many([mlp_net(5, dropout=0.5), mlp_net(5, dropout=0.5)], data.split("train"), data.split("val"), **kw)
-    assert [r.history for r in again] == [r.history for r in runs]  # same seeds, same device: same numbers
+def test_dropout_matches_separate_fits(data):
+    """Each run draws its dropout masks from its own stream, so dropout runs agree too."""
+    _, together = both(data, lambda s: mlp_net(s, dropout=0.3), METHODS["miles"], epochs=2)
+    again = fit_many([mlp_net(s, dropout=0.3) for s in SEEDS], data.split("train"), data.split("val"), seeds=SEEDS,
+                     lrs=LRS, methods=[METHODS["miles"](k) for k in range(3)], epochs=2, batch_size=32, device="cpu",
+                     progress=False)
+    assert [r.history for r in again] == [r.history for r in together]  # same seeds, same device: same numbers
+
+
+def test_each_run_draws_its_own_masks():
+    x = torch.ones(3, 2000, dtype=torch.float64)
+    with RunStreams([1, 2, 1], torch.device("cpu")).dropout():
+        y = run_dropout(x, 0.25, True)
+    with RunStreams([2], torch.device("cpu")).dropout():
+        alone = run_dropout(x[:1], 0.25, True)
+    assert not torch.equal(y[0], y[1]) and torch.equal(y[0], y[2]) and torch.equal(y[1], alone[0])
+    assert set(y.unique().tolist()) == {0.0, 1 / 0.75}
+    assert float((y == 0).double().mean()) == pytest.approx(0.25, abs=0.02)
+    torch.testing.assert_close(run_dropout(x, 0.25, False), x)
 
 
 def test_patience_and_runs_without_validation(data):
@@ -258,3 +267,14 @@ def test_score_runs_is_score_per_run(kind):
         for k in range(2):
             assert got[k] == pytest.approx(score(name, y[k][valid[k]], p[k][valid[k]], kind), abs=1e-12)
         assert math.isnan(got[2])
+
+
+def test_lstm_dropout_between_layers_runs_alone_or_together():
+    d = _mixed()
+
+    def net(seed):
+        torch.manual_seed(seed)
+        return MultimodalNet({"img": ResNetEncoder(3, width=2), "seq": LSTMEncoder(2, 4, 2, dropout=0.5)},
+                             "multilabel", 3, "concat").double()
+
+    both(d, net, batch_size=16, epochs=2)

@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
-from typing import Sequence
+from typing import Iterator, Sequence
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +40,66 @@ from torchvision.models.resnet import BasicBlock
 
 from mmrepro.models.encoders import LSTMEncoder, MLPEncoder, ResNetEncoder, last_hidden
 from mmrepro.models.fusion import MultimodalNet, encode_present
+
+
+_DROPOUT_GENERATORS: ContextVar[list[torch.Generator] | None] = ContextVar("dropout_generators", default=None)
+
+
+class RunStreams:
+    """Each run's own random streams: Gaussian noise (OGM-GE's gradient noise, MKE's input noise)
+    and dropout masks. Run k draws from generators on the device seeded from its seed (two children
+    of ``numpy.random.SeedSequence(seed)``, apart from the data-order stream), so a run draws the same
+    numbers whether it trains alone or with any other runs."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device) -> None:
+        children = [np.random.SeedSequence(int(s)).spawn(2) for s in seeds]
+        make = lambda ss: torch.Generator(device=device).manual_seed(int(ss.generate_state(1, np.uint64)[0]))  # noqa: E731
+        self.noise_gens = [make(c[0]) for c in children]
+        self.dropout_gens = [make(c[1]) for c in children]
+
+    def noise(self, like: Tensor, runs: Tensor | None = None) -> Tensor:
+        """Standard Gaussian noise shaped like ``like`` (K, ...); only the runs where ``runs`` (K,)
+        is True draw (zeros elsewhere)."""
+        out = torch.zeros_like(like)
+        for k in range(len(self.noise_gens)) if runs is None else runs.nonzero().flatten().tolist():
+            out[k] = torch.randn(like.shape[1:], generator=self.noise_gens[k], dtype=like.dtype, device=like.device)
+        return out
+
+    @contextmanager
+    def dropout(self) -> Iterator[None]:
+        """Within this block, stacked layers draw each run's dropout masks from its own stream."""
+        token = _DROPOUT_GENERATORS.set(self.dropout_gens)
+        try:
+            yield
+        finally:
+            _DROPOUT_GENERATORS.reset(token)
+
+
+def run_dropout(x: Tensor, p: float, training: bool, runs: Sequence[bool] | None = None,
+                shape: Sequence[int] | None = None) -> Tensor:
+    """Dropout of x (K, ...): inside :meth:`RunStreams.dropout`, run k's mask comes from its own
+    stream (as ``F.dropout``: zero with probability p, survivors scaled by 1 / (1 - p)); elsewhere
+    ``F.dropout`` itself (torch's global stream). Only the ``runs`` that would take this step if
+    trained alone draw (the others' rows are discarded by the caller), and each draws a mask of its
+    full per-run ``shape`` (x's own by default) and keeps the leading part x covers, so that what a
+    run draws does not depend on the runs it is trained with."""
+    gens = _DROPOUT_GENERATORS.get()
+    if gens is None or not training or p == 0:
+        return F.dropout(x, p, training)
+    shape = tuple(shape or x.shape[1:])
+    part = tuple(slice(0, n) for n in x.shape[1:])
+    keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    for k, g in enumerate(gens):
+        if runs is None or runs[k]:
+            keep[k] = (torch.rand(shape, generator=g, device=x.device, dtype=x.dtype) >= p)[part]
+    return x * keep / (1 - p)
+
+
+class RunDropout(nn.Dropout):
+    """``nn.Dropout`` with per-run masks (:func:`run_dropout`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return run_dropout(x, self.p, self.training)
 
 
 #: the widest layer (ResNet base width, LSTM hidden size) for which computing all runs at once beat a
@@ -66,6 +130,12 @@ class Stacked(nn.Module):
     def width(module: nn.Module) -> int:
         """The size :func:`batched_pays` weighs (0 where it does not matter)."""
         return 0
+
+    @staticmethod
+    def dropout_inside(module: nn.Module) -> bool:
+        """Whether the per-run module draws dropout masks that only the batched form takes from the
+        runs' own streams (an ``nn.LSTM``'s dropout between layers)."""
+        return False
 
     def __init__(self, modules: Sequence[nn.Module], batched: bool = True) -> None:
         super().__init__()
@@ -143,7 +213,7 @@ def chain_ops(owner: nn.Module, template: nn.Sequential, training: bool, linear=
         elif isinstance(layer, nn.ReLU):
             ops.append((torch.relu,))
         elif isinstance(layer, nn.Dropout):
-            ops.append((F.dropout, layer.p, training))
+            ops.append((run_dropout, layer.p, training))
         else:
             raise TypeError(f"no batched form for {type(layer).__name__} in a Linear/ReLU/Dropout chain")
     return ops
@@ -298,8 +368,9 @@ def _lstm_last(st: nn.Module, lstm: nn.LSTM, x: Tensor, lengths: Tensor, trainin
             h = torch.where(valid[:, :, t], h_new, h)
             c = torch.where(valid[:, :, t], c_new, c)
             outs.append(h)
-        if layer < lstm.num_layers - 1:
-            h_in = F.dropout(torch.stack(outs, dim=2), lstm.dropout, training)
+        if layer < lstm.num_layers - 1:  # masks drawn for all T steps, whatever steps the batch needs
+            h_in = run_dropout(torch.stack(outs, dim=2), lstm.dropout, training,
+                               shape=(x.shape[1], x.shape[2], lstm.hidden_size))
     return h
 
 
@@ -312,6 +383,10 @@ class StackedLSTM(Stacked):
     @staticmethod
     def width(module: nn.Module) -> int:
         return module.hidden_size
+
+    @staticmethod
+    def dropout_inside(module: nn.Module) -> bool:
+        return module.dropout > 0 and module.num_layers > 1
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if self.batched:
@@ -326,6 +401,10 @@ class StackedLSTMEncoder(StackedEncoder):
     def width(module: nn.Module) -> int:
         return module.lstm.hidden_size
 
+    @staticmethod
+    def dropout_inside(module: nn.Module) -> bool:
+        return StackedLSTM.dropout_inside(module.lstm)
+
     def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
         lstm = self.template.lstm
         if x.dim() != 4 or x.shape[-1] != lstm.input_size:
@@ -339,9 +418,12 @@ ENCODERS = {MLPEncoder: StackedMLPEncoder, ResNetEncoder: StackedResNetEncoder, 
 
 
 def stack(modules: Sequence[nn.Module], cls: type[Stacked], batched: bool | str, device: torch.device) -> Stacked:
-    """``cls`` over ``modules``; ``batched="auto"`` follows :func:`batched_pays` for the layer kind."""
+    """``cls`` over ``modules``; ``batched="auto"`` follows :func:`batched_pays` for the layer kind,
+    except that layers with dropout inside take the batched form, whose masks come from each run's
+    own stream (a run then gives the same numbers alone or with others)."""
     if batched == "auto":
-        batched = batched_pays(cls.kind, len(modules), device, cls.width(modules[0]))
+        batched = (batched_pays(cls.kind, len(modules), device, cls.width(modules[0]))
+                   or cls.dropout_inside(modules[0]))
     return cls(modules, bool(batched))
 
 
@@ -350,8 +432,9 @@ class StackedMultimodalNet(MultimodalNet):
     presence mask, length and output has the run axis first ((K, N, ...)), and the state dict has the
     per-run model's keys with a leading K axis.
 
-    ``batched``: "auto" (each layer as :func:`batched_pays` says), True (every layer with a
-    batched form computes all runs at once) or False (every layer loops over the runs).
+    ``batched``: "auto" (each layer as :func:`stack` decides), True (every layer with a batched form
+    computes all runs at once) or False (every layer loops over the runs; dropout inside a looped
+    module, e.g. an MLP encoder's or an LSTM's between layers, then draws from torch's global stream).
     """
 
     def __init__(self, models: Sequence[MultimodalNet], batched: bool | str = "auto",
@@ -373,7 +456,7 @@ class StackedMultimodalNet(MultimodalNet):
         self.encoders = nn.ModuleDict({
             m: stack([md.encoders[m] for md in models], ENCODERS.get(type(first.encoders[m]), StackedEncoder),
                      batched, dev) for m in self.modalities})
-        self.dropout = nn.Dropout(first.dropout.p)
+        self.dropout = RunDropout(first.dropout.p)
         self.proj = nn.ModuleDict({
             m: nn.Identity() if isinstance(p, nn.Identity) else stack([md.proj[m] for md in models], StackedLinear,
                                                                       batched, dev)

@@ -3,8 +3,11 @@
 
 Run k follows :func:`mmrepro.multimodn.fit` with ``seed=seeds[k]``: the same batches in the same
 order, Adam at its own rate, gradient-norm clipping of its own gradients, selection of its best
-validation epoch; results agree within floating-point error (tests/test_multimodn_batched.py).
-Dropout masks are drawn per run, so with dropout on the runs differ from ``fit``'s as two seeds do.
+validation epoch; without dropout, results agree within floating-point error
+(tests/test_multimodn_batched.py). Dropout masks come from each run's own stream
+(:class:`~mmrepro.models.stacked.RunStreams`), not from torch's global one as in ``fit``: a run
+gives the same numbers whichever runs it is trained with (``fit_many([model])`` alone included),
+but not ``fit``'s.
 Encoders and decoders are the stacked Linear / ReLU / Dropout chains of :mod:`mmrepro.models.stacked`;
 every input, mask and output carries the run axis first.
 """
@@ -16,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..models.stacked import StackedSequential, chain_ops
+from ..models.stacked import RunStreams, StackedSequential, chain_ops, run_dropout
 from ..optim import RunOptimizer
 from .inputs import check_inputs
 from .model import MultiModN
@@ -61,14 +64,23 @@ class StackedMultiModN(MultiModN):
         lens = {m: lengths.get(m, torch.full(rows, n_times, dtype=torch.int64, device=dev))
                 for m in x if m in self.sequence_modalities}
         sequence = [m for m in order if m in self.sequence_modalities]
-        if self.training:  # runs whose batch has no time step: a lone run would not call these encoders
-            last = torch.stack([lens[m].masked_fill(~masks[m], 0).amax(dim=-1) for m in sequence]) if sequence else None
-            self.idle = (last.amax(dim=0) == 0) if last is not None else torch.zeros(rows[0], dtype=torch.bool)
-            self._sequence = sequence
+        if self.training:
+            # each run's last time point (0: a lone run would not call the sequence encoders at all)
+            last = (torch.stack([lens[m].masked_fill(~masks[m], 0).amax(dim=-1) for m in sequence]).amax(dim=0)
+                    if sequence else torch.zeros(rows[0], dtype=torch.int64, device=dev))
+            self.idle, self._sequence = last == 0, sequence
+            # the runs that take each step of MultiModN.forward's plan (static steps, then time-major)
+            takes = (last > t for t in range(int(last.max()) if last.numel() else 0) for _ in sequence)
+            self._steps = iter([None] * (len(order) - len(sequence)) + [r.tolist() for r in takes])
         return n, n_times, masks, lens
 
     def _encoder_ops(self, m: str) -> list:
-        return chain_ops(self.encoders[m], self.encoders[m].template, self.training)
+        ops = chain_ops(self.encoders[m], self.encoders[m].template, self.training)
+        return [(self._step_dropout, *args) if fn is run_dropout else (fn, *args) for fn, *args in ops]
+
+    def _step_dropout(self, h: Tensor, p: float, training: bool) -> Tensor:
+        """Input dropout of one encoder step, drawn by the runs that take the step alone too."""
+        return run_dropout(h, p, training, next(self._steps) if training else None)
 
     def frozen_params(self) -> list[tuple[list[nn.Parameter], Tensor]]:
         """The sequence encoders of runs whose last training batch had no time step (see
@@ -105,8 +117,8 @@ def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *,
     net.to(device)
     x, present, lengths, y = _fields(train, device)
     n = next(iter(x.values())).shape[0]
-    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    torch.manual_seed(int(seeds[0]))  # the global stream (dropout masks)
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]  # batch orders, as fit draws them
+    streams = RunStreams(seeds, device)
     params = list(net.parameters())
     opt = RunOptimizer({"all": params}, lrs)
     kinds = {t: s.kind for t, s in net.tasks.items()}
@@ -127,7 +139,8 @@ def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *,
         for chunk in chunks[0]:
             batch = slice(start, start + len(chunk))
             start = batch.stop
-            loss = net.loss(*({k: v[:, batch] for k, v in d.items()} for d in parts))
+            with streams.dropout():
+                loss = net.loss(*({k: v[:, batch] for k, v in d.items()} for d in parts))
             opt.zero_grad()
             loss.sum().backward()
             if grad_clip is not None:
