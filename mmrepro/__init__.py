@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "MLPEncoder": "mmrepro.models",
     "count_parameters": "mmrepro.models",
     "fit": "mmrepro.trainer",
+    "fit_many": "mmrepro.trainer",
     "evaluate": "mmrepro.trainer",
     "MIND": "mmrepro.losses",
     "TS": "mmrepro.losses",

@@ -185,3 +185,23 @@ def test_unimodal_and_errors(tiny):
         JointSetup(tiny.data, Arch(), 1, train_rows=10_000)
     sub = JointSetup(tiny.data, Arch(), 1, train_rows=50)
     assert sub.train.n == 50 and sub.val.n == tiny.val.n
+
+
+def _same_run(a, b, tol=1e-4):
+    assert (a.config, a.seed, a.best_epoch) == (b.config, b.seed, b.best_epoch)
+    assert a.score == pytest.approx(b.score, abs=tol)
+    for ha, hb in zip(a.history, b.history):
+        assert ha.keys() == hb.keys()
+        assert all(ha[k] == hb[k] if isinstance(ha[k], str) else ha[k] == pytest.approx(hb[k], abs=tol, nan_ok=True)
+                   for k in ha)
+
+
+@pytest.mark.parametrize("method", ["miles", "ogm-ge", "gblend"])
+def test_joint_objective_many_is_one_call_per_job(tiny, method):
+    """The objective protocol's batched form: many(jobs) trains the same runs as one call per job."""
+    obj = tiny.objective(method, "concat")
+    space = method_space(method, LogUniform(1e-3, 1e-2), tiny.epochs)
+    jobs = [(sample(space, 0, k), seed) for k, seed in enumerate((0, 3, 4))]
+    for a, b in zip([obj(dict(c), s) for c, s in jobs], obj.many(jobs)):
+        _same_run(a, b)
+        assert a.decisions == b.decisions and a.evaluate_test() == pytest.approx(b.evaluate_test())

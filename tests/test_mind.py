@@ -183,16 +183,18 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     assert len(C.omega_per_seed(r)) == 12 and cl["omega-pbc_death-balance"]["n"] == 2
 
 
-def test_train_many_is_train_per_student(pbc, teachers):
-    """Students of one method trained together (mmrepro.trainer.fit_many) give each student's own
-    numbers (fusion dropout off: with it on, every student draws its own masks)."""
-    from dataclasses import replace
-
-    setup = Setup(replace(pbc, fusion_kw={**pbc.fusion_kw, "dropout": 0.0}), teachers, epochs=2)
-    hps = [{"lr": 3e-3, "omega_a": 1.0, "omega_b": 2.0}, {"lr": 1e-3, "omega_a": 0.5, "omega_b": 0.1}]
-    for hp, seed, many in zip(hps, (1, 2), train_many(setup, "mind", hps, [1, 2])):
-        one = train(setup, "mind", hp, seed)
-        assert one.best_epoch == many.best_epoch
-        for a, b in zip(one.history, many.history):
-            assert a.keys() == b.keys()
-            assert all(a[k] == pytest.approx(b[k], abs=1e-4, nan_ok=True) for k in a)
+def test_students_many_is_one_call_per_job(pbc, teachers):
+    """Students of one group trained together (fit_many) are the students one call each trains, the
+    fusion dropout included (each student draws its masks from its own stream)."""
+    setup = Setup(pbc, teachers, epochs=2)
+    obj = Students(setup)
+    jobs = [({"method": "mind", "lr": 3e-3, "omega_a": 1.0, "omega_b": 2.0}, 1),
+            ({"method": "mind", "lr": 1e-3, "omega_a": 0.5, "omega_b": 0.1}, 2)]
+    assert obj.group(jobs[0][0]) == obj.group(jobs[1][0]) != obj.group({"method": "ts"})
+    for a, b in zip([obj(dict(c), s) for c, s in jobs], obj.many(jobs)):
+        assert (a.best_epoch, a.score) == (b.best_epoch, pytest.approx(b.score, abs=1e-4))
+        for x, y in zip(a.history, b.history):
+            assert x.keys() == y.keys() and all(x[k] == pytest.approx(y[k], abs=1e-4, nan_ok=True) for k in x)
+        test_b = b.evaluate_test()
+        for h, p in a.evaluate_test().items():
+            torch.testing.assert_close(p, test_b[h], atol=1e-4, rtol=0)

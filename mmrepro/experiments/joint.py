@@ -20,7 +20,7 @@ from mmrepro.balancing import MILES, MSES, MSLR, OGM, BalancingMethod, GBlend
 from mmrepro.experiments.space import Choice, LogUniform, Uniform
 from mmrepro.models import FUSION_HEAD, MLPEncoder, MultimodalNet, ResNetEncoder
 from mmrepro.runs.keys import dataset_fingerprint, fingerprint
-from mmrepro.trainer import evaluate, fit
+from mmrepro.trainer import evaluate, fit_many
 
 METHODS = ("vanilla", "mslr-k", "mslr-s", "mslr-d", "ogm", "ogm-ge", "mses", "gblend", "miles")
 LABELS = {"vanilla": "Vanilla", "mslr-k": "MSLR-K", "mslr-s": "MSLR-S", "mslr-d": "MSLR-D", "ogm": "OGM",
@@ -149,17 +149,28 @@ class JointObjective:
         return self.setup.device
 
     def __call__(self, config: dict[str, Any], seed: int) -> Run:
+        return self.many([(config, seed)])[0]
+
+    def many(self, jobs: Sequence[tuple[dict[str, Any], int]]) -> list[Run]:
+        """Every ``(config, seed)`` job at once, as one stacked model (:func:`mmrepro.trainer.fit_many`);
+        each run is the one ``objective(config, seed)`` trains (every job of this objective shares the
+        architecture, so any of them may share a call)."""
         s = self.setup
-        torch.manual_seed(seed)
-        model = build_model(s.data, self.fusion, s.arch, self.modalities, self.multihead)
-        method = None if self.method == "unimodal" else make_method(self.method, config, self.unimodal_lr)
-        res = fit(model, s.train, s.val, method=method, epochs=s.epochs, batch_size=s.batch_size, lr=config["lr"],
-                  metrics=(METRIC,), select_metric=METRIC, u_metric=METRIC, seed=seed, device=s.device,
-                  progress=False)
-        ev = evaluate(res.model, s.test, metrics=(METRIC,))
+        models, methods = [], []
+        for config, seed in jobs:
+            torch.manual_seed(seed)
+            models.append(build_model(s.data, self.fusion, s.arch, self.modalities, self.multihead))
+            methods.append(None if self.method == "unimodal" else make_method(self.method, config, self.unimodal_lr))
+        results = fit_many(models, s.train, s.val, methods=methods, lrs=[c["lr"] for c, _ in jobs],
+                           seeds=[seed for _, seed in jobs], epochs=s.epochs, batch_size=s.batch_size,
+                           metrics=(METRIC,), select_metric=METRIC, u_metric=METRIC, device=s.device, progress=False)
         heads = [FUSION_HEAD] + [m for m in self.modalities if self.multihead]
-        return Run(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
-                   list(getattr(method, "decisions", [])), {h: ev[f"{h}/{METRIC}"] for h in heads})
+        runs = []
+        for (config, seed), res in zip(jobs, results):
+            ev = evaluate(res.model, s.test, metrics=(METRIC,))
+            runs.append(Run(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
+                            list(getattr(res.method, "decisions", [])), {h: ev[f"{h}/{METRIC}"] for h in heads}))
+        return runs
 
     def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
         s = self.setup

@@ -172,12 +172,19 @@ class Students:
         return config.get("epochs") or self.setup.epochs, config.get("patience", self.setup.patience)
 
     def __call__(self, config: dict[str, Any], seed: int) -> Student:
+        return self.many([(config, seed)])[0]
+
+    def many(self, jobs: Sequence[tuple[dict[str, Any], int]]) -> list[Student]:
+        """Students of one :meth:`group` trained together (:func:`train_many`); each is the student
+        ``objective(config, seed)`` trains."""
         p = self.setup.problem
-        epochs, patience = self._budget(config)
-        hp = {k: v for k, v in config.items() if k not in RUN_SETTINGS}
-        res = train(self.setup, config["method"], hp, seed, epochs=epochs, patience=patience)
-        return Student(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
-                       head_predictions(res.model, p, p.paired["test"]))
+        (method, epochs, patience), *rest = {self.group(c) for c, _ in jobs}
+        if rest:
+            raise ValueError("Students.many trains jobs of one group (method, epochs, patience); split them by group")
+        hps = [{k: v for k, v in c.items() if k not in RUN_SETTINGS} for c, _ in jobs]
+        results = train_many(self.setup, method, hps, [s for _, s in jobs], epochs=epochs, patience=patience)
+        return [Student(dict(c), s, float(res.best_score), res.best_epoch, res.history,
+                        head_predictions(res.model, p, p.paired["test"])) for (c, s), res in zip(jobs, results)]
 
     def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
         s, p = self.setup, self.setup.problem
@@ -189,8 +196,9 @@ class Students:
                 "epochs": epochs, "patience": patience, "batch_size": s.batch_size,
                 "device": torch.device(s.device).type, "config": config, "seed": seed}
 
-    def group(self, config: dict[str, Any]) -> str:
-        return config["method"]
+    def group(self, config: dict[str, Any]) -> tuple[str, int, int | None]:
+        """Jobs that can share one stacked model: the same method (architecture and objective) and budget."""
+        return (config["method"], *self._budget(config))
 
 
 @dataclass

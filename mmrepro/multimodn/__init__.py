@@ -1,5 +1,7 @@
 """MultiModN (Swamy et al., NeurIPS 2023): sequential modular multimodal multi-task networks,
-the P-Fusion baseline, interpretability scores, training helper and the Appendix B modularity."""
+the P-Fusion baseline, interpretability scores, training helpers (one run, or many runs as one
+stacked model) and the Appendix B modularity."""
+from .batched import StackedMultiModN, fit_many
 from .features import Standardizer
 from .heads import TaskSpec
 from .interpret import CumulativeTrajectory, cumulative_probabilities, importance_scores
@@ -10,5 +12,5 @@ from .train import FitResult, evaluation_pairs, fit, selection_score
 
 __all__ = ["MultiModN", "MultiModNOutput", "output_loss", "PFusion", "Standardizer", "TaskSpec",
            "importance_scores", "cumulative_probabilities", "CumulativeTrajectory",
-           "fit", "FitResult", "evaluation_pairs", "selection_score",
+           "fit", "fit_many", "StackedMultiModN", "FitResult", "evaluation_pairs", "selection_score",
            "modularity_score", "modularity_networkx", "module_graph", "paper_modularity"]

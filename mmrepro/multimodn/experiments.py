@@ -31,7 +31,7 @@ from ..data import MultimodalDataset, load_dataset, mar, mnar_flip
 from ..experiments.jobs import run_jobs
 from ..runs.keys import dataset_fingerprint
 from ..stats import t_interval
-from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit,
+from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit, fit_many,
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
 
 __all__ = ["Benchmark", "BENCHMARKS", "load_benchmark", "restrict", "make_model", "task_metrics",
@@ -236,13 +236,35 @@ class Repetitions:
         self._fingerprints: dict[str, str] = {}
 
     def __call__(self, config: dict, seed: int) -> Trained:
+        return self.many([(config, seed)])[0]
+
+    def many(self, jobs: Sequence[tuple[dict, int]]) -> list[Trained]:
+        """Jobs of one :meth:`group`, each the run ``objective(config, seed)`` trains: MultiModN runs
+        together as one stacked model (:func:`mmrepro.multimodn.batched.fit_many`, each run's dropout
+        from its own stream), P-Fusion runs one by one (:func:`mmrepro.multimodn.fit`)."""
+        groups = {self.group(c) for c, _ in jobs}
+        if len(groups) != 1:
+            raise ValueError(f"Repetitions.many trains jobs of one group, got {len(groups)}; split them by group")
+        config = jobs[0][0]
         ds = self.datasets[config["data"]]
-        torch.manual_seed(seed)
-        model = make_model(config["model"], ds, self.bench, config["tasks"])
-        res = fit(model, ds.split("train"), ds.split("val"), epochs=self.epochs, batch_size=self.bench.batch_size,
-                  seed=seed, device=self.device, select_tasks=config["select"])
-        return Trained(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
-                       {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        train, val = ds.split("train"), ds.split("val")
+        models = []
+        for _, seed in jobs:
+            torch.manual_seed(seed)
+            models.append(make_model(config["model"], ds, self.bench, config["tasks"]))
+        kw = dict(epochs=self.epochs, batch_size=self.bench.batch_size, device=self.device,
+                  select_tasks=config["select"])
+        if config["model"] == "MultiModN":
+            results = fit_many(models, train, val, seeds=[s for _, s in jobs], **kw)
+        else:
+            results = [fit(m, train, val, seed=s, **kw) for m, (_, s) in zip(models, jobs)]
+        return [Trained(dict(c), s, float(res.best_score), res.best_epoch, res.history,
+                        {k: v.detach().cpu() for k, v in model.state_dict().items()})
+                for (c, s), res, model in zip(jobs, results, models)]
+
+    def group(self, config: dict) -> tuple:
+        """Jobs that can share one stacked model: the same model kind, tasks, selection and data."""
+        return (config["model"], tuple(config["tasks"]), tuple(config["select"] or ()), config["data"])
 
     def key(self, config: dict, seed: int) -> dict:
         name = config["data"]
