@@ -19,8 +19,12 @@ from torch import Tensor
 OPTIMIZERS = ("adam", "sgd")
 
 
+def _runs_shape(like: Tensor) -> tuple[int, ...]:
+    return (-1,) + (1,) * (like.dim() - 1)
+
+
 def _runs_view(v: Tensor, like: Tensor) -> Tensor:
-    return v.to(like.dtype).view((-1,) + (1,) * (like.dim() - 1))
+    return v.to(like.dtype).view(_runs_shape(like))
 
 
 class RunOptimizer:
@@ -54,11 +58,12 @@ class RunOptimizer:
         whose slices in those runs keep their values and optimiser state, as a lone run's
         optimiser skips a parameter without a gradient."""
         keep = [(p, runs, self._slices(p, runs)) for ps, runs in frozen for p in ps if p.grad is not None]
-        for i, (g, params) in enumerate(self.groups.items()):
-            lr = torch.tensor([groups[i]["lr"] for groups in self.param_groups_of], dtype=torch.float64)
-            for p in params:
-                if p.grad is not None:
-                    (self._adam if self.name == "adam" else self._sgd)(p, lr.to(p.device))
+        for i, params in enumerate(self.groups.values()):
+            params = [p for p in params if p.grad is not None]
+            if params:
+                lr = torch.tensor([groups[i]["lr"] for groups in self.param_groups_of], dtype=torch.float64,
+                                  device=params[0].device)
+                (self._adam if self.name == "adam" else self._sgd)(params, lr)
         for p, runs, saved in keep:
             p[runs] = saved.pop("param")
             for key, value in saved.items():
@@ -76,23 +81,41 @@ class RunOptimizer:
                              if self.name == "adam" else {"has_buf": zeros.bool(), "momentum_buffer": torch.zeros_like(p)})
         return self.state[p]
 
-    def _adam(self, p: Tensor, lr: Tensor) -> None:
-        st = self._init_state(p)
+    def _adam(self, params: list[Tensor], lr: Tensor) -> None:
+        states = [self._init_state(p) for p in params]
         beta1, beta2 = self.betas
-        grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
-        st["step"] += 1
-        st["exp_avg"].lerp_(grad, 1 - beta1)
-        st["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        bc1, bc2 = 1 - beta1 ** st["step"], 1 - beta2 ** st["step"]
-        denom = (st["exp_avg_sq"].sqrt() / _runs_view(bc2.sqrt(), p)).add_(self.eps)
-        p.sub_(st["exp_avg"] / denom * _runs_view(lr / bc1, p))
+        grads = [p.grad for p in params]
+        if self.weight_decay != 0:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        steps, avg, avg_sq = ([st[key] for st in states] for key in ("step", "exp_avg", "exp_avg_sq"))
+        torch._foreach_add_(steps, 1)
+        torch._foreach_lerp_(avg, grads, 1 - beta1)
+        torch._foreach_mul_(avg_sq, beta2)
+        torch._foreach_addcmul_(avg_sq, grads, grads, 1 - beta2)
+        bc1, bc2 = torch._foreach_pow(beta1, steps), torch._foreach_pow(beta2, steps)  # 1 - beta^t below
+        torch._foreach_neg_(bc1)
+        torch._foreach_add_(bc1, 1)
+        torch._foreach_neg_(bc2)
+        torch._foreach_add_(bc2, 1)
+        torch._foreach_sqrt_(bc2)
+        dtype = params[0].dtype  # bias corrections in float64 (as torch's Python scalars), then cast
+        step_size = torch.stack(torch._foreach_div([lr] * len(steps), bc1)).to(dtype).unbind(0)
+        step_size = [v.view(_runs_shape(p)) for v, p in zip(step_size, params)]
+        bc2_sqrt = [v.view(_runs_shape(p)) for v, p in zip(torch.stack(bc2).to(dtype).unbind(0), params)]
+        denom = torch._foreach_sqrt(avg_sq)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        update = torch._foreach_div(avg, denom)
+        torch._foreach_mul_(update, step_size)
+        torch._foreach_sub_(params, update)
 
-    def _sgd(self, p: Tensor, lr: Tensor) -> None:
-        grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
-        if self.momentum != 0:
-            st = self._init_state(p)
-            first = _runs_view(~st["has_buf"], p).bool()
-            st["momentum_buffer"] = torch.where(first, grad, st["momentum_buffer"] * self.momentum + grad)
-            st["has_buf"].fill_(True)
-            grad = st["momentum_buffer"]
-        p.sub_(grad * _runs_view(lr, p))
+    def _sgd(self, params: list[Tensor], lr: Tensor) -> None:
+        for p in params:
+            grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
+            if self.momentum != 0:
+                st = self._init_state(p)
+                first = _runs_view(~st["has_buf"], p).bool()
+                st["momentum_buffer"] = torch.where(first, grad, st["momentum_buffer"] * self.momentum + grad)
+                st["has_buf"].fill_(True)
+                grad = st["momentum_buffer"]
+            p.sub_(grad * _runs_view(lr, p))

@@ -88,10 +88,14 @@ def run_dropout(x: Tensor, p: float, training: bool, runs: Sequence[bool] | None
         return F.dropout(x, p, training)
     shape = tuple(shape or x.shape[1:])
     part = tuple(slice(0, n) for n in x.shape[1:])
-    keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
-    for k, g in enumerate(gens):
-        if runs is None or runs[k]:
-            keep[k] = (torch.rand(shape, generator=g, device=x.device, dtype=x.dtype) >= p)[part]
+    draw = lambda g: torch.rand(shape, generator=g, device=x.device, dtype=x.dtype)[part] >= p  # noqa: E731
+    if len(gens) == 1 and (runs is None or runs[0]):
+        keep = draw(gens[0]).unsqueeze(0)
+    else:
+        keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+        for k, g in enumerate(gens):
+            if runs is None or runs[k]:
+                keep[k] = draw(g)
     return x * keep / (1 - p)
 
 

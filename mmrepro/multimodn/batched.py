@@ -93,10 +93,9 @@ class StackedMultiModN(MultiModN):
 def _clip_per_run(params: Sequence[Tensor], max_norm: float) -> None:
     """``torch.nn.utils.clip_grad_norm_`` for each run's slice of ``params``."""
     grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()
+    norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
     coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))
+    torch._foreach_mul_(grads, [coef.view((-1,) + (1,) * (g.dim() - 1)) for g in grads])
 
 
 def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *, seeds: Sequence[int],
