@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmrepro.balancing import MILES, MSES, MSLR, OGM, BalancingMethod, GBlend
-from mmrepro.data import MultimodalDataset, Task, load_dataset
+from mmrepro.data import MultimodalDataset, load_dataset
 from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
 from mmrepro.models.stacked import RunStreams, StackedMultimodalNet, run_dropout
