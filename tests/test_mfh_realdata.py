@@ -38,7 +38,7 @@ def test_case_study_rows_and_models():
     df = case_study(_Toy(), [0], epochs=1, downsample=2, max_train=30)
     assert list(df["method"]) == ["No-KD", "UM-KD", "CM-KD"]
     s = summarise_case_study(df)
-    assert list(s.columns) == ["method", "teacher_modality", "teacher_acc", "student_acc", "student_std"]
+    assert list(s.columns) == ["method", "rho", "teacher_modality", "teacher_acc", "student_acc", "student_std"]
     assert np.isnan(s.loc[0, "teacher_acc"]) and s["student_acc"].between(0, 100).all()
     net = LateFusion(cnn((4,)), cnn((4, 8), pool_every=2))
     assert net(torch.rand(2, 1, 12, 12), torch.rand(2, 1, 12, 12)).shape == (2, 10)
