@@ -236,6 +236,13 @@ def known_part_teachers(v: PairedViews, rhos=(0.0, 0.5), *, epochs: int = 200) -
                  rho=[float(r) for r in rhos for _ in kinds] + [1.0], teacher_acc=[float(t_acc.mean())] * len(names))
 
 
+def _teacher_scores(p: Tensor, v: PairedViews, split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accuracy (%) of 20-class probabilities p (..., n, 20) on the label, the digit and the speaker group."""
+    pd_, pg = _probs_digit_group(p)
+    hit = lambda q, y: (q.argmax(-1) == y).double().mean(-1).numpy() * 100  # noqa: E731
+    return hit(p, v.y[split]), hit(pd_, v.digit[split]), hit(pg, v.group[split])
+
+
 def _long(table: dict[str, np.ndarray], names: list[str], seeds, **extra) -> pd.DataFrame:
     rows = []
     for t, name in enumerate(names):
@@ -279,15 +286,8 @@ def ranking_sweep(v: PairedViews, ratios=(0.25, 0.5, 0.75), sweep=(0.125, 0.375,
         x = nullify(v.x[split]["a"].repeat(T, 1, 1), keep.reshape(T * S, d_a), fill.repeat(T, 1))
         return tea.probs(x).reshape(T, S, -1, K)
 
-    p_test = teacher_out("test")
-    pd_, pg = _probs_digit_group(p_test)
-    t_acc = (p_test.argmax(-1) == v.y["test"]).double().mean(-1).numpy() * 100
-    t_dig = (pd_.argmax(-1) == v.digit["test"]).double().mean(-1).numpy() * 100
-    t_grp = (pg.argmax(-1) == v.group["test"]).double().mean(-1).numpy() * 100
-    p_plain = plain.probs(v.x["test"]["a"])
-    extra_t = [(p_plain.argmax(-1) == v.y["test"]).double().mean(-1).numpy() * 100,
-               (_probs_digit_group(p_plain)[0].argmax(-1) == v.digit["test"]).double().mean(-1).numpy() * 100,
-               (_probs_digit_group(p_plain)[1].argmax(-1) == v.group["test"]).double().mean(-1).numpy() * 100]
+    t_acc, t_dig, t_grp = _teacher_scores(teacher_out("test"), v)
+    extra_t = _teacher_scores(plain.probs(v.x["test"]["a"]), v)
     soft = torch.cat([teacher_out("train"), plain.probs(xa)[None], torch.full((1, S, xa.shape[1], K), 1.0 / K)])
     rho_all = torch.tensor([rho] * (T + 1) + [1.0])
     accs, trace = distil(xb, tr, soft, seeds, 100, rho=rho_all, epochs=epochs, trace_every=trace_every,
@@ -341,13 +341,7 @@ def shared_weight(v: PairedViews, *, epochs: int = 300, rho: float = 0.5) -> pd.
     regular = _train(ja, y, _keys(seeds, 400), K, epochs)
     shared = _train(torch.cat([ja, jb], 1), torch.cat([y, y], 1), _keys(seeds, 401), K, epochs)
     names = ["regular", "shared"]
-    t_acc, t_dig, t_grp = [], [], []
-    for m in (regular, shared):
-        p = m.probs(v.joint["test"]["a"])
-        pd_, pg = _probs_digit_group(p)
-        t_acc.append((p.argmax(-1) == v.y["test"]).double().mean(-1).numpy() * 100)
-        t_dig.append((pd_.argmax(-1) == v.digit["test"]).double().mean(-1).numpy() * 100)
-        t_grp.append((pg.argmax(-1) == v.group["test"]).double().mean(-1).numpy() * 100)
+    t_acc, t_dig, t_grp = zip(*(_teacher_scores(m.probs(v.joint["test"]["a"]), v) for m in (regular, shared)))
     soft = torch.stack([regular.probs(ja), shared.probs(ja), torch.full_like(regular.probs(ja), 1.0 / K)])
     accs, _ = distil(v.x["train"]["b"], y, soft, seeds, 500, rho=torch.tensor([rho, rho, 1.0]), epochs=epochs,
                      evaluate={"test": (v.x["test"]["b"], v.y["test"])})
