@@ -113,9 +113,10 @@ class CaseStudy:
                  teacher_epochs: int, rho: float, device: torch.device) -> None:
         self.img, self.aud, self.y, self.tr, self.te = img, aud, y, tr, te
         self.epochs, self.teacher_epochs, self.rho, self.device = epochs, teacher_epochs, rho, device
+        self.data = fingerprint(img, aud, y, tr, te)
 
     def key(self, config: dict, seed: int) -> dict:
-        return {"objective": "mfh-case-study", "data": fingerprint(self.img, self.aud, self.y, self.tr, self.te),
+        return {"objective": "mfh-case-study", "data": self.data,
                 "epochs": self.epochs, "teacher_epochs": self.teacher_epochs, "rho": self.rho,
                 "device": self.device.type, "config": config, "seed": seed}
 
