@@ -65,7 +65,7 @@ def timed(fn: Callable[[], Any]) -> float:
     return (time.process_time() - start) / torch.get_num_threads()
 
 
-def epoch_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int = 2) -> float:
+def epoch_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int = 1) -> float:
     """Seconds of one epoch: ``train(epochs)`` timed after a one-epoch warm-up, divided by
     ``epochs`` and multiplied by ``scale`` (full rows / probed rows). Model construction and the
     final evaluation are inside the timing, so the figure is slightly high."""
@@ -224,7 +224,7 @@ def report(e: Estimate, device_name: str) -> str:
         lines.append(line)
     if not e.calibrated:
         return "\n".join(lines + ["not calibrated (--count-only): no time estimate"])
-    clock = "wall time" if e.device.startswith("cuda") else "CPU time per torch thread (as on an idle machine)"
+    clock = "wall time" if e.device.startswith("cuda") else "CPU time per torch thread, as on an idle machine"
     lines.append(f"calibration took {duration(e.calibration_s)}: each s/epoch is one epoch of one run of that "
                  f"section's model, timed here ({clock}) on up to {PROBE_ROWS} training rows and scaled to all "
                  "of them (for a vectorised section: one epoch of the whole batch). Epochs are upper bounds "
