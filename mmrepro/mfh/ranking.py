@@ -20,7 +20,8 @@ from torch import Tensor
 
 from mmrepro.mfh.kd import LinearBatch, init_linear, run_generator
 
-__all__ = ["align_unimodal", "permutation_salience", "precision_at_k", "select_channels", "nullify"]
+__all__ = ["align_unimodal", "permutation_salience", "salience_permutations", "precision_at_k", "select_channels",
+           "nullify"]
 
 
 def align_unimodal(xa: Tensor, xb: Tensor, y: Tensor, keys, n_classes: int = 2, *, epochs: int = 1000,
@@ -63,15 +64,13 @@ def permutation_salience(model_a: LinearBatch, xa: Tensor, logits_b: Tensor, key
         raise ValueError(f"n_permutations must be a positive integer, got {n_permutations}")
     if logits_b.shape[:2] != (R, n):
         raise ValueError(f"logits_b must have shape ({R}, {n}, K), got {tuple(logits_b.shape)}")
-    keys = np.atleast_2d(np.asarray(keys, dtype=np.int64))
     xa = xa.to(model_a.weight.dtype)
     err = model_a.logits(xa) - logits_b.to(xa.dtype)                  # (R, n, K)
     K = err.shape[2]
     base = (err ** 2).mean(dim=(1, 2))                                 # (R,)
     cross = torch.einsum("rnk,rdk->rnd", err, model_a.weight)          # (R, n, d): <e_n, w_i>
     wnorm = (model_a.weight ** 2).sum(-1)                              # (R, d)
-    perms = torch.stack([torch.argsort(torch.rand(n_permutations, n, generator=run_generator(*k, 3)), dim=1)
-                         for k in keys])                              # (R, M, n)
+    perms = salience_permutations(keys, n_permutations, n)             # (R, M, n)
     total = torch.zeros(R, d, dtype=xa.dtype)
     for start in range(0, n_permutations, chunk):
         p = perms[:, start:start + chunk]                              # (R, m, n)
@@ -83,6 +82,14 @@ def permutation_salience(model_a: LinearBatch, xa: Tensor, logits_b: Tensor, key
                   + (delta ** 2).sum(2).sum(1) * wnorm) / (n * K) + base[:, None] * p.shape[1]
     p = total / n_permutations
     return p / p.max(dim=1, keepdim=True).values
+
+
+def salience_permutations(keys, n_permutations: int, n: int) -> Tensor:
+    """The ``n_permutations`` permutations of the ``n`` rows that :func:`permutation_salience` applies to
+    every channel of each run, (R, M, n), seeded by ``keys`` (R, k)."""
+    keys = np.atleast_2d(np.asarray(keys, dtype=np.int64))
+    return torch.stack([torch.argsort(torch.rand(n_permutations, n, generator=run_generator(*k, 3)), dim=1)
+                        for k in keys])
 
 
 def precision_at_k(salience: Tensor, truth: Tensor, k) -> Tensor:
