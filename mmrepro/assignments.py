@@ -160,10 +160,16 @@ def read_exercises(path: Path) -> Exercises:
 
     nb = jupytext.read(path)
     where = f"{path.name}, section {HEADING!r}"
-    starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith(HEADING)]
+    starts = [(i, m.start()) for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+              for m in [re.search(rf"^{HEADING}\s*$", c.source, re.M)] if m]
     if not starts:
         raise AssignmentError(f"{path.name} has no {HEADING!r} section: the exercises are its last section.")
-    start = starts[0]
+    start, offset = starts[0]
+    if nb.cells[start].source[:offset].strip():  # the heading opens the cell of the exercises
+        before = nbformat.v4.new_markdown_cell(nb.cells[start].source[:offset].rstrip())
+        nb.cells[start].source = nb.cells[start].source[offset:]
+        nb.cells.insert(start, before)
+        start += 1
     later = [m.group(0) for c in nb.cells[start + 1:] if c.cell_type == "markdown"
              for m in [re.search(r"^#{1,2} .*$", c.source, re.M)] if m]
     if later:

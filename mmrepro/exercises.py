@@ -4,7 +4,8 @@ An exercise asks for a function the package already implements (Lemma 1's closed
 MILES's Algorithm 1 ...). Its checks run the student's function and the package's on the same
 inputs, edge cases included, and compare the results (:func:`agree`), or compare a result with
 values the package computed another way (:func:`same`). A check fails with an ``AssertionError``
-that names the input and the difference, which is what the grader (otter-grader) records.
+that names the input and the difference, which is what the grader (otter-grader) records; :func:`own`
+fails an answer that merely calls the package's implementation.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["agree", "same"]
+__all__ = ["agree", "same", "own"]
 
 
 def _numbers(value: Any) -> np.ndarray | None:
@@ -30,7 +31,20 @@ def _numbers(value: Any) -> np.ndarray | None:
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = repr(value).replace("\n", " ")
+    """A compact description of an input or a result for an error message: arrays by their shape."""
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) == 1 and len(value) <= 8:
+        items = value.tolist()
+        text = f"{type(value).__name__}({[float(f'{v:.6g}') if isinstance(v, float) else v for v in items]})"
+    elif hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+        text = f"{type(value).__name__}({'x'.join(map(str, value.shape))})"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k!r}: {_short(v, 40)}" for k, v in value.items()) + "}"
+    elif isinstance(value, (list, tuple)) and value and any(hasattr(v, "shape") for v in value):
+        text = f"[{len(value)} x {_short(value[0], 40)}]"
+    elif "\n" in repr(value):  # a model or another object that prints on many lines
+        text = f"<{type(value).__name__}>"
+    else:
+        text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -83,7 +97,9 @@ def _names(code: types.CodeType) -> set[str]:
     return names
 
 
-def _check_own(student: Any, forbid: Iterable[str]) -> None:
+def own(student: Any, forbid: Iterable[str] = ()) -> None:
+    """Assert that ``student`` is a function of the student's own: not one of the package's, and not using
+    the names in ``forbid`` (the package's implementation of the exercise)."""
     if not callable(student):
         raise AssertionError(f"expected a function, got {type(student).__name__} {_short(student)}")
     if str(getattr(student, "__module__", "")).startswith("mmrepro"):
@@ -102,8 +118,8 @@ def agree(student: Callable, reference: Callable, cases: Sequence[tuple], rtol: 
     Where the reference raises an exception the student's function must raise one of the same type.
     Each call gets its own copy of the inputs. The student's function may not use the names in
     ``forbid``, nor the reference's own name when the reference comes from this package."""
-    own = [reference.__name__] if str(getattr(reference, "__module__", "")).startswith("mmrepro") else []
-    _check_own(student, [*own, *forbid])
+    reference_name = [reference.__name__] if str(getattr(reference, "__module__", "")).startswith("mmrepro") else []
+    own(student, [*reference_name, *forbid])
     name = getattr(student, "__name__", "the function")
     for case in cases:
         shown = ", ".join(_short(a, 60) for a in case)
