@@ -83,12 +83,13 @@ class Question:
 @dataclass
 class Exercises:
     """A chapter split at its exercises section: ``body`` cells, then ``items`` in order (markdown text,
-    plain code cells and questions)."""
+    plain code cells and questions); ``kernelspec`` is the chapter's."""
 
     chapter: str
     body: list[Any]
     heading: Any
     items: list[Any]
+    kernelspec: dict[str, Any]
 
     @property
     def questions(self) -> list[Question]:
@@ -159,6 +160,8 @@ def read_exercises(path: Path) -> Exercises:
     import jupytext
 
     nb = jupytext.read(path)
+    if "kernelspec" not in nb.metadata:
+        raise AssignmentError(f"{path.name} is not a notebook: its front matter names no kernelspec.")
     where = f"{path.name}, section {HEADING!r}"
     starts = [(i, m.start()) for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
               for m in [re.search(rf"^{HEADING}\s*$", c.source, re.M)] if m]
@@ -234,7 +237,7 @@ def read_exercises(path: Path) -> Exercises:
                                   f"least one cell tagged {CHECK!r}; a written one a {{solution}} directive.")
     if not any(isinstance(x, Question) for x in items):
         raise AssignmentError(f"{where} holds no exercise.")
-    return Exercises(path.stem, nb.cells[:start], nb.cells[start], items)
+    return Exercises(path.stem, nb.cells[:start], nb.cells[start], items, dict(nb.metadata["kernelspec"]))
 
 
 # ----------------------------------------------------------------------------- otter's master notebook
@@ -250,7 +253,7 @@ def _code(cell: Any, source: str | None = None) -> Any:
                                      metadata={**meta, **({"tags": tags} if tags else {})})
 
 
-def master_notebook(ex: Exercises, kernelspec: dict[str, Any]) -> Any:
+def master_notebook(ex: Exercises) -> Any:
     """The otter-assign master notebook (format v1) of a chapter's exercises."""
     config = {"name": ex.chapter, "init_cell": False, "check_all_cell": False, "export_cell": False,
               "run_tests": False, "generate": True, "tests": {"files": False, "ok_format": False}}
@@ -285,7 +288,7 @@ def master_notebook(ex: Exercises, kernelspec: dict[str, Any]) -> Any:
             else:
                 cells += [nbformat.v4.new_markdown_cell(item.solution[0]), _raw("# END SOLUTION")]
             cells.append(_raw("# END QUESTION"))
-    return nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernelspec,
+    return nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": ex.kernelspec,
                                                            "language_info": {"name": "python"}})
 
 
@@ -330,10 +333,9 @@ def assign(paths: list[Path], out: Path) -> list[Path]:
     """Write, for every chapter, ``out/student/<chapter>.ipynb``, ``out/solution/<chapter>.ipynb`` and
     ``out/autograder/<chapter>-autograder.zip`` plus ``<chapter>.json`` (its questions). Everything is
     built in a temporary folder first: a failure leaves ``out`` as it was. Returns the written files."""
-    import jupytext
+    _otter()
     from otter.assign import main as otter_assign
 
-    _otter()
     parsed = [(path, read_exercises(path)) for path in paths]
     written = []
     with tempfile.TemporaryDirectory(prefix="mmrepro-assign-") as tmp:
@@ -341,16 +343,13 @@ def assign(paths: list[Path], out: Path) -> list[Path]:
         for path, ex in parsed:
             work = Path(tmp) / ex.chapter
             work.mkdir()
-            kernelspec = jupytext.read(path).metadata["kernelspec"]
-            nbformat.write(master_notebook(ex, kernelspec), work / f"{ex.chapter}.ipynb")
-            _quietly(otter_assign, str(work / f"{ex.chapter}.ipynb"), str(work / "result"), no_pdfs=True,
-                     no_run_tests=True)
-            student = nbformat.read(work / "result" / "student" / f"{ex.chapter}.ipynb", as_version=4)
-            _check_body(ex, student)
-            targets = {staged / "student" / f"{ex.chapter}.ipynb": work / "result" / "student" / f"{ex.chapter}.ipynb",
-                       staged / "solution" / f"{ex.chapter}.ipynb": work / "result" / "autograder" / f"{ex.chapter}.ipynb",
-                       staged / "autograder" / f"{ex.chapter}-autograder.zip":
-                           next((work / "result" / "autograder").glob("*.zip"))}
+            nbformat.write(master_notebook(ex), work / f"{ex.chapter}.ipynb")
+            result = work / "result"
+            _quietly(otter_assign, str(work / f"{ex.chapter}.ipynb"), str(result), no_pdfs=True, no_run_tests=True)
+            _check_body(ex, nbformat.read(result / "student" / f"{ex.chapter}.ipynb", as_version=4))
+            targets = {staged / "student" / f"{ex.chapter}.ipynb": result / "student" / f"{ex.chapter}.ipynb",
+                       staged / "solution" / f"{ex.chapter}.ipynb": result / "autograder" / f"{ex.chapter}.ipynb",
+                       staged / "autograder" / f"{ex.chapter}-autograder.zip": next((result / "autograder").glob("*.zip"))}
             for target, source in targets.items():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
@@ -441,7 +440,8 @@ def grade(submission: Path, autograder: Path | None = None, root: Path | None = 
     rows = []
     for q in questions:
         if not q["graded"]:
-            rows.append((q["name"], None, q["points"], f"written answer ({q['points']:g} points): graded by the teacher"))
+            rows.append((q["name"], None, q["points"],
+                         f"written answer ({q['points']:g} points): graded by the teacher"))
             continue
         result = results.results.get(q["name"])
         if result is None:

@@ -138,3 +138,41 @@ def agree(student: Callable, reference: Callable, cases: Sequence[tuple], rtol: 
         same(student(*copy.deepcopy(case)), expected, f"{name}({shown})", rtol, atol)
     print(f"{name} agrees with {getattr(reference, '__module__', '')}.{getattr(reference, '__name__', '')} "
           f"on {len(cases)} input(s)")
+
+
+# ----------------------------------------------------------------------------- the package, called the exercises' way
+
+def reference_mind_objective(logits: dict, y: Any, soft: dict, omega: dict) -> Any:
+    """MIND eq. 7 for a multiclass task (every row labelled, every head scored) as :class:`mmrepro.losses.MIND`
+    computes it; ``logits`` maps "fusion" and each modality to (N, C) logits, ``soft`` each modality to its
+    ensemble's probabilities, ``omega`` each modality to its weight."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from mmrepro.losses import MIND
+    from mmrepro.models import ModelOutput
+
+    out = ModelOutput(logits, {h: torch.ones(len(y), dtype=torch.bool) for h in logits}, {})
+    objective = MIND(teachers={m: [] for m in omega}, omega=omega)
+    return objective(SimpleNamespace(kind="multiclass"), SimpleNamespace(y=y, soft=soft), out)[0]
+
+
+def reference_miles_rates(val: dict, base_lr: dict, previous: dict, tau: float, mu: float) -> dict:
+    """The learning rate of every parameter group after :class:`mmrepro.balancing.MILES` has seen one epoch's
+    validation accuracies ``val`` (keys "fusion" and the modalities); ``base_lr`` holds each group's global
+    rate and ``previous`` the modalities' multipliers during that epoch."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from mmrepro.balancing import MILES
+
+    groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr, "name": g} for g, lr in base_lr.items()]
+    trainer = SimpleNamespace(model=SimpleNamespace(modalities=list(previous), multihead=True),
+                              optimizer=torch.optim.SGD(groups), base_lr=dict(base_lr))
+    miles = MILES(tau=tau, mu=mu)
+    miles.setup(trainer)
+    miles.mult = dict(previous)
+    miles.on_epoch_end(trainer, 0, {f"val/{head}/accuracy": v for head, v in val.items()})
+    return {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}

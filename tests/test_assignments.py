@@ -31,6 +31,14 @@ def fixture_assigned(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def assigned(tmp_path_factory) -> Path:
+    """One `mmrepro assign` of every chapter."""
+    out = tmp_path_factory.mktemp("assignment")
+    assignments.assign(CHAPTERS, out)
+    return out
+
+
 def solution_lines(path: Path) -> set[str]:
     """The answer lines of a chapter's exercises (between the solution markers) that occur nowhere else in it."""
     inside, outside, keep = set(), set(), False
@@ -122,7 +130,8 @@ def test_fixture_assignment_files(fixture_assigned):
     with zipfile.ZipFile(fixture_assigned / "autograder" / "exercises-autograder.zip") as bundle:
         assert "check_mean_hidden" in bundle.read("tests/fixture-mean.py").decode()
     assert "_Type your answer here" in json.dumps(student)
-    assert "does not depend on the seed" in json.dumps(solution) and "does not depend on the seed" not in json.dumps(student)
+    model_answer = "does not depend on the seed"
+    assert model_answer in json.dumps(solution) and model_answer not in json.dumps(student)
 
 
 def test_a_failed_assign_leaves_the_folder_as_it_was(tmp_path):
@@ -138,8 +147,8 @@ def test_a_failed_assign_leaves_the_folder_as_it_was(tmp_path):
 
 def test_fixture_grading_from_the_command_line(fixture_assigned, tmp_path, capsys):
     ag = str(fixture_assigned / "autograder")
-    one = solve(fixture_assigned / "student" / "exercises.ipynb", fixture_assigned / "solution" / "exercises.ipynb", "fixture-clip",
-                tmp_path / "one.ipynb")
+    one = solve(fixture_assigned / "student" / "exercises.ipynb", fixture_assigned / "solution" / "exercises.ipynb",
+                "fixture-clip", tmp_path / "one.ipynb")
     assert main(["grade", str(one), "--autograder", ag]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == "score: 1 / 3"
@@ -162,3 +171,57 @@ def test_fixture_student_version_runs_to_the_end(fixture_assigned, tmp_path):
     checks = [c for c in done.cells if c.source.startswith("grader.check(")]
     assert len(checks) == 2 and all("Test case failed" in json.dumps(c.outputs) for c in checks)
     assert json.loads((tmp_path / "results" / "exercises.json").read_text())["profile"] == "smoke"
+
+
+# ----------------------------------------------------------------------------- every chapter
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_exercises(chapter):
+    questions = read_exercises(chapter).questions
+    graded = [q for q in questions if q.graded]
+    assert len(graded) >= 3 and len(questions) - len(graded) >= 1, "three graded exercises and a written one"
+    for q in graded:
+        tags = [set(c.metadata.get("tags", [])) for c in q.checks]
+        assert any("check" in t for t in tags) and any("hidden-check" in t for t in tags), q.name
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_student_version_is_papermill_ready_without_solutions(assigned, chapter):
+    path = assigned / "student" / f"{chapter.stem}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3" and nb.metadata["otter"]["assignment_name"] == chapter.stem
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "profile: str" in tagged[0].source
+    text = [line.strip() for c in nb.cells for line in c.source.splitlines()]
+    text += [line.strip() for t in nb.metadata["otter"]["tests"].values() for line in t.splitlines()]
+    leaked = solution_lines(chapter) & set(text)
+    assert not leaked, f"solution lines in the student version: {sorted(leaked)[:3]}"
+    hidden = [c for q in read_exercises(chapter).questions for c in q.checks if "hidden-check" in c.metadata["tags"]]
+    names = [re.match(r"def (\w+)", c.source).group(1) for c in hidden]
+    assert names and not any(n in json.dumps(nb) for n in names), "hidden checks in the student version"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_solution_scores_full_marks(assigned, chapter):
+    report = assignments.grade(assigned / "solution" / f"{chapter.stem}.ipynb", assigned / "autograder")
+    assert report.possible == sum(q.points for q in read_exercises(chapter).questions if q.graded)
+    assert report.score == report.possible, report.text()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_student_version_runs_with_smoke_and_scores_zero(assigned, chapter, tmp_path):
+    done = run_student(assigned / "student" / f"{chapter.stem}.ipynb", tmp_path)
+    report = assignments.grade(done, assigned / "autograder")
+    assert report.score == 0 and report.possible > 0, report.text()
+    assert json.loads((tmp_path / "results" / f"{chapter.stem}.json").read_text())["profile"] == "smoke"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_one_solved_exercise_scores_its_points(assigned, chapter, tmp_path):
+    graded = [q for q in read_exercises(chapter).questions if q.graded]
+    question = graded[len(chapter.stem) % len(graded)]  # a different exercise from chapter to chapter
+    one = solve(assigned / "student" / f"{chapter.stem}.ipynb", assigned / "solution" / f"{chapter.stem}.ipynb",
+                question.name, tmp_path / "one.ipynb")
+    report = assignments.grade(one, assigned / "autograder")
+    assert report.score == question.points, report.text()
+    assert {r[0]: r[1] for r in report.rows}[question.name] == question.points
