@@ -68,9 +68,10 @@ def same(got: Any, expected: Any, what: str, rtol: float = 1e-6, atol: float = 1
         if not close.all():
             where = np.flatnonzero(~close.reshape(-1))
             i = int(where[0])
-            raise AssertionError(
-                f"{what}: {len(where)} of {close.size} value(s) differ; first at index {i}: expected "
-                f"{exp.reshape(-1)[i]!r}, got {obs.reshape(-1)[i]!r} (tolerance rtol={rtol}, atol={atol})")
+            differ = f"expected {float(exp.reshape(-1)[i])!r}, got {float(obs.reshape(-1)[i])!r}"
+            if close.size > 1:
+                differ = f"{len(where)} of {close.size} values differ; the first, at flat index {i}: {differ}"
+            raise AssertionError(f"{what}: {differ} (tolerance rtol={rtol}, atol={atol})")
         return
     if isinstance(expected, dict):
         if not isinstance(got, dict) or set(got) != set(expected):
