@@ -4,10 +4,10 @@ Single source. A chapter's exercises are its last section, ``## Exercises``, wri
 sphinx-exercise directives that the book renders (solutions folded)::
 
     ````{exercise} Lemma 1 in closed form, 2 points       graded: a solution code cell follows
-    :label: mfh-lemma1
+    :label: mfh-ex-lemma1
     What to write ...
     ````
-    ```{solution-start} mfh-lemma1
+    ```{solution-start} mfh-ex-lemma1
     :class: dropdown
     ```
     (code cells; the lines between "# BEGIN SOLUTION" and "# END SOLUTION" are the answer)
@@ -17,10 +17,10 @@ sphinx-exercise directives that the book renders (solutions folded)::
      one function `def check_x(name, ...)` taking the student's functions by name, and a call to it)
 
     ````{exercise} Re-run a claim, 4 points              written: a markdown solution follows
-    :label: mfh-replicate
+    :label: mfh-ex-replicate
     ...
     ````
-    ```{solution} mfh-replicate
+    ```{solution} mfh-ex-replicate
     :class: dropdown
     What a good answer says ...
     ```
