@@ -113,9 +113,10 @@ class CaseStudy:
                  teacher_epochs: int, rhos: tuple[float, ...], device: torch.device) -> None:
         self.img, self.aud, self.y, self.tr, self.te = img, aud, y, tr, te
         self.epochs, self.teacher_epochs, self.rhos, self.device = epochs, teacher_epochs, tuple(rhos), device
+        self.data = fingerprint(img, aud, y, tr, te)
 
     def key(self, config: dict, seed: int) -> dict:
-        return {"objective": "mfh-case-study", "data": fingerprint(self.img, self.aud, self.y, self.tr, self.te),
+        return {"objective": "mfh-case-study", "data": self.data,
                 "epochs": self.epochs, "teacher_epochs": self.teacher_epochs, "rhos": list(self.rhos),
                 "device": self.device.type, "config": config, "seed": seed}
 

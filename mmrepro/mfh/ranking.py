@@ -30,8 +30,8 @@ from torch import Tensor
 
 from mmrepro.mfh.kd import LinearBatch, init_linear, run_generator
 
-__all__ = ["align_unimodal", "permutation_salience", "correlation_groups", "precision_at_k", "select_channels",
-           "nullify"]
+__all__ = ["align_unimodal", "permutation_salience", "salience_permutations", "correlation_groups", "precision_at_k",
+           "select_channels", "nullify"]
 
 
 def align_unimodal(xa: Tensor, xb: Tensor, y: Tensor, keys, n_classes: int = 2, *, epochs: int = 1000,
@@ -76,13 +76,11 @@ def permutation_salience(model_a: LinearBatch, xa: Tensor, logits_b: Tensor, key
         raise ValueError(f"n_permutations must be a positive integer, got {n_permutations}")
     if logits_b.shape[:2] != (R, n):
         raise ValueError(f"logits_b must have shape ({R}, {n}, K), got {tuple(logits_b.shape)}")
-    keys = np.atleast_2d(np.asarray(keys, dtype=np.int64))
     xa = xa.to(model_a.weight.dtype)
     err = model_a.logits(xa) - logits_b.to(xa.dtype)                  # (R, n, K)
     K = err.shape[2]
     base = (err ** 2).mean(dim=(1, 2))                                 # (R,)
-    perms = torch.stack([torch.argsort(torch.rand(n_permutations, n, generator=run_generator(*k, 3)), dim=1)
-                         for k in keys])                              # (R, M, n)
+    perms = salience_permutations(keys, n_permutations, n)             # (R, M, n)
     if groups is not None:
         member = _membership(groups, R, d).to(xa.dtype)               # (R, d, G)
         G = member.shape[2]
@@ -108,6 +106,14 @@ def permutation_salience(model_a: LinearBatch, xa: Tensor, logits_b: Tensor, key
     if groups is not None:
         p = torch.einsum("rg,rdg->rd", p, member)                      # every channel gets its group's value
     return p / p.max(dim=1, keepdim=True).values
+
+
+def salience_permutations(keys, n_permutations: int, n: int) -> Tensor:
+    """The ``n_permutations`` permutations of the ``n`` rows that :func:`permutation_salience` applies to
+    every channel of each run, (R, M, n), seeded by ``keys`` (R, k)."""
+    keys = np.atleast_2d(np.asarray(keys, dtype=np.int64))
+    return torch.stack([torch.argsort(torch.rand(n_permutations, n, generator=run_generator(*k, 3)), dim=1)
+                        for k in keys])
 
 
 def _membership(groups: Tensor, runs: int, d: int) -> Tensor:
