@@ -219,7 +219,7 @@ class Trainer:
 
 
 @dataclass
-class Runs:
+class StackedTrainer:
     """What a per-batch balancing hook (:meth:`BalancingMethod.before_step`) sees: the stacked
     model, every run's :class:`Trainer`, the runs' Gaussian noise (:meth:`RunStreams.noise`) and the epoch."""
 
@@ -379,7 +379,7 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
     for m, tr in zip(methods, trainers):
         m.setup(tr)
     streams = RunStreams(seeds, dev)
-    runs = Runs(net, trainers, streams.noise)
+    stacked = StackedTrainer(net, trainers, streams.noise)
     two = first.multihead and len(first.modalities) == 2
     histories: list[list[dict[str, Any]]] = [[] for _ in range(K)]
     best = [(-math.inf, -1)] * K
@@ -397,7 +397,7 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
                 kept[n][sel] = v.detach()[sel]
 
     for epoch in bar:
-        runs.epoch = epoch
+        stacked.epoch = epoch
         for tr in trainers:
             tr.epoch = epoch
         weights = per_run([m.head_weights() for m in methods], dev, dtype)
@@ -416,7 +416,7 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
                 loss, _ = objective(net, b, out, weights)
             opt.zero_grad()
             loss.sum().backward()
-            type(methods[0]).before_step(methods, runs, out, b)
+            type(methods[0]).before_step(methods, stacked, out, b)
             opt.step(net.frozen_params())
             total += loss.detach() * (hi - lo)
             seen.append(b.idx)

@@ -40,7 +40,7 @@ class BalancingMethod:
     @classmethod
     def before_step(cls, runs: list[Any], trainer: Any, out: Any, batch: Any) -> None:
         """After ``loss.backward()``, before the optimiser step (gradient modulation), for every run
-        at once: ``runs`` are the runs' method instances, ``trainer`` a :class:`mmrepro.trainer.Runs`
+        at once: ``runs`` are the runs' method instances, ``trainer`` a :class:`mmrepro.trainer.StackedTrainer`
         (stacked model, epoch, per-run noise), ``out`` and ``batch`` carry the run axis first."""
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> dict[str, Any]:
