@@ -84,9 +84,54 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path):
     assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3))
     assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3)) and len(calls) == 1
     (tmp_path / f"k-{key}.pt").write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="unreadable"):
+    with pytest.warns(UserWarning, match="has no verification header.*recomputing it"):
         assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3))
     assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == [f"k-{key}.pt"]
+
+
+@pytest.mark.parametrize("where", [-1, -200, 100])
+def test_a_flipped_bit_in_a_cache_entry_is_detected_and_recomputed(tmp_path, where):
+    key = cache_key(a=2)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"t": torch.arange(64, dtype=torch.float32)}
+
+    cached("k", key, build, root=tmp_path)
+    entry = tmp_path / f"k-{key}.pt"
+    data = bytearray(entry.read_bytes())
+    data[where] ^= 0x01  # one bit, in the tensor bytes, the zip directory or the header
+    entry.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"k-.*\.pt (does not match its SHA-256|has no verification header).*recomputing"):
+        out = cached("k", key, build, root=tmp_path)
+    assert torch.equal(out["t"], torch.arange(64, dtype=torch.float32)) and len(calls) == 2
+    assert torch.equal(cached("k", key, build, root=tmp_path)["t"], out["t"]) and len(calls) == 2  # rewritten
+
+
+def test_verified_entries_round_trip_and_refuse_tampering(tmp_path):
+    from mmrepro.data.cache import CorruptEntry, load_verified, save_verified
+
+    path = save_verified({"w": torch.ones(3), "score": 0.5, "names": ["a"]}, tmp_path / "e.pt")
+    assert load_verified(path)["score"] == 0.5 and [p.name for p in tmp_path.iterdir()] == ["e.pt"]
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CorruptEntry, match="e.pt does not match its SHA-256"):
+        load_verified(path)
+    with pytest.raises(FileNotFoundError):
+        load_verified(tmp_path / "none.pt")
+
+
+def test_wrong_shape_checkpoint_is_rejected_before_any_weight_changes():
+    from mmrepro.data.cache import CorruptEntry, load_state_checked
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 5))  # same first layer shape
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CorruptEntry, match=r"1.weight is \(5, 4\) torch.float32, the model has \(2, 4\)"):
+        load_state_checked(model, other.state_dict())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # not even layer 0 was copied
+    with pytest.raises(CorruptEntry, match="missing"):
+        load_state_checked(model, {"0.weight": before["0.weight"]})
 
 
 def test_cache_keys_depend_on_every_part():
