@@ -10,8 +10,9 @@
   MILES eq. 3), so the model also predicts from any subset of modalities.
 
 Inputs follow the dataset convention: ``x[m]`` (N, ...), ``present[m]`` (N,) bool, absent rows may be
-NaN. Only present rows reach an encoder; absent embeddings are zeros and any NaN inside a present
-row is zero-filled, so NaN never propagates.
+NaN. Only present rows reach an encoder; absent embeddings are zeros, so NaN never propagates. A NaN
+or inf inside a present row (within its length, for padded sequences) is a ValueError: mark a missing
+modality as absent, or impute it before training.
 """
 from __future__ import annotations
 
@@ -48,6 +49,23 @@ def probabilities(logits: Tensor, kind: str) -> Tensor:
     if kind == "regression":
         return logits[:, 0]
     raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
+
+
+def check_present_finite(modality: str, x: Tensor, lengths: Tensor | None = None, rows: Tensor | None = None) -> Tensor:
+    """``x`` (the rows where ``modality`` is present) unchanged when it is finite (padded sequences
+    (N, T, ...): within each row's length, at least its first step); ValueError naming the rows otherwise."""
+    bad = ~torch.isfinite(x)
+    if lengths is not None and x.dim() >= 3:
+        steps = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device).clamp(min=1)[:, None]
+        bad = bad.flatten(2).any(2) & steps
+    bad_rows = bad.reshape(x.shape[0], -1).any(1)
+    if bool(bad_rows.any()):
+        first = int(bad_rows.nonzero()[0, 0])
+        first = first if rows is None else int(rows[first])
+        raise ValueError(f"x[{modality!r}] has NaN or inf in {int(bad_rows.sum())} row(s) marked present (first: row "
+                         f"{first}); mark a missing modality with present[{modality!r}]=False (its values are then "
+                         "ignored), or impute the missing values first.")
+    return x
 
 
 class MultimodalNet(nn.Module):
@@ -115,12 +133,13 @@ class MultimodalNet(nn.Module):
         for m in self.modalities:
             xm, p, ln = x[m], pres[m], lengths.get(m)
             if bool(p.all()):
-                emb[m] = self.encoders[m](torch.nan_to_num(xm), ln)
+                emb[m] = self.encoders[m](check_present_finite(m, xm, ln), ln)
                 continue
             idx = p.nonzero().squeeze(1)
             z = xm.new_zeros(xm.shape[0], self.encoders[m].out_dim)
             if idx.numel():
-                z = z.index_copy(0, idx, self.encoders[m](torch.nan_to_num(xm[idx]), None if ln is None else ln[idx]))
+                ln_p = None if ln is None else ln[idx]
+                z = z.index_copy(0, idx, self.encoders[m](check_present_finite(m, xm[idx], ln_p, idx), ln_p))
             emb[m] = z
         return emb, pres
 

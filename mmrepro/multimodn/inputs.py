@@ -20,6 +20,8 @@ def check_inputs(x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
     Static modalities are (N, F), sequence modalities (N, T, F) with a shared T.  ``present``
     defaults to all rows (per modality ``(N,)`` bool); ``lengths`` to T (``(N,)`` int64 in [0, T]).
     ``n_times`` is the T of the sequence modalities in ``x`` (0 when there are none).
+    Values of the modalities in ``used`` must be finite wherever they are present (and, for sequences,
+    within the row's length): a missing modality is marked by ``present``, never by NaN alone.
     """
     if not isinstance(x, Mapping):
         raise ValueError(f"x must be a dict {{modality: tensor}}, got {type(x).__name__}.")
@@ -73,4 +75,15 @@ def check_inputs(x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
             elif length.numel() and (int(length.min()) < 0 or int(length.max()) > n_times):
                 raise ValueError(f"lengths[{m!r}] must lie in [0, {n_times}] (the padded T).")
             lens[m] = length
+    for m in used:
+        bad = ~torch.isfinite(x[m]).all(-1)  # (N,) or (N, T)
+        if m in sequence:
+            bad &= masks[m][:, None] & (torch.arange(n_times, device=bad.device)[None, :] < lens[m][:, None])
+        else:
+            bad &= masks[m]
+        rows = bad.reshape(n, -1).any(1)
+        if bool(rows.any()):
+            raise ValueError(f"x[{m!r}] has NaN or inf in {int(rows.sum())} row(s) marked present (first: row "
+                             f"{int(rows.nonzero()[0, 0])}); mark a missing modality with present[{m!r}]=False "
+                             "(its values are then ignored), or impute the missing values first.")
     return n, n_times, masks, lens
