@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mmrepro.balancing.base import BalancingMethod, set_lr
+from mmrepro.balancing.base import BalancingMethod, check_method_metric, set_lr
+from mmrepro.checks import check_int, check_number
+from mmrepro.metrics import LOWER_IS_BETTER
 from mmrepro.models.fusion import FUSION_HEAD
 
 
@@ -18,11 +20,11 @@ class MSES(BalancingMethod):
     needs_val = True
 
     def __init__(self, patience: int = 5, metric: str = "accuracy", min_delta: float = 0.0) -> None:
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1, got {patience}")
-        self.patience, self.metric, self.min_delta = patience, metric, min_delta
+        check_int("patience", patience, 1)
+        check_number("min_delta", min_delta, 0)
+        self.patience, self.metric, self.min_delta = patience, check_method_metric("MSES", metric), min_delta
         self.metrics = (metric,)
-        self.sign = -1.0 if metric in ("mse", "loss") else 1.0
+        self.sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
 
     def setup(self, trainer: Any) -> None:
         if not trainer.model.multihead:

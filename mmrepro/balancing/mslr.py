@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from mmrepro.balancing.base import BalancingMethod, set_lr
+from mmrepro.balancing.base import BalancingMethod, check_method_metric, set_lr
+from mmrepro.checks import check_int
 
 
 class MSLR(BalancingMethod):
@@ -28,9 +29,11 @@ class MSLR(BalancingMethod):
             raise ValueError(f"learning rates must be positive, got {dict(lrs)}")
         if not 0 <= smooth <= 1 or interval < 1:
             raise ValueError(f"need 0 <= smooth <= 1 and interval >= 1, got {smooth}, {interval}")
-        if strategy == "dynamic" and metric in ("mse", "loss"):
-            raise ValueError(f"MSLR-D scales rates by a higher-is-better metric's ratio, got {metric!r}; "
-                             "use accuracy, f1_macro, auroc ...")
+        if not lrs:
+            raise ValueError("lrs must give one learning rate per modality, e.g. {'image': 1e-3, 'audio': 3e-4}")
+        check_int("interval", interval, 1)
+        if strategy == "dynamic":
+            check_method_metric("MSLR-D", metric, higher_is_better=True)  # rates scale by the metric's ratio
         self.strategy, self.smooth, self.interval, self.metric = strategy, smooth, interval, metric
         self.needs_val = strategy == "dynamic"
         mean = sum(lrs.values()) / len(lrs)
