@@ -15,21 +15,22 @@ MAX_SEED = 2**32 - 1  # what numpy's legacy seeding accepts; derived seeds (seed
 
 
 def _range(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+    """The range as text with its leading space (' in [low, high]', ' >= low', ...), '' without bounds."""
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low}"
+        return f" {'>' if low_open else '>='} {low}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high}"
-    return "any value"
+        return f" {'<' if high_open else '<='} {high}"
+    return ""
 
 
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int when it is an integer (not a bool) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer {_range(low, high)}, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be an integer{_range(low, high)}, got {value!r} ({type(value).__name__})")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name}={value} is out of range: it must be an integer {_range(low, high)}")
+        raise ValueError(f"{name}={value} is out of range: it must be an integer{_range(low, high)}")
     return int(value)
 
 
@@ -37,14 +38,14 @@ def check_number(name: str, value: Any, low: float | None = None, high: float | 
                  low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a float when it is a finite real number (not a bool) in the given range."""
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a number {_range(low, high, low_open, high_open)}, got {value!r} "
+        raise TypeError(f"{name} must be a number{_range(low, high, low_open, high_open)}, got {value!r} "
                         f"({type(value).__name__})")
     v = float(value)
     bad = (not math.isfinite(v)
            or (low is not None and (v < low or (low_open and v == low)))
            or (high is not None and (v > high or (high_open and v == high))))
     if bad:
-        raise ValueError(f"{name}={value!r} is out of range: it must be a finite number "
+        raise ValueError(f"{name}={value!r} is out of range: it must be a finite number"
                          f"{_range(low, high, low_open, high_open)}")
     return v
 
