@@ -203,3 +203,21 @@ def test_figures_are_written_atomically_and_older_ones_removed_on_save(tmp_path,
     assert json.loads((tmp_path / "demo.json").read_text())["values"]["curve"] == {"figure": "curve.png"}
     monkeypatch.setenv("MMREPRO_RUN_OUTPUT", str(tmp_path / "staged"))  # what mmrepro run / book set
     assert make_book_run().save() == tmp_path / "staged" / "demo.json"
+
+
+def test_claims_table_filters_by_prefixes_and_glue_claims_shows_them_styled(monkeypatch):
+    import myst_nb
+
+    from mmrepro.stats import Evidence
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: glued.update({key: value}))
+    run = make_book_run()
+    for cid in ("a-1", "b-1", "c-1"):
+        run.claim(id=cid, paper="P", where="T", paper_value=1, criterion="c", evidence=Evidence(1.0, (0.5, 1.5), 3, "t"),
+                  threshold=0, direction="above")
+    assert list(run.claims_table("a-", "c-")["claim"]) == ["a-1", "c-1"]
+    assert list(run.claims_table()["claim"]) == ["a-1", "b-1", "c-1"]
+    run.glue_claims("claims", "a-", "c-", display=False)
+    html = glued["claims"].to_html()
+    assert "a-1" in html and "b-1" not in html and "background-color" in html  # the verdicts are coloured
