@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -185,13 +184,15 @@ def _start_arguments(cells: list[Any], namespace: dict[str, Any]) -> dict[str, A
     return None
 
 
-def check_parameters(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``params`` for notebook ``path`` before any kernel starts, and return the values the
-    notebook will see (the defaults of its parameters cell updated with ``params``).
+def static_parameters(path: Path, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What a run of notebook ``path`` with ``params`` would get, without running it: the values the
+    notebook sees (the defaults of its parameters cell updated with ``params``) and, for a notebook that
+    calls ``start``, the parameters ``start`` would resolve (None when it calls none, or its checks
+    need the kernel's state).
 
-    Unknown names, types (:func:`mmrepro.notebook.coerce_parameter`) and, for notebooks that call
-    ``start``, the same :func:`~mmrepro.notebook.resolve_parameters` (profiles, choices, checks) and
-    device resolution that ``start`` runs in the kernel. Raises BookError saying that nothing was run."""
+    Checks unknown names, types (:func:`mmrepro.notebook.coerce_parameter`) and, through the same
+    :func:`~mmrepro.notebook.resolve_parameters` as ``start``, profiles, choices, checks and the device;
+    raises :class:`~mmrepro.notebook.ParameterError` for anything ``start`` would reject."""
     parameters(path)  # every declared parameter must be one papermill can set
     cells = _code_cells(path)
     at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
@@ -203,30 +204,37 @@ def check_parameters(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     declared = dict(namespace.get("__annotations__", {}))
     unknown = sorted(set(params) - set(declared))
     if unknown:
-        raise BookError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
+        raise ParameterError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
     namespace.update(params)
     values = {name: namespace.get(name) for name in declared}
+    for name, value in params.items():
+        coerce_parameter(name, value, declared[name])
+    contract = _start_arguments(cells[at + 1:], namespace)
+    if contract is None or "profiles" not in contract:
+        return values, None
     try:
-        for name, value in params.items():
-            coerce_parameter(name, value, declared[name])
-        contract = _start_arguments(cells[at + 1:], namespace)
-        if contract is not None and "profiles" in contract:
-            try:
-                resolved = resolve_parameters(declared, values, contract["profiles"], set(params),
-                                              contract.get("choices"), contract.get("checks"))
-            except ParameterError:
-                raise
-            except Exception:  # noqa: BLE001 - a check that needs the kernel's state: start() runs it there
-                return values
-            from mmrepro.device import resolve_device
+        resolved = resolve_parameters(declared, values, contract["profiles"], set(params),
+                                      contract.get("choices"), contract.get("checks"))
+    except ParameterError:
+        raise
+    except Exception:  # noqa: BLE001 - a check that needs the kernel's state: start() runs it there
+        return values, None
+    from mmrepro.device import resolve_device
 
-            try:
-                resolve_device(resolved["device"])
-            except ValueError as err:
-                raise ParameterError(str(err)) from None
+    try:
+        resolve_device(resolved["device"])
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
+    return values, resolved
+
+
+def check_parameters(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`static_parameters` before a run: the values the notebook will see, or BookError saying
+    what is wrong and that nothing was run."""
+    try:
+        return static_parameters(path, params)[0]
     except ParameterError as err:
         raise BookError(f"{path.stem}: {str(err).rstrip('.')}; nothing was run.") from None
-    return values
 
 
 # ----------------------------------------------------------------------------- what a run depends on
@@ -240,24 +248,20 @@ def is_chapter(path: Path, root: Path) -> bool:
 
 
 def package_fingerprint() -> dict[str, Any]:
-    """The mmrepro version, a SHA-256 over the package's source files, and the versions of the
-    libraries whose numerics the results depend on."""
+    """The mmrepro version, the digest of its source (:func:`mmrepro.runs.keys.code_digest`, as the run
+    cache keys runs), and the versions of Python and of the libraries the results' numerics depend on."""
     from importlib.metadata import PackageNotFoundError, version
 
     from mmrepro import __version__
+    from mmrepro.runs.keys import code_digest
 
-    package = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for file in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        h.update(f"{file.relative_to(package).as_posix()}\0".encode())
-        h.update(file.read_bytes())
     libraries = {}
     for name in ("torch", "numpy", "scipy", "scikit-learn", "pandas"):
         try:
             libraries[name] = version(name)
         except PackageNotFoundError:
             libraries[name] = None
-    return {"version": __version__, "source_sha256": h.hexdigest(), "libraries": libraries,
+    return {"version": __version__, "source": code_digest(), "libraries": libraries,
             "python": platform.python_version()}
 
 
@@ -584,9 +588,5 @@ def export(paths: list[Path], out: Path) -> list[Path]:
         nb = jupytext.read(path)
         nb.metadata.pop("jupytext", None)
         nb.metadata["language_info"] = {"name": "python"}
-        target = out / f"{path.stem}.ipynb"
-        tmp = target.with_suffix(".ipynb.tmp")
-        nbformat.write(nb, tmp)
-        tmp.replace(target)
-        written.append(target)
+        written.append(write_atomic(out / f"{path.stem}.ipynb", lambda tmp: nbformat.write(nb, str(tmp))))
     return written

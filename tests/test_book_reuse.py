@@ -191,6 +191,6 @@ def test_force_parameters_data_and_results_decide_what_runs(project, tmp_path, m
     assert parser().parse_args(["book", "--force"]).force and not parser().parse_args(["book"]).force
     parts = book.fingerprint(root / "notebooks" / "alpha.md", {"profile": "book"}, root, build)
     assert set(parts) == {"source", "parameters", "package", "data", "machine"}
-    assert set(parts["package"]) == {"version", "source_sha256", "libraries", "python"}
+    assert set(parts["package"]) == {"version", "source", "libraries", "python"}
     assert parts["data"]["root"] == str(data.resolve())
     assert "results" in book.fingerprint(root / "book" / "summary.md", {"profile": "book"}, root, build)

