@@ -364,7 +364,8 @@ def _signals_deferred() -> Iterator[None]:
 
 def _commit(stage: Path, build: Path, name: str, record: dict[str, Any]) -> Path:
     """Move a finished run's figures, results file and executed notebook into place (each by a rename;
-    the notebook last, with a record of the results file it belongs to)."""
+    the notebook last, with a record of the results file it belongs to); drop an earlier failed run's
+    partial notebook."""
     results = build / "results"
     results.mkdir(parents=True, exist_ok=True)
     figures, result = stage / "results" / name, stage / "results" / f"{name}.json"
@@ -379,7 +380,9 @@ def _commit(stage: Path, build: Path, name: str, record: dict[str, Any]) -> Path
                               "results_sha256": sha256_file(target) if target.is_file() else None}
     executed = build / "executed" / f"{name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
+    write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
+    (build / "failed" / f"{name}.ipynb").unlink(missing_ok=True)  # an earlier failure's partial run is obsolete
+    return executed
 
 
 def _short(path: Path) -> str:

@@ -130,6 +130,7 @@ def test_output_is_replaced_only_by_a_run_that_finished(tmp_path, monkeypatch, c
     assert sorted(p.name for p in build.iterdir()) == ["executed", "failed", "results"]  # no staging folder left
     assert main(["run", str(FIXTURE), "-p", "n_runs", "3", "--build", str(build)]) == 0
     assert sorted(p.name for p in (build / "results" / "contract").iterdir()) == ["runs_3.png"]
+    assert not (build / "failed" / "contract.ipynb").exists()  # the failure's partial run is obsolete now
     values = json.loads((build / "results" / "contract.json").read_text())["values"]
     assert values["runs_3"] == {"figure": "runs_3.png"} and "runs_2" not in values
 
