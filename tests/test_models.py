@@ -166,3 +166,19 @@ def test_soft_targets_and_ume():
     pa, pb = torch.softmax(t1(x).logits["fusion"], 1), torch.softmax(tb(x).logits["fusion"], 1)
     torch.testing.assert_close(p[0], ((pa + pb) / 2)[0].detach())
     torch.testing.assert_close(p[2], pb[2].detach())
+
+
+def test_probes_measure_encoders_without_gradients():
+    """Probes read detached embeddings: their loss trains the probes only, never an encoder (MILES chapter)."""
+    torch.manual_seed(0)
+    net = MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3, multihead=False, probes=True)
+    out = net({m: torch.randn(5, 3) for m in "ab"})
+    assert set(out.logits) == {"fusion", "probe:a", "probe:b"} and net.head_names == ["fusion"]
+    assert net.probe_names == ["probe:a", "probe:b"] and net.unimodal_head("a") == "probe:a"
+    sum(out.logits[h].sum() for h in net.probe_names).backward()
+    assert all(p.grad is None for p in net.encoders.parameters())
+    assert all(p.grad is not None for p in net.probes.parameters())
+    assert set(net.parameter_groups()) == {"a", "b", "fusion", "probes"}
+    assert MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3).unimodal_head("b") == "b"
+    with pytest.raises(ValueError, match="probes=True"):
+        MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3, multihead=False).unimodal_head("a")
