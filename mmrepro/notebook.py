@@ -229,6 +229,7 @@ class Run:
     values: dict[str, Any] = field(default_factory=dict)
     claims: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    sources: dict[str, str] = field(default_factory=dict)  # parameter -> "default" | "profile" | "user"
 
     def _key(self, key: str) -> str:
         if not isinstance(key, str) or not key or any(c.isspace() for c in key):
@@ -317,12 +318,22 @@ class Run:
                                             passed=bool(passed) if isinstance(passed, np.bool_) else passed,
                                             observed=observed))
 
-    def claims_table(self, prefix: str = ""):
-        """The claims recorded so far (those whose id starts with ``prefix``) as a readable table:
-        claim, where, paper, ours [interval], n, threshold, verdict."""
+    def claims_table(self, *prefixes: str):
+        """The claims recorded so far (those whose id starts with one of ``prefixes``; all without) as a
+        table of readable cells (:func:`mmrepro.scorecard.claim_rows`)."""
         from mmrepro.scorecard import claim_rows
 
-        return claim_rows([c for c in self.claims if c["id"].startswith(prefix)], chapter=False)
+        return claim_rows([c for c in self.claims if c["id"].startswith(prefixes or "")], chapter=False)
+
+    def glue_claims(self, key: str, *prefixes: str, display: bool = True) -> None:
+        """Glue (and show, when ``display``) the claims whose id starts with one of ``prefixes`` as the book
+        shows claims: claim, criterion, paper, ours [interval], n, threshold and a coloured verdict. The
+        claims themselves are in the results file already."""
+        from myst_nb import glue
+
+        from mmrepro.scorecard import styled
+
+        glue(key, styled(self.claims_table(*prefixes)), display=display)
 
     def save(self) -> Path:
         """Write ``<results_dir>/<name>.json`` atomically and return its path."""
@@ -333,7 +344,8 @@ class Run:
             "device": str(self.device), "device_name": _device_name(self.device),
             "mmrepro_version": __version__, "git_sha": git_sha(),
             "seconds": round(time.time() - self.started, 2),
-            "params": to_jsonable(dict(self.params)), "values": self.values, "claims": self.claims,
+            "params": to_jsonable(dict(self.params)), "param_sources": self.sources,
+            "values": self.values, "claims": self.claims,
         }
         folder = results_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -367,8 +379,10 @@ def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[s
 
     declared = dict(namespace.get("__annotations__", {}))
     injected = _injected_names(list(namespace.get("In", [])))
-    values = resolve_parameters(declared, {k: namespace.get(k) for k in declared}, profiles,
-                                injected, choices, checks)
+    given = {k: namespace.get(k) for k in declared}
+    values = resolve_parameters(declared, given, profiles, injected, choices, checks)
+    sources = {k: "user" if k in injected else "profile" if given[k] is None and values[k] is not None
+               else "default" for k in declared}
     try:
         device = resolve_device(values["device"])
     except ValueError as err:
@@ -377,4 +391,4 @@ def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[s
     style.use()
     namespace.update(values)  # the resolved values replace the None placeholders
     return Run(name=name, params=Params(values), device=device, seed=values["seed"],
-               profile=values["profile"])
+               profile=values["profile"], sources=sources)
