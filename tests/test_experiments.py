@@ -159,7 +159,8 @@ def test_joint_setup_runs_every_method_and_is_deterministic(tiny):
         run = tiny.objective(name, "concat", {"a": 3e-3, "b": 3e-3})(cfg, 0)
         # every method is measured the same way (refitted probes "a", "b" and probes trained alongside);
         # only MILES and G-Blend train unimodal heads (their papers' losses)
-        assert run.model.multihead == (name in UNIMODAL_LOSSES) and run.model.probes is not None
+        scored = {k.split("/")[1] for k in run.history[0] if k.startswith("val/")}
+        assert scored == {"fusion", "probe:a", "probe:b"} | ({"a", "b"} if name in UNIMODAL_LOSSES else set())
         test = run.evaluate_test()
         heads = {"head:a", "head:b"} if name in UNIMODAL_LOSSES else set()
         assert set(test) == {"fusion", "a", "b", "probe:a", "probe:b", "best_epoch"} | heads
@@ -193,12 +194,17 @@ def test_probe_accuracy_is_a_converged_linear_probe(tiny):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    run = tiny.objective("vanilla", "concat")({"lr": 5e-3}, 0)
-    acc = probe_accuracy(run.model, tiny.train, tiny.test, "a")
+    from mmrepro.experiments import build_model
+    from mmrepro.trainer import fit
+
+    torch.manual_seed(0)
+    model = fit(build_model(tiny.data, "concat", tiny.arch, multihead=False, probes=True), tiny.train, tiny.val,
+                epochs=3, lr=5e-3, device="cpu", progress=False).model
+    acc = probe_accuracy(model, tiny.train, tiny.test, "a")
     with torch.no_grad():
-        run.model.eval()
-        z_tr = run.model.encode(tiny.train.x)[0]["a"].double().numpy()
-        z_te = run.model.encode(tiny.test.x)[0]["a"].double().numpy()
+        model.eval()
+        z_tr = model.encode(tiny.train.x)[0]["a"].double().numpy()
+        z_te = model.encode(tiny.test.x)[0]["a"].double().numpy()
     ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(z_tr, tiny.train.y["label"].long())
     assert acc == pytest.approx(ref.score(z_te, tiny.test.y["label"].long()))
     assert acc > 0.7
