@@ -171,6 +171,32 @@ def test_mses_stops_each_part_after_patience():
     assert all(g["lr"] == 0.0 for g in tr.optimizer.param_groups)
 
 
+def test_mses_and_mslr_d_monitor_probes_without_unimodal_heads():
+    """Trained on the fused loss only (no unimodal heads), MSES and MSLR-D watch the detached probes."""
+    torch.manual_seed(0)
+    model = MultimodalNet({m: MLPEncoder(2, (3,)) for m in "ab"}, "multiclass", 3, multihead=False, probes=True)
+    groups = [{"params": ps, "name": g, "lr": 1e-3} for g, ps in model.parameter_groups().items()]
+    tr = SimpleNamespace(model=model, optimizer=torch.optim.Adam(groups), base_lr={g["name"]: 1e-3 for g in groups},
+                         epoch=0)
+    probe = lambda f, a, b: {"val/fusion/accuracy": f, "val/probe:a/accuracy": a, "val/probe:b/accuracy": b}  # noqa: E731
+    mses = MSES(patience=1)
+    mses.setup(tr)
+    mses.on_epoch_end(tr, 0, probe(0.5, 0.5, 0.5))
+    mses.on_epoch_end(tr, 1, probe(0.6, 0.4, 0.6))
+    assert mses.stopped == {"a": 1}
+    lrs = {g["name"]: g["lr"] for g in tr.optimizer.param_groups}
+    assert lrs["a"] == 0.0 and lrs["probes"] == 1e-3  # a probe keeps measuring a stopped encoder
+    d = MSLR({"a": 1e-3, "b": 1e-3}, "dynamic", interval=2)
+    d.setup(tr)
+    d.on_epoch_end(tr, 0, probe(0.5, 0.5, 0.5))
+    d.on_epoch_end(tr, 1, probe(0.5, 0.7, 0.5))
+    assert d.lrs == pytest.approx({"a": 1e-3 * 0.7 / 0.6, "b": 1e-3})
+    bare = SimpleNamespace(model=MultimodalNet({m: MLPEncoder(2, (3,)) for m in "ab"}, "multiclass", 3, multihead=False),
+                           optimizer=tr.optimizer)
+    with pytest.raises(ValueError, match="probes=True"):
+        MSES().setup(bare)
+
+
 def test_mslr_strategies():
     tr = _fake_trainer()
     MSLR({"a": 1e-3, "b": 3e-3}, "keep").setup(tr)

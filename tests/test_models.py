@@ -196,3 +196,19 @@ def test_nan_inside_a_present_row_is_an_error_and_absent_rows_stay_ignored():
     x["s"][3, 1, 1] = float("nan")  # within row 3's length
     with pytest.raises(ValueError, match=r"x\['s'\] has NaN or inf in 1 row\(s\) marked present \(first: row 3\)"):
         model(x, present, lengths)
+
+
+def test_probes_measure_encoders_without_gradients():
+    """Probes read detached embeddings: their loss trains the probes only, never an encoder (MILES chapter)."""
+    torch.manual_seed(0)
+    net = MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3, multihead=False, probes=True)
+    out = net({m: torch.randn(5, 3) for m in "ab"})
+    assert set(out.logits) == {"fusion", "probe:a", "probe:b"} and net.head_names == ["fusion"]
+    assert net.probe_names == ["probe:a", "probe:b"] and net.unimodal_head("a") == "probe:a"
+    sum(out.logits[h].sum() for h in net.probe_names).backward()
+    assert all(p.grad is None for p in net.encoders.parameters())
+    assert all(p.grad is not None for p in net.probes.parameters())
+    assert set(net.parameter_groups()) == {"a", "b", "fusion", "probes"}
+    assert MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3).unimodal_head("b") == "b"
+    with pytest.raises(ValueError, match="probes=True"):
+        MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3, multihead=False).unimodal_head("a")

@@ -12,9 +12,11 @@ from mmrepro.models.fusion import FUSION_HEAD
 
 class MSES(BalancingMethod):
     """One global learning rate; each modality branch (encoder + unimodal head) is stopped (rate 0)
-    once its unimodal head's validation ``metric`` has not improved for ``patience`` epochs; the
-    fusion part is stopped the same way on the fusion head. Training ends when every part has
-    stopped (:attr:`should_stop`). ``stopped`` maps each part to the epoch it stopped."""
+    once the validation ``metric`` of the head that predicts from that modality alone
+    (:meth:`~mmrepro.models.MultimodalNet.unimodal_head`: its unimodal head, or its detached probe in a
+    model trained on the fused loss only) has not improved for ``patience`` epochs; the fusion part
+    is stopped the same way on the fusion head. Training ends when every part has stopped
+    (:attr:`should_stop`). ``stopped`` maps each part to the epoch it stopped."""
 
     name = "mses"
     needs_val = True
@@ -27,9 +29,13 @@ class MSES(BalancingMethod):
         self.sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
 
     def setup(self, trainer: Any) -> None:
-        if not trainer.model.multihead:
-            raise ValueError("MSES monitors the unimodal heads; build the model with multihead=True")
-        self.parts = [*trainer.model.modalities, FUSION_HEAD]
+        model = trainer.model
+        try:
+            self.watch = {m: model.unimodal_head(m) for m in model.modalities}
+        except ValueError as err:
+            raise ValueError(f"MSES monitors each modality's own prediction: {err}") from None
+        self.watch[FUSION_HEAD] = FUSION_HEAD
+        self.parts = [*model.modalities, FUSION_HEAD]
         self.best = {p: -math.inf for p in self.parts}
         self.wait = {p: 0 for p in self.parts}
         self.stopped: dict[str, int] = {}
@@ -39,7 +45,7 @@ class MSES(BalancingMethod):
         for p in self.parts:
             if p in self.stopped:
                 continue
-            v = self.sign * logs[f"val/{p}/{self.metric}"]
+            v = self.sign * logs[f"val/{self.watch[p]}/{self.metric}"]
             if math.isfinite(v) and v > self.best[p] + self.min_delta:
                 self.best[p], self.wait[p] = v, 0
             else:

@@ -15,8 +15,10 @@ class MSLR(BalancingMethod):
     * ``"smooth"`` (MSLR-S): rates pulled towards their mean, lr_m = (1 - lam) lrs[m] + lam mean(lrs)
       (``lam`` = ``smooth``; MILES only says "closer to the average", the form is our choice).
     * ``"dynamic"`` (MSLR-D): start from ``lrs`` and every ``interval`` epochs multiply lr_m by
-      val_m / mean(val_m over the last ``interval`` epochs), val_m the unimodal head's validation
-      ``metric`` (the rule of the public reimplementation noted in the shared reference notes).
+      val_m / mean(val_m over the last ``interval`` epochs), val_m the validation ``metric`` of the
+      head predicting from modality m alone (its unimodal head, or its detached probe in a model
+      trained on the fused loss only) (the rule of the public reimplementation noted in the shared
+      reference notes).
     """
 
     name = "mslr"
@@ -49,6 +51,11 @@ class MSLR(BalancingMethod):
             raise ValueError(f"lrs must give a rate for exactly the modalities {trainer.model.modalities}")
         self.lrs = dict(self.initial)
         self.history = {m: [] for m in self.lrs}
+        if self.strategy == "dynamic":
+            try:
+                self.watch = {m: trainer.model.unimodal_head(m) for m in self.lrs}
+            except ValueError as err:
+                raise ValueError(f"MSLR-D scales rates by each modality's own validation score: {err}") from None
         for m, lr in self.lrs.items():
             set_lr(trainer, m, lr)
 
@@ -56,7 +63,7 @@ class MSLR(BalancingMethod):
         if self.strategy != "dynamic":
             return {}
         for m in self.lrs:
-            self.history[m].append(logs[f"val/{m}/{self.metric}"])
+            self.history[m].append(logs[f"val/{self.watch[m]}/{self.metric}"])
         if (epoch + 1) % self.interval == 0:
             for m, hist in self.history.items():
                 recent = hist[-self.interval:]
