@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .splits import stratified_split, standardize
 
@@ -78,6 +80,7 @@ def _series(seq: pd.DataFrame, ids: np.ndarray, history_years: float) -> tuple[t
 
 def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", history_years: float = 1.0) -> MultimodalDataset:
     """PBC as a multimodal, multi-task dataset (see the module docstring); split stratified by outcome 70/15/15."""
+    seed = check_seed(seed)
     if labs not in ("static", "series"):
         raise ValueError(f"unknown labs={labs!r}; valid: ('static', 'series')")
     if not death_years > 0 or not history_years >= 0:

@@ -8,10 +8,15 @@
   sequence length, as MedFuse does for unpaired samples.
 * ``multihead=True`` adds one linear head per modality on its encoder output (MIND Fig. 1 A.2,
   MILES eq. 3), so the model also predicts from any subset of modalities.
+* ``probes=True`` adds one linear *probe* per modality on the detached encoder output (heads
+  ``"probe:{m}"``): trained alongside, it measures what an encoder has learnt without sending any
+  gradient into it, so a model trained on the fused loss alone still reports unimodal accuracies
+  (MILES Tables II-III) and a balancing method cannot move the measurement through the heads.
 
 Inputs follow the dataset convention: ``x[m]`` (N, ...), ``present[m]`` (N,) bool, absent rows may be
-NaN. Only present rows reach an encoder; absent embeddings are zeros and any NaN inside a present
-row is zero-filled, so NaN never propagates.
+NaN. Only present rows reach an encoder; absent embeddings are zeros, so NaN never propagates. A NaN
+or inf inside a present row (within its length, for padded sequences) is a ValueError: mark a missing
+modality as absent, or impute it before training.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from torch import Tensor, nn
 from mmrepro.models.encoders import last_hidden
 
 FUSION_HEAD = "fusion"
+PROBE = "probe:"  # prefix of the probe heads (``probes=True``)
 TASK_KINDS = ("binary", "multiclass", "multilabel", "regression")
 
 
@@ -51,6 +57,25 @@ def probabilities(logits: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
 
 
+def check_present_finite(modality: str, x: Tensor, lengths: Tensor | None = None, rows: Tensor | None = None) -> Tensor:
+    """``x`` (the rows where ``modality`` is present) unchanged when it is finite (padded sequences
+    (N, T, ...): within each row's length, at least its first step); ValueError naming the rows otherwise."""
+    if bool(torch.isfinite(x).all()):  # the usual case, in one reduction
+        return x
+    bad = ~torch.isfinite(x)
+    if lengths is not None and x.dim() >= 3:
+        steps = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device).clamp(min=1)[:, None]
+        bad = bad.flatten(2).any(2) & steps
+    bad_rows = bad.reshape(x.shape[0], -1).any(1)
+    if bool(bad_rows.any()):
+        first = int(bad_rows.nonzero()[0, 0])
+        first = first if rows is None else int(rows[first])
+        raise ValueError(f"x[{modality!r}] has NaN or inf in {int(bad_rows.sum())} row(s) marked present (first: row "
+                         f"{first}); mark a missing modality with present[{modality!r}]=False (its values are then "
+                         "ignored), or impute the missing values first.")
+    return x
+
+
 class MultimodalNet(nn.Module):
     """Encoders + fusion + heads for one task (``kind``, ``n_outputs``); see the module docstring.
 
@@ -60,7 +85,8 @@ class MultimodalNet(nn.Module):
 
     def __init__(self, encoders: Mapping[str, nn.Module], kind: str, n_outputs: int,
                  fusion: Literal["concat", "sum", "lstm"] = "concat", multihead: bool = True,
-                 token_dim: int | None = None, fusion_hidden: int = 512, dropout: float = 0.0) -> None:
+                 token_dim: int | None = None, fusion_hidden: int = 512, dropout: float = 0.0,
+                 probes: bool = False) -> None:
         super().__init__()
         if kind not in TASK_KINDS:
             raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
@@ -93,10 +119,29 @@ class MultimodalNet(nn.Module):
         if multihead:
             for m, d in dims.items():
                 self.heads[m] = nn.Linear(d, n_outputs)
+        self.probes = nn.ModuleDict({m: nn.Linear(d, n_outputs) for m, d in dims.items()}) if probes else None
 
     @property
     def head_names(self) -> list[str]:
+        """The heads that predict (and train the network): fusion and, if multi-head, one per modality.
+        Probes are listed apart (:attr:`probe_names`)."""
         return list(self.heads)
+
+    @property
+    def probe_names(self) -> list[str]:
+        return [f"{PROBE}{m}" for m in self.modalities] if self.probes is not None else []
+
+    def unimodal_head(self, modality: str) -> str:
+        """The head that predicts from ``modality`` alone: its unimodal head if the model is multi-head,
+        else its probe. Raises if the model has neither."""
+        if modality not in self.modalities:
+            raise ValueError(f"unknown modality {modality!r}; the model has {self.modalities}")
+        if self.multihead:
+            return modality
+        if self.probes is not None:
+            return f"{PROBE}{modality}"
+        raise ValueError("this model predicts from the fused embedding only; build it with multihead=True "
+                         "(unimodal heads trained with the network) or probes=True (detached probes)")
 
     def _check_inputs(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
         missing = [m for m in self.modalities if m not in x]
@@ -115,7 +160,8 @@ class MultimodalNet(nn.Module):
         return {m: self._encode(m, x[m], pres[m], lengths.get(m)) for m in self.modalities}, pres
 
     def _encode(self, m: str, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
-        return encode_present(self.encoders[m], self.encoders[m].out_dim, x, present, lengths)
+        return encode_present(self.encoders[m], self.encoders[m].out_dim, check_present(m, x, present, lengths),
+                              present, lengths)
 
     def fuse(self, emb: Mapping[str, Tensor], pres: Mapping[str, Tensor]) -> Tensor:
         """Fused representation fed to the fusion head (axes counted from the end, so that the
@@ -142,6 +188,10 @@ class MultimodalNet(nn.Module):
             for m in self.modalities:
                 logits[m] = self.heads[m](self.dropout(emb[m]))
                 mask[m] = pres[m]
+        if self.probes is not None:
+            for m in self.modalities:
+                logits[f"{PROBE}{m}"] = self.probes[m](emb[m].detach())
+                mask[f"{PROBE}{m}"] = pres[m]
         return ModelOutput(logits=logits, mask=mask, embeddings=emb)
 
     def fusion_contributions(self, emb: Mapping[str, Tensor]) -> dict[str, Tensor] | None:
@@ -188,25 +238,40 @@ class MultimodalNet(nn.Module):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by branch: modality ``m`` = its encoder and unimodal head; ``"fusion"`` = the
-        projections, fusion LSTM and fusion head (the balancing methods act on these groups)."""
+        projections, fusion LSTM and fusion head (the balancing methods act on these groups);
+        ``"probes"`` = the probes (when present; no method changes their rate)."""
         groups = {m: list(self.encoders[m].parameters()) + (list(self.heads[m].parameters()) if self.multihead else [])
                   for m in self.modalities}
         fusion = list(self.proj.parameters()) + list(self.heads[FUSION_HEAD].parameters())
         if self.fusion == "lstm":
             fusion += list(self.fusion_lstm.parameters())
         groups[FUSION_HEAD] = fusion
+        if self.probes is not None:
+            groups["probes"] = list(self.probes.parameters())
         return groups
 
 
+def check_present(modality: str, x: Tensor, present: Tensor, lengths: Tensor | None = None) -> Tensor:
+    """``x`` unchanged when every row marked ``present`` is finite (:func:`check_present_finite`;
+    absent rows may hold anything); leading run axes (stacked runs) are allowed, rows then counted
+    across runs."""
+    if bool(torch.isfinite(x).all()):  # the usual case, in one reduction
+        return x
+    rows = present.reshape(-1).nonzero().squeeze(1)
+    flat = x.reshape(-1, *x.shape[present.dim():])
+    check_present_finite(modality, flat[rows], None if lengths is None else lengths.reshape(-1)[rows], rows)
+    return x
+
+
 def encode_present(encoder, out_dim: int, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
-    """``encoder(x, lengths)`` on the present rows of ``x`` only (NaN zero-filled), zeros (``out_dim``
-    wide) on absent rows."""
+    """``encoder(x, lengths)`` on the present rows of ``x`` only (finite: :func:`check_present`),
+    zeros (``out_dim`` wide) on absent rows."""
     if bool(present.all()):
-        return encoder(torch.nan_to_num(x), lengths)
+        return encoder(x, lengths)
     idx = present.nonzero().squeeze(1)
     z = x.new_zeros(x.shape[0], out_dim)
     if idx.numel():
-        z = z.index_copy(0, idx, encoder(torch.nan_to_num(x[idx]), None if lengths is None else lengths[idx]))
+        z = z.index_copy(0, idx, encoder(x[idx], None if lengths is None else lengths[idx]))
     return z
 
 

@@ -39,7 +39,7 @@ from torch.func import functional_call
 from torchvision.models.resnet import BasicBlock
 
 from mmrepro.models.encoders import LSTMEncoder, MLPEncoder, ResNetEncoder, last_hidden
-from mmrepro.models.fusion import MultimodalNet, encode_present
+from mmrepro.models.fusion import MultimodalNet, check_present, encode_present
 
 
 _DROPOUT_GENERATORS: ContextVar[list[torch.Generator] | None] = ContextVar("dropout_generators", default=None)
@@ -450,7 +450,8 @@ class StackedMultimodalNet(MultimodalNet):
         same = ("modalities", "kind", "n_outputs", "fusion", "multihead")
         for m in models[1:]:
             diff = [a for a in same if getattr(m, a) != getattr(first, a)] + (
-                ["dropout"] if m.dropout.p != first.dropout.p else [])
+                ["dropout"] if m.dropout.p != first.dropout.p else []) + (
+                ["probes"] if (m.probes is None) != (first.probes is None) else [])
             if diff or [type(e) for e in m.encoders.values()] != [type(e) for e in first.encoders.values()]:
                 raise ValueError(f"the runs do not share one architecture (they differ in {diff or 'encoders'})")
         dev = torch.device(device)
@@ -469,13 +470,15 @@ class StackedMultimodalNet(MultimodalNet):
             self.fusion_lstm = stack([md.fusion_lstm for md in models], StackedLSTM, batched, dev)
         self.heads = nn.ModuleDict({h: stack([md.heads[h] for md in models], StackedLinear, batched, dev)
                                     for h in first.heads})
+        self.probes = None if first.probes is None else nn.ModuleDict({
+            m: stack([md.probes[m] for md in models], StackedLinear, batched, dev) for m in first.probes})
         self.idle: dict[str, Tensor] = {}
         self.to(dev)
 
     def _encode(self, m: str, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
         if self.training:  # runs whose batch has no row of m: their encoder gets no gradient (frozen_params)
             self.idle[m] = ~present.any(dim=-1)
-        return self.encoders[m](x, present, lengths)
+        return self.encoders[m](check_present(m, x, present, lengths), present, lengths)
 
     def _last_hidden(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         return self.fusion_lstm(tokens, lengths)

@@ -111,11 +111,16 @@ def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *,
         raise ValueError(f"need one seed and one learning rate per model: {K} models, {len(seeds)} seeds, "
                          f"{len(lrs)} learning rates")
     net = StackedMultiModN(models)
-    check_settings(epochs, batch_size, min(lrs), select_tasks, net.tasks)
+    for lr, seed in zip(lrs, seeds):
+        check_settings(epochs, batch_size, lr, seed, grad_clip, select_tasks, net.tasks)
     device = torch.device(device)
     net.to(device)
     x, present, lengths, y = _fields(train, device)
     n = next(iter(x.values())).shape[0]
+    if n == 0:
+        raise ValueError("train has no rows: pass a non-empty training split.")
+    # every training row checked once (shapes, finite where present); batches then check run 0's shapes
+    check_inputs(x, present, lengths, list(x), net.n_features, net.sequence_modalities)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]  # batch orders, as fit draws them
     streams = RunStreams(seeds, device)
     params = list(net.parameters())

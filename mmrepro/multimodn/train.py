@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import metrics
+from ..checks import check_int, check_number, check_seed
 from .heads import to_probability
 from .model import MultiModN
 from .pfusion import PFusion
@@ -123,11 +124,15 @@ def epoch_batches(n: int, batch_size: int, gen: torch.Generator, steps: Tensor |
     return [chunks[i] for i in torch.randperm(len(chunks), generator=gen).tolist()]
 
 
-def check_settings(epochs: int, batch_size: int, lr: float, select_tasks: Sequence[str] | None,
-                   tasks: Mapping[str, Any]) -> None:
+def check_settings(epochs: int, batch_size: int, lr: float, seed: int, grad_clip: float | None,
+                   select_tasks: Sequence[str] | None, tasks: Mapping[str, Any]) -> None:
     """Clear errors for training settings :func:`fit` cannot use."""
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr}).")
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_number("lr", lr, 0, low_open=True)
+    check_seed(seed)
+    if grad_clip is not None:
+        check_number("grad_clip", grad_clip, 0, low_open=True)
     unknown = sorted(set(select_tasks or ()) - set(tasks))
     if unknown:
         raise ValueError(f"select_tasks {unknown} are not tasks of the model {sorted(tasks)}.")
@@ -152,13 +157,15 @@ def fit(model: MultiModN | PFusion, train: Any, val: Any | None = None, *, epoch
             :func:`epoch_batches`.  Faster in time-series mode (a batch runs up to its longest
             sample), but the batches differ, so results differ from the default random batches.
     """
-    check_settings(epochs, batch_size, lr, select_tasks, model.tasks)
+    check_settings(epochs, batch_size, lr, seed, grad_clip, select_tasks, model.tasks)
     if shuffle_order and not isinstance(model, MultiModN):
         raise ValueError("shuffle_order applies to MultiModN only (P-Fusion has no encoding order).")
     device = torch.device(device)
     model.to(device)
     x, present, lengths, y = _fields(train, device)
     n = next(iter(x.values())).shape[0]
+    if n == 0:
+        raise ValueError("train has no rows: pass a non-empty training split.")
     steps = None
     if bucket_by_length:
         if not lengths:
