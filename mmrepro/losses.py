@@ -26,7 +26,8 @@ def _check_target(logits: Tensor, y: Tensor, kind: str) -> None:
     if kind not in ("binary", "multiclass", "multilabel", "regression"):
         raise ValueError(f"kind={kind!r} is not a task kind; accepted: binary, multiclass, multilabel, regression")
     if logits.dim() < 2 or tuple(y.shape[:logits.dim() - 1]) != tuple(logits.shape[:-1]):
-        raise ValueError(f"logits of shape {tuple(logits.shape)} do not match targets of shape {tuple(y.shape)}; "
+        targets = f"{y.shape[0]} targets" if logits.dim() == 2 and y.dim() else f"targets {tuple(y.shape)}"
+        raise ValueError(f"logits of shape {tuple(logits.shape)} do not match {targets}; "
                          "logits are (N, n_outputs)")
     if kind == "multiclass":
         if y.dtype != torch.int64 or y.dim() != logits.dim() - 1:
