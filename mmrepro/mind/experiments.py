@@ -17,7 +17,6 @@ from torch import Tensor
 
 from mmrepro.experiments.space import Choice, LogUniform, sample
 from mmrepro.losses import MIND, MKE, TS, Supervised
-from mmrepro.metrics import bootstrap_ci, score
 from mmrepro.mind.problems import Problem
 from mmrepro.mind.teachers import Teacher
 from mmrepro.models import FUSION_HEAD, MultimodalNet, count_parameters, probabilities
@@ -25,20 +24,28 @@ from mmrepro.models.ensemble import ume_proba
 from mmrepro.trainer import FitResult, fit
 
 METHODS = ("base", "base_3h", "mke_a", "mke_b", "ume", "ts", "mind")
+# Table 4 / B4 rows as methods: rows 1, 2 and 6 are the baselines MedFuse, MedFuse-3H and MIND themselves.
+ABLATION_METHODS = ("base", "base_3h", "abl3", "abl4", "abl5", "mind")
+ABLATION = ("L_SAB", "+ L_SA/B", "+ KD single teacher, ω = 1", "+ EKD ensemble, ω = 1",
+            "+ KD single teacher, weighted ω", "MIND: EKD ensemble, weighted ω")
+UNIMODAL = ("uni_a", "uni_b")  # one encoder of the student's size with its own head, on the paired rows
+TRAINED = tuple(dict.fromkeys(m for m in METHODS + ABLATION_METHODS if m != "ume"))
 TS_GRID = tuple(round(0.1 * i, 1) for i in range(10))  # alpha, beta in {0.0, ..., 0.9} (App. A.4)
 # Ablation II (Sec. 5.4): (omega_A, omega_B) for  0, A << B, A < B, A = B, A > B, A >> B
 OMEGA_SETTINGS = {"ω_A = ω_B = 0": (0.0, 0.0), "ω_A ≪ ω_B": (0.1, 4.0), "ω_A < ω_B": (1.0, 2.0),
                   "ω_A = ω_B": (2.0, 2.0), "ω_A > ω_B": (2.0, 1.0), "ω_A ≫ ω_B": (4.0, 0.1)}
-ABLATION = ("L_SAB", "+ L_SA/B", "+ KD single teacher, ω = 1", "+ EKD ensemble, ω = 1",
-            "+ KD single teacher, weighted ω", "MIND: EKD ensemble, weighted ω")
+REPEAT_SEED = 10_000  # repeat j of every selected configuration trains with seed + REPEAT_SEED + j
 
 
 def method_name(method: str, problem: Problem) -> str:
-    """Display name: MedFuse / Vanilla (by fusion), -3H, MKE-<MODALITY>, UME, TS, MIND."""
+    """Display name: MedFuse / Vanilla (by fusion), -3H, MKE-<MODALITY>, UME, TS, MIND, the ablation rows
+    and the same-size unimodal models."""
     base = "MedFuse" if problem.fusion == "lstm" else "Vanilla"
     a, b = (m.upper() for m in problem.modalities)
-    return {"base": base, "base_3h": f"{base}-3H", "mke_a": f"MKE-{a}", "mke_b": f"MKE-{b}", "ume": "UME",
-            "ts": "TS", "mind": "MIND"}[method]
+    names = {"base": base, "base_3h": f"{base}-3H", "mke_a": f"MKE-{a}", "mke_b": f"MKE-{b}", "ume": "UME",
+             "ts": "TS", "mind": "MIND", "uni_a": f"{a} alone (student size)", "uni_b": f"{b} alone (student size)"}
+    names.update({m: ABLATION[ABLATION_METHODS.index(m)] for m in ("abl3", "abl4", "abl5")})
+    return names[method]
 
 
 @dataclass
@@ -63,82 +70,142 @@ class Setup:
 def build(setup: Setup, method: str, hp: dict[str, float]) -> tuple[MultimodalNet, Any]:
     """Model and objective of ``method`` (Table A4) with hyper-parameters ``hp``.
 
-    Methods: the METHODS names (except ``ume``, which is not trained) and the ablation settings
-    ``abl1`` ... ``abl6`` (Table 4 rows; ``abl6`` is MIND)."""
+    Methods: the METHODS names (except ``ume``, which is not trained), the ablation settings ``abl3``,
+    ``abl4``, ``abl5`` (Table 4 rows 3-5) and ``uni_a`` / ``uni_b`` (one modality, the student's encoder)."""
     p, (a, b) = setup.problem, setup.problem.modalities
-    if method in ("base", "abl1"):
+    if method == "base":
         return p.student(multihead=False), Supervised(heads=[FUSION_HEAD])
-    if method in ("base_3h", "abl2"):
+    if method == "base_3h":
         return p.student(), Supervised()
+    if method in UNIMODAL:
+        m = a if method == "uni_a" else b
+        return p.teacher(m, p.student_specs[m]), Supervised()
     if method in ("mke_a", "mke_b"):
         m = a if method == "mke_a" else b
         return p.student(multihead=False), MKE(m, setup.best(m), gamma=hp.get("gamma", 1.0))
     if method == "ts":
         return p.student(multihead=False), TS({a: setup.best(a), b: setup.best(b)}, {a: hp["alpha"], b: hp["beta"]})
-    if method in ("mind", "abl3", "abl4", "abl5", "abl6"):
+    if method in ("mind", "abl3", "abl4", "abl5"):
         single = method in ("abl3", "abl5")
         teachers = {m: setup.best(m) if single else setup.top(m) for m in (a, b)}
         omega = {a: 1.0, b: 1.0} if method in ("abl3", "abl4") else {a: hp["omega_a"], b: hp["omega_b"]}
         return p.student(), MIND(teachers, omega)
-    raise ValueError(f"unknown method {method!r}; valid: {METHODS[:4] + METHODS[5:]} and abl1..abl6")
+    raise ValueError(f"unknown method {method!r}; valid: {TRAINED + UNIMODAL}")
 
 
 def train(setup: Setup, method: str, hp: dict[str, float], seed: int, epochs: int | None = None,
           patience: int | None = -1) -> FitResult:
-    """Train one student on the paired training rows; checkpoint on the paired validation rows."""
+    """Train one student on the paired training rows; checkpoint on the paired validation rows. Every
+    head's report metrics are logged on the validation rows each epoch (the validation tables B1-B6)."""
     p = setup.problem
     torch.manual_seed(seed)
     model, objective = build(setup, method, hp)
     return fit(model, p.rows(p.paired["train"]), p.rows(p.paired["val"]), task=p.task, objective=objective,
                epochs=epochs or setup.epochs, batch_size=setup.batch_size, lr=hp["lr"],
                patience=setup.patience if patience == -1 else patience, select_metric=p.select_metric,
-               metrics=(p.select_metric,), seed=seed, device=setup.device, progress=False)
+               metrics=p.report_metrics, seed=seed, device=setup.device, progress=False)
 
 
 def sample_hps(method: str, n: int, seed: int, lr_range: Sequence[float], omega_range: Sequence[float]) -> list[dict]:
-    """``n`` random configurations (App. A.3): log-uniform learning rate; MIND: log-uniform ω_A, ω_B in
-    ``omega_range``; TS: α, β from {0.0, ..., 0.9} (App. A.4). Drawn with the project's one
-    hyper-parameter sampler (:func:`mmrepro.experiments.space.sample`), a stream per method."""
+    """``n`` random configurations (App. A.3): log-uniform learning rate; weighted MIND (and ablation row 5):
+    log-uniform ω_A, ω_B in ``omega_range``; TS: α, β from {0.0, ..., 0.9} (App. A.4). Drawn with the
+    project's one hyper-parameter sampler (:func:`mmrepro.experiments.space.sample`), a stream per method."""
     if n < 1:
         raise ValueError(f"the search needs at least one trial, got n_trials={n}")
+    if method not in TRAINED + UNIMODAL:
+        raise ValueError(f"unknown method {method!r}; valid: {TRAINED + UNIMODAL}")
     space: dict[str, Any] = {"lr": LogUniform(*lr_range)}
-    if method == "mind":
+    if method in ("mind", "abl5"):
         space["omega_a"] = space["omega_b"] = LogUniform(*omega_range)
     if method == "ts":
         space["alpha"] = space["beta"] = Choice(TS_GRID)
-    stream = 100 * seed + (METHODS.index(method) if method in METHODS else 99)  # distinct per (seed, method)
+    stream = 100 * seed + (TRAINED + UNIMODAL).index(method)  # distinct per (seed, method)
     return [sample(space, stream, k) for k in range(n)]
 
 
 @dataclass
+class Student:
+    """One trained student (plain data): its configuration (``method`` and hyper-parameters), seed,
+    validation score and selected epoch, the per-epoch history, and every head's predictions on the
+    paired test rows (computed when training ends; read only for the final comparisons)."""
+
+    config: dict[str, Any]
+    seed: int
+    score: float
+    best_epoch: int
+    history: list[dict[str, Any]]
+    test: dict[str, np.ndarray]
+
+    @property
+    def hp(self) -> dict[str, float]:
+        return {k: v for k, v in self.config.items() if k not in ("method", "epochs", "patience")}
+
+    def val(self, head: str, metric: str) -> float:
+        """A head's validation metric at the selected epoch."""
+        return float(self.history[self.best_epoch].get(f"val/{head}/{metric}", math.nan))
+
+
+class Students:
+    """``objective(config, seed) -> Student`` over a :class:`Setup`: ``config["method"]`` is a
+    :func:`build` method, the other keys its hyper-parameters; optional ``epochs`` / ``patience``
+    override the setup's (the ω study trains a fixed number of epochs)."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+
+    def __call__(self, config: dict[str, Any], seed: int) -> Student:
+        p = self.setup.problem
+        hp = {k: v for k, v in config.items() if k not in ("method", "epochs", "patience")}
+        res = train(self.setup, config["method"], hp, seed, epochs=config.get("epochs"),
+                    patience=config.get("patience", -1))
+        return Student(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
+                       {h: v.numpy() for h, v in head_predictions(res.model, p, p.paired["test"]).items()})
+
+
+def train_jobs(setup: Setup, jobs: Sequence[tuple[dict[str, Any], int]]) -> list[Student]:
+    """Every ``(config, seed)`` job trained, in order."""
+    objective = Students(setup)
+    return [objective(dict(c), s) for c, s in jobs]
+
+
+@dataclass
 class Search:
-    """A method's random search: every trial's validation score and the selected (trained) model."""
+    """A method's random search: every trial's configuration, seed and validation score, and the selection."""
 
     method: str
     trials: list[dict[str, Any]]
-    best: FitResult
     best_hp: dict[str, float]
-    best_seed: int
-
-    @property
-    def val_score(self) -> float:
-        return float(self.best.best_score)
+    best_score: float
 
 
-def search(setup: Setup, method: str, n_trials: int, seed: int, lr_range: Sequence[float] = (1e-4, 1e-2),
-           omega_range: Sequence[float] = (0.1, 10.0)) -> Search:
-    """Random search for ``method``; the trial with the best validation score is kept (test once, later)."""
-    best: tuple[float, FitResult | None, dict, int] = (-math.inf, None, {}, seed)
-    trials = []
-    for i, hp in enumerate(sample_hps(method, n_trials, seed, lr_range, omega_range)):
-        s = seed + 1000 * (i + 1)
-        res = train(setup, method, hp, s)
-        trials.append({**hp, "seed": s, "val": float(res.best_score), "best_epoch": res.best_epoch})
-        if res.best_score > best[0]:
-            best = (float(res.best_score), res, hp, s)
-    if best[1] is None:
-        raise RuntimeError(f"every {method} trial gave an undefined validation score")
-    return Search(method, trials, best[1], best[2], best[3])
+def searches(setup: Setup, methods: Sequence[str], n_trials: int, seed: int,
+             lr_range: Sequence[float] = (1e-4, 1e-2), omega_range: Sequence[float] = (0.1, 10.0)
+             ) -> dict[str, Search]:
+    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``); per
+    method the configuration with the best validation score is selected (its test predictions are not read)."""
+    hps = {m: sample_hps(m, n_trials, seed, lr_range, omega_range) for m in methods}
+    jobs = [({"method": m, **hp}, seed + 1000 * (i + 1)) for m in methods for i, hp in enumerate(hps[m])]
+    done = iter(train_jobs(setup, jobs))
+    out = {}
+    for m in methods:
+        trials = []
+        for hp in hps[m]:
+            cand = next(done)
+            trials.append({**hp, "seed": cand.seed, "val": cand.score, "best_epoch": cand.best_epoch})
+        scored = [t for t in trials if math.isfinite(t["val"])]
+        if not scored:
+            raise RuntimeError(f"every {m} trial gave an undefined validation score")
+        best = max(scored, key=lambda t: t["val"])
+        out[m] = Search(m, trials, {k: best[k] for k in hps[m][0]}, best["val"])
+    return out
+
+
+def repeats(setup: Setup, configs: dict[str, dict[str, float]], seeds: Sequence[int]) -> dict[str, list[Student]]:
+    """Every method's selected configuration trained again with each of ``seeds`` (the same seeds for
+    every method, so that methods are compared paired by seed)."""
+    jobs = [({"method": m, **hp}, s) for m, hp in configs.items() for s in seeds]
+    done = iter(train_jobs(setup, jobs))
+    return {m: [next(done) for _ in seeds] for m in configs}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -147,7 +214,8 @@ def search(setup: Setup, method: str, n_trials: int, seed: int, lr_range: Sequen
 def head_predictions(model: MultimodalNet, problem: Problem, rows: Tensor) -> dict[str, Tensor]:
     """Predictions of the fused model and from each modality alone. Multi-head models use their
     unimodal heads; single-head models get the other modality marked absent (MedFuse's treatment of
-    a missing modality: its token is dropped / its embedding is zero)."""
+    a missing modality: its token is dropped / its embedding is zero); a unimodal model predicts its
+    own modality only."""
     d = problem.rows(rows)
     dev = next(model.parameters()).device
     x = {m: v.to(dev) for m, v in d.x.items()}
@@ -156,6 +224,8 @@ def head_predictions(model: MultimodalNet, problem: Problem, rows: Tensor) -> di
     model.eval()
     out = model(x, pres, lens)
     preds = {FUSION_HEAD: probabilities(out.logits[FUSION_HEAD], problem.kind).cpu()}
+    if len(model.modalities) == 1:
+        return {**preds, model.modalities[0]: preds[FUSION_HEAD]}
     for m in problem.modalities:
         if model.multihead:
             preds[m] = probabilities(out.logits[m], problem.kind).cpu()
@@ -182,20 +252,6 @@ def ume_predictions(setup: Setup, rows: Tensor) -> dict[str, Tensor]:
     models = {m: setup.teachers[m][0].model for m in p.modalities}
     fused = ume_proba(models, d.x, d.present, d.lengths)
     return {FUSION_HEAD: fused.cpu(), **{m: teacher_predictions(setup.teachers[m][0], p, rows) for m in p.modalities}}
-
-
-def metric_ci(problem: Problem, y: Tensor, p: Tensor, metric: str, n_boot: int, seed: int) -> tuple[float, float, float]:
-    """Point value and 95 % basic bootstrap interval (MIND Sec. 4: 1,000 resamples; MedFuse's basic interval)."""
-    r = bootstrap_ci(metric, y.numpy(), p.numpy(), n_boot=n_boot, method="basic", seed=seed, task_kind=problem.kind)
-    return float(r[0]), float(r[1]), float(r[2])
-
-
-def point(problem: Problem, y: Tensor, p: Tensor, metric: str) -> float:
-    return float(score(metric, y.numpy(), p.numpy(), problem.kind))
-
-
-def fmt_ci(v: tuple[float, float, float]) -> str:
-    return f"{v[0]:.3f} ({v[1]:.3f}, {v[2]:.3f})"
 
 
 def param_counts(setup: Setup) -> dict[str, Any]:
@@ -225,12 +281,12 @@ def omega_study(setup: Setup, lr: float, seeds: Sequence[int], epochs: int,
     """Ablation II (Sec. 5.4): MIND with each (ω_A, ω_B) and each seed, a fixed number of epochs (no
     early stopping), per-epoch u_A, u_B from the validation metric (eq. 6) and the best-validation epoch.
     Settings share the seeds, so they are compared paired by seed."""
-    runs = []
-    for label, (wa, wb) in (settings or OMEGA_SETTINGS).items():
-        for s in seeds:
-            res = train(setup, "mind", {"lr": lr, "omega_a": wa, "omega_b": wb}, s, epochs=epochs, patience=None)
-            runs.append(OmegaRun(label, (wa, wb), s, res.history, res.best_epoch, float(res.best_score)))
-    return runs
+    settings = settings or OMEGA_SETTINGS
+    jobs = [({"method": "mind", "lr": lr, "omega_a": wa, "omega_b": wb, "epochs": epochs, "patience": None}, s)
+            for wa, wb in settings.values() for s in seeds]
+    done = iter(train_jobs(setup, jobs))
+    return [OmegaRun(label, omega, s.seed, s.history, s.best_epoch, s.score)
+            for label, omega in settings.items() for s in (next(done) for _ in seeds)]
 
 
 def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +297,7 @@ def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray,
     return ua, ub
 
 
-__all__ = ["METHODS", "OMEGA_SETTINGS", "ABLATION", "TS_GRID", "Setup", "Search", "OmegaRun", "build", "train",
-           "sample_hps", "search", "head_predictions", "teacher_predictions", "ume_predictions", "metric_ci",
-           "point", "fmt_ci", "param_counts", "omega_study", "utilisation", "method_name"]
+__all__ = ["METHODS", "ABLATION", "ABLATION_METHODS", "UNIMODAL", "TRAINED", "OMEGA_SETTINGS", "TS_GRID",
+           "REPEAT_SEED", "Setup", "Student", "Students", "Search", "OmegaRun", "build", "train", "train_jobs",
+           "sample_hps", "searches", "repeats", "head_predictions", "teacher_predictions", "ume_predictions",
+           "param_counts", "omega_study", "utilisation", "method_name"]
