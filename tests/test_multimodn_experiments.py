@@ -70,12 +70,23 @@ def test_mean_ci_matches_scipy_t_interval():
     assert all(math.isnan(x) for x in X.mean_ci([]))
 
 
-def test_summarise_and_overlaps():
+def test_summarise():
     rows = pd.DataFrame({"model": ["a", "a", "b", "b"], "value": [1.0, 3.0, 5.0, 5.0]})
     s = X.summarise(rows, ["model"]).set_index("model")
     assert s.loc["a", "mean"] == 2.0 and s.loc["a", "n"] == 2
     assert s.loc["b", "low"] == s.loc["b", "high"] == 5.0
-    assert X.overlaps((0, 1), (1, 2)) and X.overlaps((0, 3), (1, 2)) and not X.overlaps((0, 1), (1.01, 2))
+
+
+def test_paired_differences_pair_runs_and_drop_undefined():
+    rows = pd.DataFrame({"model": ["a", "b", "a", "b", "a", "b", "a"], "split": [0, 0, 1, 1, 2, 2, 3],
+                         "seed": 0, "metric": "mse", "value": [2.0, 1.0, 3.0, 4.0, math.nan, 1.0, 1.0]})
+    d = X.paired_differences(rows, "a", "b", "mse")
+    assert d["split"].tolist() == [0, 1] and d["diff"].tolist() == [1.0, -1.0]
+    assert X.paired_differences(rows, "a", "b", "mse", relative=True)["diff"].tolist() == [1.0, -0.25]
+    with pytest.raises(ValueError, match="model 'c'"):
+        X.paired_differences(rows, "a", "c", "mse")
+    with pytest.raises(ValueError, match="filter to one setting"):
+        X.paired_differences(pd.concat([rows, rows]), "a", "b", "mse")
 
 
 def test_task_metrics_against_sklearn():

@@ -32,7 +32,7 @@ from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, f
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
 
 __all__ = ["Benchmark", "BENCHMARKS", "load_benchmark", "restrict", "make_model", "task_metrics",
-           "mean_ci", "summarise", "overlaps", "with_only", "thin_time", "parity", "missingness",
+           "mean_ci", "summarise", "paired_differences", "with_only", "thin_time", "parity", "missingness",
            "importance_table", "trajectory_table", "modularity_table", "runs"]
 
 
@@ -178,9 +178,23 @@ def summarise(rows: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.
     return pd.DataFrame(out)
 
 
-def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether intervals ``a = (low, high)`` and ``b`` overlap (touching counts)."""
-    return bool(a[0] <= b[1] and b[0] <= a[1])
+def paired_differences(rows: pd.DataFrame, a: str, b: str, metric: str, relative: bool = False) -> pd.DataFrame:
+    """Per-run differences between models ``a`` and ``b`` on ``metric`` (paired on split and seed).
+
+    ``rows`` has columns model, split, seed, metric, value (one setting: filter it first).  Returns
+    columns split, seed, ``a``, ``b`` and ``diff`` = ``a - b``, or ``a / b - 1`` with ``relative``;
+    runs where either value is missing or not finite are dropped.
+    """
+    sub = rows[(rows["metric"] == metric) & rows["model"].isin([a, b])]
+    if sub.duplicated(["split", "seed", "model"]).any():
+        raise ValueError(f"rows hold several {metric} values per (split, seed, model): filter to one setting first.")
+    wide = sub.pivot(index=["split", "seed"], columns="model", values="value")
+    for model in (a, b):
+        if model not in wide:
+            raise ValueError(f"no {metric} rows for model {model!r}; models: {sorted(sub['model'].unique())}.")
+    wide = wide[np.isfinite(wide[a]) & np.isfinite(wide[b])].reset_index()
+    wide["diff"] = wide[a] / wide[b] - 1 if relative else wide[a] - wide[b]
+    return wide[["split", "seed", a, b, "diff"]]
 
 
 def with_only(ds: MultimodalDataset, keep: Iterable[str]) -> MultimodalDataset:
