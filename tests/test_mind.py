@@ -180,7 +180,9 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     y = pbc.data.y[pbc.task][pbc.paired["test"]].numpy()
     # a reported value is the seed mean of the selected configuration's test metric
     assert r.metric("mind", FUSION_HEAD).estimate == pytest.approx(
-        np.mean([score("auroc", y, s.test[FUSION_HEAD], "binary") for s in r.runs["mind"]]))
+        np.mean([score("auroc", y, t[FUSION_HEAD], "binary") for t in r.tests["mind"]]))
+    with pytest.raises(RuntimeError, match="test is used once"):
+        r.runs["mind"][0].evaluate_test()
     run = Run(name="mind", params=Params({}), device="cpu", seed=0, profile="book")
     C.record_claims(run, r)
     cl = {c["id"]: c for c in run.claims}

@@ -34,6 +34,7 @@ class ProblemResults:
     setup: Setup
     searches: dict[str, Search]
     runs: dict[str, list[Student]]             # trained method -> its selected configuration, one run per seed
+    tests: dict[str, list[dict[str, np.ndarray]]]  # trained method -> per seed, each head's test predictions
     ume: dict[str, np.ndarray]                 # head -> UME's test predictions
     ume_val: dict[str, dict[str, float]]       # head -> metric -> UME's validation value
     teachers: list[dict[str, Any]]             # every teacher candidate: rank, size, data, val and test predictions
@@ -57,7 +58,7 @@ class ProblemResults:
             return [self.ume[head]]
         if method == TEACHER:
             return [next(t["test"] for t in self.teachers if t["modality"] == head and t["rank"] == 1)]
-        return [s.test[head] for s in self.runs[method]]
+        return [t[head] for t in self.tests[method]]
 
     def metric(self, method: str, head: str, metric: str | None = None) -> Evidence:
         """Seed-mean test metric of a head with its two-stage bootstrap interval."""
@@ -111,7 +112,8 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
                                  "n_train": t.n_train, "params": t.n_params, "val": val,
                                  "test": teacher_predictions(t, problem, test_rows).numpy(), "cached": t.from_cache})
     y_test = problem.data.y[problem.task][test_rows].numpy()
-    return ProblemResults(problem, setup, found, runs, ume, _val_metrics(problem, ume_predictions(setup, val_rows),
+    tests = {m: [s.evaluate_test() for s in students] for m, students in runs.items()}  # the one look at test
+    return ProblemResults(problem, setup, found, runs, tests, ume, _val_metrics(problem, ume_predictions(setup, val_rows),
                                                                           val_rows),
                           teacher_rows, omega, param_counts(setup), y_test,
                           ev.Draws.make(len(y_test), n_seeds, n_boot, seed))
@@ -346,6 +348,30 @@ def fused_figure(results: Sequence[ProblemResults]):
         ax.set_ylabel("")
         if ax is not axes[0][0]:
             ax.set_yticklabels([])
+    fig.tight_layout()
+    return fig
+
+
+def search_figure(results: Sequence[ProblemResults]):
+    """Every search trial's validation score against its learning rate (log scale), per method: the range
+    in which training is stable; one panel per problem."""
+    import seaborn as sns
+
+    from mmrepro import style
+
+    fig, axes = style.subplots(1, len(results), height=3.2, squeeze=False)
+    for ax, r in zip(axes[0], results):
+        p = r.problem
+        pal = method_colours(p)
+        f = pd.DataFrame([{"method": method_name(m, p), "lr": t["lr"], "val": t["val"]}
+                          for m in METHODS if m in r.searches for t in r.searches[m].trials])
+        sns.scatterplot(f, x="lr", y="val", hue="method", palette=pal, ax=ax, s=22, alpha=0.8,
+                        legend=ax is axes[0][-1])
+        ax.set_xscale("log")
+        ax.set_title(p.name, fontsize=10)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel(f"validation {p.select_metric}")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
 

@@ -8,7 +8,7 @@ Every student is trained on the problem's paired training rows with :func:`mmrep
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -123,26 +123,38 @@ def sample_hps(method: str, n: int, seed: int, lr_range: Sequence[float], omega_
     return [sample(space, stream, k) for k in range(n)]
 
 
+RUN_SETTINGS = ("method", "epochs", "patience")  # keys of a student config that are not hyper-parameters
+
+
 @dataclass
 class Student:
-    """One trained student (plain data): its configuration (``method`` and hyper-parameters), seed,
-    validation score and selected epoch, the per-epoch history, and every head's predictions on the
-    paired test rows (computed when training ends; read only for the final comparisons)."""
+    """One trained student (plain data): its configuration (``method``, hyper-parameters, optional
+    ``epochs``/``patience`` overrides), seed, validation score, selected epoch and per-epoch history.
+    Every head's predictions on the paired test rows (:func:`head_predictions`) are computed when
+    training ends and revealed once, by :meth:`evaluate_test`."""
 
     config: dict[str, Any]
     seed: int
     score: float
     best_epoch: int
     history: list[dict[str, Any]]
-    test: dict[str, np.ndarray]
+    sealed_test: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    tested: bool = False
 
     @property
     def hp(self) -> dict[str, float]:
-        return {k: v for k, v in self.config.items() if k not in ("method", "epochs", "patience")}
+        return {k: v for k, v in self.config.items() if k not in RUN_SETTINGS}
 
     def val(self, head: str, metric: str) -> float:
         """A head's validation metric at the selected epoch."""
         return float(self.history[self.best_epoch].get(f"val/{head}/{metric}", math.nan))
+
+    def evaluate_test(self) -> dict[str, np.ndarray]:
+        """Test-split probabilities per head (``fusion`` and each modality); callable once."""
+        if self.tested:
+            raise RuntimeError("this student was already evaluated on the test split (test is used once)")
+        self.tested = True
+        return dict(self.sealed_test)
 
 
 class Students:
@@ -155,7 +167,7 @@ class Students:
 
     def __call__(self, config: dict[str, Any], seed: int) -> Student:
         p = self.setup.problem
-        hp = {k: v for k, v in config.items() if k not in ("method", "epochs", "patience")}
+        hp = {k: v for k, v in config.items() if k not in RUN_SETTINGS}
         res = train(self.setup, config["method"], hp, seed, epochs=config.get("epochs"),
                     patience=config.get("patience", -1))
         return Student(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
@@ -298,6 +310,6 @@ def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray,
 
 
 __all__ = ["METHODS", "ABLATION", "ABLATION_METHODS", "UNIMODAL", "TRAINED", "OMEGA_SETTINGS", "TS_GRID",
-           "REPEAT_SEED", "Setup", "Student", "Students", "Search", "OmegaRun", "build", "train", "train_jobs",
+           "REPEAT_SEED", "RUN_SETTINGS", "Setup", "Student", "Students", "Search", "OmegaRun", "build", "train", "train_jobs",
            "sample_hps", "searches", "repeats", "head_predictions", "teacher_predictions", "ume_predictions",
            "param_counts", "omega_study", "utilisation", "method_name"]
