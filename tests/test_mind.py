@@ -10,8 +10,8 @@ from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.metrics import score
 from mmrepro.mind import chapter as C
 from mmrepro.mind import evidence as ev
-from mmrepro.mind.experiments import (ABLATION_METHODS, METHODS, TS_GRID, UNIMODAL, Setup, build, head_predictions,
-                                      param_counts, sample_hps, train)
+from mmrepro.mind.experiments import (ABLATION_METHODS, METHODS, TS_GRID, UNIMODAL, Setup, Students, build,
+                                      head_predictions, param_counts, sample_hps, train)
 from mmrepro.mind.problems import build_encoder, load_problem, pbc_problem
 from mmrepro.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
 from mmrepro.models import FUSION_HEAD, count_parameters
@@ -183,6 +183,8 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
         np.mean([score("auroc", y, t[FUSION_HEAD], "binary") for t in r.tests["mind"]]))
     with pytest.raises(RuntimeError, match="test is used once"):
         r.runs["mind"][0].evaluate_test()
+    again = Students(r.setup)(r.runs["mind"][0].config, r.runs["mind"][0].seed).evaluate_test()  # same seed, same run
+    assert np.allclose(again[FUSION_HEAD], r.tests["mind"][0][FUSION_HEAD])
     run = Run(name="mind", params=Params({}), device="cpu", seed=0, profile="book")
     C.record_claims(run, r)
     cl = {c["id"]: c for c in run.claims}

@@ -88,21 +88,22 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
                 n_seeds: int, omega_epochs: int, n_boot: int, seed: int = 0, device: str | torch.device = "cpu",
                 k: int = 3, batch_size: int = 64, lr_range: Sequence[float] = (1e-4, 1e-2),
                 omega_range: Sequence[float] = (0.1, 10.0), patience: int | None = None, ablations: bool = True,
-                cache: bool = True) -> ProblemResults:
+                cache: bool = True, executor: str = "local") -> ProblemResults:
     """Teachers (cached); a random search of ``n_trials`` configurations for every trained method, the
     same-size unimodal models and (``ablations``) the ablation rows 3-5, each selected on validation;
     every selected configuration trained again with the same ``n_seeds`` seeds; (``ablations``) the ω
-    study with those seeds at MIND's selected learning rate."""
+    study with those seeds at MIND's selected learning rate. Students train through
+    :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray"), finished runs from the run cache."""
     teachers = train_teachers(problem, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size, seed=seed,
                               device=device, cache=cache)
     setup = Setup(problem, teachers, k=k, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
     test_rows, val_rows = problem.paired["test"], problem.paired["val"]
     methods = list(dict.fromkeys([m for m in METHODS + (ABLATION_METHODS if ablations else ()) if m != "ume"]
                                  + list(UNIMODAL)))
-    found = searches(setup, methods, n_trials, seed, lr_range, omega_range)
+    found = searches(setup, methods, n_trials, seed, lr_range, omega_range, executor)
     seeds = [seed + REPEAT_SEED + j for j in range(n_seeds)]
-    runs = repeats(setup, {m: s.best_hp for m, s in found.items()}, seeds)
-    omega = omega_study(setup, found["mind"].best_hp["lr"], seeds, omega_epochs) if ablations else []
+    runs = repeats(setup, {m: s.best_hp for m, s in found.items()}, seeds, executor)
+    omega = omega_study(setup, found["mind"].best_hp["lr"], seeds, omega_epochs, executor=executor) if ablations else []
     ume = {h: p.numpy() for h, p in ume_predictions(setup, test_rows).items()}
     teacher_rows = []
     for m, ts in teachers.items():

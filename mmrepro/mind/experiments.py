@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mmrepro.experiments.jobs import run_jobs
 from mmrepro.experiments.space import Choice, LogUniform, sample
 from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.mind.problems import Problem
 from mmrepro.mind.teachers import Teacher
 from mmrepro.models import FUSION_HEAD, MultimodalNet, count_parameters, probabilities
 from mmrepro.models.ensemble import ume_proba
+from mmrepro.runs.keys import dataset_fingerprint, fingerprint
 from mmrepro.trainer import FitResult, fit
+
+if TYPE_CHECKING:
+    from mmrepro.runs.executors import Executor
 
 METHODS = ("base", "base_3h", "mke_a", "mke_b", "ume", "ts", "mind")
 # Table 4 / B4 rows as methods: rows 1, 2 and 6 are the baselines MedFuse, MedFuse-3H and MIND themselves.
@@ -138,7 +143,7 @@ class Student:
     score: float
     best_epoch: int
     history: list[dict[str, Any]]
-    sealed_test: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    sealed_test: dict[str, Tensor] = field(default_factory=dict, repr=False)
     tested: bool = False
 
     @property
@@ -154,69 +159,102 @@ class Student:
         if self.tested:
             raise RuntimeError("this student was already evaluated on the test split (test is used once)")
         self.tested = True
-        return dict(self.sealed_test)
+        return {h: v.numpy() for h, v in self.sealed_test.items()}
 
 
 class Students:
-    """``objective(config, seed) -> Student`` over a :class:`Setup`: ``config["method"]`` is a
-    :func:`build` method, the other keys its hyper-parameters; optional ``epochs`` / ``patience``
-    override the setup's (the ω study trains a fixed number of epochs)."""
+    """``objective(config, seed) -> Student`` over a :class:`Setup` (the objective protocol of
+    :mod:`mmrepro.experiments.jobs`): ``config["method"]`` is a :func:`build` method, the other keys its
+    hyper-parameters; optional ``epochs`` / ``patience`` override the setup's (the ω study trains a fixed
+    number of epochs)."""
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
 
+    @property
+    def device(self) -> str | torch.device:
+        return self.setup.device
+
+    def _budget(self, config: dict[str, Any]) -> tuple[int, int | None]:
+        return config.get("epochs") or self.setup.epochs, config.get("patience", self.setup.patience)
+
     def __call__(self, config: dict[str, Any], seed: int) -> Student:
         p = self.setup.problem
+        epochs, patience = self._budget(config)
         hp = {k: v for k, v in config.items() if k not in RUN_SETTINGS}
-        res = train(self.setup, config["method"], hp, seed, epochs=config.get("epochs"),
-                    patience=config.get("patience", -1))
+        res = train(self.setup, config["method"], hp, seed, epochs=epochs, patience=patience)
         return Student(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
-                       {h: v.numpy() for h, v in head_predictions(res.model, p, p.paired["test"]).items()})
+                       head_predictions(res.model, p, p.paired["test"]))
+
+    def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
+        s, p = self.setup, self.setup.problem
+        epochs, patience = self._budget(config)
+        return {"objective": "mind-student", "problem": p.name, "task": p.task,
+                "data": fingerprint(dataset_fingerprint(p.data), p.paired), "student": p.student_specs,
+                "fusion": p.fusion, "fusion_kw": p.fusion_kw, "k": s.k,
+                "teachers": {m: [t.key for t in ts] for m, ts in s.teachers.items()},
+                "epochs": epochs, "patience": patience, "batch_size": s.batch_size,
+                "metrics": list(p.report_metrics), "device": torch.device(s.device).type, "config": config,
+                "seed": seed}
+
+    def group(self, config: dict[str, Any]) -> str:
+        return config["method"]
 
 
-def train_jobs(setup: Setup, jobs: Sequence[tuple[dict[str, Any], int]]) -> list[Student]:
-    """Every ``(config, seed)`` job trained, in order."""
-    objective = Students(setup)
-    return [objective(dict(c), s) for c, s in jobs]
+def train_jobs(setup: Setup, jobs: Sequence[tuple[dict[str, Any], int]],
+               executor: str | Executor = "local") -> list[Student]:
+    """Every ``(config, seed)`` job trained (or loaded from the run cache) through
+    :func:`mmrepro.experiments.run_jobs` on ``executor``, in order."""
+    return run_jobs(Students(setup), list(jobs), executor)
 
 
 @dataclass
 class Search:
-    """A method's random search: every trial's configuration, seed and validation score, and the selection."""
+    """A method's random search: every trial's configuration, seed and validation score, and the selected
+    trial (its test predictions stay sealed: the selection is repeated over seeds and those are tested)."""
 
     method: str
     trials: list[dict[str, Any]]
-    best_hp: dict[str, float]
-    best_score: float
+    best: Student
+
+    @property
+    def best_hp(self) -> dict[str, float]:
+        return self.best.hp
+
+    @property
+    def best_score(self) -> float:
+        return float(self.best.score)
 
 
 def searches(setup: Setup, methods: Sequence[str], n_trials: int, seed: int,
-             lr_range: Sequence[float] = (1e-4, 1e-2), omega_range: Sequence[float] = (0.1, 10.0)
-             ) -> dict[str, Search]:
-    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``); per
-    method the configuration with the best validation score is selected (its test predictions are not read)."""
+             lr_range: Sequence[float] = (1e-4, 1e-2), omega_range: Sequence[float] = (0.1, 10.0),
+             executor: str | Executor = "local") -> dict[str, Search]:
+    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``), every
+    trial of every method submitted at once through :func:`train_jobs`; per method the configuration with
+    the best validation score is selected."""
     hps = {m: sample_hps(m, n_trials, seed, lr_range, omega_range) for m in methods}
     jobs = [({"method": m, **hp}, seed + 1000 * (i + 1)) for m in methods for i, hp in enumerate(hps[m])]
-    done = iter(train_jobs(setup, jobs))
+    done = iter(train_jobs(setup, jobs, executor))
     out = {}
     for m in methods:
-        trials = []
-        for hp in hps[m]:
+        best, trials = None, []
+        for _ in hps[m]:
             cand = next(done)
-            trials.append({**hp, "seed": cand.seed, "val": cand.score, "best_epoch": cand.best_epoch})
-        scored = [t for t in trials if math.isfinite(t["val"])]
-        if not scored:
+            trials.append({**cand.hp, "seed": cand.seed, "val": cand.score, "best_epoch": cand.best_epoch})
+            if math.isfinite(cand.score) and (best is None or cand.score > best.score):
+                best = cand
+        if best is None:
             raise RuntimeError(f"every {m} trial gave an undefined validation score")
-        best = max(scored, key=lambda t: t["val"])
-        out[m] = Search(m, trials, {k: best[k] for k in hps[m][0]}, best["val"])
+        out[m] = Search(m, trials, best)
     return out
 
 
-def repeats(setup: Setup, configs: dict[str, dict[str, float]], seeds: Sequence[int]) -> dict[str, list[Student]]:
+def repeats(setup: Setup, configs: dict[str, dict[str, float]], seeds: Sequence[int],
+            executor: str | Executor = "local") -> dict[str, list[Student]]:
     """Every method's selected configuration trained again with each of ``seeds`` (the same seeds for
     every method, so that methods are compared paired by seed)."""
     jobs = [({"method": m, **hp}, s) for m, hp in configs.items() for s in seeds]
-    done = iter(train_jobs(setup, jobs))
+    done = iter(train_jobs(setup, jobs, executor))
     return {m: [next(done) for _ in seeds] for m in configs}
 
 
@@ -289,14 +327,15 @@ class OmegaRun:
 
 
 def omega_study(setup: Setup, lr: float, seeds: Sequence[int], epochs: int,
-                settings: dict[str, tuple[float, float]] | None = None) -> list[OmegaRun]:
+                settings: dict[str, tuple[float, float]] | None = None,
+                executor: str | Executor = "local") -> list[OmegaRun]:
     """Ablation II (Sec. 5.4): MIND with each (ω_A, ω_B) and each seed, a fixed number of epochs (no
     early stopping), per-epoch u_A, u_B from the validation metric (eq. 6) and the best-validation epoch.
     Settings share the seeds, so they are compared paired by seed."""
     settings = settings or OMEGA_SETTINGS
     jobs = [({"method": "mind", "lr": lr, "omega_a": wa, "omega_b": wb, "epochs": epochs, "patience": None}, s)
             for wa, wb in settings.values() for s in seeds]
-    done = iter(train_jobs(setup, jobs))
+    done = iter(train_jobs(setup, jobs, executor))
     return [OmegaRun(label, omega, s.seed, s.history, s.best_epoch, s.score)
             for label, omega in settings.items() for s in (next(done) for _ in seeds)]
 

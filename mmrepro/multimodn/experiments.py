@@ -16,6 +16,7 @@ Confidence intervals (:func:`mean_ci`) are Student-t intervals of the mean over 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field, replace
@@ -27,13 +28,15 @@ import torch
 
 from .. import metrics
 from ..data import MultimodalDataset, load_dataset, mar, mnar_flip
+from ..experiments.jobs import run_jobs
+from ..runs.keys import dataset_fingerprint
 from ..stats import t_interval
 from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit,
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
 
 __all__ = ["Benchmark", "BENCHMARKS", "load_benchmark", "restrict", "make_model", "task_metrics",
            "mean_ci", "summarise", "paired_differences", "with_only", "thin_time", "parity", "missingness",
-           "importance_table", "trajectory_table", "modularity_table", "runs"]
+           "importance_table", "trajectory_table", "modularity_table", "runs", "Repetitions", "Trained"]
 
 
 @dataclass(frozen=True)
@@ -207,13 +210,53 @@ def with_only(ds: MultimodalDataset, keep: Iterable[str]) -> MultimodalDataset:
     return replace(ds, present=present)
 
 
-def _train(kind: str, ds: MultimodalDataset, bench: Benchmark, tasks: Sequence[str], seed: int,
-           epochs: int, device: torch.device, select: Sequence[str] | None = None) -> MultiModN | PFusion:
-    torch.manual_seed(seed)
-    model = make_model(kind, ds, bench, tasks)
-    fit(model, ds.split("train"), ds.split("val"), epochs=epochs, batch_size=bench.batch_size, seed=seed,
-        device=device, select_tasks=select)
-    return model
+@dataclass
+class Trained:
+    """One trained MultiModN or P-Fusion (a repetition, plain data): its configuration and weight
+    seed, the selected epoch, its validation score and history, and its parameters (kept: every
+    model is scored on several test variants, and some are inspected, see :meth:`Repetitions.model`)."""
+
+    config: dict
+    seed: int
+    score: float
+    best_epoch: int
+    history: list
+    state: dict = field(repr=False, default_factory=dict)
+
+
+class Repetitions:
+    """``objective(config, seed) -> Trained`` for one benchmark (the objective protocol of
+    :mod:`mmrepro.experiments.jobs`). ``config``: ``model`` ("MultiModN" or "P-Fusion"), ``tasks``,
+    ``select`` (selection tasks or None) and ``data``, the name of one of ``datasets`` (a split, or
+    a split with a missingness pattern)."""
+
+    def __init__(self, bench: Benchmark, datasets: Mapping[str, MultimodalDataset], epochs: int,
+                 device: torch.device | str = "cpu") -> None:
+        self.bench, self.datasets, self.epochs, self.device = bench, dict(datasets), epochs, torch.device(device)
+        self._fingerprints: dict[str, str] = {}
+
+    def __call__(self, config: dict, seed: int) -> Trained:
+        ds = self.datasets[config["data"]]
+        torch.manual_seed(seed)
+        model = make_model(config["model"], ds, self.bench, config["tasks"])
+        res = fit(model, ds.split("train"), ds.split("val"), epochs=self.epochs, batch_size=self.bench.batch_size,
+                  seed=seed, device=self.device, select_tasks=config["select"])
+        return Trained(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
+                       {k: v.detach().cpu() for k, v in model.state_dict().items()})
+
+    def key(self, config: dict, seed: int) -> dict:
+        name = config["data"]
+        if name not in self._fingerprints:
+            self._fingerprints[name] = dataset_fingerprint(self.datasets[name])
+        return {"objective": "multimodn", "bench": dataclasses.asdict(self.bench), "epochs": self.epochs,
+                "device": self.device.type, "data": self._fingerprints[name], "config": config, "seed": seed}
+
+    def model(self, run: Trained) -> MultiModN | PFusion:
+        """The trained model of ``run``, rebuilt and on the device, in eval mode."""
+        c = run.config
+        model = make_model(c["model"], self.datasets[c["data"]], self.bench, c["tasks"])
+        model.load_state_dict(run.state)
+        return model.to(self.device).eval()
 
 
 def _score(model: MultiModN | PFusion, data: MultimodalDataset, device: torch.device) -> dict[str, dict[str, float]]:
@@ -223,30 +266,39 @@ def _score(model: MultiModN | PFusion, data: MultimodalDataset, device: torch.de
 
 def parity(bench: Benchmark | str, repetitions: Sequence[tuple[int, int]], epochs: int,
            device: torch.device | str = "cpu", multitask: bool = True,
-           subsets_task: str | None = None) -> tuple[pd.DataFrame, dict]:
+           subsets_task: str | None = None, executor: str = "local") -> tuple[pd.DataFrame, dict]:
     """Experiments 1, 2 and E.5 on one benchmark.
 
     For every repetition (split, seed): a single-task MultiModN and a single-task P-Fusion per
     task, and (``multitask`` with several tasks) one multi-task MultiModN; all scored on the test
     split.  With ``subsets_task``, the two single-task models of that task are also scored with
-    every non-empty subset of modalities at inference (E.5; the others absent).
+    every non-empty subset of modalities at inference (E.5; the others absent).  Every model
+    trains through :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray").
 
     Returns ``rows`` (columns benchmark, task, model, split, seed, metric, value, inputs) and the
     models ``{(split, seed): {(model name, task or "all"): model}}``.
     """
     bench = _bench(bench)
     device = torch.device(device)
-    rows, models = [], {}
+    objective = Repetitions(bench, {f"split {s}": load_benchmark(bench, s) for s in dict.fromkeys(
+        split for split, _ in repetitions)}, epochs, device)
+    names, jobs = [], []
     for split, seed in repetitions:
-        ds = load_benchmark(bench, split)
-        test = ds.split("test")
-        trained = {}
         for task in bench.tasks:
             for kind in ("MultiModN", "P-Fusion"):
-                trained[(kind, task)] = _train(kind, ds, bench, [task], seed, epochs, device)
+                names.append((split, seed, kind, task))
+                jobs.append(({"model": kind, "tasks": [task], "select": None, "data": f"split {split}"}, seed))
         if multitask and len(bench.tasks) > 1:
-            trained[("MultiModN multi-task", "all")] = _train("MultiModN", ds, bench, bench.tasks, seed, epochs,
-                                                              device, bench.select)
+            names.append((split, seed, "MultiModN multi-task", "all"))
+            jobs.append(({"model": "MultiModN", "tasks": list(bench.tasks),
+                          "select": list(bench.select) if bench.select else None, "data": f"split {split}"}, seed))
+    models: dict = {}
+    for (split, seed, name, task), run in zip(names, run_jobs(objective, jobs, executor)):
+        models.setdefault((split, seed), {})[(name, task)] = objective.model(run)
+    rows = []
+    for (split, seed), trained in models.items():
+        ds = objective.datasets[f"split {split}"]
+        test = ds.split("test")
         all_inputs = "+".join(ds.modalities)
         for (name, _), model in trained.items():
             for task, scores in _score(model, test, device).items():
@@ -259,13 +311,12 @@ def parity(bench: Benchmark | str, repetitions: Sequence[tuple[int, int]], epoch
                         scores = _score(trained[(kind, subsets_task)], with_only(test, keep), device)[subsets_task]
                         rows += [dict(benchmark=bench.name, task=subsets_task, model=kind, split=split, seed=seed,
                                       metric=k, value=v, inputs="+".join(keep)) for k, v in scores.items()]
-        models[(split, seed)] = trained
     return pd.DataFrame(rows), models
 
 
 def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequence[float],
                 repetitions: Sequence[tuple[int, int]], epochs: int, device: torch.device | str = "cpu",
-                cls: int = 1) -> pd.DataFrame:
+                cls: int = 1, executor: str = "local") -> pd.DataFrame:
     """Experiment 4 (Section 6.4, Figures 5, 12, 13) on a binary ``task``.
 
     MNAR: in the training and validation rows, a fraction ``rate`` of class ``cls`` loses
@@ -273,34 +324,47 @@ def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequenc
     (``test="flip"``: the same fraction of class ``1 - cls`` loses it).  MAR control: the same
     fraction of all training/validation rows loses it, drawn from an observed covariate
     (:func:`mmrepro.data.mar`); tested with no missingness and with MAR at the same rate
-    (``test="MAR"``).  Rate 0 is trained once and reported under both patterns.
+    (``test="MAR"``).  Rate 0 is trained once and reported under both patterns.  Every model
+    trains through :func:`mmrepro.experiments.run_jobs` on ``executor``.
 
     Returns rows (pattern, rate, test, model, split, seed, metric, value).
     """
     bench = _bench(bench)
     device = torch.device(device)
-    rows = []
+    datasets, settings = {}, []  # settings: (split, seed, rate, data name, {(pattern, test): test split})
     for split, seed in repetitions:
         ds = load_benchmark(bench, split)
         clean_test = ds.split("test")
+        datasets[f"split {split}"] = ds
         for rate in rates:
             if rate == 0:
-                settings = [(ds, {("MNAR", "none"): clean_test, ("MNAR", "flip"): clean_test,
-                                  ("MAR", "none"): clean_test, ("MAR", "MAR"): clean_test})]
-            else:
-                flipped = mnar_flip(ds, modality, rate, task, cls, seed=seed, test="flip")
-                marred = ds
-                for part in ("train", "val", "test"):
-                    marred = mar(marred, modality, rate, seed=seed, rows=part)
-                settings = [(flipped, {("MNAR", "none"): clean_test, ("MNAR", "flip"): flipped.split("test")}),
-                            (marred, {("MAR", "none"): clean_test, ("MAR", "MAR"): marred.split("test")})]
-            for data, tests in settings:
-                for kind in ("MultiModN", "P-Fusion"):
-                    model = _train(kind, data, bench, [task], seed, epochs, device)
-                    for (pattern, test_name), test in tests.items():
-                        rows += [dict(pattern=pattern, rate=rate, test=test_name, model=kind, split=split,
-                                      seed=seed, metric=k, value=v)
-                                 for k, v in _score(model, test, device)[task].items()]
+                settings.append((split, seed, rate, f"split {split}",
+                                 {("MNAR", "none"): clean_test, ("MNAR", "flip"): clean_test,
+                                  ("MAR", "none"): clean_test, ("MAR", "MAR"): clean_test}))
+                continue
+            flipped = mnar_flip(ds, modality, rate, task, cls, seed=seed, test="flip")
+            marred = ds
+            for part in ("train", "val", "test"):
+                marred = mar(marred, modality, rate, seed=seed, rows=part)
+            for pattern, data, tests in (("MNAR", flipped, {("MNAR", "none"): clean_test,
+                                                             ("MNAR", "flip"): flipped.split("test")}),
+                                         ("MAR", marred, {("MAR", "none"): clean_test,
+                                                          ("MAR", "MAR"): marred.split("test")})):
+                name = f"split {split}, seed {seed}, {pattern} {modality} {rate:g} of class {cls}"
+                datasets[name] = data
+                settings.append((split, seed, rate, name, tests))
+    objective = Repetitions(bench, datasets, epochs, device)
+    jobs = [({"model": kind, "tasks": [task], "select": None, "data": name}, seed)
+            for split, seed, rate, name, _ in settings for kind in ("MultiModN", "P-Fusion")]
+    trained = iter(run_jobs(objective, jobs, executor))
+    rows = []
+    for split, seed, rate, _, tests in settings:
+        for kind in ("MultiModN", "P-Fusion"):
+            model = objective.model(next(trained))
+            for (pattern, test_name), test in tests.items():
+                rows += [dict(pattern=pattern, rate=rate, test=test_name, model=kind, split=split,
+                              seed=seed, metric=k, value=v)
+                         for k, v in _score(model, test, device)[task].items()]
     return pd.DataFrame(rows)
 
 
