@@ -81,7 +81,8 @@ class ProblemResults:
 
 def _val_metrics(problem: Problem, preds: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, dict[str, float]]:
     y = problem.data.y[problem.task][rows].numpy()
-    return {h: {m: float(score(m, y, p.numpy(), problem.kind)) for m in problem.report_metrics} for h, p in preds.items()}
+    return {h: {m: float(score(m, y, p.numpy(), problem.kind)) for m in problem.report_metrics}
+            for h, p in preds.items()}
 
 
 def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epochs: int, epochs: int, n_trials: int,
@@ -114,16 +115,21 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
                                  "test": teacher_predictions(t, problem, test_rows).numpy(), "cached": t.from_cache})
     y_test = problem.data.y[problem.task][test_rows].numpy()
     tests = {m: [s.evaluate_test() for s in students] for m, students in runs.items()}  # the one look at test
-    return ProblemResults(problem, setup, found, runs, tests, ume, _val_metrics(problem, ume_predictions(setup, val_rows),
-                                                                          val_rows),
-                          teacher_rows, omega, param_counts(setup), y_test,
-                          ev.Draws.make(len(y_test), n_seeds, n_boot, seed))
+    ume_val = _val_metrics(problem, ume_predictions(setup, val_rows), val_rows)
+    return ProblemResults(problem, setup, found, runs, tests, ume, ume_val, teacher_rows, omega, param_counts(setup),
+                          y_test, ev.Draws.make(len(y_test), n_seeds, n_boot, seed))
 
 
 # ----------------------------------------------------------------------------- tables
 
 def _cell(e: Evidence) -> str:
     return f"{e.estimate:.3f} [{e.interval[0]:.3f}, {e.interval[1]:.3f}]"
+
+
+def _selected(r: ProblemResults, method: str) -> str:
+    if method not in r.searches:
+        return "-"
+    return ", ".join(f"{k}={v:.2g}" for k, v in r.searches[method].best_hp.items())
 
 
 def _heads(r: ProblemResults) -> tuple[str, str, str]:
@@ -145,7 +151,7 @@ def baseline_table(r: ProblemResults) -> pd.DataFrame:
             row[f"{mod} alone {prim}"] = _cell(r.metric(m, mod))
         row[f"val {p.select_metric}"] = (round(r.searches[m].best_score, 3) if m in r.searches
                                          else round(r.ume_val[FUSION_HEAD][p.select_metric], 3))
-        row["selected"] = ", ".join(f"{k}={v:.2g}" for k, v in r.searches[m].best_hp.items()) if m in r.searches else "-"
+        row["selected"] = _selected(r, m)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -188,7 +194,7 @@ def ablation_table(r: ProblemResults) -> pd.DataFrame:
             for x in p.report_metrics:
                 row[f"{'fused' if h == FUSION_HEAD else h} {x}"] = (
                     "-" if (m == "base" and h != FUSION_HEAD) else _cell(r.metric(m, h, x)))
-        row["selected"] = ", ".join(f"{k}={v:.2g}" for k, v in r.searches[m].best_hp.items())
+        row["selected"] = _selected(r, m)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -259,8 +265,8 @@ def data_table(results: Sequence[ProblemResults]) -> pd.DataFrame:
                                                                       for s in ("train", "val", "test")),
                      "A teachers: train rows": len(p.unimodal[a]["train"]),
                      "B teachers: train rows": len(p.unimodal[b]["train"]),
-                     "teachers / student rows": " / ".join(f"{len(p.unimodal[m]['train']) / len(p.paired['train']):.1f}x"
-                                                           for m in (a, b)),
+                     "teachers / student rows": " / ".join(
+                         f"{len(p.unimodal[m]['train']) / len(p.paired['train']):.1f}x" for m in (a, b)),
                      "student metric": p.select_metric})
     return pd.DataFrame(rows)
 
@@ -516,7 +522,8 @@ PAPER: dict[str, dict[str, Any]] = {
     },
 }
 # Figure 2 (label-wise AUROC, MIND vs TS): the paper reports MIND ahead on every label; its groups' values.
-LABELWISE_PAPER = "MIND above TS on every label (groups: acute 0.777 vs 0.763, mixed 0.813 vs 0.797, chronic 0.770 vs 0.756)"
+LABELWISE_PAPER = ("MIND above TS on every label (groups: acute 0.777 vs 0.763, mixed 0.813 vs 0.797, "
+                   "chronic 0.770 vs 0.756)")
 
 # Ablation I as one claim per component (Sec. 5.3): (id, with, without, what the component is), rows of ABLATION.
 COMPONENTS = (("3h", 1, 0, "the unimodal supervised terms L_SA/B"),

@@ -1,9 +1,10 @@
 """MIND experiments: baselines (Tables 1, 5, A4), ablation I (Table 4 / B4), ablation II (Sec. 5.4,
-Fig. 3) and the random hyper-parameter search of App. A.3 (selection on validation, one test).
+Fig. 3) and the random hyper-parameter search of App. A.3 (selection on validation), each selected
+configuration then trained again over seeds shared by all methods (compared paired by seed).
 
 Every student is trained on the problem's paired training rows with :func:`mmrepro.trainer.fit`
-(Adam, best validation checkpoint by accuracy or AUROC); teachers come from
-:mod:`mmrepro.mind.teachers`.
+(Adam, best validation checkpoint by accuracy or AUROC) through the run layer
+(:func:`mmrepro.experiments.run_jobs`: cache, executors); teachers come from :mod:`mmrepro.mind.teachers`.
 """
 from __future__ import annotations
 
@@ -349,6 +350,6 @@ def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray,
 
 
 __all__ = ["METHODS", "ABLATION", "ABLATION_METHODS", "UNIMODAL", "TRAINED", "OMEGA_SETTINGS", "TS_GRID",
-           "REPEAT_SEED", "RUN_SETTINGS", "Setup", "Student", "Students", "Search", "OmegaRun", "build", "train", "train_jobs",
-           "sample_hps", "searches", "repeats", "head_predictions", "teacher_predictions", "ume_predictions",
-           "param_counts", "omega_study", "utilisation", "method_name"]
+           "REPEAT_SEED", "RUN_SETTINGS", "Setup", "Student", "Students", "Search", "OmegaRun", "build", "train",
+           "train_jobs", "sample_hps", "searches", "repeats", "head_predictions", "teacher_predictions",
+           "ume_predictions", "param_counts", "omega_study", "utilisation", "method_name"]

@@ -124,7 +124,8 @@ def _restrict(d: MultimodalDataset, mods: tuple[str, str], task: str) -> Multimo
                    y={task: d.y[task]}, tasks={task: d.tasks[task]})
 
 
-def _split_rows(d: MultimodalDataset, task: str, mods: tuple[str, ...], only: Tensor | None = None) -> dict[str, Tensor]:
+def _split_rows(d: MultimodalDataset, task: str, mods: tuple[str, ...],
+                only: Tensor | None = None) -> dict[str, Tensor]:
     """Per split, the rows with a known target and every modality of ``mods`` (and ``only``, a row mask)."""
     ok = _known(d.y[task])
     for m in mods:
