@@ -165,6 +165,27 @@ def predict_logits(model: MultimodalNet, rows: _Rows, batch_size: int = 1024) ->
     return {h: torch.cat(v) for h, v in logits.items()}, {h: torch.cat(v) for h, v in masks.items()}
 
 
+@torch.no_grad()
+def recompute_batchnorm(model: MultimodalNet, rows: _Rows, batch_size: int = 1024) -> None:
+    """Set every BatchNorm layer's running statistics to those of ``rows`` under the current weights
+    ("precise BN", Wu & Johnson 2021): with few steps per epoch and a high learning rate the running
+    averages lag far behind the weights, and evaluation with them is noise."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    model.train()
+    for b in rows.batches(batch_size):
+        model(b.x, b.present, b.lengths)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 def evaluate(model: MultimodalNet, data, task: str | None = None, metrics: Sequence[str] | None = None,
              device: str | torch.device | None = None, batch_size: int = 1024) -> dict[str, float]:
     """Loss and metrics of every head on ``data`` (e.g. the test split): keys ``{head}/{metric}``."""
@@ -205,7 +226,7 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
         momentum: float = 0.9, metrics: Sequence[str] | None = None, select_metric: str | None = None,
         select_head: str = FUSION_HEAD, patience: int | None = None, u_metric: str | None = None,
         seed: int = 0, device: str | torch.device = "auto", progress: bool | None = None,
-        eval_batch_size: int = 1024) -> FitResult:
+        eval_batch_size: int = 1024, recompute_bn: bool = False) -> FitResult:
     """Train ``model`` on ``train`` (a MultimodalDataset split), select on ``val``.
 
     * ``objective``: :class:`~mmrepro.losses.Supervised` (default, every head: MIND eq. 2 / MILES
@@ -217,6 +238,8 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
       training. Without ``val`` the last epoch is kept.
     * Logs per epoch: ``train/{head}/{metric}``, ``val/{head}/{metric}``, ``.../loss``, ``u:{m}`` and
       ``delta`` (two-modality multi-head models, ``u_metric`` on val, else train), ``lr/{group}``.
+    * ``recompute_bn``: before each epoch's evaluation, BatchNorm statistics are recomputed over the
+      training rows with the current weights (:func:`recompute_batchnorm`); the training itself is unchanged.
     * ``seed`` seeds everything (shuffling included): same seed and device -> same numbers.
     """
     t = _task_of(train, task)
@@ -292,6 +315,8 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
         scored = _score_heads({h: torch.cat(v) for h, v in acc_logits.items()},
                               {h: torch.cat(v) for h, v in acc_mask.items()}, rows.y[perm], t.kind, metrics)
         log.update({f"train/{k}": v for k, v in scored.items()})
+        if recompute_bn:
+            recompute_batchnorm(model, rows, eval_batch_size)
         for name, r in ([("val", val_rows)] if val_rows is not None else []) + list(extra.items()):
             lg, mk = predict_logits(model, r, eval_batch_size)
             log.update({f"{name}/{k}": v for k, v in _score_heads(lg, mk, r.y, t.kind, metrics).items()})

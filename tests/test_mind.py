@@ -196,11 +196,12 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     assert cl["compression-pbc_death"]["passed"] == (r.sizes["ratio_largest"] >= 3)
     assert cl["fused-pbc_death-vs-ts"]["estimate"] == pytest.approx(
         100 * (r.metric("mind", FUSION_HEAD).estimate - r.metric("ts", FUSION_HEAD).estimate))
-    assert cl["fused-pbc_death-vs-ts"]["n"] == 2 and "two-stage" in cl["fused-pbc_death-vs-ts"]["interval_method"]
+    assert cl["fused-pbc_death-vs-ts"]["n"] == 2 and "2 seeds x 33 test rows" in cl["fused-pbc_death-vs-ts"]["interval_method"]
     assert len(C.baseline_table(r)) == len(METHODS) and len(C.ablation_table(r)) == 6
     assert len(C.omega_summary(r)) == 6 and C.under_utilised(r) in pbc.modalities
     assert len(C.omega_per_seed(r)) == 12 and cl["omega-pbc_death-balance"]["n"] == 2
-    assert len(C.student_check(r, C.LEARNS_MARGIN)) == 4 and len(C.seed_table(r)) == len(METHODS) - 1
+    assert len(C.student_check([r], C.LEARNS_MARGIN)) == 4 and len(C.seed_table([r])) == len(METHODS) - 1
+    assert len(C.unimodal_table(r)) == 2 * 3 + len(r.teachers) and len(C.teacher_advantage([r])) == 2
     assert C.verdict_summary(run.claims)[["holds", "inconclusive", "does not hold"]].to_numpy().sum() == len(
         [c for c in run.claims if c["kind"] == "empirical"])
 

@@ -66,7 +66,7 @@ def evidence(point: float, reps: np.ndarray, n_seeds: int, n_rows: int, level: f
         raise ValueError(f"the statistic is undefined on {reps.size - kept.size} of {reps.size} resamples")
     lo, hi = np.quantile(kept, [(1 - level) / 2, (1 + level) / 2])
     return Evidence(float(point), (float(min(lo, point)), float(max(hi, point))), int(n_seeds),
-                    f"paired two-stage bootstrap over {n_seeds} seeds and {n_rows} test rows ({kept.size} resamples)")
+                    f"paired bootstrap, {n_seeds} seeds x {n_rows} test rows")
 
 
 def difference(metric: str, y: np.ndarray, a: Sequence[np.ndarray], b: Sequence[np.ndarray], kind: str,

@@ -19,6 +19,7 @@ from torch import Tensor
 from mmrepro.experiments.jobs import run_jobs
 from mmrepro.experiments.space import Choice, LogUniform, sample
 from mmrepro.losses import MIND, MKE, TS, Supervised
+from mmrepro.metrics import score
 from mmrepro.mind.problems import Problem
 from mmrepro.mind.teachers import Teacher
 from mmrepro.models import FUSION_HEAD, MultimodalNet, count_parameters, probabilities
@@ -101,15 +102,16 @@ def build(setup: Setup, method: str, hp: dict[str, float]) -> tuple[MultimodalNe
 
 def train(setup: Setup, method: str, hp: dict[str, float], seed: int, epochs: int | None = None,
           patience: int | None = -1) -> FitResult:
-    """Train one student on the paired training rows; checkpoint on the paired validation rows. Every
-    head's report metrics are logged on the validation rows each epoch (the validation tables B1-B6)."""
+    """Train one student on the paired training rows; checkpoint on the paired validation rows (every
+    head's selection metric logged each epoch). BatchNorm statistics are recomputed before each
+    evaluation (the ResNets' few steps per epoch)."""
     p = setup.problem
     torch.manual_seed(seed)
     model, objective = build(setup, method, hp)
     return fit(model, p.rows(p.paired["train"]), p.rows(p.paired["val"]), task=p.task, objective=objective,
                epochs=epochs or setup.epochs, batch_size=setup.batch_size, lr=hp["lr"],
                patience=setup.patience if patience == -1 else patience, select_metric=p.select_metric,
-               metrics=p.report_metrics, seed=seed, device=setup.device, progress=False)
+               metrics=(p.select_metric,), seed=seed, device=setup.device, progress=False, recompute_bn=True)
 
 
 def sample_hps(method: str, n: int, seed: int, lr_range: Sequence[float], omega_range: Sequence[float]) -> list[dict]:
@@ -135,15 +137,17 @@ RUN_SETTINGS = ("method", "epochs", "patience")  # keys of a student config that
 @dataclass
 class Student:
     """One trained student (plain data): its configuration (``method``, hyper-parameters, optional
-    ``epochs``/``patience`` overrides), seed, validation score, selected epoch and per-epoch history.
-    Every head's predictions on the paired test rows (:func:`head_predictions`) are computed when
-    training ends and revealed once, by :meth:`evaluate_test`."""
+    ``epochs``/``patience`` overrides), seed, validation score, selected epoch, per-epoch history and
+    every head's report metrics on the validation rows at the selected epoch (Tables B1-B6). Every
+    head's predictions on the paired test rows (:func:`head_predictions`) are computed when training
+    ends and revealed once, by :meth:`evaluate_test`."""
 
     config: dict[str, Any]
     seed: int
     score: float
     best_epoch: int
     history: list[dict[str, Any]]
+    val_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     sealed_test: dict[str, Tensor] = field(default_factory=dict, repr=False)
     tested: bool = False
 
@@ -152,8 +156,8 @@ class Student:
         return {k: v for k, v in self.config.items() if k not in RUN_SETTINGS}
 
     def val(self, head: str, metric: str) -> float:
-        """A head's validation metric at the selected epoch."""
-        return float(self.history[self.best_epoch].get(f"val/{head}/{metric}", math.nan))
+        """A head's validation metric at the selected epoch (NaN where undefined)."""
+        return float(self.val_metrics.get(head, {}).get(metric, math.nan))
 
     def evaluate_test(self) -> dict[str, np.ndarray]:
         """Test-split probabilities per head (``fusion`` and each modality); callable once."""
@@ -184,7 +188,10 @@ class Students:
         epochs, patience = self._budget(config)
         hp = {k: v for k, v in config.items() if k not in RUN_SETTINGS}
         res = train(self.setup, config["method"], hp, seed, epochs=epochs, patience=patience)
-        return Student(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
+        y_val = p.data.y[p.task][p.paired["val"]].numpy()
+        val = {h: {m: _metric(m, y_val, v.numpy(), p.kind) for m in p.report_metrics}
+               for h, v in head_predictions(res.model, p, p.paired["val"]).items()}
+        return Student(dict(config), seed, float(res.best_score), res.best_epoch, res.history, val,
                        head_predictions(res.model, p, p.paired["test"]))
 
     def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -200,6 +207,13 @@ class Students:
 
     def group(self, config: dict[str, Any]) -> str:
         return config["method"]
+
+
+def _metric(name: str, y: np.ndarray, p: np.ndarray, kind: str) -> float:
+    try:
+        return float(score(name, y, p, kind))
+    except ValueError:  # undefined, e.g. AUROC where a label has one class in these rows
+        return math.nan
 
 
 def train_jobs(setup: Setup, jobs: Sequence[tuple[dict[str, Any], int]],
