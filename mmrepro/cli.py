@@ -1,11 +1,13 @@
-"""``mmrepro`` command line: run one notebook, build the book, print the claims, list notebooks."""
+"""``mmrepro`` command line: run one notebook, build the book, print the claims, list notebooks, make and grade
+classroom assignments."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from mmrepro import book
+from mmrepro import assignments, book
 from mmrepro.notebook import PROFILES
 
 
@@ -15,19 +17,19 @@ def _run(args: argparse.Namespace) -> int:
     params = {name: book.parse_value(value) for name, value in args.param}
     if args.profile:
         params["profile"] = args.profile
-    declared = {p.name for p in book.parameters(path)}
-    unknown = sorted(set(params) - declared)
-    if unknown:
-        raise book.BookError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
-    build = Path(args.build).resolve() if args.build else root / "_build"
-    out = book.execute(path, build, params, root)
-    print(f"executed notebook: {out}\nresults: {build / 'results' / (path.stem + '.json')}")
+    values = book.check_parameters(path, params)  # before any kernel starts
+    build = book.prepare_build(Path(args.build) if args.build else root / "_build")
+    record = {"fingerprint": book.fingerprint(path, values, root, build)}
+    out = book.execute(path, build, params, root, record=record)
+    results = build / "results" / f"{path.stem}.json"
+    print(f"executed notebook: {out}" + (f"\nresults: {results}" if results.is_file() else ""))
     return 0
 
 
 def _book(args: argparse.Namespace) -> int:
-    build = Path(args.build).resolve() if args.build else None
-    html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute)
+    build = Path(args.build) if args.build else None
+    html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute,
+                           force=args.force)
     print(f"book: {html / 'index.html'}")
     return 0
 
@@ -47,12 +49,28 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
+def _chapters(names: list[str]) -> list[Path]:
+    """The named chapters' sources, or every chapter's when no name is given."""
     root = book.root_or_fail()
-    paths = ([book.find_notebook(n, root) for n in args.chapters] if args.chapters
-             else [p for p in book.notebooks(root) if p.parent.name == "notebooks"])
-    for path in book.export(paths, Path(args.out)):
+    return [book.find_notebook(n, root) for n in names] if names else [
+        p for p in book.notebooks(root) if p.parent.name == "notebooks"]
+
+
+def _export(args: argparse.Namespace) -> int:
+    for path in book.export(_chapters(args.chapters), Path(args.out)):
         print(path)
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    for path in assignments.assign(_chapters(args.chapters), Path(args.out)):
+        print(path)
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None)
+    print(report.text())
     return 0
 
 
@@ -107,10 +125,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--build", help="build folder (default: <project>/_build)")
     run.set_defaults(func=_run)
 
-    bk = sub.add_parser("book", help="execute every notebook and build the HTML book (-W)")
+    bk = sub.add_parser("book", help="execute the notebooks that changed and build the HTML book (-W)")
     bk.add_argument("--profile", choices=PROFILES, default="book")
     bk.add_argument("--build", help="build folder (default: <project>/_build)")
     bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
+    bk.add_argument("--force", action="store_true",
+                    help="run every notebook again, even those whose executed copy is up to date")
     bk.set_defaults(func=_book)
 
     cl = sub.add_parser("claims", help="print every claim of the executed chapters with its interval and verdict")
@@ -121,6 +141,17 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
     ex.add_argument("--out", required=True, help="folder for the .ipynb files")
     ex.set_defaults(func=_export)
+
+    asg = sub.add_parser("assign", help="write student, solution and autograder versions of chapters' exercises")
+    asg.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
+    asg.add_argument("--out", required=True, help="folder for student/, solution/ and autograder/")
+    asg.set_defaults(func=_assign)
+
+    gr = sub.add_parser("grade", help="grade a submitted student notebook (otter-grader, locally)")
+    gr.add_argument("submission", help="the student's .ipynb")
+    gr.add_argument("--autograder", help="DIR/autograder written by mmrepro assign (default: built now from "
+                                         "this checkout's chapter)")
+    gr.set_defaults(func=_grade)
 
     pl = sub.add_parser("plan", help="count a notebook's training runs and estimate its time on this device")
     pl.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
@@ -140,13 +171,32 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; errors and interruptions end in one line on stderr (exit 2, or 130 when interrupted)."""
     args = parser().parse_args(argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as cleanly as Ctrl-C
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = None
+    try:
         return args.func(args)
-    except book.BookError as err:
+    except book.Interrupted as err:
+        print(f"mmrepro: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt as err:
+        print(f"mmrepro: interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
+              file=sys.stderr)
+        return 130
+    except (book.BookError, assignments.AssignmentError) as err:
         print(f"mmrepro: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -318,9 +318,11 @@ class Counting:
         return self.local.run(objective, chunks)
 
 
-def test_multimodn_plan_counts_the_runs_the_chapter_trains():
+def test_multimodn_plan_counts_the_runs_the_chapter_trains(monkeypatch, tmp_path):
     from mmrepro.multimodn import experiments as X
     from mmrepro.runs.chapters import multimodn
+
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path))  # runs cached by earlier tests would not reach the executor
 
     P = {"n_splits": 1, "n_seeds": 1, "seed": 0, "epochs": 1, "weather_every": 6, "mnar_rates": [0.0, 0.5]}
     sections = {s.name: s for s in multimodn(P, torch.device("cpu"))}

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .splits import stratified_split, standardize
 
@@ -84,6 +86,7 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
     series (day 0), so that they too have the ``labs`` modality; of the series labs only bilirubin,
     albumin, platelets and prothrombin time were recorded for them, the others are set to the training
     mean like any gap and counted in ``meta["imputed"]``."""
+    seed = check_seed(seed)
     if labs not in ("static", "series"):
         raise ValueError(f"unknown labs={labs!r}; valid: ('static', 'series')")
     if nontrial_labs and labs != "series":

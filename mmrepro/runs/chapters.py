@@ -21,7 +21,7 @@ Params = dict[str, Any]
 # ----------------------------------------------------------------------------- MILES
 
 MILES_FUSIONS = ("concat", "sum")
-MILES_TAUS, MILES_MUS = 5, 7  # the notebook's tau and mu values of Tables IV-V
+MILES_TAUS = 7  # at most: the five tau quantiles of the pilot, 0 and the paper's 0.2 (Table IV)
 
 
 def _joint_cost(name: str, setup_of: Callable[[], Any], unimodal: bool = False) -> Cost:
@@ -44,9 +44,9 @@ def _joint_cost(name: str, setup_of: Callable[[], Any], unimodal: bool = False) 
 
 def miles(P: Params, device: torch.device) -> list[Section]:
     from mmrepro.data import load_dataset
-    from mmrepro.experiments import METHODS, Arch, JointSetup
+    from mmrepro.experiments import METHODS, Arch, JointSetup, flattened
 
-    arch = Arch(resnet_depth=10, resnet_width=P["resnet_width"], resnet_stem="imagenet", mlp_hidden=(64,))
+    arch = Arch(resnet_depth=10, resnet_width=P["resnet_width"], resnet_stem="imagenet", mlp_hidden=(128, 64))
     views2 = [v.strip() for v in P["mf_views"].split(",")]
     views3 = [v.strip() for v in P["mf_views3"].split(",")]
 
@@ -54,6 +54,7 @@ def miles(P: Params, device: torch.device) -> list[Section]:
     def setup(key: str) -> JointSetup:
         if key == "av_digits":
             d = load_dataset("av_digits", seed=P["seed"], audio_snr_db=P["audio_snr_db"])
+            d = flattened(d) if P["av_encoder"] == "mlp" else d
             return JointSetup(d, arch, P["epochs_av"], P["batch_size"], device, train_rows=P["av_train_rows"] or None,
                               data_seed=P["seed"])
         if key == "mfeat3":
@@ -68,19 +69,26 @@ def miles(P: Params, device: torch.device) -> list[Section]:
               "mfeat3": P["epochs_tab"]}
     joint = {k: _joint_cost(f"joint {k}", lambda k=k: setup(k)) for k in names}
     uni = {k: _joint_cost(f"unimodal {k}", lambda k=k: setup(k), unimodal=True) for k in names}
-    per_selection = P["n_trials"] + P["n_seeds"] - 1  # search with the first seed, then the other seeds
-    abl = P["ablation_dataset"]
-    abl_name = names.get(abl, "auto: counted on AV digits, the costliest")
-    abl = "av_digits" if abl == "auto" else abl
-    out = [Section(f"Table I: unimodal, {names[k]}", 2 * P["n_trials"], epochs[k], uni[k])
+    # a search with the first seed, then the other seeds
+    per_selection = {"av_digits": P["n_trials"] + P["n_seeds"] - 1}
+    per_selection["mfeat"] = per_selection["synthetic"] = per_selection["mfeat3"] = P["n_trials_other"] + P["n_seeds_other"] - 1
+    n_abl = len(P["ablation_fusions"].split(","))
+    n_snrs = len(P["lag_snrs"].split(","))
+    out = [Section(f"Table I: unimodal, {names[k]}", 2 * per_selection[k], epochs[k], uni[k])
            for k in ("av_digits", "mfeat", "synthetic")]
-    out += [Section(f"Tables II-III: {names[k]}", len(MILES_FUSIONS) * len(METHODS) * per_selection, epochs[k],
+    out.append(Section("Figure 1: imbalance search, vanilla (AV digits)", n_snrs * P["lag_seeds"], epochs["av_digits"],
+                       joint["av_digits"]))
+    out.append(Section("Figure 1: imbalance search, unimodal (AV digits)", n_snrs * P["lag_seeds"],
+                       epochs["av_digits"], uni["av_digits"]))
+    out += [Section(f"tau pilots: {names[k]}", P["lag_seeds"], epochs[k], joint[k]) for k in ("av_digits", "mfeat", "synthetic")]
+    out += [Section(f"Tables II-III: {names[k]}", len(MILES_FUSIONS) * len(METHODS) * per_selection[k], epochs[k],
                     joint[k]) for k in ("av_digits", "mfeat", "synthetic")]
-    out.append(Section(f"Tables IV-V: tau, mu ({abl_name})",
-                       len(MILES_FUSIONS) * (MILES_TAUS + MILES_MUS + 1) * P["n_seeds"], epochs[abl], joint[abl]))
-    out.append(Section(f"Table VI: u from training ({abl_name})", len(MILES_FUSIONS) * per_selection, epochs[abl],
-                       joint[abl]))
-    out.append(Section("Extension: three views", 2 * per_selection, epochs["mfeat3"], joint["mfeat3"]))
+    out.append(Section("Tables IV-V: tau, mu (AV digits)",
+                       n_abl * (MILES_TAUS + len(P["mus"].split(",")) + 1) * P["ablation_seeds"], epochs["av_digits"],
+                       joint["av_digits"]))
+    out.append(Section("Table VI: u from training (AV digits)", n_abl * per_selection["av_digits"], epochs["av_digits"],
+                       joint["av_digits"]))
+    out.append(Section("Extension: three views", 2 * per_selection["mfeat3"], epochs["mfeat3"], joint["mfeat3"]))
     return out
 
 
@@ -187,7 +195,7 @@ def mfh(P: Params, device: torch.device) -> list[Section]:
     from mmrepro.mfh import case_study as cs
     from mmrepro.mfh.experiments import distill
     from mmrepro.mfh.ranking import align_unimodal
-    from mmrepro.mfh.realdata import mfeat_ranking
+    from mmrepro.mfh import realdata
     from mmrepro.mfh.theorem import theorem1_trials
 
     seeds = list(range(P["seed"], P["seed"] + P["n_seeds"]))
@@ -223,13 +231,35 @@ def mfh(P: Params, device: torch.device) -> list[Section]:
     out.append(Section("Algorithm 1: joint unimodal training (Eq. 28)", 2 * n_t2, P["align_epochs"],
                        Cost("align", align_probe), units=1))
     out.append(distilled("Algorithm 1: top-, random-, bottom-k teachers", t2, 3))
-    m_seeds = range(P["seed"], P["seed"] + P["mfeat_seeds"])
-    out.append(Section("Multiple Features: Algorithm 1 and nullified teachers", len(m_seeds),
-                       P["mfeat_epochs"] + P["align_epochs"],
-                       Cost("mfeat", lambda: timed(lambda: mfeat_ranking(m_seeds, P["teacher_view"], P["student_view"],
-                                                                          epochs=probe_epochs, align_epochs=probe_epochs,
-                                                                          n_permutations=P["n_permutations"]))
-                            / (2 * probe_epochs)), units=1))
+    cb = lambda: mvd.with_copies(mvd.modify_gamma(seeds, specific=(15,), shared=(5,)))[0]  # noqa: E731
+    out.append(Section("Algorithm 1: correlated copies (joint training)", cb().n_runs, P["align_epochs"],
+                       Cost("align", align_probe), units=1))
+    r_seeds = list(range(P["seed"], P["seed"] + P["real_seeds"]))
+
+    @lru_cache(maxsize=None)
+    def views():
+        return realdata.av_speaker(r_seeds, n_components=P["real_components"])
+
+    def real_probe() -> float:
+        v = views()
+        soft = torch.full((1, len(r_seeds), v.x["train"]["b"].shape[1], v.n_classes), 1.0 / v.n_classes)
+        return timed(lambda: realdata.distil(v.x["train"]["b"], v.y["train"], soft, r_seeds, 0, rho=0.0,
+                                             epochs=probe_epochs)) / probe_epochs
+
+    def real_align_probe() -> float:
+        v = views()
+        return timed(lambda: align_unimodal(v.x["train"]["a"], v.x["train"]["b"], v.y["train"],
+                                            [[s, 0] for s in r_seeds], v.n_classes, epochs=probe_epochs)) / probe_epochs
+
+    real = Cost("real students", real_probe)
+    # students per seed: candidates 2 x 5 probes, known parts 7, ranking sweep 1 + 3 x 3 + 4 + 2,
+    # permutation sweep len(M grid), Tables 3 and 7: 3 + 4 teachers and students
+    students = 10 + 7 + 16 + 5 + 7
+    out += [Section("Real data: Algorithm 1 joint training (two sweeps)", 2, P["align_epochs"],
+                    Cost("real align", real_align_probe), units=2),
+            Section("Real data: teachers and students (AV digits, 20 classes)", students * len(r_seeds),
+                    P["real_epochs"], real,
+                    units=students)]
 
     def case_cost(label: str, build: Callable[[], torch.nn.Module], inputs: tuple[str, ...]) -> Cost:
         def probe() -> float:
@@ -254,7 +284,8 @@ def mfh(P: Params, device: torch.device) -> list[Section]:
     student = case_cost("case student", cs.student, ("audio",))
     out += [Section("Case study: audio teachers", P["av_seeds"], P["av_teacher_epochs"], audio_t),
             Section("Case study: image+audio teachers", P["av_seeds"], P["av_teacher_epochs"], mm_t),
-            Section("Case study: students (No-KD, UM-KD, CM-KD)", 3 * P["av_seeds"], P["av_epochs"], student)]
+            Section("Case study: students (No-KD; UM-KD, CM-KD at rho 0 and 0.5)", 5 * P["av_seeds"], P["av_epochs"],
+                    student)]
     return out
 
 
