@@ -128,7 +128,8 @@ def test_k_beyond_the_candidate_teachers_is_an_error_not_a_truncation(pbc, teach
     with pytest.raises(ValueError, match="k=4 teachers per ensemble"):
         Setup(pbc, teachers, k=4)
     with pytest.raises(ValueError, match=r"k=4 teachers per ensemble.*\{'labs': 3, 'static': 3\}"):  # before any training
-        C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=1, epochs=1, n_trials=1, omega_epochs=1, n_boot=10, k=4)
+        C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=1, epochs=1, n_trials=1, n_seeds=2, omega_epochs=1,
+                      n_boot=10, k=4)
 
 
 def test_a_corrupt_or_mismatching_cached_teacher_is_retrained_from_a_clean_start(pbc, tmp_path, monkeypatch):
