@@ -44,7 +44,7 @@ from mmrepro.losses import Supervised, supervised_loss
 from mmrepro.metrics import LOWER_IS_BETTER, check_metric, conditional_utilization, score_runs
 from mmrepro.models.ensemble import soft_targets
 from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, check_present_finite, probabilities
-from mmrepro.models.stacked import RunStreams, StackedMultimodalNet
+from mmrepro.models.stacked import RunStreams, Stacked, StackedMultimodalNet
 from mmrepro.optim import RunOptimizer
 
 DEFAULT_METRICS = {
@@ -256,6 +256,36 @@ def predict_logits(model: MultimodalNet, rows: _Rows, batch_size: int = 1024, id
     return {h: torch.cat(v, dim=-2) for h, v in logits.items()}, {h: torch.cat(v, dim=-1) for h, v in masks.items()}
 
 
+@torch.no_grad()
+def recompute_batchnorm(model: MultimodalNet, rows: _Rows, batch_size: int = 1024, idx: Tensor | None = None,
+                        runs: int | None = None) -> None:
+    """Set every BatchNorm layer's running statistics to the average of its batch statistics over
+    ``rows`` (or rows ``idx`` (K, n) per run of a stacked model of ``runs`` runs) under the current
+    weights ("precise BN", Wu & Johnson 2021): with few steps per epoch and a high learning rate the
+    running averages lag far behind the weights, and evaluation with them is noise. Batch i is taken
+    with momentum 1 / (i + 1), i.e. a cumulative average (torch's ``momentum=None``); the global
+    random stream is left as it was, so the training that follows is unchanged."""
+    norms = [m for mod in model.modules()
+             for m in (mod.template.modules() if isinstance(mod, Stacked) else [mod])
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    order = torch.arange(rows.n) if idx is None else idx
+    model.train()
+    try:
+        with torch.random.fork_rng(devices=[rows.device] if rows.device.type == "cuda" else []):
+            for i, (lo, hi) in enumerate(_bounds(order.shape[-1], batch_size)):
+                for m in norms:
+                    m.momentum = 1.0 / (i + 1)
+                b = rows.take(order[..., lo:hi], runs)
+                model(b.x, b.present, b.lengths)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+
+
 def evaluate(model: MultimodalNet, data, task: str | None = None, metrics: Sequence[str] | None = None,
              device: str | torch.device | None = None, batch_size: int = 1024) -> dict[str, float]:
     """Loss and metrics of every head on ``data`` (e.g. the test split): keys ``{head}/{metric}``."""
@@ -334,7 +364,7 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
         momentum: float = 0.9, metrics: Sequence[str] | None = None, select_metric: str | None = None,
         select_head: str = FUSION_HEAD, patience: int | None = None, u_metric: str | None = None,
         seed: int = 0, device: str | torch.device = "auto", progress: bool | None = None,
-        eval_batch_size: int = 1024) -> FitResult:
+        eval_batch_size: int = 1024, recompute_bn: bool = False) -> FitResult:
     """Train ``model`` on ``train`` (a MultimodalDataset split), select on ``val``.
 
     * ``objective``: :class:`~mmrepro.losses.Supervised` (default, every head: MIND eq. 2 / MILES
@@ -346,13 +376,15 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
       training. Without ``val`` the last epoch is kept.
     * Logs per epoch: ``train/{head}/{metric}``, ``val/{head}/{metric}``, ``.../loss``, ``u:{m}`` and
       ``delta`` (two-modality multi-head models, ``u_metric`` on val, else train), ``lr/{group}``.
+    * ``recompute_bn``: before each epoch's evaluation, BatchNorm statistics are recomputed over the
+      training rows with the current weights (:func:`recompute_batchnorm`); the training itself is unchanged.
     * ``seed`` seeds everything (shuffling included): same seed and device -> same numbers.
     """
     return fit_many([model], train, val, task=task, objectives=[objective], methods=[method], epochs=epochs,
                     batch_size=batch_size, lrs=[lr], betas=betas, weight_decay=weight_decay, optimizer=optimizer,
                     momentum=momentum, metrics=metrics, select_metric=select_metric, select_head=select_head,
                     patience=patience, u_metric=u_metric, seeds=[seed], device=device, progress=progress,
-                    eval_batch_size=eval_batch_size)[0]
+                    eval_batch_size=eval_batch_size, recompute_bn=recompute_bn)[0]
 
 
 def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequence[int],
@@ -362,7 +394,8 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
              optimizer: str = "adam", momentum: float = 0.9, metrics: Sequence[str] | None = None,
              select_metric: str | None = None, select_head: str = FUSION_HEAD, patience: int | None = None,
              u_metric: str | None = None, device: str | torch.device = "auto", progress: bool | None = None,
-             eval_batch_size: int = 1024, batched: bool | str = "auto") -> list[FitResult]:
+             eval_batch_size: int = 1024, recompute_bn: bool = False,
+             batched: bool | str = "auto") -> list[FitResult]:
     """Train K runs of one architecture at once: run k is ``fit(models[k], train, val, seed=seeds[k],
     lr=lrs[k], method=methods[k], objective=objectives[k], ...)`` with the shared settings of
     :func:`fit`, and gets the same numbers (within floating-point error, dropout included). Returns
@@ -493,6 +526,8 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
         scored = {"train": _score_heads({h: torch.cat(v, dim=1) for h, v in acc_logits.items()},
                                         {h: torch.cat(v, dim=1) for h, v in acc_mask.items()}, rows.y[perm],
                                         t.kind, metrics)}
+        if recompute_bn:
+            recompute_batchnorm(net, rows, eval_batch_size, train_idx, K)
         evals = ([("val", val_rows, None)] if val_rows is not None else []) + [
             (name, rows, idx) for name, idx in extra_idx.items()]
         for name, r, idx in evals:

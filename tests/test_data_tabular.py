@@ -131,6 +131,20 @@ def test_same_seed_same_data_other_seed_other_split(name):
     assert not torch.equal(a.splits["test"], c.splits["test"])
 
 
+def test_pbc_nontrial_enrolment_labs(pbc_raw):
+    ds = load_pbc(seed=0, labs="series", history_years=0.5, nontrial_labs=True)
+    trial = ds.meta["trial"]
+    assert bool(ds.present["labs"].all()) and bool((ds.lengths["labs"][~trial] == 1).all())
+    plain = load_pbc(seed=0, labs="series", history_years=0.5)
+    assert torch.equal(ds.lengths["labs"][trial], plain.lengths["labs"][trial])
+    # chol, alk.phos and ast were not recorded for the non-trial patients: imputed (0 = the training mean), counted
+    cols = [ds.meta["features"]["labs"].index(c) for c in ("chol", "alk.phos", "ast")]
+    assert bool((ds.x["labs"][~trial][:, 0, cols] == 0).all())
+    assert ds.meta["imputed"]["labs"] >= plain.meta["imputed"]["labs"] + 3 * int((~trial).sum())
+    with pytest.raises(ValueError, match="needs labs='series'"):
+        load_pbc(seed=0, nontrial_labs=True)
+
+
 def test_pbc_series_targets_start_at_the_landmark(pbc_raw):
     """With a lab history of h years, outcomes are counted from year h, and nobody who left before is labelled."""
     ds = load_pbc(seed=0, labs="series", history_years=1.0, death_years=5)

@@ -1,8 +1,6 @@
 """MIND chapter code: problems, cached teachers, methods, search, evaluation and claims (small, CPU)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -11,13 +9,14 @@ from mmrepro import claims as contract
 from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.metrics import score
 from mmrepro.mind import chapter as C
-from mmrepro.mind.experiments import (ABLATION, METHODS, TS_GRID, Setup, Students, build, head_predictions,
-                                      param_counts, sample_hps, train, train_many)
+from mmrepro.mind import evidence as ev
+from mmrepro.mind.experiments import (ABLATION_METHODS, METHODS, TS_GRID, UNIMODAL, Setup, Students, build,
+                                      head_predictions, param_counts, sample_hps, train)
 from mmrepro.mind.problems import build_encoder, load_problem, pbc_problem
 from mmrepro.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
 from mmrepro.models import FUSION_HEAD, count_parameters
 from mmrepro.notebook import Params, Run
-
+from mmrepro.stats import paired_bootstrap_evidence
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +36,23 @@ def teachers(pbc, tmp_path_factory):
 def test_pbc_problem_rows(pbc):
     d = pbc.data
     assert pbc.modalities == ("labs", "static") and set(d.x) == {"labs", "static"}
+    trial = d.meta["trial"]
     for s in ("train", "val", "test"):
         rows = pbc.paired[s]
-        assert bool(d.present["labs"][rows].all() and d.present["static"][rows].all())
+        assert bool(d.present["labs"][rows].all() and d.present["static"][rows].all() and trial[rows].all())
         assert not bool(torch.isnan(d.y[pbc.task][rows]).any())
-        # the paired set is inside each unimodal set; static gains the non-trial patients
-        for m in pbc.modalities:
+        for m in pbc.modalities:  # the paired set is inside each unimodal set
             assert set(rows.tolist()) <= set(pbc.unimodal[m][s].tolist())
-    assert len(pbc.unimodal["static"]["train"]) > len(pbc.paired["train"])
-    assert len(pbc.unimodal["labs"]["train"]) == len(pbc.paired["train"])
+    # MIND's premise: every modality's teachers train on strictly more rows than the student's pairs;
+    # the lab teachers gain the broken-up pairs and the non-trial patients' one-visit enrolment labs
+    for m in pbc.modalities:
+        assert len(pbc.unimodal[m]["train"]) > len(pbc.paired["train"])
+    labs_train = pbc.unimodal["labs"]["train"]
+    assert (~trial[labs_train]).sum() > 0 and bool((d.lengths["labs"][labs_train[~trial[labs_train]]] == 1).all())
     assert not set(pbc.paired["train"].tolist()) & set(pbc.paired["test"].tolist())
+    findings = load_problem("pbc_findings", seed=0, teacher_hidden=8, student_hidden=4)
+    for m in findings.modalities:
+        assert len(findings.unimodal[m]["train"]) > len(findings.paired["train"])
 
 
 def test_av_digits_pairs_are_a_fraction_of_the_unimodal_rows():
@@ -58,6 +64,10 @@ def test_av_digits_pairs_are_a_fraction_of_the_unimodal_rows():
     q = load_problem("av_digits", seed=0, paired_fraction=0.25, teacher_width=2, student_width=2)
     assert torch.equal(p.paired["train"], q.paired["train"]) and p.checksum() == q.checksum()
     assert [s["depth"] for s in p.teacher_specs["image"]] == [18, 10, 6] and p.student_specs["audio"]["depth"] == 3
+    # at width 64 the student and the ResNet-10 teacher have the paper's sizes (App. C: ~151 k and ~4.9 M)
+    full = load_problem("av_digits", seed=0)
+    assert abs(count_parameters(full.student())["total"] - 151_000) < 2_000
+    assert abs(count_parameters(full.teacher("image", full.teacher_specs["image"][1]))["total"] - 4.9e6) < 0.05e6
 
 
 def test_bad_inputs_are_named():
@@ -83,6 +93,8 @@ def test_sample_hps_ranges_and_reproducibility():
     ts = sample_hps("ts", 50, 0, (1e-4, 1e-2), (0.1, 10.0))
     assert all(h["alpha"] in TS_GRID and h["beta"] in TS_GRID for h in ts)
     assert set(sample_hps("base", 3, 0, (1e-3, 1e-3), (1, 1))[0]) == {"lr"}
+    assert set(sample_hps("abl5", 1, 0, (1e-3, 1e-2), (1, 2))[0]) == {"lr", "omega_a", "omega_b"}
+    assert sample_hps("abl3", 5, 0, (1e-3, 1e-2), (1, 2)) != sample_hps("abl4", 5, 0, (1e-3, 1e-2), (1, 2))
 
 
 def test_teacher_cache_reuses_weights(pbc, tmp_path, monkeypatch):
@@ -116,7 +128,8 @@ def test_k_beyond_the_candidate_teachers_is_an_error_not_a_truncation(pbc, teach
     with pytest.raises(ValueError, match="k=4 teachers per ensemble"):
         Setup(pbc, teachers, k=4)
     with pytest.raises(ValueError, match=r"k=4 teachers per ensemble.*\{'labs': 3, 'static': 3\}"):  # before any training
-        C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=1, epochs=1, n_trials=1, omega_epochs=1, n_boot=10, k=4)
+        C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=1, epochs=1, n_trials=1, n_seeds=2, omega_epochs=1,
+                      n_boot=10, k=4)
 
 
 def test_a_corrupt_or_mismatching_cached_teacher_is_retrained_from_a_clean_start(pbc, tmp_path, monkeypatch):
@@ -161,6 +174,9 @@ def test_build_methods(pbc, teachers):
     assert obj.omega == {"labs": 1.0, "static": 1.0} and all(len(v) == 1 for v in obj.teachers.values())
     _, obj = build(s, "abl5", hp)   # single teacher, weighted
     assert obj.omega == {"labs": 2.0, "static": 0.5} and all(len(v) == 1 for v in obj.teachers.values())
+    model, obj = build(s, "uni_a", hp)  # the student's labs encoder alone
+    assert model.modalities == ["labs"] and isinstance(obj, Supervised)
+    assert count_parameters(model)["encoder:labs"] == count_parameters(pbc.student())["encoder:labs"]
     with pytest.raises(ValueError, match="unknown method 'foo'"):
         build(s, "foo", hp)
 
@@ -192,17 +208,20 @@ def test_param_counts(pbc, teachers):
 
 def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     monkeypatch.setenv("MMREPRO_CACHE", str(tmp_path))
-    r = C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=2, epochs=2, n_trials=1, omega_epochs=2, n_boot=30)
-    assert set(r.test) == set(METHODS) and list(r.ablation) == list(ABLATION)
-    y = pbc.data.y[pbc.task][pbc.paired["test"]]
-    # the reported point value is the metric of the selected model on the test rows (re-trained: same numbers)
-    best = r.searches["mind"].best
-    p = Students(r.setup)(best.config, best.seed).evaluate_test()[FUSION_HEAD]
-    assert r.test["mind"][FUSION_HEAD]["auroc"][0] == pytest.approx(score("auroc", y.numpy(), p.numpy(), "binary"))
-    lo, hi = r.test["mind"][FUSION_HEAD]["auroc"][1:]
-    assert lo <= hi and math.isfinite(lo)
+    r = C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=2, epochs=2, n_trials=1, n_seeds=2, omega_epochs=2,
+                      n_boot=30)
+    assert set(r.runs) == set(METHODS + ABLATION_METHODS + UNIMODAL) - {"ume"}
+    assert all([s.seed for s in runs] == [s.seed for s in r.runs["mind"]] for runs in r.runs.values())  # paired
+    y = pbc.data.y[pbc.task][pbc.paired["test"]].numpy()
+    # a reported value is the seed mean of the selected configuration's test metric
+    assert r.metric("mind", FUSION_HEAD).estimate == pytest.approx(
+        np.mean([score("auroc", y, t[FUSION_HEAD], "binary") for t in r.tests["mind"]]))
+    with pytest.raises(RuntimeError, match="test is used once"):
+        r.runs["mind"][0].evaluate_test()
+    again = Students(r.setup)(r.runs["mind"][0].config, r.runs["mind"][0].seed).evaluate_test()  # same seed, same run
+    assert np.allclose(again[FUSION_HEAD], r.tests["mind"][0][FUSION_HEAD])
     run = Run(name="mind", params=Params({}), device="cpu", seed=0, profile="book")
-    C.record_claims(run, r, n_boot=30)
+    C.record_claims(run, r)
     cl = {c["id"]: c for c in run.claims}
     for c in run.claims:
         assert contract.validate(c) == c["verdict"]
@@ -210,11 +229,40 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     assert len([i for i in cl if i.startswith("fused-")]) == len(METHODS) - 1
     assert len([i for i in cl if i.startswith("head-")]) == 4 and len([i for i in cl if i.startswith("ablation-")]) == 5
     assert cl["compression-pbc_death"]["passed"] == (r.sizes["ratio_largest"] >= 3)
-    fused = {m: r.test[m][FUSION_HEAD]["auroc"][0] for m in METHODS}
-    assert cl["fused-pbc_death-vs-ts"]["estimate"] == pytest.approx(100 * (fused["mind"] - fused["ts"]))
+    assert cl["fused-pbc_death-vs-ts"]["estimate"] == pytest.approx(
+        100 * (r.metric("mind", FUSION_HEAD).estimate - r.metric("ts", FUSION_HEAD).estimate))
+    assert cl["fused-pbc_death-vs-ts"]["n"] == 2 and "2 seeds x 33 test rows" in cl["fused-pbc_death-vs-ts"]["interval_method"]
     assert len(C.baseline_table(r)) == len(METHODS) and len(C.ablation_table(r)) == 6
     assert len(C.omega_summary(r)) == 6 and C.under_utilised(r) in pbc.modalities
     assert len(C.omega_per_seed(r)) == 12 and cl["omega-pbc_death-balance"]["n"] == 2
+    assert len(C.student_check([r], C.LEARNS_MARGIN)) == 4 and len(C.seed_table([r])) == len(METHODS) - 1
+    assert len(C.unimodal_table(r)) == 2 * 3 + len(r.teachers) and len(C.teacher_advantage([r])) == 2
+    assert C.verdict_summary(run.claims)[["holds", "inconclusive", "does not hold"]].to_numpy().sum() == len(
+        [c for c in run.claims if c["kind"] == "empirical"])
+
+
+def test_two_stage_bootstrap():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60).astype(float)
+    a = [np.clip(y * 0.3 + rng.random(60) * 0.7, 0, 1) for _ in range(3)]
+    b = [rng.random(60) for _ in range(3)]
+    draws = ev.Draws.make(60, 3, 400, seed=1)
+    d = ev.difference("auroc", y, a, b, "binary", draws)
+    assert d.n == 3 and d.interval[0] <= d.estimate <= d.interval[1] and d.interval[0] > 0
+    assert d.estimate == pytest.approx(np.mean([score("auroc", y, p, "binary") for p in a])
+                                       - np.mean([score("auroc", y, p, "binary") for p in b]))
+    same = ev.difference("auroc", y, a, a, "binary", draws)
+    assert same.estimate == 0 and same.interval == (0.0, 0.0)
+    # one run per side: exactly the paired bootstrap over test rows of mmrepro.stats
+    one = ev.difference("auroc", y, a[:1], b[:1], "binary", ev.Draws.make(60, 1, 400, seed=1))
+    ref = paired_bootstrap_evidence("auroc", y, a[0], b[0], "binary", n_boot=400, seed=1)
+    assert one.estimate == pytest.approx(ref.estimate) and one.interval == pytest.approx(ref.interval)
+    # seed variation widens the interval: differences that flip sign between seeds are not decided
+    noisy = [np.clip(y * (0.6 if k % 2 else -0.6) + rng.random(60) * 0.4, 0, 1) for k in range(3)]
+    wide = ev.difference("auroc", y, noisy, b, "binary", draws)
+    assert wide.interval[1] - wide.interval[0] > d.interval[1] - d.interval[0]
+    with pytest.raises(ValueError, match="2 runs but the draws resample 3 seeds"):
+        ev.replicates("auroc", y, a[:2], "binary", draws)
 
 
 def test_students_many_is_one_call_per_job(pbc, teachers):
@@ -231,4 +279,4 @@ def test_students_many_is_one_call_per_job(pbc, teachers):
             assert x.keys() == y.keys() and all(x[k] == pytest.approx(y[k], abs=1e-4, nan_ok=True) for k in x)
         test_b = b.evaluate_test()
         for h, p in a.evaluate_test().items():
-            torch.testing.assert_close(p, test_b[h], atol=1e-4, rtol=0)
+            np.testing.assert_allclose(p, test_b[h], atol=1e-4, rtol=0)

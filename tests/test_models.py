@@ -18,6 +18,15 @@ def test_resnet_depths_and_width(depth, stages):
     assert [len(s) for s in enc.stages] == list(RESNET_STAGES[depth])
 
 
+def test_compact_stem_reduces_4x_with_the_small_stems_parameters():
+    small, compact = ResNetEncoder(3, 1, 8, stem="small"), ResNetEncoder(3, 1, 8, stem="compact")
+    assert sum(p.numel() for p in small.parameters()) == sum(p.numel() for p in compact.parameters())
+    assert compact.stem(torch.randn(2, 1, 28, 28)).shape == (2, 8, 7, 7)
+    assert compact(torch.randn(2, 28, 28)).shape == (2, 8)
+    with pytest.raises(ValueError, match="'small', 'imagenet' or 'compact'"):
+        ResNetEncoder(3, stem="tiny")
+
+
 def test_resnet_rejects_bad_input():
     with pytest.raises(ValueError, match="depth 11"):
         ResNetEncoder(11)

@@ -136,6 +136,29 @@ def test_images_sequences_missing_rows_and_multilabel():
     assert res.info["on_device_batching"]
 
 
+def test_recompute_bn_evaluates_with_the_training_rows_statistics():
+    """recompute_bn: the selected checkpoint's BatchNorm statistics are those of the training rows under its
+    weights (precise BN), and the training itself (the weights' path) is unchanged."""
+    from mmrepro.trainer import _Rows, recompute_batchnorm
+
+    d = _mixed_dataset()
+    runs = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = MultimodalNet({"img": ResNetEncoder(3, width=4), "seq": LSTMEncoder(2, 4, 2)}, "multilabel", 3,
+                              "lstm", token_dim=4, fusion_hidden=8)
+        runs[flag] = fit(model, d.split("train"), d.split("val"), epochs=3, batch_size=8, lr=1e-2, progress=False,
+                         device="cpu", recompute_bn=flag)
+    kept = runs[True].model
+    stats = {k: v.clone() for k, v in kept.state_dict().items() if "running" in k}
+    recompute_batchnorm(kept, _Rows(d.split("train"), "lab", torch.device("cpu")))
+    for k, v in kept.state_dict().items():
+        if "running" in k:
+            assert torch.allclose(v, stats[k], atol=1e-5), k
+    train_loss = [[h["train/loss"] for h in r.history] for r in runs.values()]
+    assert train_loss[0] == pytest.approx(train_loss[1])  # the same training, only evaluation differs
+
+
 def test_errors(data):
     with pytest.raises(ValueError, match="the model predicts"):
         run(data, MultimodalNet({"a": MLPEncoder(6), "b": MLPEncoder(6)}, "binary", 1))

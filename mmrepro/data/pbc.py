@@ -78,11 +78,19 @@ def _series(seq: pd.DataFrame, ids: np.ndarray, history_years: float) -> tuple[t
     return out, lengths
 
 
-def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", history_years: float = 1.0) -> MultimodalDataset:
-    """PBC as a multimodal, multi-task dataset (see the module docstring); split stratified by outcome 70/15/15."""
+def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", history_years: float = 1.0,
+             nontrial_labs: bool = False) -> MultimodalDataset:
+    """PBC as a multimodal, multi-task dataset (see the module docstring); split stratified by outcome 70/15/15.
+
+    ``nontrial_labs`` (with ``labs="series"``): the non-trial patients' enrolment labs become a one-visit
+    series (day 0), so that they too have the ``labs`` modality; of the series labs only bilirubin,
+    albumin, platelets and prothrombin time were recorded for them, the others are set to the training
+    mean like any gap and counted in ``meta["imputed"]``."""
     seed = check_seed(seed)
     if labs not in ("static", "series"):
         raise ValueError(f"unknown labs={labs!r}; valid: ('static', 'series')")
+    if nontrial_labs and labs != "series":
+        raise ValueError("nontrial_labs=True adds a one-visit lab series: it needs labs='series'")
     if not death_years > 0 or not history_years >= 0:
         raise ValueError(f"death_years must be > 0 and history_years >= 0, got {death_years}, {history_years}")
     pbc = _rdata("survival", "pbc").sort_values("id").reset_index(drop=True)
@@ -107,6 +115,10 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
         lab = standardize(_labs(pbc, LABS), tr[trial[tr]])[0]
         lab_names = LABS
     else:
+        if nontrial_labs:  # enrolment labs of the non-trial patients as a day-0 visit
+            extra = pbc.loc[~trial.numpy(), ["id", *SERIES_LABS]].assign(day=0)
+            seq = pd.concat([seq, extra], ignore_index=True)
+            present["labs"] = torch.ones(n, dtype=torch.bool)
         lab, lengths["labs"] = _series(seq, ids, history_years)
         flat = lab.reshape(-1, lab.shape[2])
         valid = (torch.arange(lab.shape[1])[None] < lengths["labs"][:, None])
@@ -145,5 +157,6 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
               "licence": "LGPL (R package survival)", "imputed": imputed, "row_meta": ["patient_id", "trial"],
               "patient_id": torch.tensor(ids), "trial": trial,
               "landmark_years": landmark / YEAR,
-              "options": {"seed": seed, "death_years": death_years, "labs": labs, "history_years": history_years}},
+              "options": {"seed": seed, "death_years": death_years, "labs": labs, "history_years": history_years,
+                          "nontrial_labs": nontrial_labs}},
     )

@@ -1,9 +1,10 @@
 """MIND experiments: baselines (Tables 1, 5, A4), ablation I (Table 4 / B4), ablation II (Sec. 5.4,
-Fig. 3) and the random hyper-parameter search of App. A.3 (selection on validation, one test).
+Fig. 3) and the random hyper-parameter search of App. A.3 (selection on validation), each selected
+configuration then trained again over seeds shared by all methods (compared paired by seed).
 
 Every student is trained on the problem's paired training rows with :func:`mmrepro.trainer.fit`
-(Adam, best validation checkpoint by accuracy or AUROC); teachers come from
-:mod:`mmrepro.mind.teachers`.
+(Adam, best validation checkpoint by accuracy or AUROC) through the run layer
+(:func:`mmrepro.experiments.run_jobs`: cache, executors); teachers come from :mod:`mmrepro.mind.teachers`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from torch import Tensor
 from mmrepro.experiments.jobs import run_jobs
 from mmrepro.experiments.space import Choice, LogUniform, sample
 from mmrepro.losses import MIND, MKE, TS, Supervised
-from mmrepro.metrics import bootstrap_ci, score
+from mmrepro.metrics import score
 from mmrepro.mind.problems import Problem
 from mmrepro.mind.teachers import Teacher, check_k
 from mmrepro.models import FUSION_HEAD, MultimodalNet, count_parameters, probabilities
@@ -30,20 +31,28 @@ if TYPE_CHECKING:
     from mmrepro.runs.executors import Executor
 
 METHODS = ("base", "base_3h", "mke_a", "mke_b", "ume", "ts", "mind")
+# Table 4 / B4 rows as methods: rows 1, 2 and 6 are the baselines MedFuse, MedFuse-3H and MIND themselves.
+ABLATION_METHODS = ("base", "base_3h", "abl3", "abl4", "abl5", "mind")
+ABLATION = ("L_SAB", "+ L_SA/B", "+ KD single teacher, ω = 1", "+ EKD ensemble, ω = 1",
+            "+ KD single teacher, weighted ω", "MIND: EKD ensemble, weighted ω")
+UNIMODAL = ("uni_a", "uni_b")  # one encoder of the student's size with its own head, on the paired rows
+TRAINED = tuple(dict.fromkeys(m for m in METHODS + ABLATION_METHODS if m != "ume"))
 TS_GRID = tuple(round(0.1 * i, 1) for i in range(10))  # alpha, beta in {0.0, ..., 0.9} (App. A.4)
 # Ablation II (Sec. 5.4): (omega_A, omega_B) for  0, A << B, A < B, A = B, A > B, A >> B
 OMEGA_SETTINGS = {"ω_A = ω_B = 0": (0.0, 0.0), "ω_A ≪ ω_B": (0.1, 4.0), "ω_A < ω_B": (1.0, 2.0),
                   "ω_A = ω_B": (2.0, 2.0), "ω_A > ω_B": (2.0, 1.0), "ω_A ≫ ω_B": (4.0, 0.1)}
-ABLATION = ("L_SAB", "+ L_SA/B", "+ KD single teacher, ω = 1", "+ EKD ensemble, ω = 1",
-            "+ KD single teacher, weighted ω", "MIND: EKD ensemble, weighted ω")
+REPEAT_SEED = 10_000  # repeat j of every selected configuration trains with seed + REPEAT_SEED + j
 
 
 def method_name(method: str, problem: Problem) -> str:
-    """Display name: MedFuse / Vanilla (by fusion), -3H, MKE-<MODALITY>, UME, TS, MIND."""
+    """Display name: MedFuse / Vanilla (by fusion), -3H, MKE-<MODALITY>, UME, TS, MIND, the ablation rows
+    and the same-size unimodal models."""
     base = "MedFuse" if problem.fusion == "lstm" else "Vanilla"
     a, b = (m.upper() for m in problem.modalities)
-    return {"base": base, "base_3h": f"{base}-3H", "mke_a": f"MKE-{a}", "mke_b": f"MKE-{b}", "ume": "UME",
-            "ts": "TS", "mind": "MIND"}[method]
+    names = {"base": base, "base_3h": f"{base}-3H", "mke_a": f"MKE-{a}", "mke_b": f"MKE-{b}", "ume": "UME",
+             "ts": "TS", "mind": "MIND", "uni_a": f"{a} alone (student size)", "uni_b": f"{b} alone (student size)"}
+    names.update({m: ABLATION[ABLATION_METHODS.index(m)] for m in ("abl3", "abl4", "abl5")})
+    return names[method]
 
 
 @dataclass
@@ -71,29 +80,34 @@ class Setup:
 def build(setup: Setup, method: str, hp: dict[str, float]) -> tuple[MultimodalNet, Any]:
     """Model and objective of ``method`` (Table A4) with hyper-parameters ``hp``.
 
-    Methods: the METHODS names (except ``ume``, which is not trained) and the ablation settings
-    ``abl1`` ... ``abl6`` (Table 4 rows; ``abl6`` is MIND)."""
+    Methods: the METHODS names (except ``ume``, which is not trained), the ablation settings ``abl3``,
+    ``abl4``, ``abl5`` (Table 4 rows 3-5) and ``uni_a`` / ``uni_b`` (one modality, the student's encoder)."""
     p, (a, b) = setup.problem, setup.problem.modalities
-    if method in ("base", "abl1"):
+    if method == "base":
         return p.student(multihead=False), Supervised(heads=[FUSION_HEAD])
-    if method in ("base_3h", "abl2"):
+    if method == "base_3h":
         return p.student(), Supervised()
+    if method in UNIMODAL:
+        m = a if method == "uni_a" else b
+        return p.teacher(m, p.student_specs[m]), Supervised()
     if method in ("mke_a", "mke_b"):
         m = a if method == "mke_a" else b
         return p.student(multihead=False), MKE(m, setup.best(m), gamma=hp.get("gamma", 1.0))
     if method == "ts":
         return p.student(multihead=False), TS({a: setup.best(a), b: setup.best(b)}, {a: hp["alpha"], b: hp["beta"]})
-    if method in ("mind", "abl3", "abl4", "abl5", "abl6"):
+    if method in ("mind", "abl3", "abl4", "abl5"):
         single = method in ("abl3", "abl5")
         teachers = {m: setup.best(m) if single else setup.top(m) for m in (a, b)}
         omega = {a: 1.0, b: 1.0} if method in ("abl3", "abl4") else {a: hp["omega_a"], b: hp["omega_b"]}
         return p.student(), MIND(teachers, omega)
-    raise ValueError(f"unknown method {method!r}; valid: {METHODS[:4] + METHODS[5:]} and abl1..abl6")
+    raise ValueError(f"unknown method {method!r}; valid: {TRAINED + UNIMODAL}")
 
 
 def train(setup: Setup, method: str, hp: dict[str, float], seed: int, epochs: int | None = None,
           patience: int | None = -1) -> FitResult:
-    """Train one student on the paired training rows; checkpoint on the paired validation rows."""
+    """Train one student on the paired training rows; checkpoint on the paired validation rows (every
+    head's selection metric logged each epoch). BatchNorm statistics are recomputed before each
+    evaluation (the ResNets' few steps per epoch)."""
     return train_many(setup, method, [hp], [seed], epochs, patience)[0]
 
 
@@ -110,21 +124,23 @@ def train_many(setup: Setup, method: str, hps: Sequence[dict[str, float]], seeds
                     objectives=[o for _, o in built], epochs=epochs or setup.epochs, batch_size=setup.batch_size,
                     lrs=[hp["lr"] for hp in hps], patience=setup.patience if patience == -1 else patience,
                     select_metric=p.select_metric, metrics=(p.select_metric,), seeds=list(seeds),
-                    device=setup.device, progress=False)
+                    device=setup.device, progress=False, recompute_bn=True)
 
 
 def sample_hps(method: str, n: int, seed: int, lr_range: Sequence[float], omega_range: Sequence[float]) -> list[dict]:
-    """``n`` random configurations (App. A.3): log-uniform learning rate; MIND: log-uniform ω_A, ω_B in
-    ``omega_range``; TS: α, β from {0.0, ..., 0.9} (App. A.4). Drawn with the project's one
-    hyper-parameter sampler (:func:`mmrepro.experiments.space.sample`), a stream per method."""
+    """``n`` random configurations (App. A.3): log-uniform learning rate; weighted MIND (and ablation row 5):
+    log-uniform ω_A, ω_B in ``omega_range``; TS: α, β from {0.0, ..., 0.9} (App. A.4). Drawn with the
+    project's one hyper-parameter sampler (:func:`mmrepro.experiments.space.sample`), a stream per method."""
     if n < 1:
         raise ValueError(f"the search needs at least one trial, got n_trials={n}")
+    if method not in TRAINED + UNIMODAL:
+        raise ValueError(f"unknown method {method!r}; valid: {TRAINED + UNIMODAL}")
     space: dict[str, Any] = {"lr": LogUniform(*lr_range)}
-    if method == "mind":
+    if method in ("mind", "abl5"):
         space["omega_a"] = space["omega_b"] = LogUniform(*omega_range)
     if method == "ts":
         space["alpha"] = space["beta"] = Choice(TS_GRID)
-    stream = 100 * seed + (METHODS.index(method) if method in METHODS else 99)  # distinct per (seed, method)
+    stream = 100 * seed + (TRAINED + UNIMODAL).index(method)  # distinct per (seed, method)
     return [sample(space, stream, k) for k in range(n)]
 
 
@@ -133,17 +149,18 @@ RUN_SETTINGS = ("method", "epochs", "patience")  # keys of a student config that
 
 @dataclass
 class Student:
-    """One trained student (a search candidate, plain data): its configuration (``method``,
-    hyper-parameters, optional ``epochs``/``patience`` overrides), seed, validation score, selected
-    epoch and per-epoch history. Every head's predictions on the paired test rows
-    (:func:`head_predictions`) are computed when training ends and revealed once, by
-    :meth:`evaluate_test`."""
+    """One trained student (plain data): its configuration (``method``, hyper-parameters, optional
+    ``epochs``/``patience`` overrides), seed, validation score, selected epoch, per-epoch history and
+    every head's report metrics on the validation rows at the selected epoch (Tables B1-B6). Every
+    head's predictions on the paired test rows (:func:`head_predictions`) are computed when training
+    ends and revealed once, by :meth:`evaluate_test`."""
 
     config: dict[str, Any]
     seed: int
     score: float
     best_epoch: int
     history: list[dict[str, Any]]
+    val_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     sealed_test: dict[str, Tensor] = field(default_factory=dict, repr=False)
     tested: bool = False
 
@@ -151,18 +168,23 @@ class Student:
     def hp(self) -> dict[str, float]:
         return {k: v for k, v in self.config.items() if k not in RUN_SETTINGS}
 
-    def evaluate_test(self) -> dict[str, Tensor]:
+    def val(self, head: str, metric: str) -> float:
+        """A head's validation metric at the selected epoch (NaN where undefined)."""
+        return float(self.val_metrics.get(head, {}).get(metric, math.nan))
+
+    def evaluate_test(self) -> dict[str, np.ndarray]:
         """Test-split probabilities per head (``fusion`` and each modality); callable once."""
         if self.tested:
             raise RuntimeError("this student was already evaluated on the test split (test is used once)")
         self.tested = True
-        return dict(self.sealed_test)
+        return {h: v.numpy() for h, v in self.sealed_test.items()}
 
 
 class Students:
     """``objective(config, seed) -> Student`` over a :class:`Setup` (the objective protocol of
-    :mod:`mmrepro.experiments.jobs`): ``config["method"]`` is a :func:`build` method, the other
-    keys its hyper-parameters, and optional ``epochs``/``patience`` override the setup's."""
+    :mod:`mmrepro.experiments.jobs`): ``config["method"]`` is a :func:`build` method, the other keys its
+    hyper-parameters; optional ``epochs`` / ``patience`` override the setup's (the ω study trains a fixed
+    number of epochs)."""
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
@@ -186,8 +208,14 @@ class Students:
             raise ValueError("Students.many trains jobs of one group (method, epochs, patience); split them by group")
         hps = [{k: v for k, v in c.items() if k not in RUN_SETTINGS} for c, _ in jobs]
         results = train_many(self.setup, method, hps, [s for _, s in jobs], epochs=epochs, patience=patience)
-        return [Student(dict(c), s, float(res.best_score), res.best_epoch, res.history,
-                        head_predictions(res.model, p, p.paired["test"])) for (c, s), res in zip(jobs, results)]
+        y_val = p.data.y[p.task][p.paired["val"]].numpy()
+        students = []
+        for (c, s), res in zip(jobs, results):
+            val = {h: {m: _metric(m, y_val, v.numpy(), p.kind) for m in p.report_metrics}
+                   for h, v in head_predictions(res.model, p, p.paired["val"]).items()}
+            students.append(Student(dict(c), s, float(res.best_score), res.best_epoch, res.history, val,
+                                    head_predictions(res.model, p, p.paired["test"])))
+        return students
 
     def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
         s, p = self.setup, self.setup.problem
@@ -197,55 +225,76 @@ class Students:
                 "fusion": p.fusion, "fusion_kw": p.fusion_kw, "k": s.k,
                 "teachers": {m: [t.key for t in ts] for m, ts in s.teachers.items()},
                 "epochs": epochs, "patience": patience, "batch_size": s.batch_size,
-                "device": torch.device(s.device).type, "config": config, "seed": seed}
+                "metrics": list(p.report_metrics), "device": torch.device(s.device).type, "config": config,
+                "seed": seed}
 
     def group(self, config: dict[str, Any]) -> tuple[str, int, int | None]:
         """Jobs that can share one stacked model: the same method (architecture and objective) and budget."""
         return (config["method"], *self._budget(config))
 
 
+def _metric(name: str, y: np.ndarray, p: np.ndarray, kind: str) -> float:
+    try:
+        return float(score(name, y, p, kind))
+    except ValueError:  # undefined, e.g. AUROC where a label has one class in these rows
+        return math.nan
+
+
+def train_jobs(setup: Setup, jobs: Sequence[tuple[dict[str, Any], int]],
+               executor: str | Executor = "local") -> list[Student]:
+    """Every ``(config, seed)`` job trained (or loaded from the run cache) through
+    :func:`mmrepro.experiments.run_jobs` on ``executor``, in order."""
+    return run_jobs(Students(setup), list(jobs), executor)
+
+
 @dataclass
 class Search:
-    """A method's random search: every trial's validation score and the selected student."""
+    """A method's random search: every trial's configuration, seed and validation score, and the selected
+    trial (its test predictions stay sealed: the selection is repeated over seeds and those are tested)."""
 
     method: str
     trials: list[dict[str, Any]]
     best: Student
-    best_hp: dict[str, float]
-    best_seed: int
 
     @property
-    def val_score(self) -> float:
+    def best_hp(self) -> dict[str, float]:
+        return self.best.hp
+
+    @property
+    def best_score(self) -> float:
         return float(self.best.score)
 
 
 def searches(setup: Setup, methods: Sequence[str], n_trials: int, seed: int,
              lr_range: Sequence[float] = (1e-4, 1e-2), omega_range: Sequence[float] = (0.1, 10.0),
              executor: str | Executor = "local") -> dict[str, Search]:
-    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``),
-    every trial of every method submitted at once through :func:`mmrepro.experiments.run_jobs`; per
-    method the trial with the best validation score is kept (test once, later)."""
+    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``), every
+    trial of every method submitted at once through :func:`train_jobs`; per method the configuration with
+    the best validation score is selected."""
     hps = {m: sample_hps(m, n_trials, seed, lr_range, omega_range) for m in methods}
     jobs = [({"method": m, **hp}, seed + 1000 * (i + 1)) for m in methods for i, hp in enumerate(hps[m])]
-    done = iter(run_jobs(Students(setup), jobs, executor))
+    done = iter(train_jobs(setup, jobs, executor))
     out = {}
     for m in methods:
         best, trials = None, []
-        for hp in hps[m]:
+        for _ in hps[m]:
             cand = next(done)
-            trials.append({**hp, "seed": cand.seed, "val": cand.score, "best_epoch": cand.best_epoch})
-            if cand.score > (best.score if best is not None else -math.inf):
+            trials.append({**cand.hp, "seed": cand.seed, "val": cand.score, "best_epoch": cand.best_epoch})
+            if math.isfinite(cand.score) and (best is None or cand.score > best.score):
                 best = cand
         if best is None:
             raise RuntimeError(f"every {m} trial gave an undefined validation score")
-        out[m] = Search(m, trials, best, best.hp, best.seed)
+        out[m] = Search(m, trials, best)
     return out
 
 
-def search(setup: Setup, method: str, n_trials: int, seed: int, lr_range: Sequence[float] = (1e-4, 1e-2),
-           omega_range: Sequence[float] = (0.1, 10.0), executor: str | Executor = "local") -> Search:
-    """Random search for ``method`` (:func:`searches` with one method)."""
-    return searches(setup, [method], n_trials, seed, lr_range, omega_range, executor)[method]
+def repeats(setup: Setup, configs: dict[str, dict[str, float]], seeds: Sequence[int],
+            executor: str | Executor = "local") -> dict[str, list[Student]]:
+    """Every method's selected configuration trained again with each of ``seeds`` (the same seeds for
+    every method, so that methods are compared paired by seed)."""
+    jobs = [({"method": m, **hp}, s) for m, hp in configs.items() for s in seeds]
+    done = iter(train_jobs(setup, jobs, executor))
+    return {m: [next(done) for _ in seeds] for m in configs}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -254,7 +303,8 @@ def search(setup: Setup, method: str, n_trials: int, seed: int, lr_range: Sequen
 def head_predictions(model: MultimodalNet, problem: Problem, rows: Tensor) -> dict[str, Tensor]:
     """Predictions of the fused model and from each modality alone. Multi-head models use their
     unimodal heads; single-head models get the other modality marked absent (MedFuse's treatment of
-    a missing modality: its token is dropped / its embedding is zero)."""
+    a missing modality: its token is dropped / its embedding is zero); a unimodal model predicts its
+    own modality only."""
     d = problem.rows(rows)
     dev = next(model.parameters()).device
     x = {m: v.to(dev) for m, v in d.x.items()}
@@ -263,6 +313,8 @@ def head_predictions(model: MultimodalNet, problem: Problem, rows: Tensor) -> di
     model.eval()
     out = model(x, pres, lens)
     preds = {FUSION_HEAD: probabilities(out.logits[FUSION_HEAD], problem.kind).cpu()}
+    if len(model.modalities) == 1:
+        return {**preds, model.modalities[0]: preds[FUSION_HEAD]}
     for m in problem.modalities:
         if model.multihead:
             preds[m] = probabilities(out.logits[m], problem.kind).cpu()
@@ -289,20 +341,6 @@ def ume_predictions(setup: Setup, rows: Tensor) -> dict[str, Tensor]:
     models = {m: setup.teachers[m][0].model for m in p.modalities}
     fused = ume_proba(models, d.x, d.present, d.lengths)
     return {FUSION_HEAD: fused.cpu(), **{m: teacher_predictions(setup.teachers[m][0], p, rows) for m in p.modalities}}
-
-
-def metric_ci(problem: Problem, y: Tensor, p: Tensor, metric: str, n_boot: int, seed: int) -> tuple[float, float, float]:
-    """Point value and 95 % basic bootstrap interval (MIND Sec. 4: 1,000 resamples; MedFuse's basic interval)."""
-    r = bootstrap_ci(metric, y.numpy(), p.numpy(), n_boot=n_boot, method="basic", seed=seed, task_kind=problem.kind)
-    return float(r[0]), float(r[1]), float(r[2])
-
-
-def point(problem: Problem, y: Tensor, p: Tensor, metric: str) -> float:
-    return float(score(metric, y.numpy(), p.numpy(), problem.kind))
-
-
-def fmt_ci(v: tuple[float, float, float]) -> str:
-    return f"{v[0]:.3f} ({v[1]:.3f}, {v[2]:.3f})"
 
 
 def param_counts(setup: Setup) -> dict[str, Any]:
@@ -332,14 +370,13 @@ def omega_study(setup: Setup, lr: float, seeds: Sequence[int], epochs: int,
                 executor: str | Executor = "local") -> list[OmegaRun]:
     """Ablation II (Sec. 5.4): MIND with each (ω_A, ω_B) and each seed, a fixed number of epochs (no
     early stopping), per-epoch u_A, u_B from the validation metric (eq. 6) and the best-validation epoch.
-    Settings share the seeds, so they are compared paired by seed. Every run goes through
-    :func:`mmrepro.experiments.run_jobs` on ``executor``."""
+    Settings share the seeds, so they are compared paired by seed."""
     settings = settings or OMEGA_SETTINGS
-    cells = [(label, omega, s) for label, omega in settings.items() for s in seeds]
     jobs = [({"method": "mind", "lr": lr, "omega_a": wa, "omega_b": wb, "epochs": epochs, "patience": None}, s)
-            for _, (wa, wb), s in cells]
-    return [OmegaRun(label, omega, s, res.history, res.best_epoch, res.score)
-            for (label, omega, s), res in zip(cells, run_jobs(Students(setup), jobs, executor))]
+            for wa, wb in settings.values() for s in seeds]
+    done = iter(train_jobs(setup, jobs, executor))
+    return [OmegaRun(label, omega, s.seed, s.history, s.best_epoch, s.score)
+            for label, omega in settings.items() for s in (next(done) for _ in seeds)]
 
 
 def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -350,7 +387,7 @@ def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray,
     return ua, ub
 
 
-__all__ = ["METHODS", "OMEGA_SETTINGS", "ABLATION", "TS_GRID", "Setup", "Search", "Student", "Students", "OmegaRun",
-           "build", "train", "train_many", "sample_hps", "search", "searches", "head_predictions", "teacher_predictions",
-           "ume_predictions", "metric_ci",
-           "point", "fmt_ci", "param_counts", "omega_study", "utilisation", "method_name"]
+__all__ = ["METHODS", "ABLATION", "ABLATION_METHODS", "UNIMODAL", "TRAINED", "OMEGA_SETTINGS", "TS_GRID",
+           "REPEAT_SEED", "RUN_SETTINGS", "Setup", "Student", "Students", "Search", "OmegaRun", "build", "train",
+           "train_many", "train_jobs", "sample_hps", "searches", "repeats", "head_predictions", "teacher_predictions",
+           "ume_predictions", "param_counts", "omega_study", "utilisation", "method_name"]

@@ -11,9 +11,10 @@ views of one dataset:
 * ``pbc_death`` / ``pbc_findings`` (the in-hospital-mortality and clinical-conditions analogues,
   binary and multilabel): modality ``labs`` is the pbcseq lab time series (an LSTM encoder, like
   MedFuse's EHR branch), modality ``static`` the baseline demographics and trial arm; outcomes are
-  counted from the end of the lab window (the data layer's landmark). The 106
-  non-trial patients have no lab visits; where their outcome is known they are extra training data
-  for the ``static`` teachers only (``findings`` is never known for them, so that task has none).
+  counted from the end of the lab window (the data layer's landmark). The student keeps a seeded
+  ``paired_fraction`` of the trial patients' training pairs; the teachers train on all of them and,
+  where the outcome is known, on the 106 non-trial patients (their static data and their enrolment
+  labs as a one-visit series; ``findings`` is never known for them, so that task gains none).
 """
 from __future__ import annotations
 
@@ -123,46 +124,62 @@ def _restrict(d: MultimodalDataset, mods: tuple[str, str], task: str) -> Multimo
                    y={task: d.y[task]}, tasks={task: d.tasks[task]})
 
 
-def _split_rows(d: MultimodalDataset, task: str, mods: tuple[str, ...]) -> dict[str, Tensor]:
+def _split_rows(d: MultimodalDataset, task: str, mods: tuple[str, ...],
+                only: Tensor | None = None) -> dict[str, Tensor]:
+    """Per split, the rows with a known target and every modality of ``mods`` (and ``only``, a row mask)."""
     ok = _known(d.y[task])
     for m in mods:
         ok = ok & d.present[m]
+    if only is not None:
+        ok = ok & only
     return {s: idx[ok[idx]] for s, idx in d.splits.items()}
 
 
+def _keep_pairs(train: Tensor, fraction: float, seed: int) -> Tensor:
+    """A seeded ``fraction`` of the paired training rows that stays paired for the student; the other
+    pairs are broken up (each of their modalities serves only its own teachers)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"paired_fraction must be in (0, 1], got {fraction}")
+    n = max(2, round(fraction * len(train)))
+    gen = torch.Generator().manual_seed(seed + 7919)
+    return train[torch.randperm(len(train), generator=gen)[:n]].sort().values
+
+
 def av_digits_problem(seed: int = 0, paired_fraction: float = 0.25, audio_snr_db: float | None = None,
-                      teacher_width: int = 8, student_width: int = 8, teacher_depths: tuple[int, ...] = (18, 10, 6),
-                      student_depth: int = 3, stem: str = "imagenet") -> Problem:
+                      teacher_width: int = 64, student_width: int = 64, teacher_depths: tuple[int, ...] = (18, 10, 6),
+                      student_depth: int = 3, stem: str = "compact") -> Problem:
     """AV digits (image, audio) for MIND's Table 5 / App. C: Vanilla concatenation fusion, ResNet
-    teachers of three depths on all training rows, a ResNet-3 student on ``paired_fraction`` of them."""
-    if not 0 < paired_fraction <= 1:
-        raise ValueError(f"paired_fraction must be in (0, 1], got {paired_fraction}")
+    teachers of three depths on all training rows, a ResNet-3 student on ``paired_fraction`` of them.
+    At width 64 the student has the paper's ~151 k parameters and the ResNet-10 teacher its ~4.9 M."""
     d = _restrict(load_dataset("av_digits", seed=seed, audio_snr_db=audio_snr_db), ("image", "audio"), "digit")
     mods = ("image", "audio")
     uni = _split_rows(d, "digit", mods)
-    train = uni["train"]
-    n_pair = max(2, round(paired_fraction * len(train)))
-    gen = torch.Generator().manual_seed(seed + 7919)
-    paired_train = train[torch.randperm(len(train), generator=gen)[:n_pair]].sort().values
-    paired = {"train": paired_train, "val": uni["val"], "test": uni["test"]}
-    res = lambda depth, width, stem: {"type": "resnet", "depth": depth, "width": width, "in_channels": 1,  # noqa: E731
-                                      "stem": stem}
+    paired = {"train": _keep_pairs(uni["train"], paired_fraction, seed), "val": uni["val"], "test": uni["test"]}
+    res = lambda depth, width: {"type": "resnet", "depth": depth, "width": width, "in_channels": 1,  # noqa: E731
+                                "stem": stem}
     return Problem(
         name="av_digits", title="AV digits (digit, multiclass)", data=d, task="digit", modalities=mods,
         paired=paired, unimodal={m: dict(uni) for m in mods},
-        student_specs={m: res(student_depth, student_width, stem) for m in mods},
-        teacher_specs={m: [res(k, teacher_width, stem) for k in teacher_depths] for m in mods},
+        student_specs={m: res(student_depth, student_width) for m in mods},
+        teacher_specs={m: [res(k, teacher_width) for k in teacher_depths] for m in mods},
         fusion="concat")
 
 
 def pbc_problem(task: str = "death", seed: int = 0, death_years: float = 5.0, history_years: float = 0.5,
-                teacher_hidden: int = 32, student_hidden: int = 8) -> Problem:
+                paired_fraction: float = 0.5, nontrial_labs: bool = True, teacher_hidden: int = 32,
+                student_hidden: int = 8) -> Problem:
     """PBC (labs series, static) for MIND Tables 1-4: MedFuse LSTM fusion, 2/3/4-layer LSTM and three MLP
     teachers, a student with a 2-layer LSTM (``student_hidden``) and a one-layer MLP. ``task`` is
-    ``"death"`` (binary, death within ``death_years``) or ``"findings"`` (multilabel)."""
+    ``"death"`` (binary, death within ``death_years``) or ``"findings"`` (multilabel).
+
+    The student's pairs are the trial patients with a lab series; it keeps ``paired_fraction`` of the
+    training pairs. Each modality's teachers train on every training row that has that modality and a
+    known target: all trial patients' pairs, broken up or not, and (``nontrial_labs``) the non-trial
+    patients, whose enrolment labs form a one-visit series and whose static data is complete."""
     if task not in ("death", "findings"):
         raise ValueError(f"unknown PBC task {task!r}; valid: 'death', 'findings'")
-    full = load_dataset("pbc", seed=seed, labs="series", death_years=death_years, history_years=history_years)
+    full = load_dataset("pbc", seed=seed, labs="series", death_years=death_years, history_years=history_years,
+                        nontrial_labs=nontrial_labs)
     tname = f"death_{death_years:g}y" if task == "death" else "findings"
     mods = ("labs", "static")
     d = _restrict(full, mods, tname)
@@ -170,10 +187,11 @@ def pbc_problem(task: str = "death", seed: int = 0, death_years: float = 5.0, hi
     lstm = lambda layers, hidden: {"type": "lstm", "input_size": n_lab, "hidden": hidden, "layers": layers}  # noqa: E731
     mlp = lambda *h: {"type": "mlp", "in_features": n_static, "hidden": list(h)}  # noqa: E731
     th = teacher_hidden
+    pairs = _split_rows(d, tname, mods, only=full.meta["trial"])
+    paired = {**pairs, "train": _keep_pairs(pairs["train"], paired_fraction, seed)}
     return Problem(
         name=f"pbc_{task}", title=f"PBC ({tname}, {d.tasks[tname].kind})", data=d, task=tname, modalities=mods,
-        paired=_split_rows(d, tname, mods),
-        unimodal={m: _split_rows(d, tname, (m,)) for m in mods},
+        paired=paired, unimodal={m: _split_rows(d, tname, (m,)) for m in mods},
         student_specs={"labs": lstm(2, student_hidden), "static": mlp(student_hidden)},
         teacher_specs={"labs": [lstm(k, th) for k in (2, 3, 4)],
                        "static": [mlp(th), mlp(2 * th, 2 * th), mlp(4 * th, 4 * th, 4 * th)]},

@@ -28,7 +28,7 @@ from mmrepro.mind.problems import Problem, arch_name
 from mmrepro.models import MultimodalNet, count_parameters
 from mmrepro.trainer import fit
 
-FORMAT = 2  # bump when teacher training changes, so older cache entries are not reused
+FORMAT = 3  # bump when teacher training changes, so older cache entries are not reused (3: BatchNorm recomputed)
 
 
 @dataclass
@@ -96,7 +96,7 @@ def train_teacher(problem: Problem, modality: str, spec: dict[str, Any], lr: flo
             warnings.warn(f"{e}; retraining the teacher", stacklevel=2)
     res = fit(model, problem.rows(rows["train"]), problem.rows(rows["val"]), task=problem.task, epochs=epochs,
               batch_size=batch_size, lr=lr, patience=patience, select_metric=problem.select_metric, seed=seed,
-              device=device, metrics=(problem.select_metric,), progress=False)
+              device=device, metrics=(problem.select_metric,), progress=False, recompute_bn=True)
     if cache:
         _save(path, {"state": {k: v.cpu() for k, v in res.model.state_dict().items()},
                      "val_score": float(res.best_score), "best_epoch": int(res.best_epoch)})

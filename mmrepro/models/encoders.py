@@ -35,12 +35,14 @@ class ResNetEncoder(nn.Module):
     ``stem="imagenet"``: 7x7/2 convolution + 3x3/2 max-pool (He et al.; MedFuse's chest X-rays).
     ``stem="small"``: one 3x3/1 convolution, no pooling (small images and spectrograms, the
     setting that matches MIND Appendix C parameter counts).
+    ``stem="compact"``: one 3x3/2 convolution + 3x3/2 max-pool: the ImageNet stem's downsampling (4x) with
+    the small stem's kernel and parameter count (28x28 inputs reach the blocks at 7x7).
 
     Input: (N, H, W) or (N, C, H, W) float.
     """
 
     def __init__(self, depth: int = 10, in_channels: int = 1, width: int = 64,
-                 stem: Literal["small", "imagenet"] = "small") -> None:
+                 stem: Literal["small", "imagenet", "compact"] = "small") -> None:
         super().__init__()
         if depth not in RESNET_STAGES:
             raise ValueError(f"ResNet depth {depth} is not supported; choose one of {sorted(RESNET_STAGES)}")
@@ -54,8 +56,12 @@ class ResNetEncoder(nn.Module):
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True))
+        elif stem == "compact":
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
         else:
-            raise ValueError(f"stem must be 'small' or 'imagenet', got {stem!r}")
+            raise ValueError(f"stem must be 'small', 'imagenet' or 'compact', got {stem!r}")
         self.depth, self.in_channels = depth, in_channels
         stages, inplanes = [], width
         for s, n_blocks in enumerate(RESNET_STAGES[depth]):

@@ -95,27 +95,30 @@ def miles(P: Params, device: torch.device) -> list[Section]:
 # ----------------------------------------------------------------------------- MIND
 
 def mind(P: Params, device: torch.device) -> list[Section]:
-    from mmrepro.mind.experiments import ABLATION, METHODS, OMEGA_SETTINGS
+    from mmrepro.mind.experiments import ABLATION_METHODS, METHODS, OMEGA_SETTINGS, UNIMODAL
     from mmrepro.mind.problems import arch_name, load_problem
     from mmrepro.trainer import fit
 
     problems = {
         "av_digits": dict(paired_fraction=P["paired_fraction"], audio_snr_db=P["audio_snr_db"],
-                          teacher_width=P["width"], student_width=P["width"], stem=P["stem"]),
-        "pbc_death": {}, "pbc_findings": {}}
+                          teacher_width=P["teacher_width"], student_width=P["width"]),
+        "pbc_death": dict(paired_fraction=P["pbc_paired_fraction"]),
+        "pbc_findings": dict(paired_fraction=P["pbc_paired_fraction"])}
     out = []
     for name, options in problems.items():
         prob = load_problem(name, seed=P["seed"], **options)
         av = name == "av_digits"
         t_epochs, s_epochs = (P["teacher_epochs"], P["epochs"]) if av else (P["pbc_teacher_epochs"], P["pbc_epochs"])
+        lrs = P["teacher_lrs"] if av else P["pbc_teacher_lrs"]
+        batch = 64 if av else 16
 
-        def fit_cost(label: str, build: Callable[[], Any], rows: Any, val: Any, prob=prob) -> Cost:
+        def fit_cost(label: str, build: Callable[[], Any], rows: Any, val: Any, prob=prob, batch=batch) -> Cost:
             def probe() -> float:
                 sub = rows[:PROBE_ROWS]
 
                 def train(epochs: int) -> None:
                     fit(build(), prob.rows(sub), prob.rows(val), task=prob.task, epochs=epochs, lr=1e-3,
-                        batch_size=64, select_metric=prob.select_metric, metrics=(prob.select_metric,), seed=0,
+                        batch_size=batch, select_metric=prob.select_metric, metrics=prob.report_metrics, seed=0,
                         device=device, progress=False)
 
                 return epoch_seconds(train, row_scale(len(rows), len(sub), len(val)))
@@ -124,17 +127,24 @@ def mind(P: Params, device: torch.device) -> list[Section]:
 
         for m in prob.modalities:
             for spec in prob.teacher_specs[m]:
-                out.append(Section(f"{name}: teacher {m} {arch_name(spec)}", len(P["teacher_lrs"]), t_epochs,
+                out.append(Section(f"{name}: teacher {m} {arch_name(spec)}", len(lrs), t_epochs,
                                    fit_cost(f"{name} teacher {m} {spec}", lambda m=m, spec=spec, prob=prob:
                                             prob.teacher(m, spec), prob.unimodal[m]["train"],
                                             prob.unimodal[m]["val"])))
         student = fit_cost(f"{name} student", lambda prob=prob: prob.student(), prob.paired["train"],
                            prob.paired["val"])
+        per_selection = P["n_trials"] + P["seeds"]  # the search, then the selection repeated over the seeds
         searched = [m for m in METHODS if m != "ume"]
-        out.append(Section(f"{name}: searches ({len(searched)} methods)", len(searched) * P["n_trials"], s_epochs,
+        out.append(Section(f"{name}: baselines ({len(searched)} methods)", len(searched) * per_selection, s_epochs,
                            student))
-        out.append(Section(f"{name}: ablation I", len(ABLATION) - 1, s_epochs, student))
-        out.append(Section(f"{name}: ablation II (omega)", len(OMEGA_SETTINGS) * P["seeds"], s_epochs, student))
+        out.append(Section(f"{name}: same-size unimodal models", len(UNIMODAL) * per_selection, s_epochs,
+                           fit_cost(f"{name} unimodal", lambda prob=prob: prob.teacher(
+                               prob.modalities[0], prob.student_specs[prob.modalities[0]]),
+                               prob.paired["train"], prob.paired["val"])))
+        if name in P["ablations"]:
+            rows = [m for m in ABLATION_METHODS if m not in METHODS]
+            out.append(Section(f"{name}: ablation I (rows 3-5)", len(rows) * per_selection, s_epochs, student))
+            out.append(Section(f"{name}: ablation II (omega)", len(OMEGA_SETTINGS) * P["seeds"], s_epochs, student))
     return out
 
 
