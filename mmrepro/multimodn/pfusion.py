@@ -7,8 +7,9 @@ is padded with a neutral value (``pad_value``, 0 = the training mean after
 learn the missingness pattern (the MNAR failure of paper Section 6.4).  Sequence modalities are
 flattened over their padded time axis, steps beyond a sample's length padded alike.
 
-``fusion="early"`` is the reference implementation's baseline: no per-modality encoders, one MLP
-over the concatenated standardised features with NaN filled by 0.
+``fusion="early"`` is the reference implementation's baseline (its HAIM decoder): no per-modality
+encoders, one MLP over the concatenated standardised features with NaN filled by 0, without input
+dropout (``dropout`` applies to the embedding encoders only).
 
 Encoders and decoder are :func:`~mmrepro.multimodn.heads.mlp` networks with the same widths as
 MultiModN's, so that only the fusion differs (paper Section 4.1, Appendix B Figure 8).
@@ -78,8 +79,7 @@ class PFusion(nn.Module):
             self.decoder = mlp(fused, hidden, self.spec.n_outputs, n_hidden=n_hidden)
         else:
             self.encoders = nn.ModuleDict()
-            self.decoder = mlp(sum(flat.values()), hidden, self.spec.n_outputs, n_hidden=n_hidden,
-                               dropout=dropout)
+            self.decoder = mlp(sum(flat.values()), hidden, self.spec.n_outputs, n_hidden=n_hidden)
 
     @property
     def modalities(self) -> list[str]:
