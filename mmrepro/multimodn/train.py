@@ -1,4 +1,4 @@
-"""Minimal training loop for MultiModN and P-Fusion (MultiModN paper Section 6 and Appendix D).
+"""Minimal training loop for MultiModN and its baselines (MultiModN paper Section 6 and Appendix D).
 
 Adam with gradient-norm clipping, mini-batches drawn from a seeded generator, model selection on
 the validation set (Table 3: "Val BAC + Macro AUROC" for classification, "Val MSE" for regression).
@@ -20,6 +20,7 @@ from .. import metrics
 from .heads import to_probability
 from .model import MultiModN
 from .pfusion import PFusion
+from .transformer import FusionTransformer
 
 __all__ = ["fit", "FitResult", "epoch_batches", "evaluation_pairs", "selection_score"]
 
@@ -46,7 +47,7 @@ def _rows(d: Mapping[str, Tensor], idx: Tensor) -> dict[str, Tensor]:
     return {k: v[idx] for k, v in d.items()}
 
 
-def evaluation_pairs(model: MultiModN | PFusion, data: Any, order: Sequence[str] | None = None,
+def evaluation_pairs(model: MultiModN | PFusion | FusionTransformer, data: Any, order: Sequence[str] | None = None,
                      device: str | torch.device = "cpu") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{task: (y_true, y_pred)}`` over the known targets, predictions in probability space.
 
@@ -61,7 +62,7 @@ def evaluation_pairs(model: MultiModN | PFusion, data: Any, order: Sequence[str]
     try:
         kw = {"order": order} if isinstance(model, MultiModN) else {}
         if order is not None and not kw:
-            raise ValueError("order is only meaningful for MultiModN; P-Fusion always uses all modalities.")
+            raise ValueError("order is only meaningful for MultiModN; the baselines always use all modalities.")
         logits = model.predict(x, present, lengths, **kw)
     finally:
         model.train(was_training)
@@ -117,7 +118,7 @@ def epoch_batches(n: int, batch_size: int, gen: torch.Generator, steps: Tensor |
     return [chunks[i] for i in torch.randperm(len(chunks), generator=gen).tolist()]
 
 
-def fit(model: MultiModN | PFusion, train: Any, val: Any | None = None, *, epochs: int = 100,
+def fit(model: MultiModN | PFusion | FusionTransformer, train: Any, val: Any | None = None, *, epochs: int = 100,
         batch_size: int = 16, lr: float = 1e-3, grad_clip: float | None = 1.0, seed: int = 0,
         device: str | torch.device = "cpu", select_tasks: Sequence[str] | None = None,
         shuffle_order: bool = False, bucket_by_length: bool = False) -> FitResult:
