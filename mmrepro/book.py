@@ -10,6 +10,7 @@ Layout of the build folder (``<project>/_build`` unless told otherwise)::
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -157,11 +158,29 @@ def ensure_mathjax(root: Path) -> Path:
     return target
 
 
-def _hide_parameter_cells(nb) -> None:
-    for cell in nb.cells:
+def _hide_parameter_cells(nb) -> int:
+    """Tag the declared and the injected parameters cells ``remove-cell``; the index after the last of them."""
+    after = 0
+    for i, cell in enumerate(nb.cells):
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
-            tags.append("remove-cell")
+        if {"parameters", "injected-parameters"} & set(tags):
+            after = i + 1
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+    return after
+
+
+def parameters_dropdown(results: dict[str, Any]) -> str:
+    """A folded MyST dropdown listing the run's parameters: name, value and where the value came from."""
+    sources = results.get("param_sources", {})
+    lines = [":::{dropdown} Parameters of this run", f"Profile `{results['profile']}`, seed {results['seed']}, "
+             f"device {results.get('device_name') or results['device']}. Change any of them with "
+             "`mmrepro run NAME -p NAME VALUE` or `papermill ... -p NAME VALUE` (see *Running the notebooks*).",
+             "", "| parameter | value | source |", "| --- | --- | --- |"]
+    for name, value in results["params"].items():
+        shown = repr(value).replace("|", "\\|")
+        lines.append(f"| `{name}` | `{shown}` | {sources.get(name, '—')} |")
+    return "\n".join([*lines, ":::"])
 
 
 def stage(root: Path, build: Path) -> Path:
@@ -181,8 +200,10 @@ def stage(root: Path, build: Path) -> Path:
             if not executed.is_file():
                 raise BookError(f"{rel} has not been executed; run `mmrepro book` without --no-execute.")
             nb = nbformat.read(executed, as_version=4)
-            if rel.parts[0] != "notebooks":  # pages such as the scorecard: no parameter cells on show
-                _hide_parameter_cells(nb)
+            after = _hide_parameter_cells(nb)
+            results = build / "results" / f"{page.stem}.json"
+            if rel.parts[0] == "notebooks" and results.is_file():  # chapters: a folded parameters table instead
+                nb.cells.insert(after, nbformat.v4.new_markdown_cell(parameters_dropdown(json.loads(results.read_text()))))
             nbformat.write(nb, (site / rel).with_suffix(".ipynb"))
         else:
             shutil.copy2(page, site / rel)
@@ -221,3 +242,23 @@ def build_book(root: Path | None = None, profile: str = "book", build: Path | No
     if done.returncode != 0:
         raise BookError(f"the book build reported warnings or errors (exit {done.returncode}); see above.")
     return site / "_build" / "html"
+
+
+def export(paths: list[Path], out: Path) -> list[Path]:
+    """Write each MyST notebook as an unexecuted ``.ipynb`` that plain papermill can run (kernelspec, a cell
+    tagged ``parameters`` with typed, commented parameters); returns the written paths."""
+    import jupytext
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        parameters(path)  # fails with a clear message when papermill could not read a parameter
+        nb = jupytext.read(path)
+        nb.metadata.pop("jupytext", None)
+        nb.metadata["language_info"] = {"name": "python"}
+        target = out / f"{path.stem}.ipynb"
+        tmp = target.with_suffix(".ipynb.tmp")
+        nbformat.write(nb, tmp)
+        tmp.replace(target)
+        written.append(target)
+    return written

@@ -47,6 +47,15 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    root = book.root_or_fail()
+    paths = ([book.find_notebook(n, root) for n in args.chapters] if args.chapters
+             else [p for p in book.notebooks(root) if p.parent.name == "notebooks"])
+    for path in book.export(paths, Path(args.out)):
+        print(path)
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     root = book.root_or_fail()
     for path in book.notebooks(root):
@@ -77,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("claims", help="print every claim of the executed chapters with its interval and verdict")
     cl.add_argument("--results", help="folder of results files (default: <project>/_build/results)")
     cl.set_defaults(func=_claims)
+
+    ex = sub.add_parser("export", help="write chapters as unexecuted .ipynb notebooks that plain papermill runs")
+    ex.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
+    ex.add_argument("--out", required=True, help="folder for the .ipynb files")
+    ex.set_defaults(func=_export)
 
     ls = sub.add_parser("list", help="show notebooks and their parameters")
     ls.set_defaults(func=_list)

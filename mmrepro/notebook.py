@@ -229,6 +229,7 @@ class Run:
     values: dict[str, Any] = field(default_factory=dict)
     claims: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    sources: dict[str, str] = field(default_factory=dict)  # parameter -> "default" | "profile" | "user"
 
     def _key(self, key: str) -> str:
         if not isinstance(key, str) or not key or any(c.isspace() for c in key):
@@ -333,7 +334,8 @@ class Run:
             "device": str(self.device), "device_name": _device_name(self.device),
             "mmrepro_version": __version__, "git_sha": git_sha(),
             "seconds": round(time.time() - self.started, 2),
-            "params": to_jsonable(dict(self.params)), "values": self.values, "claims": self.claims,
+            "params": to_jsonable(dict(self.params)), "param_sources": self.sources,
+            "values": self.values, "claims": self.claims,
         }
         folder = results_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -367,8 +369,10 @@ def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[s
 
     declared = dict(namespace.get("__annotations__", {}))
     injected = _injected_names(list(namespace.get("In", [])))
-    values = resolve_parameters(declared, {k: namespace.get(k) for k in declared}, profiles,
-                                injected, choices, checks)
+    given = {k: namespace.get(k) for k in declared}
+    values = resolve_parameters(declared, given, profiles, injected, choices, checks)
+    sources = {k: "user" if k in injected else "profile" if given[k] is None and values[k] is not None
+               else "default" for k in declared}
     try:
         device = resolve_device(values["device"])
     except ValueError as err:
@@ -377,4 +381,4 @@ def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[s
     style.use()
     namespace.update(values)  # the resolved values replace the None placeholders
     return Run(name=name, params=Params(values), device=device, seed=values["seed"],
-               profile=values["profile"])
+               profile=values["profile"], sources=sources)

@@ -43,7 +43,7 @@ def mfeat_ranking(seeds, teacher_view: str = "pix", student_view: str = "fou", r
                   n_permutations: int = 100) -> tuple[pd.DataFrame, torch.Tensor]:
     """Student test accuracy (%) for the regular, modality-general, random and modality-specific
     teachers at each nullifying ratio r, plus the no-KD student; also each teacher's accuracy.
-    Returns (table with one row per (r, teacher) and mean/std over seeds, salience (S, d_a))."""
+    Returns (table with one row per (teacher, r, seed), salience (S, d_a))."""
     ratios = [float(r) for r in ratios]
     if any(not 0 < r < 1 for r in ratios):
         raise ValueError(f"ratios must lie strictly between 0 and 1, got {ratios}")
@@ -82,7 +82,8 @@ def mfeat_ranking(seeds, teacher_view: str = "pix", student_view: str = "fou", r
     rows = []
     for i, name in enumerate(names + ["no_kd"]):
         kind, _, r = name.partition("@")
-        rows.append(dict(teacher=kind, r=float(r) if r else 0.0,
-                         teacher_acc=float(t_acc[i].mean()) * 100 if i < T else float("nan"),
-                         student_acc=float(s_acc[i].mean()) * 100, student_std=float(s_acc[i].std(unbiased=False)) * 100))
+        for j, s in enumerate(seeds):
+            rows.append(dict(teacher=kind, r=float(r) if r else 0.0, seed=s,
+                             teacher_acc=float(t_acc[i, j]) * 100 if i < T else float("nan"),
+                             student_acc=float(s_acc[i, j]) * 100))
     return pd.DataFrame(rows), sal

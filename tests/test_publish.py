@@ -1,0 +1,74 @@
+"""Plain papermill runs an exported chapter; the publishing workflow builds what the README says."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from mmrepro import book, claims
+from mmrepro.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).parent / "fixtures" / "contract.md"
+PAPERMILL = Path(sys.executable).parent / "papermill"
+
+
+def test_export_writes_papermill_ready_notebooks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["export", "--out", str(tmp_path)]) == 0
+    chapters = [p for p in book.notebooks(ROOT) if p.parent.name == "notebooks"]
+    assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == sorted(f"{c.stem}.ipynb" for c in chapters)
+    for chapter in chapters:
+        nb = nbformat.read(tmp_path / f"{chapter.stem}.ipynb", as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3" and "jupytext" not in nb.metadata
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1 and "profile: str" in tagged[0].source
+        helped = subprocess.run([str(PAPERMILL), "--help-notebook", str(tmp_path / f"{chapter.stem}.ipynb")],
+                                capture_output=True, text=True, check=True).stdout
+        for p in book.parameters(chapter):
+            assert re.search(rf"\b{p.name}: {p.type} \(default ", helped), (chapter.stem, p.name)
+    assert main(["export", "nowhere", "--out", str(tmp_path)]) == 2
+    assert "no notebook called 'nowhere'" in capsys.readouterr().err
+
+
+def test_plain_papermill_runs_an_exported_notebook(tmp_path):
+    out = tmp_path / "nb"
+    book.export([FIXTURE], out)
+    env = {**os.environ, "MMREPRO_RESULTS": str(tmp_path / "results")}
+    subprocess.run([str(PAPERMILL), str(out / "contract.ipynb"), str(tmp_path / "done.ipynb"), "-p", "profile", "smoke",
+                    "-p", "seed", "3", "-p", "n_runs", "7"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    data = json.loads((tmp_path / "results" / "contract.json").read_text())
+    assert data["profile"] == "smoke" and data["seed"] == 3 and data["params"]["n_runs"] == 7
+    assert data["param_sources"] == {"profile": "user", "seed": "user", "device": "default", "n_runs": "user",
+                                     "rate": "default"}
+    assert data["git_sha"] and data["mmrepro_version"]
+    for record in data["claims"]:
+        claims.validate(record)
+    bad = subprocess.run([str(PAPERMILL), str(out / "contract.ipynb"), str(tmp_path / "bad.ipynb"), "-p", "rate", "3"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "rate=3.0 is invalid: it must be in (0, 1]" in bad.stderr + bad.stdout
+
+
+def test_parameters_dropdown_lists_values_and_sources():
+    text = book.parameters_dropdown({"profile": "book", "seed": 0, "device": "cpu", "params": {"profile": "book",
+                                     "seed": 0, "views": "a|b"}, "param_sources": {"profile": "user", "seed": "default"}})
+    assert text.startswith(":::{dropdown} Parameters of this run") and text.endswith(":::")
+    assert "| `profile` | `'book'` | user |" in text and "| `views` | `'a\\|b'` | — |" in text
+
+
+def test_the_publishing_workflow_builds_with_the_readme_command():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    steps = workflow["jobs"]["build"]["steps"]
+    build = next(s for s in steps if s.get("name") == "Build the book")
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- build-command -->\s*```bash\n(.+?)\n```", readme, re.S).group(1).strip()
+    assert build["run"].strip() == block
+    upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "_build/site/_build/html"
+    assert any("deploy-pages" in s.get("uses", "") for s in workflow["jobs"]["deploy"]["steps"])
