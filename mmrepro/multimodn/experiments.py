@@ -253,17 +253,20 @@ class _Job:
     select: tuple[str, ...] | None = None
 
 
-def _fit_jobs(jobs: Sequence[_Job], device: torch.device) -> list[Model]:
-    """Train every job (weights seeded by its run's ``init``; model selection on its validation split)."""
-    models = []
+def _fit_jobs(jobs: Sequence[_Job], device: torch.device) -> list[tuple[Model, dict]]:
+    """Train every job (weights seeded by its run's ``init``; model selection on its validation split).
+
+    Returns each model with ``{"best_epoch", "epochs"}``: a best epoch at the last epoch says the
+    model might still improve with more epochs."""
+    out = []
     for job in jobs:
         torch.manual_seed(job.run.init)
         model = make_model(job.kind, job.data, job.bench, job.tasks)
         batch = job.bench.transformer.batch_size if job.kind == "Transformer" else job.bench.batch_size
-        fit(model, job.data.split("train"), job.data.split("val"), epochs=job.epochs, batch_size=batch,
-            seed=job.run.init, device=device, select_tasks=job.select)
-        models.append(model)
-    return models
+        result = fit(model, job.data.split("train"), job.data.split("val"), epochs=job.epochs, batch_size=batch,
+                     seed=job.run.init, device=device, select_tasks=job.select)
+        out.append((model, {"best_epoch": result.best_epoch, "epochs": job.epochs}))
+    return out
 
 
 def _score(model: Model, data: MultimodalDataset, device: torch.device) -> dict[str, dict[str, float]]:
@@ -296,7 +299,7 @@ def parity(bench: Benchmark | str, repetitions: Sequence[Run], epochs: int, devi
     for every trained model; what it returns (unless None) is collected, so that a caller can keep
     what it needs of a model (importance scores, trajectories) without keeping the model.
 
-    Returns ``rows`` (benchmark, model, fold, init, inputs, task, metric, value) and the list of
+    Returns ``rows`` (benchmark, model, fold, init, best_epoch, epochs, inputs, task, metric, value) and the list of
     ``(model name, run, inspect result)``.
     """
     bench = _bench(bench)
@@ -314,11 +317,10 @@ def parity(bench: Benchmark | str, repetitions: Sequence[Run], epochs: int, devi
         if len(bench.tasks) > 1:
             jobs += [_Job(f"{kind} multi-task", kind, bench.tasks, bench, data[r.fold], r, n_epochs[kind], bench.select)
                      for kind in multitask]
-    models = _fit_jobs(jobs, device)
     rows, inspected = [], []
-    for job, model in zip(jobs, models):
+    for job, (model, fitted) in zip(jobs, _fit_jobs(jobs, device)):
         test = job.data.split("test")
-        labels = dict(benchmark=bench.name, model=job.name, fold=job.run.fold, init=job.run.init)
+        labels = dict(benchmark=bench.name, model=job.name, fold=job.run.fold, init=job.run.init, **fitted)
         rows += _rows(model, test, device, **labels, inputs="+".join(test.modalities))
         if subsets_task is not None and job.tasks == (subsets_task,) and job.name in ("MultiModN", "P-Fusion"):
             for r in range(1, len(test.modalities)):
@@ -343,7 +345,7 @@ def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequenc
     (:func:`mmrepro.data.mar`); tested with no missingness and with MAR at the same rate
     (``test="MAR"``).  Rate 0 is trained once and reported under both patterns.
 
-    Returns rows (pattern, rate, test, model, fold, init, task, metric, value).
+    Returns rows (pattern, rate, test, model, fold, init, best_epoch, epochs, task, metric, value).
     """
     bench = _bench(bench)
     device = torch.device(device)
@@ -367,10 +369,10 @@ def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequenc
                     jobs.append(_Job(kind, kind, (task,), bench, data, r, epochs))
                     tests.append((rate, test_sets))
     rows = []
-    for job, model, (rate, test_sets) in zip(jobs, _fit_jobs(jobs, device), tests):
+    for job, (model, fitted), (rate, test_sets) in zip(jobs, _fit_jobs(jobs, device), tests):
         for (pattern, test_name), test in test_sets.items():
             rows += _rows(model, test, device, pattern=pattern, rate=rate, test=test_name, model=job.name,
-                          fold=job.run.fold, init=job.run.init)
+                          fold=job.run.fold, init=job.run.init, **fitted)
     return pd.DataFrame(rows)
 
 
@@ -383,7 +385,8 @@ def sensitivity(bench: Benchmark | str, task: str, grid: Mapping[str, Sequence[f
 
     ``grid`` maps parameters among :data:`SENSITIVE` to the values to try; every other setting
     stays the benchmark's (the centre, also trained once).  Returns rows (parameter, setting,
-    fold, init, task, metric, value); the centre appears under every parameter with its own value.
+    fold, init, best_epoch, epochs, task, metric, value); the centre appears under every parameter
+    with its own value.
     """
     bench = _bench(bench)
     device = torch.device(device)
@@ -399,8 +402,8 @@ def sensitivity(bench: Benchmark | str, task: str, grid: Mapping[str, Sequence[f
     keys = [(key, r) for key in settings for r in repetitions]
     jobs = [_Job("MultiModN", "MultiModN", (task,), settings[key], data[r.fold], r, epochs) for key, r in keys]
     rows = []
-    for ((param, value), r), job, model in zip(keys, jobs, _fit_jobs(jobs, device)):
-        scored = _rows(model, job.data.split("test"), device, fold=r.fold, init=r.init)
+    for ((param, value), r), job, (model, fitted) in zip(keys, jobs, _fit_jobs(jobs, device)):
+        scored = _rows(model, job.data.split("test"), device, fold=r.fold, init=r.init, **fitted)
         for p in grid if param == "centre" else [param]:
             rows += [dict(row, parameter=p, setting=getattr(bench, p) if param == "centre" else value)
                      for row in scored]
