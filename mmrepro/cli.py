@@ -56,6 +56,36 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> int:
+    from mmrepro.runs.cache import default_cache, describe, size_text
+
+    store = default_cache()
+    if args.action == "info" or store is None:
+        print(describe(store))
+        return 0
+    if args.older_than is not None and args.older_than < 0:
+        raise book.BookError(f"--older-than must be a number of days >= 0, got {args.older_than:g}.")
+    n, freed = store.clear(args.older_than)
+    age = f" unused for more than {args.older_than:g} days" if args.older_than is not None else ""
+    print(f"removed {n} cached run(s){age} ({size_text(freed)}) from {store.root}")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from mmrepro.notebook import ParameterError, _device_name
+    from mmrepro.runs.plan import plan_notebook, report
+
+    root = book.root_or_fail()
+    path = book.find_notebook(args.notebook, root)
+    params = {name: book.parse_value(value) for name, value in args.param}
+    try:
+        est = plan_notebook(path, args.profile, params, calibrate=not args.count_only)
+    except (ParameterError, ValueError) as err:
+        raise book.BookError(str(err)) from None
+    print(report(est, _device_name(__import__("torch").device(est.device))))
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     root = book.root_or_fail()
     for path in book.notebooks(root):
@@ -91,6 +121,19 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
     ex.add_argument("--out", required=True, help="folder for the .ipynb files")
     ex.set_defaults(func=_export)
+
+    pl = sub.add_parser("plan", help="count a notebook's training runs and estimate its time on this device")
+    pl.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
+    pl.add_argument("--profile", choices=PROFILES, help="smoke, book or paper (default: the notebook's)")
+    pl.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="set a parameter as `mmrepro run` does (repeatable)")
+    pl.add_argument("--count-only", action="store_true", help="count runs and epochs without the timing calibration")
+    pl.set_defaults(func=_plan)
+
+    ca = sub.add_parser("cache", help="show or clear the cache of finished runs (MMREPRO_RUN_CACHE)")
+    ca.add_argument("action", choices=("info", "clear"), help="info: where it is and what it holds; clear: remove runs")
+    ca.add_argument("--older-than", type=float, metavar="DAYS", help="clear only runs unused for more than DAYS days")
+    ca.set_defaults(func=_cache)
 
     ls = sub.add_parser("list", help="show notebooks and their parameters")
     ls.set_defaults(func=_list)

@@ -318,12 +318,22 @@ class Run:
                                             passed=bool(passed) if isinstance(passed, np.bool_) else passed,
                                             observed=observed))
 
-    def claims_table(self, prefix: str = ""):
-        """The claims recorded so far (those whose id starts with ``prefix``) as a readable table:
-        claim, where, paper, ours [interval], n, threshold, verdict."""
+    def claims_table(self, *prefixes: str):
+        """The claims recorded so far (those whose id starts with one of ``prefixes``; all without) as a
+        table of readable cells (:func:`mmrepro.scorecard.claim_rows`)."""
         from mmrepro.scorecard import claim_rows
 
-        return claim_rows([c for c in self.claims if c["id"].startswith(prefix)], chapter=False)
+        return claim_rows([c for c in self.claims if c["id"].startswith(prefixes or "")], chapter=False)
+
+    def glue_claims(self, key: str, *prefixes: str, display: bool = True) -> None:
+        """Glue (and show, when ``display``) the claims whose id starts with one of ``prefixes`` as the book
+        shows claims: claim, criterion, paper, ours [interval], n, threshold and a coloured verdict. The
+        claims themselves are in the results file already."""
+        from myst_nb import glue
+
+        from mmrepro.scorecard import styled
+
+        glue(key, styled(self.claims_table(*prefixes)), display=display)
 
     def save(self) -> Path:
         """Write ``<results_dir>/<name>.json`` atomically and return its path."""

@@ -107,14 +107,39 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
 
 
 def styled(rows: pd.DataFrame):
-    """A claims table for the page: verdict cells coloured, compact type, long cells wrapped."""
+    """A claims table (from :func:`claim_rows`) for the page: the claim with where it is in the paper, the
+    criterion, the paper's value, ours with its interval, n with how the interval was computed, the
+    threshold and the verdict (coloured). A "not comparable" reason is given once, under the table."""
+    from html import escape
+
+    reasons = sorted({v.split(" (", 1)[1][:-1] for v in rows["verdict"] if v.startswith(contract.NOT_COMPARABLE + " (")})
+    marks = {r: "*" * (i + 1) for i, r in enumerate(reasons)}
+
+    def verdict(v: str) -> str:
+        if v.startswith(contract.NOT_COMPARABLE + " ("):
+            return f"{contract.NOT_COMPARABLE}{marks[v.split(' (', 1)[1][:-1]]}"
+        return v
+
+    small = '<br><span style="color:#666">{}</span>'
+    shown = pd.DataFrame({
+        "claim": [f"<code>{escape(c)}</code>" + small.format(escape(w)) for c, w in zip(rows["claim"], rows["where"])],
+        "criterion": rows["criterion"].map(escape), "paper": rows["paper"].map(escape),
+        "ours [95 % interval]": rows["ours [95 % interval]"].map(escape),
+        "n": [escape(n) + (small.format(escape(m)) if m else "") for n, m in zip(rows["n"], rows["interval"])],
+        "threshold": rows["threshold"].map(escape), "verdict": rows["verdict"].map(verdict)})
+
     def colour(v: str) -> str:
-        key = next((k for k in COLOURS if v == k or v.startswith(k + " (")), None)
+        key = next((k for k in COLOURS if v.rstrip("*") == k), None)
         return f"background-color: {COLOURS[key]}" if key else ""
 
-    return (rows.style.hide(axis="index").map(colour, subset=["verdict"])
-            .set_table_styles([{"selector": "td, th", "props": "font-size: 0.78em; vertical-align: top;"},
-                               {"selector": "td:first-child", "props": "white-space: nowrap;"}]))
+    styler = (shown.style.hide(axis="index").map(colour, subset=["verdict"])
+              .set_table_styles([{"selector": "td, th", "props": "font-size: 0.78em; vertical-align: top;"},
+                                 {"selector": "td:nth-child(2)", "props": "min-width: 16em;"}]))
+    if reasons:
+        styler = styler.set_caption("<br>".join(f"{marks[r]} {escape(r)}" for r in reasons)).set_table_styles(
+            [{"selector": "caption", "props": "caption-side: bottom; font-size: 0.78em; text-align: left;"}],
+            overwrite=False)
+    return styler
 
 
 def oriented(record: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -146,17 +171,22 @@ def interval_figure(results: list[dict], clip: float = 6.0):
         ax.axis("off")
         return fig
     heights = [max(len(cs), 2) for _, cs in chapters]
-    fig, axes = plt.subplots(len(chapters), 1, figsize=(9, 0.24 * sum(heights) + 1.1 * len(chapters)),
+    fig, axes = plt.subplots(len(chapters), 1, figsize=(9, 0.17 * sum(heights) + 1.0 * len(chapters)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, (name, cs) in zip(axes[:, 0], chapters):
         ax.axvspan(0, clip + 0.5, color="#e8f4e8", zorder=0)
         ax.axvline(0, color="0.3", lw=1)
         for i, c in enumerate(cs):
-            z, lo, hi = (float(np.clip(v, -clip, clip)) for v in oriented(c))
+            z, lo, hi = oriented(c)
             colour = LINE_COLOURS[c["verdict"]]
-            ax.plot([lo, hi], [i, i], color=colour, lw=2.2, solid_capstyle="butt")
-            ax.plot([z], [i], "o", color=colour, ms=4)
-        ax.set_yticks(range(len(cs)), [c["id"] for c in cs], fontsize=7.5)
+            left, right = max(lo, -clip), min(hi, clip)
+            if left < right:
+                ax.plot([left, right], [i, i], color=colour, lw=2.2, solid_capstyle="butt")
+            if abs(z) > clip:  # beyond the plotted range: an arrow at the edge it points past
+                ax.plot([np.sign(z) * clip], [i], ">" if z > 0 else "<", color=colour, ms=5)
+            else:
+                ax.plot([z], [i], "o", color=colour, ms=4)
+        ax.set_yticks(range(len(cs)), [c["id"] for c in cs], fontsize=6.5)
         ax.set_ylim(len(cs) - 0.5, -0.5)
         ax.set_xlim(-clip - 0.5, clip + 0.5)
         ax.set_title(name, loc="left", fontsize=10, fontweight="bold")

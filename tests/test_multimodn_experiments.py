@@ -166,7 +166,7 @@ def test_parity_rows_kinds_variants_and_determinism():
     run = X.Run(0, 0)
     seen = []
     rows, inspected = X.parity("titanic", [run], epochs=1, subsets_task="survived",
-                               variants={"no penalty": dataclasses.replace(X.BENCHMARKS["titanic"], loss_weights=(1, 0))},
+                               variants={"no penalty": {"loss_weights": (1, 0)}},
                                inspect=lambda name, model, data, r: seen.append(name) or type(model).__name__)
     again, _ = X.parity("titanic", [run], epochs=1, kinds=("MultiModN", "P-Fusion"))
     assert set(rows["model"]) == {"MultiModN", "P-Fusion", "Transformer", "no penalty"}
@@ -179,6 +179,25 @@ def test_parity_rows_kinds_variants_and_determinism():
     pd.testing.assert_frame_equal(two, again.reset_index(drop=True))
     with pytest.raises(ValueError, match="unknown model kinds"):
         X.parity("titanic", [run], epochs=1, kinds=("HAIM",))
+
+
+def test_repetitions_objective_settings_keys_and_rebuilt_models():
+    ds = X.load_benchmark("titanic", X.Run(0, 0))
+    obj = X.Repetitions(X.BENCHMARKS["titanic"], {"fold 0": ds})
+    config = {"model": "MultiModN", "tasks": ["survived"], "select": None, "data": "fold 0", "epochs": 1,
+              "setting": {"state_size": 3, "loss_weights": [1.0, 0.0]}}
+    trained = obj(config, 4)
+    model = obj.model(trained)
+    assert model.state_size == 3 and model.state_change_weight == 0.0 and trained.best_epoch == 1
+    x = ds.split("test")
+    torch.manual_seed(4)
+    again = X.make_model("MultiModN", ds, dataclasses.replace(X.BENCHMARKS["titanic"], state_size=3,
+                                                               loss_weights=(1.0, 0.0)), ["survived"])
+    again.load_state_dict(trained.state)
+    torch.testing.assert_close(model.predict(x.x, x.present)["survived"], again.eval().predict(x.x, x.present)["survived"])
+    assert obj.key(config, 4) != obj.key(dict(config, setting={}), 4) != obj.key(config, 5)
+    with pytest.raises(ValueError, match="cannot change"):
+        obj(dict(config, setting={"lr": 0.1}), 0)
 
 
 def test_parity_multitask_models():

@@ -182,3 +182,21 @@ def test_glue_table_hides_a_default_index_only(monkeypatch, tmp_path):
     assert "<th>acc</th>" in plain and "<th>0</th>" not in plain and "0.75" in plain
     assert isinstance(glued["by_gamma"], pd.DataFrame)  # a meaningful index is kept as it is
     assert run.values["plain"] == [{"acc": 0.5}, {"acc": 0.75}]
+
+
+def test_claims_table_filters_by_prefixes_and_glue_claims_shows_them_styled(monkeypatch):
+    import myst_nb
+
+    from mmrepro.stats import Evidence
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: glued.update({key: value}))
+    run = make_book_run()
+    for cid in ("a-1", "b-1", "c-1"):
+        run.claim(id=cid, paper="P", where="T", paper_value=1, criterion="c", evidence=Evidence(1.0, (0.5, 1.5), 3, "t"),
+                  threshold=0, direction="above")
+    assert list(run.claims_table("a-", "c-")["claim"]) == ["a-1", "c-1"]
+    assert list(run.claims_table()["claim"]) == ["a-1", "b-1", "c-1"]
+    run.glue_claims("claims", "a-", "c-", display=False)
+    html = glued["claims"].to_html()
+    assert "a-1" in html and "b-1" not in html and "background-color" in html  # the verdicts are coloured

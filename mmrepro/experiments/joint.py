@@ -11,14 +11,15 @@ balancing methods with their search spaces, and one training run as a search can
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from mmrepro.balancing import MILES, MSES, MSLR, OGM, BalancingMethod, GBlend
 from mmrepro.experiments.space import Choice, LogUniform, Uniform
 from mmrepro.models import FUSION_HEAD, MLPEncoder, MultimodalNet, ResNetEncoder
+from mmrepro.runs.keys import dataset_fingerprint, fingerprint
 from mmrepro.trainer import evaluate, fit
 
 METHODS = ("vanilla", "mslr-k", "mslr-s", "mslr-d", "ogm", "ogm-ge", "mses", "gblend", "miles")
@@ -103,26 +104,24 @@ def make_method(name: str, config: Mapping[str, Any], unimodal_lr: Mapping[str, 
 
 @dataclass
 class Run:
-    """One trained configuration (a search candidate): validation score, selected epoch, per-epoch
-    history; :meth:`evaluate_test` scores every head on the test split and then drops the model."""
+    """One trained configuration (a search candidate, plain data): validation score, selected epoch,
+    per-epoch history and the balancing method's decisions. Every head's test accuracy is computed
+    when training ends (``sealed_test``) and revealed once, by :meth:`evaluate_test`."""
 
     config: dict[str, Any]
     seed: int
     score: float
     best_epoch: int
     history: list[dict[str, Any]]
-    model: MultimodalNet | None
-    test_data: Any = field(repr=False, default=None)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    sealed_test: dict[str, float] = field(default_factory=dict, repr=False)
+    tested: bool = False
 
     def evaluate_test(self) -> dict[str, float]:
-        if self.model is None:
+        if self.tested:
             raise RuntimeError("this run was already evaluated on the test split (test is used once)")
-        ev = evaluate(self.model, self.test_data, metrics=(METRIC,))
-        self.model = None
-        out = {h: ev[f"{h}/{METRIC}"] for h in (FUSION_HEAD, *self.heads)}
-        out["best_epoch"] = self.best_epoch
-        return out
+        self.tested = True
+        return {**self.sealed_test, "best_epoch": self.best_epoch}
 
     @property
     def heads(self) -> list[str]:
@@ -133,6 +132,41 @@ class Run:
         import pandas as pd
 
         return pd.DataFrame(self.history)
+
+
+class JointObjective:
+    """``objective(config, seed) -> Run``: one method and fusion of a :class:`JointSetup` (or a
+    unimodal model, ``method="unimodal"``), with the run key of :mod:`mmrepro.experiments.jobs`."""
+
+    def __init__(self, setup: JointSetup, method: str, fusion: str, modalities: Sequence[str], multihead: bool = True,
+                 unimodal_lr: Mapping[str, float] | None = None) -> None:
+        self.setup, self.method, self.fusion = setup, method, fusion
+        self.modalities, self.multihead = list(modalities), multihead
+        self.unimodal_lr = dict(unimodal_lr) if unimodal_lr else None
+
+    @property
+    def device(self) -> Any:
+        return self.setup.device
+
+    def __call__(self, config: dict[str, Any], seed: int) -> Run:
+        s = self.setup
+        torch.manual_seed(seed)
+        model = build_model(s.data, self.fusion, s.arch, self.modalities, self.multihead)
+        method = None if self.method == "unimodal" else make_method(self.method, config, self.unimodal_lr)
+        res = fit(model, s.train, s.val, method=method, epochs=s.epochs, batch_size=s.batch_size, lr=config["lr"],
+                  metrics=(METRIC,), select_metric=METRIC, u_metric=METRIC, seed=seed, device=s.device,
+                  progress=False)
+        ev = evaluate(res.model, s.test, metrics=(METRIC,))
+        heads = [FUSION_HEAD] + [m for m in self.modalities if self.multihead]
+        return Run(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
+                   list(getattr(method, "decisions", [])), {h: ev[f"{h}/{METRIC}"] for h in heads})
+
+    def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
+        s = self.setup
+        return {"objective": "miles-joint", "method": self.method, "fusion": self.fusion,
+                "modalities": self.modalities, "multihead": self.multihead, "unimodal_lr": self.unimodal_lr,
+                "arch": asdict(s.arch), "epochs": s.epochs, "batch_size": s.batch_size,
+                "device": torch.device(s.device).type, "data": s.fingerprint, "config": config, "seed": seed}
 
 
 class JointSetup:
@@ -156,36 +190,25 @@ class JointSetup:
             perm = torch.randperm(train.n, generator=torch.Generator().manual_seed(data_seed))
             train = train.subset(perm[:train_rows].sort().values)
         self.train, self.val, self.test = train, data.split("val"), data.split("test")
+        self._fingerprint: str | None = None
 
-    def _fit(self, model: MultimodalNet, method: BalancingMethod | None, lr: float, seed: int,
-             config: Mapping[str, Any]) -> Run:
-        res = fit(model, self.train, self.val, method=method, epochs=self.epochs, batch_size=self.batch_size,
-                  lr=lr, metrics=(METRIC,), select_metric=METRIC, u_metric=METRIC, seed=seed,
-                  device=self.device, progress=False)
-        return Run(dict(config), seed, res.best_score, res.best_epoch, res.history, res.model, self.test,
-                   list(getattr(method, "decisions", [])))
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the training, validation and test rows (part of every run key)."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(*(dataset_fingerprint(d) for d in (self.train, self.val, self.test)))
+        return self._fingerprint
 
-    def objective(self, method: str, fusion: str, unimodal_lr: Mapping[str, float] | None = None
-                  ) -> Callable[[dict[str, Any], int], Run]:
+    def objective(self, method: str, fusion: str, unimodal_lr: Mapping[str, float] | None = None) -> JointObjective:
         """``objective(config, seed) -> Run`` for ``method`` with ``fusion`` ("concat" or "sum")."""
         if fusion not in ("concat", "sum"):
             raise ValueError(f"MILES compares concatenation and summation fusion; got fusion={fusion!r}")
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+        return JointObjective(self, method, fusion, self.modalities, True, unimodal_lr)
 
-        def run(config: dict[str, Any], seed: int) -> Run:
-            torch.manual_seed(seed)
-            model = build_model(self.data, fusion, self.arch, self.modalities)
-            return self._fit(model, make_method(method, config, unimodal_lr), config["lr"], seed, config)
-
-        return run
-
-    def unimodal_objective(self, modality: str) -> Callable[[dict[str, Any], int], Run]:
+    def unimodal_objective(self, modality: str) -> JointObjective:
         """``objective(config, seed) -> Run`` for a unimodal model of ``modality`` (Table I)."""
         if modality not in self.modalities:
             raise ValueError(f"unknown modality {modality!r}; valid: {self.modalities}")
-
-        def run(config: dict[str, Any], seed: int) -> Run:
-            torch.manual_seed(seed)
-            model = build_model(self.data, "concat", self.arch, [modality], multihead=False)
-            return self._fit(model, None, config["lr"], seed, config)
-
-        return run
+        return JointObjective(self, "unimodal", "concat", [modality], False)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import numpy as np
-
-from mmrepro.experiments.search import Candidate, SearchResult, random_search
+from mmrepro.experiments.jobs import Objective, run_jobs
+from mmrepro.experiments.search import SearchResult, random_search
 from mmrepro.stats import t_interval
+
+if TYPE_CHECKING:
+    from mmrepro.runs.executors import Executor
 
 
 def seeds_from(base: int, n: int) -> list[int]:
@@ -39,16 +41,17 @@ class Repeated:
         return pd.DataFrame(self.rows)
 
 
-def search_then_repeat(objective: Callable[[dict[str, Any], int], Candidate], space: Mapping[str, Any],
-                       n_trials: int, seeds: Sequence[int], keep_runs: bool = False) -> Repeated:
-    """Random search with ``seeds[0]``, then the selected configuration with each further seed."""
+def search_then_repeat(objective: Objective, space: Mapping[str, Any], n_trials: int, seeds: Sequence[int],
+                       keep_runs: bool = False, executor: str | Executor = "local") -> Repeated:
+    """Random search with ``seeds[0]``, then the selected configuration with each further seed
+    (all trials, then all repeats, through :func:`run_jobs` on ``executor``)."""
     if len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
-    res = random_search(objective, space, n_trials, seeds[0])
+    res = random_search(objective, space, n_trials, seeds[0], executor)
     rows = [{"seed": seeds[0], "val_score": float(res.best.score), **res.test}]
     runs = [res.best] if keep_runs else []
-    for s in seeds[1:]:
-        cand = objective(dict(res.best_config), s)
+    repeats = run_jobs(objective, [(dict(res.best_config), int(s)) for s in seeds[1:]], executor)
+    for s, cand in zip(seeds[1:], repeats):
         rows.append({"seed": s, "val_score": float(cand.score), **cand.evaluate_test()})
         if keep_runs:
             runs.append(cand)

@@ -2,24 +2,21 @@
 
 The objective trains one configuration and returns a :class:`Candidate`: its validation score
 (higher is better; for MILES the fused head's validation accuracy at the selected epoch) and a
-way to evaluate it on the test split. :func:`random_search` keeps only the best candidate so far
-(ties: the earlier trial) and evaluates the winner on the test split exactly once.
+way to evaluate it on the test split. :func:`random_search` trains every trial through
+:func:`mmrepro.experiments.jobs.run_jobs`, selects the best validation score (ties: the earlier
+trial) and evaluates the winner on the test split exactly once.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping
 
+from mmrepro.experiments.jobs import Candidate, Objective, run_jobs
 from mmrepro.experiments.space import sample
 
-
-class Candidate(Protocol):
-    """A trained configuration: ``score`` (validation, higher is better) and ``evaluate_test()``."""
-
-    score: float
-
-    def evaluate_test(self) -> dict[str, float]: ...
+if TYPE_CHECKING:
+    from mmrepro.runs.executors import Executor
 
 
 @dataclass
@@ -39,18 +36,20 @@ class SearchResult:
         return pd.DataFrame(self.trials)
 
 
-def random_search(objective: Callable[[dict[str, Any], int], Candidate], space: Mapping[str, Any],
-                  n_trials: int, seed: int = 0) -> SearchResult:
+def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int, seed: int = 0,
+                  executor: str | Executor = "local") -> SearchResult:
     """Sample ``n_trials`` configurations from ``space`` (:func:`mmrepro.experiments.space.sample`),
-    train each with ``objective(config, seed)``, select the best validation ``score`` and call its
-    ``evaluate_test()`` once. A trial with a non-finite score is recorded but never selected."""
+    train each with ``objective(config, seed)`` on ``executor`` (:func:`run_jobs`), select the best
+    validation ``score`` and call its ``evaluate_test()`` once. A trial with a non-finite score is
+    recorded but never selected."""
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
-    best, best_config, best_trial, best_score = None, {}, -1, -math.inf
+    configs = [sample(space, seed, k) for k in range(n_trials)]
+    cands = run_jobs(objective, [(dict(c), seed) for c in configs], executor)
+    best: Candidate | None = None
+    best_config, best_trial, best_score = {}, -1, -math.inf
     trials = []
-    for k in range(n_trials):
-        config = sample(space, seed, k)
-        cand = objective(dict(config), seed)
+    for k, (config, cand) in enumerate(zip(configs, cands)):
         s = float(cand.score)
         trials.append({"trial": k, **config, "val_score": s})
         if math.isfinite(s) and s > best_score:

@@ -10,14 +10,18 @@ branch, concatenated features, linear head). Adam, mini-batches, the last epoch'
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from mmrepro.experiments.jobs import run_jobs
 from mmrepro.mfh.kd import run_generator
+from mmrepro.runs.keys import fingerprint
 
-__all__ = ["cnn", "LateFusion", "train_classifier", "case_study", "summarise_case_study"]
+__all__ = ["cnn", "LateFusion", "audio_teacher", "fusion_teacher", "student", "train_classifier", "CaseStudy", "CaseRun", "case_study", "summarise_case_study"]
 
 
 def cnn(widths: tuple[int, ...], n_classes: int = 10, pool_every: int = 1) -> nn.Sequential:
@@ -43,6 +47,21 @@ class LateFusion(nn.Module):
 
     def forward(self, image: Tensor, audio: Tensor) -> Tensor:
         return self.head(torch.cat([self.image(image), self.audio(audio)], dim=1))
+
+
+def audio_teacher() -> nn.Sequential:
+    """The larger audio teacher: a 6-layer CNN."""
+    return cnn((16, 16, 32, 32, 64, 64), pool_every=2)
+
+
+def fusion_teacher() -> LateFusion:
+    """The image+audio teacher: LeNet-style image branch and a 5-layer CNN audio branch."""
+    return LateFusion(cnn((6, 16)), cnn((16, 16, 32, 32, 64), pool_every=2))
+
+
+def student() -> nn.Sequential:
+    """The audio student: a 3-layer CNN."""
+    return cnn((16, 32, 64))
 
 
 def _batches(n: int, size: int, gen: torch.Generator):
@@ -75,43 +94,72 @@ def _predict(model: nn.Module, inputs: tuple[Tensor, ...], batch_size: int = 500
     return torch.cat([model(*(x[i:i + batch_size] for x in inputs)) for i in range(0, n, batch_size)])
 
 
-def case_study(data, seeds, *, epochs: int = 10, teacher_epochs: int | None = None, rho: float = 0.5,
-               downsample: int = 1, max_train: int | None = None,
-               device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Table 1 pattern on a MultimodalDataset with modalities ``image`` and ``audio`` and task
-    ``digit``. One row per (seed, method): teacher modality/accuracy and student accuracy (%).
-    ``downsample`` > 1 average-pools both inputs by that factor first and ``max_train`` keeps only
-    the first training rows (cheaper CPU runs)."""
-    if not {"image", "audio"} <= set(data.x) or "digit" not in data.y:
-        raise ValueError(f"case_study needs modalities 'image' and 'audio' and task 'digit', got {list(data.x)}, {list(data.y)}")
-    device = torch.device(device)
-    tr, te = data.splits["train"][:max_train], data.splits["test"]
-    if int(downsample) != downsample or downsample < 1:
-        raise ValueError(f"downsample must be a positive integer, got {downsample!r}")
-    pool = lambda t: nn.functional.avg_pool2d(t, downsample) if downsample > 1 else t  # noqa: E731
-    img, aud = pool(data.x["image"]).to(device), pool(data.x["audio"]).to(device)
-    y = data.y["digit"].to(device)
-    acc = lambda logits, rows: float((logits.argmax(1) == y[rows]).double().mean()) * 100  # noqa: E731
-    t_epochs = epochs if teacher_epochs is None else teacher_epochs
-    rows = []
-    for s in seeds:
-        gen = run_generator(int(s), 11)
-        torch.manual_seed(int(s))
-        audio_t = train_classifier(cnn((16, 16, 32, 32, 64, 64), pool_every=2).to(device), (aud[tr],), y[tr],
-                                   epochs=t_epochs, gen=gen)
-        mm_t = train_classifier(LateFusion(cnn((6, 16)), cnn((16, 16, 32, 32, 64), pool_every=2)).to(device),
-                                (img[tr], aud[tr]), y[tr], epochs=t_epochs, gen=gen)
+@dataclass
+class CaseRun:
+    """One seed of the case study (plain data): a row per method with the teacher's and the student's
+    test accuracy."""
+
+    config: dict
+    seed: int
+    rows: list[dict]
+
+
+class CaseStudy:
+    """``objective(config, seed) -> CaseRun``: both teachers and the three students of one seed (the
+    objective protocol of :mod:`mmrepro.experiments.jobs`, so seeds are cached and can run on Ray);
+    ``config`` is empty: everything else is fixed here."""
+
+    def __init__(self, img: Tensor, aud: Tensor, y: Tensor, tr: Tensor, te: Tensor, *, epochs: int,
+                 teacher_epochs: int, rho: float, device: torch.device) -> None:
+        self.img, self.aud, self.y, self.tr, self.te = img, aud, y, tr, te
+        self.epochs, self.teacher_epochs, self.rho, self.device = epochs, teacher_epochs, rho, device
+
+    def key(self, config: dict, seed: int) -> dict:
+        return {"objective": "mfh-case-study", "data": fingerprint(self.img, self.aud, self.y, self.tr, self.te),
+                "epochs": self.epochs, "teacher_epochs": self.teacher_epochs, "rho": self.rho,
+                "device": self.device.type, "config": config, "seed": seed}
+
+    def __call__(self, config: dict, seed: int) -> CaseRun:
+        device, tr, te = self.device, self.tr, self.te
+        img, aud, y = self.img.to(device), self.aud.to(device), self.y.to(device)
+        acc = lambda logits, rows: float((logits.argmax(1) == y[rows]).double().mean()) * 100  # noqa: E731
+        gen = run_generator(seed, 11)
+        torch.manual_seed(seed)
+        audio_t = train_classifier(audio_teacher().to(device), (aud[tr],), y[tr], epochs=self.teacher_epochs, gen=gen)
+        mm_t = train_classifier(fusion_teacher().to(device), (img[tr], aud[tr]), y[tr], epochs=self.teacher_epochs,
+                                gen=gen)
         soft_um = torch.softmax(_predict(audio_t, (aud[tr],)), 1)
         soft_cm = torch.softmax(_predict(mm_t, (img[tr], aud[tr])), 1)
         t_um, t_cm = acc(_predict(audio_t, (aud[te],)), te), acc(_predict(mm_t, (img[te], aud[te])), te)
+        rows = []
         for method, soft, t_mod, t_acc in (("No-KD", None, "-", float("nan")), ("UM-KD", soft_um, "A", t_um),
                                            ("CM-KD", soft_cm, "I+A", t_cm)):
-            torch.manual_seed(int(s) + 1)                   # same student initialisation for all methods
-            student = train_classifier(cnn((16, 32, 64)).to(device), (aud[tr],), y[tr], epochs=epochs,
-                                       soft=soft, rho=rho, gen=run_generator(int(s), 12))
-            rows.append(dict(seed=int(s), method=method, teacher_modality=t_mod, teacher_acc=t_acc,
-                             student_modality="A", student_acc=acc(_predict(student, (aud[te],)), te)))
-    return pd.DataFrame(rows)
+            torch.manual_seed(seed + 1)                     # same student initialisation for all methods
+            trained = train_classifier(student().to(device), (aud[tr],), y[tr], epochs=self.epochs, soft=soft,
+                                       rho=self.rho, gen=run_generator(seed, 12))
+            rows.append(dict(seed=seed, method=method, teacher_modality=t_mod, teacher_acc=t_acc,
+                             student_modality="A", student_acc=acc(_predict(trained, (aud[te],)), te)))
+        return CaseRun(dict(config), seed, rows)
+
+
+def case_study(data, seeds, *, epochs: int = 10, teacher_epochs: int | None = None, rho: float = 0.5,
+               downsample: int = 1, max_train: int | None = None,
+               device: torch.device | str = "cpu", executor: str = "local") -> pd.DataFrame:
+    """Table 1 pattern on a MultimodalDataset with modalities ``image`` and ``audio`` and task
+    ``digit``. One row per (seed, method): teacher modality/accuracy and student accuracy (%).
+    ``downsample`` > 1 average-pools both inputs by that factor first and ``max_train`` keeps only
+    the first training rows (cheaper CPU runs). Seeds train through
+    :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray")."""
+    if not {"image", "audio"} <= set(data.x) or "digit" not in data.y:
+        raise ValueError(f"case_study needs modalities 'image' and 'audio' and task 'digit', got {list(data.x)}, {list(data.y)}")
+    if int(downsample) != downsample or downsample < 1:
+        raise ValueError(f"downsample must be a positive integer, got {downsample!r}")
+    pool = lambda t: nn.functional.avg_pool2d(t, downsample) if downsample > 1 else t  # noqa: E731
+    study = CaseStudy(pool(data.x["image"]), pool(data.x["audio"]), data.y["digit"], data.splits["train"][:max_train],
+                      data.splits["test"], epochs=epochs, teacher_epochs=epochs if teacher_epochs is None else teacher_epochs,
+                      rho=rho, device=torch.device(device))
+    runs = run_jobs(study, [({}, int(s)) for s in seeds], executor)
+    return pd.DataFrame([row for r in runs for row in r.rows])
 
 
 def summarise_case_study(df: pd.DataFrame) -> pd.DataFrame:

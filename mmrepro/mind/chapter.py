@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrepro.experiments import run_jobs
 from mmrepro.metrics import score
-from mmrepro.mind.experiments import (ABLATION, METHODS, OMEGA_SETTINGS, OmegaRun, Search, Setup, fmt_ci,
-                                      head_predictions, method_name, metric_ci, omega_study,
-                                      param_counts, search, teacher_predictions, train, ume_predictions, utilisation)
+from mmrepro.mind.experiments import (ABLATION, METHODS, OMEGA_SETTINGS, OmegaRun, Search, Setup, Students, fmt_ci,
+                                      method_name, metric_ci, omega_study, param_counts, searches,
+                                      teacher_predictions, ume_predictions, utilisation)
 from mmrepro.mind.problems import Problem
 from mmrepro.mind.teachers import train_teachers
 from mmrepro.models import FUSION_HEAD
@@ -54,21 +55,22 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
                 omega_epochs: int, n_boot: int, seed: int = 0, device: str | torch.device = "cpu", k: int = 3,
                 batch_size: int = 64, lr_range: Sequence[float] = (1e-4, 1e-2),
                 omega_range: Sequence[float] = (0.1, 10.0), patience: int | None = None, omega_seeds: int = 2,
-                cache: bool = True) -> ProblemResults:
+                cache: bool = True, executor: str = "local") -> ProblemResults:
     """Teachers (cached), random search per method with selection on validation, a single test
     evaluation of each selected model, ablation I with MIND's selected (lr, ω) and seed, ablation II
-    over ``omega_seeds`` seeds."""
+    over ``omega_seeds`` seeds. Students train through :func:`mmrepro.experiments.run_jobs` on
+    ``executor`` ("local" or "ray")."""
     teachers = train_teachers(problem, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size, seed=seed,
                               device=device, cache=cache)
     setup = Setup(problem, teachers, k=k, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
     test_rows, val_rows = problem.paired["test"], problem.paired["val"]
     y_test = problem.data.y[problem.task][test_rows]
     y_val = problem.data.y[problem.task][val_rows]
-    searches = {m: search(setup, m, n_trials, seed, lr_range, omega_range) for m in METHODS if m != "ume"}
-    raw = {m: head_predictions(s.best.model, problem, test_rows) for m, s in searches.items()}
+    found = searches(setup, [m for m in METHODS if m != "ume"], n_trials, seed, lr_range, omega_range, executor)
+    raw = {m: s.best.evaluate_test() for m, s in found.items()}
     raw["ume"] = ume_predictions(setup, test_rows)
     test = {m: _evaluate(problem, p, y_test, n_boot, seed) for m, p in raw.items()}
-    val = {m: s.val_score for m, s in searches.items()}
+    val = {m: s.val_score for m, s in found.items()}
     val["ume"] = float(score(problem.select_metric, y_val.numpy(), ume_predictions(setup, val_rows)[FUSION_HEAD].numpy(),
                              problem.kind))
     preds = {m: _numpy(p) for m, p in raw.items()}
@@ -82,19 +84,21 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
             teacher_rows.append({"modality": m, "model": t.name, "lr": t.lr, "rank": rank + 1, "in_ensemble": rank < k,
                                  "n_train": t.n_train, "params": t.n_params, "val": t.val_score, "test": ev,
                                  "cached": t.from_cache})
-    mind = searches["mind"]
+    mind = found["mind"]
+    trained = run_jobs(Students(setup), [({"method": f"abl{i}", **mind.best_hp}, mind.best_seed)
+                                         for i in range(1, len(ABLATION))], executor)
+    trained.append(None)  # the last setting is full MIND: the selected student, evaluated above
     ablation, ablation_val = {}, {}
-    for i, label in enumerate(ABLATION, start=1):
-        res = mind.best if i == 6 else train(setup, f"abl{i}", mind.best_hp, mind.best_seed)
-        p = head_predictions(res.model, problem, test_rows)
+    for i, (label, res) in enumerate(zip(ABLATION, trained), start=1):
+        p = raw["mind"] if res is None else res.evaluate_test()
         if i == 1:
             p = {FUSION_HEAD: p[FUSION_HEAD]}
         ablation[label] = _evaluate(problem, p, y_test, n_boot, seed)
         preds[label] = _numpy(p)
-        ablation_val[label] = float(res.best_score)
+        ablation_val[label] = mind.val_score if res is None else res.score
     omega = omega_study(setup, mind.best_hp["lr"], [mind.best_seed + 17 * j for j in range(omega_seeds)],
-                        omega_epochs)
-    return ProblemResults(problem, setup, searches, test, val, teacher_rows, ablation, ablation_val, omega,
+                        omega_epochs, executor=executor)
+    return ProblemResults(problem, setup, found, test, val, teacher_rows, ablation, ablation_val, omega,
                           param_counts(setup), y_test.numpy(), preds, teacher_preds)
 
 

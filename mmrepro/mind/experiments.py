@@ -8,13 +8,14 @@ Every student is trained on the problem's paired training rows with :func:`mmrep
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mmrepro.experiments.jobs import run_jobs
 from mmrepro.experiments.space import Choice, LogUniform, sample
 from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.metrics import bootstrap_ci, score
@@ -22,7 +23,11 @@ from mmrepro.mind.problems import Problem
 from mmrepro.mind.teachers import Teacher
 from mmrepro.models import FUSION_HEAD, MultimodalNet, count_parameters, probabilities
 from mmrepro.models.ensemble import ume_proba
+from mmrepro.runs.keys import dataset_fingerprint, fingerprint
 from mmrepro.trainer import FitResult, fit
+
+if TYPE_CHECKING:
+    from mmrepro.runs.executors import Executor
 
 METHODS = ("base", "base_3h", "mke_a", "mke_b", "ume", "ts", "mind")
 TS_GRID = tuple(round(0.1 * i, 1) for i in range(10))  # alpha, beta in {0.0, ..., 0.9} (App. A.4)
@@ -110,35 +115,116 @@ def sample_hps(method: str, n: int, seed: int, lr_range: Sequence[float], omega_
     return [sample(space, stream, k) for k in range(n)]
 
 
+RUN_SETTINGS = ("method", "epochs", "patience")  # keys of a student config that are not hyper-parameters
+
+
+@dataclass
+class Student:
+    """One trained student (a search candidate, plain data): its configuration (``method``,
+    hyper-parameters, optional ``epochs``/``patience`` overrides), seed, validation score, selected
+    epoch and per-epoch history. Every head's predictions on the paired test rows
+    (:func:`head_predictions`) are computed when training ends and revealed once, by
+    :meth:`evaluate_test`."""
+
+    config: dict[str, Any]
+    seed: int
+    score: float
+    best_epoch: int
+    history: list[dict[str, Any]]
+    sealed_test: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    tested: bool = False
+
+    @property
+    def hp(self) -> dict[str, float]:
+        return {k: v for k, v in self.config.items() if k not in RUN_SETTINGS}
+
+    def evaluate_test(self) -> dict[str, Tensor]:
+        """Test-split probabilities per head (``fusion`` and each modality); callable once."""
+        if self.tested:
+            raise RuntimeError("this student was already evaluated on the test split (test is used once)")
+        self.tested = True
+        return dict(self.sealed_test)
+
+
+class Students:
+    """``objective(config, seed) -> Student`` over a :class:`Setup` (the objective protocol of
+    :mod:`mmrepro.experiments.jobs`): ``config["method"]`` is a :func:`build` method, the other
+    keys its hyper-parameters, and optional ``epochs``/``patience`` override the setup's."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+
+    @property
+    def device(self) -> str | torch.device:
+        return self.setup.device
+
+    def _budget(self, config: dict[str, Any]) -> tuple[int, int | None]:
+        return config.get("epochs") or self.setup.epochs, config.get("patience", self.setup.patience)
+
+    def __call__(self, config: dict[str, Any], seed: int) -> Student:
+        p = self.setup.problem
+        epochs, patience = self._budget(config)
+        hp = {k: v for k, v in config.items() if k not in RUN_SETTINGS}
+        res = train(self.setup, config["method"], hp, seed, epochs=epochs, patience=patience)
+        return Student(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
+                       head_predictions(res.model, p, p.paired["test"]))
+
+    def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
+        s, p = self.setup, self.setup.problem
+        epochs, patience = self._budget(config)
+        return {"objective": "mind-student", "problem": p.name, "task": p.task,
+                "data": fingerprint(dataset_fingerprint(p.data), p.paired), "student": p.student_specs,
+                "fusion": p.fusion, "fusion_kw": p.fusion_kw, "k": s.k,
+                "teachers": {m: [t.key for t in ts] for m, ts in s.teachers.items()},
+                "epochs": epochs, "patience": patience, "batch_size": s.batch_size,
+                "device": torch.device(s.device).type, "config": config, "seed": seed}
+
+    def group(self, config: dict[str, Any]) -> str:
+        return config["method"]
+
+
 @dataclass
 class Search:
-    """A method's random search: every trial's validation score and the selected (trained) model."""
+    """A method's random search: every trial's validation score and the selected student."""
 
     method: str
     trials: list[dict[str, Any]]
-    best: FitResult
+    best: Student
     best_hp: dict[str, float]
     best_seed: int
 
     @property
     def val_score(self) -> float:
-        return float(self.best.best_score)
+        return float(self.best.score)
+
+
+def searches(setup: Setup, methods: Sequence[str], n_trials: int, seed: int,
+             lr_range: Sequence[float] = (1e-4, 1e-2), omega_range: Sequence[float] = (0.1, 10.0),
+             executor: str | Executor = "local") -> dict[str, Search]:
+    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``),
+    every trial of every method submitted at once through :func:`mmrepro.experiments.run_jobs`; per
+    method the trial with the best validation score is kept (test once, later)."""
+    hps = {m: sample_hps(m, n_trials, seed, lr_range, omega_range) for m in methods}
+    jobs = [({"method": m, **hp}, seed + 1000 * (i + 1)) for m in methods for i, hp in enumerate(hps[m])]
+    done = iter(run_jobs(Students(setup), jobs, executor))
+    out = {}
+    for m in methods:
+        best, trials = None, []
+        for hp in hps[m]:
+            cand = next(done)
+            trials.append({**hp, "seed": cand.seed, "val": cand.score, "best_epoch": cand.best_epoch})
+            if cand.score > (best.score if best is not None else -math.inf):
+                best = cand
+        if best is None:
+            raise RuntimeError(f"every {m} trial gave an undefined validation score")
+        out[m] = Search(m, trials, best, best.hp, best.seed)
+    return out
 
 
 def search(setup: Setup, method: str, n_trials: int, seed: int, lr_range: Sequence[float] = (1e-4, 1e-2),
-           omega_range: Sequence[float] = (0.1, 10.0)) -> Search:
-    """Random search for ``method``; the trial with the best validation score is kept (test once, later)."""
-    best: tuple[float, FitResult | None, dict, int] = (-math.inf, None, {}, seed)
-    trials = []
-    for i, hp in enumerate(sample_hps(method, n_trials, seed, lr_range, omega_range)):
-        s = seed + 1000 * (i + 1)
-        res = train(setup, method, hp, s)
-        trials.append({**hp, "seed": s, "val": float(res.best_score), "best_epoch": res.best_epoch})
-        if res.best_score > best[0]:
-            best = (float(res.best_score), res, hp, s)
-    if best[1] is None:
-        raise RuntimeError(f"every {method} trial gave an undefined validation score")
-    return Search(method, trials, best[1], best[2], best[3])
+           omega_range: Sequence[float] = (0.1, 10.0), executor: str | Executor = "local") -> Search:
+    """Random search for ``method`` (:func:`searches` with one method)."""
+    return searches(setup, [method], n_trials, seed, lr_range, omega_range, executor)[method]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -221,16 +307,18 @@ class OmegaRun:
 
 
 def omega_study(setup: Setup, lr: float, seeds: Sequence[int], epochs: int,
-                settings: dict[str, tuple[float, float]] | None = None) -> list[OmegaRun]:
+                settings: dict[str, tuple[float, float]] | None = None,
+                executor: str | Executor = "local") -> list[OmegaRun]:
     """Ablation II (Sec. 5.4): MIND with each (ω_A, ω_B) and each seed, a fixed number of epochs (no
     early stopping), per-epoch u_A, u_B from the validation metric (eq. 6) and the best-validation epoch.
-    Settings share the seeds, so they are compared paired by seed."""
-    runs = []
-    for label, (wa, wb) in (settings or OMEGA_SETTINGS).items():
-        for s in seeds:
-            res = train(setup, "mind", {"lr": lr, "omega_a": wa, "omega_b": wb}, s, epochs=epochs, patience=None)
-            runs.append(OmegaRun(label, (wa, wb), s, res.history, res.best_epoch, float(res.best_score)))
-    return runs
+    Settings share the seeds, so they are compared paired by seed. Every run goes through
+    :func:`mmrepro.experiments.run_jobs` on ``executor``."""
+    settings = settings or OMEGA_SETTINGS
+    cells = [(label, omega, s) for label, omega in settings.items() for s in seeds]
+    jobs = [({"method": "mind", "lr": lr, "omega_a": wa, "omega_b": wb, "epochs": epochs, "patience": None}, s)
+            for _, (wa, wb), s in cells]
+    return [OmegaRun(label, omega, s, res.history, res.best_epoch, res.score)
+            for (label, omega, s), res in zip(cells, run_jobs(Students(setup), jobs, executor))]
 
 
 def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +329,6 @@ def utilisation(run: OmegaRun, modalities: tuple[str, str]) -> tuple[np.ndarray,
     return ua, ub
 
 
-__all__ = ["METHODS", "OMEGA_SETTINGS", "ABLATION", "TS_GRID", "Setup", "Search", "OmegaRun", "build", "train",
-           "sample_hps", "search", "head_predictions", "teacher_predictions", "ume_predictions", "metric_ci",
+__all__ = ["METHODS", "OMEGA_SETTINGS", "ABLATION", "TS_GRID", "Setup", "Search", "Student", "Students", "OmegaRun",
+           "build", "train", "sample_hps", "search", "searches", "head_predictions", "teacher_predictions", "ume_predictions", "metric_ci",
            "point", "fmt_ci", "param_counts", "omega_study", "utilisation", "method_name"]

@@ -15,13 +15,17 @@ days) times one weight initialisation.  The fold is the test set, the validation
 the other folds (:func:`mmrepro.data.splits.kfold_split`), and the loader fits its standardisation
 on the fold's training rows.  Every model of every experiment is trained on the same runs, so
 methods are compared paired on (fold, initialisation).
+
+Every model trains through :func:`mmrepro.experiments.run_jobs` with the :class:`Repetitions`
+objective: finished runs land in the run cache, and ``executor="ray"`` trains them as Ray tasks.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,14 +33,17 @@ import torch
 
 from .. import metrics
 from ..data import MultimodalDataset, load_dataset, mar, mnar_flip
+from ..experiments.jobs import run_jobs
+from ..runs.keys import dataset_fingerprint
 from ..stats import t_interval
 from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit,
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
 from .transformer import EDU_WEATHER, MIMIC, FusionTransformer, TransformerSetting
 
 __all__ = ["Benchmark", "BENCHMARKS", "KINDS", "Run", "runs", "load_benchmark", "restrict", "make_model",
-           "task_metrics", "mean_ci", "summarise", "paired_differences", "with_only", "thin_time", "parity",
-           "missingness", "sensitivity", "importance_table", "trajectories", "modularity_table"]
+           "Repetitions", "Trained", "task_metrics", "mean_ci", "summarise", "paired_differences", "with_only",
+           "thin_time", "parity", "missingness", "sensitivity", "importance_table", "trajectories",
+           "modularity_table"]
 
 KINDS = ("MultiModN", "P-Fusion", "Transformer")
 
@@ -239,34 +246,88 @@ def with_only(ds: MultimodalDataset, keep: Iterable[str]) -> MultimodalDataset:
     return replace(ds, present=present)
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One model to train: its name in the results, kind, tasks, settings and training data."""
-
-    name: str
-    kind: str
-    tasks: tuple[str, ...]
-    bench: Benchmark
-    data: MultimodalDataset
-    run: Run
-    epochs: int
-    select: tuple[str, ...] | None = None
+SETTINGS = ("state_size", "hidden", "dropout", "batch_size", "loss_weights")
 
 
-def _fit_jobs(jobs: Sequence[_Job], device: torch.device) -> list[tuple[Model, dict]]:
-    """Train every job (weights seeded by its run's ``init``; model selection on its validation split).
+@dataclass
+class Trained:
+    """One trained model of a repetition (plain data): its configuration and weight seed, the
+    selected epoch, its validation score and history, and its parameters (kept: every model is
+    scored on several test variants, and some are inspected, see :meth:`Repetitions.model`)."""
 
-    Returns each model with ``{"best_epoch", "epochs"}``: a best epoch at the last epoch says the
-    model might still improve with more epochs."""
-    out = []
-    for job in jobs:
-        torch.manual_seed(job.run.init)
-        model = make_model(job.kind, job.data, job.bench, job.tasks)
-        batch = job.bench.transformer.batch_size if job.kind == "Transformer" else job.bench.batch_size
-        result = fit(model, job.data.split("train"), job.data.split("val"), epochs=job.epochs, batch_size=batch,
-                     seed=job.run.init, device=device, select_tasks=job.select)
-        out.append((model, {"best_epoch": result.best_epoch, "epochs": job.epochs}))
-    return out
+    config: dict
+    seed: int
+    score: float
+    best_epoch: int
+    history: list
+    state: dict = field(repr=False, default_factory=dict)
+
+
+class Repetitions:
+    """``objective(config, seed) -> Trained`` for one benchmark (the objective protocol of
+    :mod:`mmrepro.experiments.jobs`); ``seed`` initialises the weights and orders the batches.
+
+    ``config``: ``model`` (a kind of :data:`KINDS`), ``tasks``, ``select`` (selection tasks or None),
+    ``data`` (the name of one of ``datasets``: a fold, or a fold with a missingness pattern),
+    ``epochs`` and ``setting`` (changes to the benchmark's hyper-parameters, among
+    :data:`SETTINGS`).  Transformers train with their E.4 batch size, the others with the
+    benchmark's; every model uses :func:`~mmrepro.multimodn.fit` (Adam, clipping, validation-selected
+    epoch).
+    """
+
+    def __init__(self, bench: Benchmark, datasets: Mapping[str, MultimodalDataset],
+                 device: torch.device | str = "cpu") -> None:
+        self.bench, self.datasets, self.device = bench, dict(datasets), torch.device(device)
+        self._fingerprints: dict[str, str] = {}
+
+    def setting(self, config: Mapping[str, Any]) -> Benchmark:
+        """The benchmark with the config's ``setting`` applied."""
+        changes = dict(config.get("setting") or {})
+        bad = sorted(set(changes) - set(SETTINGS))
+        if bad:
+            raise ValueError(f"cannot change {bad} of a benchmark; valid: {SETTINGS}.")
+        if "loss_weights" in changes:
+            changes["loss_weights"] = tuple(changes["loss_weights"])
+        return replace(self.bench, **changes)
+
+    def __call__(self, config: dict, seed: int) -> Trained:
+        ds = self.datasets[config["data"]]
+        bench = self.setting(config)
+        torch.manual_seed(seed)
+        model = make_model(config["model"], ds, bench, config["tasks"])
+        batch = bench.transformer.batch_size if config["model"] == "Transformer" else bench.batch_size
+        res = fit(model, ds.split("train"), ds.split("val"), epochs=config["epochs"], batch_size=batch,
+                  seed=seed, device=self.device, select_tasks=config["select"])
+        return Trained(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
+                       {k: v.detach().cpu() for k, v in model.state_dict().items()})
+
+    def key(self, config: dict, seed: int) -> dict:
+        name = config["data"]
+        if name not in self._fingerprints:
+            self._fingerprints[name] = dataset_fingerprint(self.datasets[name])
+        return {"objective": "multimodn", "bench": dataclasses.asdict(self.bench), "device": self.device.type,
+                "data": self._fingerprints[name], "config": config, "seed": seed}
+
+    def model(self, run: Trained) -> Model:
+        """The trained model of ``run``, rebuilt and on the device, in eval mode."""
+        c = run.config
+        model = make_model(c["model"], self.datasets[c["data"]], self.setting(c), c["tasks"])
+        model.load_state_dict(run.state)
+        return model.to(self.device).eval()
+
+
+def _config(kind: str, tasks: Sequence[str], data: str, epochs: int, select: Sequence[str] | None = None,
+            setting: Mapping[str, Any] | None = None) -> dict:
+    return {"model": kind, "tasks": list(tasks), "select": list(select) if select else None, "data": data,
+            "epochs": int(epochs), "setting": {k: list(v) if isinstance(v, tuple) else v
+                                               for k, v in (setting or {}).items()}}
+
+
+def _train(objective: Repetitions, jobs: Sequence[tuple[dict, int]], executor: Any) -> list[tuple[Model, dict]]:
+    """Every job through :func:`~mmrepro.experiments.run_jobs`; each model with ``{"best_epoch", "epochs"}``
+    (a best epoch at the last epoch says the model might still improve with more epochs)."""
+    return [(objective.model(t), {"best_epoch": t.best_epoch, "epochs": t.config["epochs"]})
+            for t in run_jobs(objective, jobs, executor)]
 
 
 def _score(model: Model, data: MultimodalDataset, device: torch.device) -> dict[str, dict[str, float]]:
@@ -274,68 +335,82 @@ def _score(model: Model, data: MultimodalDataset, device: torch.device) -> dict[
     return {t: task_metrics(model.tasks[t].kind, *pairs[t]) for t in pairs}
 
 
-def _rows(fitted: Model, data: MultimodalDataset, device: torch.device, **labels: object) -> list[dict]:
-    """Test metrics of ``fitted`` on ``data`` as rows carrying ``labels``."""
+def _rows(trained_model: Model, data: MultimodalDataset, device: torch.device, **labels: object) -> list[dict]:
+    """Test metrics of ``trained_model`` on ``data`` as rows carrying ``labels``."""
     return [dict(labels, task=task, metric=k, value=v)
-            for task, scores in _score(fitted, data, device).items() for k, v in scores.items()]
+            for task, scores in _score(trained_model, data, device).items() for k, v in scores.items()]
 
 
 Inspect = Callable[[str, Model, MultimodalDataset, Run], object]
 
 
+def _fold_name(run: Run) -> str:
+    return f"fold {run.fold} of {run.n_folds} (seed {run.seed})"
+
+
 def parity(bench: Benchmark | str, repetitions: Sequence[Run], epochs: int, device: torch.device | str = "cpu",
            kinds: Sequence[str] = KINDS, multitask: Sequence[str] = ("MultiModN",),
-           variants: Mapping[str, Benchmark] | None = None, subsets_task: str | None = None,
-           inspect: Inspect | None = None, transformer_epochs: int | None = None) -> tuple[pd.DataFrame, list[tuple[str, Run, object]]]:
+           variants: Mapping[str, Mapping[str, Any]] | None = None, subsets_task: str | None = None,
+           inspect: Inspect | None = None, transformer_epochs: int | None = None,
+           executor: Any = "local") -> tuple[pd.DataFrame, list[tuple[str, Run, object]]]:
     """Experiments 1 and 2, the E.4 transformer and the E.5 inference subsets on one benchmark.
 
     For every run: a single-task model of every kind in ``kinds`` per task; with several tasks, one
     multi-task model of every kind in ``multitask`` (named ``"<kind> multi-task"``); one single-task
-    MultiModN per task for every ``variants`` entry ``{name: benchmark setting}`` (e.g. without the
-    state-change penalty).  Transformers train for ``transformer_epochs`` (default ``epochs``; the paper
-    trains them for 50).  All are scored on the run's test fold.  With ``subsets_task``, that
-    task's single-task MultiModN and P-Fusion are also scored with every non-empty proper subset of
-    modalities at inference (E.5; the others absent).  ``inspect(name, model, data, run)`` is called
-    for every trained model; what it returns (unless None) is collected, so that a caller can keep
-    what it needs of a model (importance scores, trajectories) without keeping the model.
+    MultiModN per task for every ``variants`` entry ``{name: setting}`` (changes to the benchmark's
+    hyper-parameters, e.g. ``{"loss_weights": (1, 0)}``: without the state-change penalty).
+    Transformers train for ``transformer_epochs`` (default ``epochs``; the paper trains them for 50).
+    All are scored on the run's test fold.  With ``subsets_task``, that task's single-task
+    MultiModN and P-Fusion are also scored with every non-empty proper subset of modalities at
+    inference (E.5; the others absent).  ``inspect(name, model, data, run)`` is called for every
+    trained model; what it returns (unless None) is collected, so that a caller keeps what it
+    needs of a model (importance scores, trajectories) without keeping the model.  Every model
+    trains through :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray").
 
-    Returns ``rows`` (benchmark, model, fold, init, best_epoch, epochs, inputs, task, metric, value) and the list of
-    ``(model name, run, inspect result)``.
+    Returns ``rows`` (benchmark, model, fold, init, best_epoch, epochs, inputs, task, metric, value)
+    and the list of ``(model name, run, inspect result)``.
     """
     bench = _bench(bench)
     device = torch.device(device)
     unknown = sorted((set(kinds) | set(multitask)) - set(KINDS))
     if unknown:
         raise ValueError(f"unknown model kinds {unknown}; valid: {KINDS}.")
-    data = {r.fold: load_benchmark(bench, r) for r in repetitions}
+    objective = Repetitions(bench, {_fold_name(r): load_benchmark(bench, r) for r in repetitions}, device)
     n_epochs = {k: (transformer_epochs or epochs) if k == "Transformer" else epochs for k in KINDS}
-    jobs = []
+    names, jobs = [], []
     for r in repetitions:
+        data = _fold_name(r)
         for task in bench.tasks:
-            jobs += [_Job(kind, kind, (task,), bench, data[r.fold], r, n_epochs[kind]) for kind in kinds]
-            jobs += [_Job(name, "MultiModN", (task,), b, data[r.fold], r, epochs) for name, b in (variants or {}).items()]
+            for kind in kinds:
+                names.append((kind, r, (task,)))
+                jobs.append((_config(kind, [task], data, n_epochs[kind]), r.init))
+            for name, setting in (variants or {}).items():
+                names.append((name, r, (task,)))
+                jobs.append((_config("MultiModN", [task], data, epochs, setting=setting), r.init))
         if len(bench.tasks) > 1:
-            jobs += [_Job(f"{kind} multi-task", kind, bench.tasks, bench, data[r.fold], r, n_epochs[kind], bench.select)
-                     for kind in multitask]
+            for kind in multitask:
+                names.append((f"{kind} multi-task", r, bench.tasks))
+                jobs.append((_config(kind, bench.tasks, data, n_epochs[kind], bench.select), r.init))
     rows, inspected = [], []
-    for job, (model, fitted) in zip(jobs, _fit_jobs(jobs, device)):
-        test = job.data.split("test")
-        labels = dict(benchmark=bench.name, model=job.name, fold=job.run.fold, init=job.run.init, **fitted)
+    for (name, r, tasks), (model, fitted) in zip(names, _train(objective, jobs, executor)):
+        ds = objective.datasets[_fold_name(r)]
+        test = ds.split("test")
+        labels = dict(benchmark=bench.name, model=name, fold=r.fold, init=r.init, **fitted)
         rows += _rows(model, test, device, **labels, inputs="+".join(test.modalities))
-        if subsets_task is not None and job.tasks == (subsets_task,) and job.name in ("MultiModN", "P-Fusion"):
-            for r in range(1, len(test.modalities)):
-                for keep in itertools.combinations(test.modalities, r):
+        if subsets_task is not None and tasks == (subsets_task,) and name in ("MultiModN", "P-Fusion"):
+            for k in range(1, len(test.modalities)):
+                for keep in itertools.combinations(test.modalities, k):
                     rows += _rows(model, with_only(test, keep), device, **labels, inputs="+".join(keep))
         if inspect is not None:
-            result = inspect(job.name, model, job.data, job.run)
+            result = inspect(name, model, ds, r)
             if result is not None:
-                inspected.append((job.name, job.run, result))
+                inspected.append((name, r, result))
     return pd.DataFrame(rows), inspected
 
 
 def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequence[float],
                 repetitions: Sequence[Run], epochs: int, device: torch.device | str = "cpu",
-                cls: int = 1, kinds: Sequence[str] = ("MultiModN", "P-Fusion")) -> pd.DataFrame:
+                cls: int = 1, kinds: Sequence[str] = ("MultiModN", "P-Fusion"), executor: Any = "local") -> pd.DataFrame:
     """Experiment 4 (Section 6.4, Figures 5, 12, 13) on a binary ``task``.
 
     MNAR: in the training and validation rows, a fraction ``rate`` of class ``cls`` loses
@@ -343,36 +418,43 @@ def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequenc
     (``test="flip"``: the same fraction of class ``1 - cls`` loses it).  MAR control: the same
     fraction of all training/validation rows loses it, drawn from an observed covariate
     (:func:`mmrepro.data.mar`); tested with no missingness and with MAR at the same rate
-    (``test="MAR"``).  Rate 0 is trained once and reported under both patterns.
+    (``test="MAR"``).  Rate 0 is trained once and reported under both patterns.  The patterns
+    are drawn with the run's ``init`` seed.  Every model trains through
+    :func:`mmrepro.experiments.run_jobs` on ``executor``.
 
     Returns rows (pattern, rate, test, model, fold, init, best_epoch, epochs, task, metric, value).
     """
     bench = _bench(bench)
     device = torch.device(device)
-    jobs, tests = [], []
+    datasets, settings = {}, []  # (run, rate, data name, {(pattern, test): test split})
     for r in repetitions:
-        ds = load_benchmark(bench, r)
+        fold = _fold_name(r)
+        ds = datasets.setdefault(fold, load_benchmark(bench, r))
         clean = ds.split("test")
         for rate in rates:
             if rate == 0:
-                settings = [(ds, {("MNAR", "none"): clean, ("MNAR", "flip"): clean,
-                                  ("MAR", "none"): clean, ("MAR", "MAR"): clean})]
-            else:
-                flipped = mnar_flip(ds, modality, rate, task, cls, seed=r.init, test="flip")
-                marred = ds
-                for part in ("train", "val", "test"):
-                    marred = mar(marred, modality, rate, seed=r.init, rows=part)
-                settings = [(flipped, {("MNAR", "none"): clean, ("MNAR", "flip"): flipped.split("test")}),
-                            (marred, {("MAR", "none"): clean, ("MAR", "MAR"): marred.split("test")})]
-            for data, test_sets in settings:
-                for kind in kinds:
-                    jobs.append(_Job(kind, kind, (task,), bench, data, r, epochs))
-                    tests.append((rate, test_sets))
+                settings.append((r, rate, fold, {("MNAR", "none"): clean, ("MNAR", "flip"): clean,
+                                                 ("MAR", "none"): clean, ("MAR", "MAR"): clean}))
+                continue
+            flipped = mnar_flip(ds, modality, rate, task, cls, seed=r.init, test="flip")
+            marred = ds
+            for part in ("train", "val", "test"):
+                marred = mar(marred, modality, rate, seed=r.init, rows=part)
+            for pattern, data, tests in (("MNAR", flipped, {("MNAR", "none"): clean, ("MNAR", "flip"): flipped.split("test")}),
+                                         ("MAR", marred, {("MAR", "none"): clean, ("MAR", "MAR"): marred.split("test")})):
+                name = f"{fold}, {pattern} {modality} {rate:g} of class {cls}, pattern seed {r.init}"
+                datasets[name] = data
+                settings.append((r, rate, name, tests))
+    objective = Repetitions(bench, datasets, device)
+    jobs = [(_config(kind, [task], name, epochs), r.init) for r, _, name, _ in settings for kind in kinds]
+    trained = iter(_train(objective, jobs, executor))
     rows = []
-    for job, (model, fitted), (rate, test_sets) in zip(jobs, _fit_jobs(jobs, device), tests):
-        for (pattern, test_name), test in test_sets.items():
-            rows += _rows(model, test, device, pattern=pattern, rate=rate, test=test_name, model=job.name,
-                          fold=job.run.fold, init=job.run.init, **fitted)
+    for r, rate, _, tests in settings:
+        for kind in kinds:
+            model, fitted = next(trained)
+            for (pattern, test_name), test in tests.items():
+                rows += _rows(model, test, device, pattern=pattern, rate=rate, test=test_name, model=kind,
+                              fold=r.fold, init=r.init, **fitted)
     return pd.DataFrame(rows)
 
 
@@ -380,7 +462,7 @@ SENSITIVE = ("state_size", "hidden", "dropout", "batch_size")
 
 
 def sensitivity(bench: Benchmark | str, task: str, grid: Mapping[str, Sequence[float]], repetitions: Sequence[Run],
-                epochs: int, device: torch.device | str = "cpu") -> pd.DataFrame:
+                epochs: int, device: torch.device | str = "cpu", executor: Any = "local") -> pd.DataFrame:
     """Figure 9: single-task MultiModN with one hyper-parameter of ``bench`` changed at a time.
 
     ``grid`` maps parameters among :data:`SENSITIVE` to the values to try; every other setting
@@ -393,17 +475,18 @@ def sensitivity(bench: Benchmark | str, task: str, grid: Mapping[str, Sequence[f
     bad = sorted(set(grid) - set(SENSITIVE))
     if bad:
         raise ValueError(f"cannot vary {bad}; valid parameters: {SENSITIVE}.")
-    settings = {("centre", None): bench}
+    settings: dict[tuple[str, Any], dict] = {("centre", None): {}}
     for param, values in grid.items():
         for v in values:
             if v != getattr(bench, param):
-                settings[(param, v)] = replace(bench, **{param: type(getattr(bench, param))(v)})
-    data = {r.fold: load_benchmark(bench, r) for r in repetitions}
+                settings[(param, v)] = {param: type(getattr(bench, param))(v)}
+    objective = Repetitions(bench, {_fold_name(r): load_benchmark(bench, r) for r in repetitions}, device)
     keys = [(key, r) for key in settings for r in repetitions]
-    jobs = [_Job("MultiModN", "MultiModN", (task,), settings[key], data[r.fold], r, epochs) for key, r in keys]
+    jobs = [(_config("MultiModN", [task], _fold_name(r), epochs, setting=settings[key]), r.init) for key, r in keys]
     rows = []
-    for ((param, value), r), job, (model, fitted) in zip(keys, jobs, _fit_jobs(jobs, device)):
-        scored = _rows(model, job.data.split("test"), device, fold=r.fold, init=r.init, **fitted)
+    for ((param, value), r), (model, fitted) in zip(keys, _train(objective, jobs, executor)):
+        scored = _rows(model, objective.datasets[_fold_name(r)].split("test"), device, fold=r.fold, init=r.init,
+                       **fitted)
         for p in grid if param == "centre" else [param]:
             rows += [dict(row, parameter=p, setting=getattr(bench, p) if param == "centre" else value)
                      for row in scored]

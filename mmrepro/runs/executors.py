@@ -1,0 +1,134 @@
+"""Executors: where the chunks of jobs of :func:`mmrepro.experiments.jobs.run_jobs` are trained.
+
+``"local"`` trains them one after another in this process; ``"ray"`` makes each chunk a Ray task
+(:class:`RayExecutor`), on a local Ray instance or on the cluster named by ``RAY_ADDRESS``. An
+executor has two methods: ``chunk_size(objective, n)`` (how many jobs of a group of ``n`` go into
+one call of :func:`~mmrepro.experiments.jobs.train_chunk`) and ``run(objective, chunks)``, which
+yields ``(chunk index, candidates)`` as chunks finish, in any order.
+
+Ray is an optional extra (``pip install -e ".[cluster]"``): it is imported only when a Ray
+executor runs.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from mmrepro.experiments.jobs import Job, Objective
+
+EXECUTORS = ("local", "ray")
+MAX_CHUNK = 64  # jobs per `many` call: the largest K batched training is measured at (issue #12)
+
+
+class Executor(Protocol):
+    def chunk_size(self, objective: Objective, n: int) -> int: ...
+
+    def run(self, objective: Objective, chunks: Sequence[Sequence[Job]]) -> Iterator[tuple[int, list[Any]]]: ...
+
+
+class LocalExecutor:
+    """Chunks trained in this process, in order. Without ``objective.many`` every job is its own
+    chunk (so each finished run is handed back, and cached, at once); with it, up to
+    :data:`MAX_CHUNK` jobs of a group share one batched call."""
+
+    def chunk_size(self, objective: Objective, n: int) -> int:
+        return max(1, min(n, MAX_CHUNK)) if hasattr(objective, "many") else 1
+
+    def run(self, objective: Objective, chunks: Sequence[Sequence[Job]]) -> Iterator[tuple[int, list[Any]]]:
+        from mmrepro.experiments.jobs import train_chunk
+
+        for i, chunk in enumerate(chunks):
+            yield i, train_chunk(objective, chunk)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('executor="ray" needs Ray, an optional extra of mmrepro: pip install -e ".[cluster]" '
+                          '(or pip install "ray[default]"), or use executor="local"') from None
+    return ray
+
+
+def device_type(objective: Objective) -> str:
+    """``cuda`` when the objective trains on a CUDA device (its ``device`` attribute), else ``cpu``."""
+    import torch
+
+    return torch.device(getattr(objective, "device", "cpu")).type
+
+
+def _train_task(objective: Objective, jobs: Sequence[Job], threads: int) -> list[Any]:
+    """One Ray task: a chunk trained on a worker with the threads it was given, deterministic kernels
+    requested as :func:`mmrepro.device.seed_everything` does for the notebook."""
+    import torch
+
+    from mmrepro.experiments.jobs import train_chunk
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return train_chunk(objective, jobs)
+
+
+class RayExecutor:
+    """Chunks as Ray tasks, each asking for ``num_cpus`` CPUs (and as many torch threads) and, when
+    the objective trains on CUDA, ``gpu_fraction`` of a GPU (small models share a GPU). A chunk
+    holds about ``len(group) / slots`` jobs, where ``slots`` is how many such tasks the cluster runs
+    at once (at most :data:`MAX_CHUNK`; with ``objective.many`` the chunk is one batched call). A
+    task that fails (worker lost, CUDA or OS error) is retried up to ``max_retries`` times.
+
+    ``ray.init()`` joins the cluster named by ``RAY_ADDRESS`` (or one started on this machine with
+    ``ray start``), else starts a local instance; worker output stays in Ray's session logs."""
+
+    def __init__(self, num_cpus: float = 1, gpu_fraction: float = 0.25, max_retries: int = 3) -> None:
+        if num_cpus <= 0 or not 0 < gpu_fraction <= 1 or max_retries < 0:
+            raise ValueError(f"need num_cpus > 0, 0 < gpu_fraction <= 1 and max_retries >= 0, "
+                             f"got {num_cpus}, {gpu_fraction}, {max_retries}")
+        self.num_cpus, self.gpu_fraction, self.max_retries = num_cpus, gpu_fraction, max_retries
+
+    def _ray(self):
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        return ray
+
+    def _gpus(self, objective: Objective) -> float:
+        return self.gpu_fraction if device_type(objective) == "cuda" else 0.0
+
+    def chunk_size(self, objective: Objective, n: int) -> int:
+        total = self._ray().cluster_resources()
+        gpus = self._gpus(objective)
+        slots = total.get("GPU", 0) / gpus if gpus else total.get("CPU", 1) / self.num_cpus
+        return max(1, min(MAX_CHUNK, math.ceil(n / max(1, int(slots)))))
+
+    def run(self, objective: Objective, chunks: Sequence[Sequence[Job]]) -> Iterator[tuple[int, list[Any]]]:
+        ray = self._ray()
+        task = ray.remote(_train_task).options(
+            num_cpus=self.num_cpus, num_gpus=self._gpus(objective), max_retries=self.max_retries,
+            retry_exceptions=[RuntimeError, OSError])
+        shared = ray.put(objective)
+        threads = max(1, int(self.num_cpus))
+        pending = {task.remote(shared, list(chunk), threads): i for i, chunk in enumerate(chunks)}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    yield pending.pop(ref), ray.get(ref)
+        finally:
+            for ref in pending:  # the caller stopped early (an error, an interrupt): do not leave work behind
+                ray.cancel(ref)
+
+
+def resolve_executor(executor: str | Executor) -> Executor:
+    """An executor from its name (:data:`EXECUTORS`), or the executor object itself."""
+    if isinstance(executor, str):
+        if executor == "local":
+            return LocalExecutor()
+        if executor == "ray":
+            return RayExecutor()
+        raise ValueError(f"executor={executor!r} is not one of {', '.join(EXECUTORS)}")
+    if not (hasattr(executor, "run") and hasattr(executor, "chunk_size")):
+        raise TypeError(f"executor must be one of {EXECUTORS} or an object with run() and chunk_size(), "
+                        f"got {executor!r}")
+    return executor

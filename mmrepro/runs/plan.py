@@ -1,0 +1,245 @@
+"""Knowing the cost before paying it: ``mmrepro plan NOTEBOOK [--profile P] [-p NAME VALUE]``.
+
+A chapter's plan (:mod:`mmrepro.runs.chapters`) turns its resolved parameters into
+:class:`Section` s: how many training runs each section of the notebook trains and for how many
+epochs, and a :class:`Cost` that measures, on this device, the seconds of one epoch of one run (a
+short calibration: a few epochs of the real model on a slice of the real training rows, scaled to
+all rows). The parameters are resolved without executing the notebook: the declarations of its
+``parameters`` cell and the ``profiles`` of its ``start(...)`` call are read from the source and
+validated exactly as :func:`mmrepro.notebook.start` does.
+"""
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+PROBE_ROWS = 256  # training rows a calibration run uses (scaled to the full training set)
+TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one epoch of one run costs: ``probe()`` returns its seconds, measured on this device."""
+
+    name: str
+    probe: Callable[[], float] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Section:
+    """``runs`` training runs of ``epochs`` epochs (at most: early stopping may end them sooner).
+
+    ``units`` is how many times one measured ``cost`` epoch is paid per epoch: the runs for
+    sections that train run after run (the default), 1 for a section that trains all its runs as
+    one vectorised batch."""
+
+    name: str
+    runs: int
+    epochs: int
+    cost: Cost | None
+    units: int | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        return self.runs * self.epochs
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall seconds of one call (CUDA work included: the device is synchronised after it)."""
+    import torch
+
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def epoch_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int = 2) -> float:
+    """Seconds of one epoch: ``train(epochs)`` timed after a one-epoch warm-up, divided by
+    ``epochs`` and multiplied by ``scale`` (full rows / probed rows). Model construction and the
+    final evaluation are inside the timing, so the figure is slightly high."""
+    train(1)
+    return timed(lambda: train(epochs)) / epochs * scale
+
+
+def row_scale(n_full: int, n_probe: int, n_val: int = 0) -> float:
+    """Scale from a probe on ``n_probe`` training rows to ``n_full`` (validation rows stay whole)."""
+    return (n_full + n_val) / max(1, n_probe + n_val)
+
+
+# ----------------------------------------------------------------------------- parameters without executing
+
+def _literal(node: ast.AST) -> Any:
+    """A literal, also written with ``dict(name=value, ...)`` (as the chapters write their profiles)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
+        return {k.arg: _literal(k.value) for k in node.keywords}
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_literal(v) for v in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    return ast.literal_eval(node)
+
+
+def _code_cells(path: Path) -> list[Any]:
+    import jupytext
+
+    return [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+
+
+def declared(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``parameters`` cell: name -> annotation (a type) and name -> default value."""
+    for cell in _code_cells(path):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            types, defaults = {}, {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    name = node.target.id
+                    types[name] = eval(ast.unparse(node.annotation), {"__builtins__": {}}, {**TYPES, "None": None})
+                    defaults[name] = ast.literal_eval(node.value) if node.value is not None else None
+            return types, defaults
+    raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def start_arguments(path: Path) -> tuple[dict[str, dict], dict[str, list]]:
+    """``profiles`` and the literal ``choices`` of the notebook's ``start(...)`` call."""
+    for cell in _code_cells(path):
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # magics
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "start":
+                kw = {k.arg: k.value for k in node.keywords}
+                if "profiles" not in kw:
+                    continue
+                choices = {}
+                if isinstance(kw.get("choices"), ast.Dict):
+                    for k, v in zip(kw["choices"].keys, kw["choices"].values):
+                        try:
+                            choices[_literal(k)] = _literal(v)
+                        except ValueError:  # a name defined in the notebook: checked when it runs
+                            pass
+                return _literal(kw["profiles"]), choices
+    raise ValueError(f"{path} has no start(..., profiles=...) call")
+
+
+def resolve(path: Path, profile: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameter values a run of ``path`` with ``profile`` and ``overrides`` would use."""
+    from mmrepro.notebook import resolve_parameters
+
+    types, values = declared(Path(path))
+    profiles, choices = start_arguments(Path(path))
+    given = dict(overrides or {})
+    if profile is not None:
+        given["profile"] = profile
+    return resolve_parameters(types, {**values, **given}, profiles, injected=set(given), choices=choices)
+
+
+# ----------------------------------------------------------------------------- estimating
+
+@dataclass
+class Estimate:
+    """A plan with its calibration: seconds per epoch of each cost, and the total."""
+
+    notebook: str
+    params: dict[str, Any]
+    device: str
+    sections: list[Section]
+    per_epoch: dict[str, float]
+    calibration_s: float
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.per_epoch)
+
+    def seconds(self, s: Section) -> float:
+        if s.cost is None or s.cost.name not in self.per_epoch:
+            return 0.0
+        return (s.runs if s.units is None else s.units) * s.epochs * self.per_epoch[s.cost.name]
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds(s) for s in self.sections)
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = [{"section": s.name, "runs": s.runs, "epochs/run": s.epochs, "epochs": s.total_epochs,
+                "s/epoch": self.per_epoch.get(s.cost.name) if s.cost else None, "estimate_s": self.seconds(s)}
+               for s in self.sections]
+        out.append({"section": "total", "runs": sum(s.runs for s in self.sections), "epochs/run": None,
+                    "epochs": sum(s.total_epochs for s in self.sections), "s/epoch": None,
+                    "estimate_s": self.total_s})
+        return out
+
+
+def estimate(notebook: str, params: dict[str, Any], sections: list[Section], device: str,
+             calibrate: bool = True) -> Estimate:
+    """Measure every distinct cost of ``sections`` once (its probe) and price the plan; without
+    ``calibrate`` only the runs and epochs are counted."""
+    start = time.perf_counter()
+    per_epoch: dict[str, float] = {}
+    for s in sections if calibrate else []:
+        if s.cost is not None and s.cost.name not in per_epoch and s.runs and s.epochs:
+            per_epoch[s.cost.name] = s.cost.probe()
+    return Estimate(notebook, params, device, sections, per_epoch, time.perf_counter() - start)
+
+
+def duration(seconds: float) -> str:
+    """3 s, 4.2 min, 1 h 05 min."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    h = int(seconds // 3600)
+    return f"{h} h {round((seconds - 3600 * h) / 60):02d} min"
+
+
+def report(e: Estimate, device_name: str) -> str:
+    """The table ``mmrepro plan`` prints."""
+    rows = e.rows()
+    width = max(len(r["section"]) for r in rows)
+    head = f"{'section':<{width}}  {'runs':>6}  {'epochs/run':>10}  {'epochs':>8}"
+    if e.calibrated:
+        head += f"  {'s/epoch':>8}  {'estimate':>10}"
+    lines = [f"{e.notebook}, profile {e.params['profile']}, on {e.device} ({device_name})", head, "-" * len(head)]
+    for r in rows:
+        if r["section"] == "total":
+            lines.append("-" * len(head))
+        per = "" if r["s/epoch"] is None else (f"{r['s/epoch']:.3f}" if r["s/epoch"] < 10 else f"{r['s/epoch']:.1f}")
+        line = f"{r['section']:<{width}}  {r['runs']:>6}  {'' if r['epochs/run'] is None else r['epochs/run']:>10}"
+        line += f"  {r['epochs']:>8}"
+        if e.calibrated:
+            line += f"  {per:>8}  {duration(r['estimate_s']):>10}"
+        lines.append(line)
+    if not e.calibrated:
+        return "\n".join(lines + ["not calibrated (--count-only): no time estimate"])
+    lines.append(f"calibration took {duration(e.calibration_s)}: each s/epoch is one epoch of one run of that "
+                 f"section's model, timed here on {PROBE_ROWS} training rows and scaled to all of them "
+                 "(for a vectorised section, one epoch of the whole batch). Epochs are upper bounds where "
+                 "early stopping may end a run; runs found in the run cache are not trained again.")
+    return "\n".join(lines)
+
+
+def plan_notebook(path: Path, profile: str | None = None, overrides: Mapping[str, Any] | None = None,
+                  calibrate: bool = True) -> Estimate:
+    """Resolve the parameters of ``path``, build its chapter's plan and calibrate it on the
+    notebook's device (``device`` parameter)."""
+    import torch
+
+    from mmrepro.device import resolve_device
+    from mmrepro.runs.chapters import PLANS
+
+    name = Path(path).stem
+    if name not in PLANS:
+        raise ValueError(f"no plan for {name!r}; chapters with a plan: {', '.join(sorted(PLANS))}")
+    params = resolve(path, profile, overrides)
+    device = resolve_device(params["device"])
+    torch.set_num_threads(int(params.get("threads") or 1))  # as the chapters do
+    sections = PLANS[name](params, device)
+    return estimate(name, params, sections, str(device), calibrate)
