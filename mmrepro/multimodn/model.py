@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .heads import TaskSpec, _check_name, as_task_specs, check_target, mlp, pair_losses, to_probability
+from .heads import TaskSpec, as_task_specs, check_modalities, check_target, mlp, pair_losses, to_probability
 from .inputs import check_inputs
 
 __all__ = ["MultiModN", "MultiModNOutput", "output_loss", "state_change"]
@@ -104,12 +104,7 @@ class MultiModN(nn.Module):
         if error_weight == 0:
             raise ValueError("error_weight must be > 0: without it the model learns no task.")
         self.error_weight, self.state_change_weight = float(error_weight), float(state_change_weight)
-        if not isinstance(modalities, Mapping) or not modalities:
-            raise ValueError("modalities must be a non-empty mapping {name: n_features}.")
-        for m, f in modalities.items():
-            _check_name(m, "modality")
-            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
-                raise ValueError(f"modality {m!r}: n_features must be a positive int, got {f!r}.")
+        check_modalities(modalities)
         self.n_features = dict(modalities)
         self.tasks = as_task_specs(tasks)
         self.sequence_modalities = frozenset(sequence_modalities)

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .heads import _check_name, as_task_specs, check_target, mlp, pair_losses
+from .heads import as_task_specs, check_modalities, check_target, mlp, pair_losses
 from .inputs import check_inputs
 
 __all__ = ["PFusion"]
@@ -53,17 +53,7 @@ class PFusion(nn.Module):
                              "Train one P-Fusion per task.")
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r} is not one of {FUSIONS}.")
-        if not isinstance(modalities, Mapping) or not modalities:
-            raise ValueError("modalities must be a non-empty mapping {name: n_features}.")
-        steps = dict(sequence_steps or {})
-        if not set(steps) <= set(modalities):
-            raise ValueError(f"sequence_steps names {sorted(set(steps) - set(modalities))} are not modalities.")
-        if len(set(steps.values())) > 1 or any(not isinstance(t, int) or t < 1 for t in steps.values()):
-            raise ValueError(f"sequence_steps {steps} must share one positive T (one time axis).")
-        for m, f in modalities.items():
-            _check_name(m, "modality")
-            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
-                raise ValueError(f"modality {m!r}: n_features must be a positive int, got {f!r}.")
+        steps = check_modalities(modalities, sequence_steps)
         self.n_features = dict(modalities)
         self.sequence_steps = steps
         (self.task_name, self.spec), = specs.items()

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .heads import _check_name, as_task_specs, check_target, pair_losses
+from .heads import as_task_specs, check_modalities, check_target, pair_losses
 from .inputs import check_inputs
 
 __all__ = ["FusionTransformer", "TransformerSetting", "EDU_WEATHER", "MIMIC"]
@@ -105,17 +105,7 @@ class FusionTransformer(nn.Module):
                  sequence_steps: Mapping[str, int] | None = None, setting: TransformerSetting = EDU_WEATHER,
                  pad_value: float = 0.0):
         super().__init__()
-        if not isinstance(modalities, Mapping) or not modalities:
-            raise ValueError("modalities must be a non-empty mapping {name: n_features}.")
-        for m, f in modalities.items():
-            _check_name(m, "modality")
-            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
-                raise ValueError(f"modality {m!r}: n_features must be a positive int, got {f!r}.")
-        steps = dict(sequence_steps or {})
-        if not set(steps) <= set(modalities):
-            raise ValueError(f"sequence_steps names {sorted(set(steps) - set(modalities))} are not modalities.")
-        if len(set(steps.values())) > 1 or any(not isinstance(t, int) or t < 1 for t in steps.values()):
-            raise ValueError(f"sequence_steps {steps} must share one positive T (one time axis).")
+        steps = check_modalities(modalities, sequence_steps)
         if not isinstance(setting, TransformerSetting):
             raise ValueError(f"setting must be a TransformerSetting, got {type(setting).__name__}.")
         self.n_features, self.sequence_steps = dict(modalities), steps
