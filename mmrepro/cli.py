@@ -1,11 +1,12 @@
-"""``mmrepro`` command line: run one notebook, build the book, print the claims, list notebooks."""
+"""``mmrepro`` command line: run one notebook, build the book, print the claims, list notebooks, make and grade
+classroom assignments."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from mmrepro import book
+from mmrepro import assignments, book
 from mmrepro.notebook import PROFILES
 
 
@@ -47,12 +48,28 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
+def _chapters(names: list[str]) -> list[Path]:
+    """The named chapters' sources, or every chapter's when no name is given."""
     root = book.root_or_fail()
-    paths = ([book.find_notebook(n, root) for n in args.chapters] if args.chapters
-             else [p for p in book.notebooks(root) if p.parent.name == "notebooks"])
-    for path in book.export(paths, Path(args.out)):
+    return [book.find_notebook(n, root) for n in names] if names else [
+        p for p in book.notebooks(root) if p.parent.name == "notebooks"]
+
+
+def _export(args: argparse.Namespace) -> int:
+    for path in book.export(_chapters(args.chapters), Path(args.out)):
         print(path)
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    for path in assignments.assign(_chapters(args.chapters), Path(args.out)):
+        print(path)
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None)
+    print(report.text())
     return 0
 
 
@@ -122,6 +139,17 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="folder for the .ipynb files")
     ex.set_defaults(func=_export)
 
+    asg = sub.add_parser("assign", help="write student, solution and autograder versions of chapters' exercises")
+    asg.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
+    asg.add_argument("--out", required=True, help="folder for student/, solution/ and autograder/")
+    asg.set_defaults(func=_assign)
+
+    gr = sub.add_parser("grade", help="grade a submitted student notebook (otter-grader, locally)")
+    gr.add_argument("submission", help="the student's .ipynb")
+    gr.add_argument("--autograder", help="DIR/autograder written by mmrepro assign (default: built now from "
+                                         "this checkout's chapter)")
+    gr.set_defaults(func=_grade)
+
     pl = sub.add_parser("plan", help="count a notebook's training runs and estimate its time on this device")
     pl.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
     pl.add_argument("--profile", choices=PROFILES, help="smoke, book or paper (default: the notebook's)")
@@ -144,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except book.BookError as err:
+    except (book.BookError, assignments.AssignmentError) as err:
         print(f"mmrepro: error: {err}", file=sys.stderr)
         return 2
 

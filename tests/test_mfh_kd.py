@@ -5,7 +5,7 @@ import torch
 
 from mmrepro.data import mvd
 from mmrepro.mfh.experiments import distill, distill_loop, summarise
-from mmrepro.mfh.kd import LinearBatch, fit, fit_one, init_linear
+from mmrepro.mfh.kd import LinearBatch, fit, fit_one, init_linear, objective
 
 
 
@@ -130,3 +130,34 @@ def test_shared_inputs_equal_repeated_inputs():
     assert uneven.weight.shape == (3, 6, 2)
     with pytest.raises(ValueError, match="index must hold 3 row numbers"):
         fit(x, y[[0, 0, 1]], init[:3], index=torch.tensor([0, 2, 1]))
+
+
+def test_batchmean_is_eq1_as_written_and_matches_the_loop():
+    """kl_reduction='batchmean' is the per-sample KL of Eq. (1); 'mean' divides it by K (the reference)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 25, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (2, 25), generator=g)
+    t = torch.softmax(torch.randn(2, 25, 5, generator=g, dtype=torch.float64), -1)
+    init = init_linear([[0], [1]], 4, n_classes=5, dtype=torch.float64)
+    rho = 0.3
+    one = fit(x, y, init, epochs=1, lr=1.0, ce_weight=rho, kd_weight=1 - rho, teacher_probs=t,
+              kl_reduction="batchmean")
+    w = init.weight.clone().requires_grad_()
+    b = init.bias.clone().requires_grad_()
+    logp = torch.log_softmax(torch.baddbmm(b[:, None], x, w), -1)
+    ce = torch.nn.functional.nll_loss(logp.transpose(1, 2), y, reduction="none").mean(1)
+    kl = torch.nn.functional.kl_div(logp, t, reduction="none").sum(-1).mean(-1)          # per-sample KL
+    (rho * ce + (1 - rho) * kl).sum().backward()
+    assert torch.allclose(init.weight - w.grad, one.weight, atol=1e-12)
+    # the objective reports the same loss, and 'mean' is the KL term divided by K = 5
+    assert torch.allclose(objective(init, x, y, ce_weight=rho, kd_weight=1 - rho, teacher_probs=t,
+                                    kl_reduction="batchmean"), (rho * ce + (1 - rho) * kl).detach())
+    assert torch.allclose(objective(init, x, y, ce_weight=0.0, kd_weight=1.0, teacher_probs=t, kl_reduction="mean"),
+                          kl.detach() / 5)
+    many = fit(x, y, init, epochs=30, ce_weight=rho, kd_weight=1 - rho, teacher_probs=t, kl_reduction="batchmean")
+    for r in range(2):
+        m = fit_one(x[r], y[r], init.weight[r], init.bias[r], epochs=30, ce_weight=rho, kd_weight=1 - rho,
+                    teacher_probs=t[r], kl_reduction="batchmean")
+        assert torch.allclose(m.weight.detach().T, many.weight[r], atol=1e-10)
+    with pytest.raises(ValueError, match="kl_reduction must be one of"):
+        fit(x, y, init, epochs=1, kd_weight=1.0, teacher_probs=t, kl_reduction="sum")

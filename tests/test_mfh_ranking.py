@@ -5,7 +5,8 @@ import torch
 
 from mmrepro.data import mvd
 from mmrepro.mfh.kd import LinearBatch, run_generator
-from mmrepro.mfh.ranking import align_unimodal, nullify, permutation_salience, precision_at_k, select_channels
+from mmrepro.mfh.ranking import (align_unimodal, correlation_groups, nullify, permutation_salience, precision_at_k,
+                                  select_channels)
 
 
 
@@ -73,3 +74,56 @@ def test_nullify_replaces_dropped_channels_by_fill():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_grouped_salience_equals_naive_joint_permutation_and_singletons_equal_plain():
+    g = torch.Generator().manual_seed(1)
+    R, n, d, K, M = 2, 25, 5, 3, 4
+    xa = torch.randn(R, n, d, generator=g, dtype=torch.float64)
+    model = LinearBatch(torch.randn(R, d, K, generator=g, dtype=torch.float64), torch.randn(R, K, generator=g, dtype=torch.float64))
+    lb = torch.randn(R, n, K, generator=g, dtype=torch.float64)
+    keys = np.array([[1, 2], [3, 4]])
+    groups = torch.tensor([[0, 0, 1, 2, 2], [0, 1, 2, 3, 4]])
+    fast = permutation_salience(model, xa, lb, keys, n_permutations=M, groups=groups)
+    naive = torch.zeros(R, d, dtype=torch.float64)
+    for r in range(R):
+        perms = torch.argsort(torch.rand(M, n, generator=run_generator(*keys[r], 3)), dim=1)
+        for lab in groups[r].unique():
+            cols = (groups[r] == lab).nonzero().flatten()
+            v = 0.0
+            for m in range(M):
+                xp = xa[r].clone()
+                xp[:, cols] = xa[r][perms[m]][:, cols]                 # one permutation for the whole group
+                v += torch.nn.functional.mse_loss(xp @ model.weight[r] + model.bias[r], lb[r]) / M
+            naive[r, cols] = v
+    naive = naive / naive.max(1, keepdim=True).values
+    assert torch.allclose(fast, naive, atol=1e-12)
+    # singleton groups are Algorithm 1 exactly
+    plain = permutation_salience(model, xa, lb, keys, n_permutations=M)
+    assert torch.allclose(plain[1], fast[1], atol=1e-12)
+
+
+def test_correlation_groups_find_copies():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 300, 3, generator=g)
+    x = torch.cat([base[..., :1] + 0.1 * torch.randn(1, 300, 3, generator=g), base[..., 1:]], 2)  # 3 copies, 2 singles
+    lab = correlation_groups(x, 0.5)[0]
+    assert len(set(lab[:3].tolist())) == 1 and len(set(lab.tolist())) == 3
+    with pytest.raises(ValueError, match="threshold"):
+        correlation_groups(x, 1.5)
+
+
+def test_grouped_permutation_recovers_shared_channels_spread_over_copies():
+    b = mvd.modify_gamma([0, 1], specific=(15,), shared=(5,), n_train=200, n_test=10)
+    w, truth_groups = mvd.with_copies(b, copies=4, noise=0.3)
+    assert w.train.xa.shape == (2, 200, 65) and int(w.shared_a.sum(1)[0]) == 20
+    assert torch.equal(truth_groups[:, 50:], torch.arange(5).repeat(3).expand(2, 15))
+    c = np.corrcoef(w.train.xa[0, :, [0, 50]].T.numpy())[0, 1]
+    assert 0.9 < c < 0.99                                          # the copies are correlated, not identical
+    keys = np.stack([w.seed.numpy(), w.setting.numpy()], 1)
+    fa, fb = align_unimodal(w.train.xa, w.train.xb, w.train.y, keys, epochs=300, dtype=torch.float64)
+    lb, k = fb.logits(w.train.xb), w.shared_a.sum(1)
+    single = precision_at_k(permutation_salience(fa, w.train.xa, lb, keys, n_permutations=10), w.shared_a, k)
+    est = correlation_groups(w.train.xa, 0.5)
+    grouped = precision_at_k(permutation_salience(fa, w.train.xa, lb, keys, n_permutations=10, groups=est), w.shared_a, k)
+    assert (grouped >= 0.95).all() and (single <= 0.85).all(), (single, grouped)

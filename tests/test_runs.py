@@ -318,9 +318,11 @@ class Counting:
         return self.local.run(objective, chunks)
 
 
-def test_multimodn_plan_counts_the_runs_the_chapter_trains():
+def test_multimodn_plan_counts_the_runs_the_chapter_trains(monkeypatch, tmp_path):
     from mmrepro.multimodn import experiments as X
     from mmrepro.runs.chapters import multimodn
+
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path))  # runs cached by earlier tests would not reach the executor
 
     P = {"n_folds": 2, "n_inits": 1, "seed": 0, "epochs": 1, "transformer_epochs": 1, "weather_every": 6,
          "mnar_rates": [0.0, 0.5], "sensitivity_grid": {"state_size": [1, 50]}, "sensitivity_inits": 1}

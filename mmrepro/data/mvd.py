@@ -15,15 +15,16 @@ for the test set, which makes neighbouring seeds share random streams; we avoid 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MVDSplit", "MVDBatch", "increase_gamma", "increase_alpha", "modify_gamma", "venn"]
+__all__ = ["MVDSplit", "MVDBatch", "increase_gamma", "increase_alpha", "modify_gamma", "venn", "with_copies"]
 
-_SPLITS = {"train": 0, "test": 1, "student": 2, "hyperplane": 3}
+_SPLITS = {"train": 0, "test": 1, "student": 2, "hyperplane": 3, "copies_train": 4, "copies_test": 5,
+           "copies_student": 6}
 
 
 @dataclass
@@ -249,3 +250,36 @@ def venn(seeds, shared=(10,), specific_a=(5,), specific_b=(5,), n_train: int = 2
                              beta=sb / total))
     return _build("venn", seeds, settings, dec_a, dec_b, label, dec_a & dec_b[:, :25], "gaussian",
                   n_train, n_test, False, dtype)
+
+
+def with_copies(batch: MVDBatch, copies: int = 4, noise: float = 0.3) -> tuple[MVDBatch, Tensor]:
+    """Correlated channels with a known truth: every modality-general channel of modality a
+    (``batch.shared_a``) gets ``copies - 1`` noisy copies ``x + noise * N(0, 1)`` appended after the
+    original channels (correlation 1/sqrt(1 + noise^2) with it), so one shared feature is spread over
+    ``copies`` channels while teacher-specific features keep one channel each. Returns the widened
+    batch (copies count as shared and decisive) and the true channel groups (R, d_a') (each original
+    channel and its copies share a label), for checking Algorithm 1 on correlated channels."""
+    if int(copies) != copies or copies < 1 or not noise >= 0:
+        raise ValueError(f"copies must be an integer >= 1 and noise >= 0, got copies={copies}, noise={noise}")
+    counts = batch.shared_a.sum(1)
+    if not bool((counts == counts[0]).all()):
+        raise ValueError(f"with_copies needs the same number of shared channels in every run, got {counts.unique().tolist()}")
+    R, d = batch.shared_a.shape
+    k = int(counts[0])
+    src = torch.stack([row.nonzero().flatten() for row in batch.shared_a]) if k else torch.zeros(R, 0, dtype=torch.long)
+    src = src.repeat(1, int(copies) - 1)                                     # (R, k (copies - 1))
+
+    def widen(split: MVDSplit | None, name: str) -> MVDSplit | None:
+        if split is None:
+            return None
+        extra = torch.gather(split.xa, 2, src[:, None, :].expand(-1, split.xa.shape[1], -1))
+        eps = torch.stack([torch.randn(extra.shape[1:], generator=_generator(int(s), name), dtype=torch.float64)
+                           for s in batch.seed.tolist()])
+        return MVDSplit(torch.cat([split.xa, extra + noise * eps.to(extra.dtype)], 2), split.xb, split.y)
+
+    ones = torch.ones(R, src.shape[1], dtype=torch.bool)
+    groups = torch.cat([torch.arange(d).expand(R, d), src], 1)
+    wide = replace(batch, name=f"{batch.name}+copies", train=widen(batch.train, "copies_train"),
+                   test=widen(batch.test, "copies_test"), student=widen(batch.student, "copies_student"),
+                   shared_a=torch.cat([batch.shared_a, ones], 1), decisive_a=torch.cat([batch.decisive_a, ones], 1))
+    return wide, groups

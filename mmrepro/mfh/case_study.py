@@ -2,7 +2,7 @@
 stand-in for AV-MNIST: MNIST images with PCA energy removed paired by class with noisy spoken
 digits. An audio student is trained without KD, with unimodal KD from a larger audio teacher
 (UM-KD) and with crossmodal KD from an image+audio late-fusion teacher (CM-KD), using Eq. (1)
-with rho = 0.5 (KL at temperature 1, averaged over samples).
+with rho = 0 and 0.5 (Table 5; KL at temperature 1, summed over classes and averaged over samples).
 
 Architectures follow Appendix B.1 in spirit, scaled down for a CPU: a 3-layer CNN student, a
 6-layer CNN audio teacher, and a late-fusion teacher (LeNet-style image branch + 5-layer CNN audio
@@ -110,13 +110,14 @@ class CaseStudy:
     ``config`` is empty: everything else is fixed here."""
 
     def __init__(self, img: Tensor, aud: Tensor, y: Tensor, tr: Tensor, te: Tensor, *, epochs: int,
-                 teacher_epochs: int, rho: float, device: torch.device) -> None:
+                 teacher_epochs: int, rhos: tuple[float, ...], device: torch.device) -> None:
         self.img, self.aud, self.y, self.tr, self.te = img, aud, y, tr, te
-        self.epochs, self.teacher_epochs, self.rho, self.device = epochs, teacher_epochs, rho, device
+        self.epochs, self.teacher_epochs, self.rhos, self.device = epochs, teacher_epochs, tuple(rhos), device
+        self.data = fingerprint(img, aud, y, tr, te)
 
     def key(self, config: dict, seed: int) -> dict:
-        return {"objective": "mfh-case-study", "data": fingerprint(self.img, self.aud, self.y, self.tr, self.te),
-                "epochs": self.epochs, "teacher_epochs": self.teacher_epochs, "rho": self.rho,
+        return {"objective": "mfh-case-study", "data": self.data,
+                "epochs": self.epochs, "teacher_epochs": self.teacher_epochs, "rhos": list(self.rhos),
                 "device": self.device.type, "config": config, "seed": seed}
 
     def __call__(self, config: dict, seed: int) -> CaseRun:
@@ -132,21 +133,24 @@ class CaseStudy:
         soft_cm = torch.softmax(_predict(mm_t, (img[tr], aud[tr])), 1)
         t_um, t_cm = acc(_predict(audio_t, (aud[te],)), te), acc(_predict(mm_t, (img[te], aud[te])), te)
         rows = []
-        for method, soft, t_mod, t_acc in (("No-KD", None, "-", float("nan")), ("UM-KD", soft_um, "A", t_um),
-                                           ("CM-KD", soft_cm, "I+A", t_cm)):
+        runs = [("No-KD", None, "-", float("nan"), 1.0)] + [
+            (m, soft, t_mod, t_acc, float(r)) for r in self.rhos
+            for m, soft, t_mod, t_acc in (("UM-KD", soft_um, "A", t_um), ("CM-KD", soft_cm, "I+A", t_cm))]
+        for method, soft, t_mod, t_acc, rho in runs:
             torch.manual_seed(seed + 1)                     # same student initialisation for all methods
             trained = train_classifier(student().to(device), (aud[tr],), y[tr], epochs=self.epochs, soft=soft,
-                                       rho=self.rho, gen=run_generator(seed, 12))
-            rows.append(dict(seed=seed, method=method, teacher_modality=t_mod, teacher_acc=t_acc,
+                                       rho=rho, gen=run_generator(seed, 12))
+            rows.append(dict(seed=seed, method=method, rho=rho, teacher_modality=t_mod, teacher_acc=t_acc,
                              student_modality="A", student_acc=acc(_predict(trained, (aud[te],)), te)))
         return CaseRun(dict(config), seed, rows)
 
 
-def case_study(data, seeds, *, epochs: int = 10, teacher_epochs: int | None = None, rho: float = 0.5,
+def case_study(data, seeds, *, epochs: int = 10, teacher_epochs: int | None = None, rhos=(0.5,),
                downsample: int = 1, max_train: int | None = None,
                device: torch.device | str = "cpu", executor: str = "local") -> pd.DataFrame:
-    """Table 1 pattern on a MultimodalDataset with modalities ``image`` and ``audio`` and task
-    ``digit``. One row per (seed, method): teacher modality/accuracy and student accuracy (%).
+    """Table 1 / Table 5 pattern on a MultimodalDataset with modalities ``image`` and ``audio`` and task
+    ``digit``. One row per (seed, method, rho): teacher modality/accuracy and student accuracy (%); the
+    no-KD student (labels only) has rho = 1.
     ``downsample`` > 1 average-pools both inputs by that factor first and ``max_train`` keeps only
     the first training rows (cheaper CPU runs). Seeds train through
     :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray")."""
@@ -157,14 +161,14 @@ def case_study(data, seeds, *, epochs: int = 10, teacher_epochs: int | None = No
     pool = lambda t: nn.functional.avg_pool2d(t, downsample) if downsample > 1 else t  # noqa: E731
     study = CaseStudy(pool(data.x["image"]), pool(data.x["audio"]), data.y["digit"], data.splits["train"][:max_train],
                       data.splits["test"], epochs=epochs, teacher_epochs=epochs if teacher_epochs is None else teacher_epochs,
-                      rho=rho, device=torch.device(device))
+                      rhos=rhos, device=torch.device(device))
     runs = run_jobs(study, [({}, int(s)) for s in seeds], executor)
     return pd.DataFrame([row for r in runs for row in r.rows])
 
 
 def summarise_case_study(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds per method, in the order of Table 1."""
-    g = df.groupby("method", sort=False)
+    """Mean and standard deviation over seeds per method and rho, in the order of Table 5."""
+    g = df.groupby(["method", "rho"], sort=False)
     out = g.agg(teacher_modality=("teacher_modality", "first"), teacher_acc=("teacher_acc", "mean"),
                 student_acc=("student_acc", "mean"),
                 student_std=("student_acc", lambda v: float(np.std(v))))

@@ -8,6 +8,16 @@ M times, and average the MSE between the permuted teacher logits and the fixed s
 Step 9 divides by the largest salience (the paper; the reference rescales min-max instead, which
 gives the same ranking).
 
+Correlated channels. The paper and its reference code permute one channel at a time (the
+reference ranks the 128 penultimate-layer features of its RAVDESS networks). When a feature is
+spread over several strongly correlated channels, a model splits its weight among them and
+shuffling any one of them moves the output little, so each copy looks less salient than a
+single uncorrelated channel of smaller importance. ``permutation_salience(..., groups=...)``
+shuffles each group of channels with one shared permutation (grouped permutation importance) and
+gives every channel its group's salience; :func:`correlation_groups` forms the groups by
+hierarchical clustering of the channels' absolute correlations on the training rows. With
+uncorrelated channels every group is a single channel and the procedure is Algorithm 1 exactly.
+
 Because f_a is linear, permuting column i changes the logits by ``(x_perm,i - x_i) w_i^T``; the MSE
 for every channel and permutation is therefore evaluated in closed form from that rank-one
 change, for all channels, permutations and runs at once, without re-running the model.
@@ -20,7 +30,8 @@ from torch import Tensor
 
 from mmrepro.mfh.kd import LinearBatch, init_linear, run_generator
 
-__all__ = ["align_unimodal", "permutation_salience", "precision_at_k", "select_channels", "nullify"]
+__all__ = ["align_unimodal", "permutation_salience", "salience_permutations", "correlation_groups", "precision_at_k",
+           "select_channels", "nullify"]
 
 
 def align_unimodal(xa: Tensor, xb: Tensor, y: Tensor, keys, n_classes: int = 2, *, epochs: int = 1000,
@@ -51,38 +62,91 @@ def align_unimodal(xa: Tensor, xb: Tensor, y: Tensor, keys, n_classes: int = 2, 
 
 
 def permutation_salience(model_a: LinearBatch, xa: Tensor, logits_b: Tensor, keys, *,
-                         n_permutations: int = 100, chunk: int = 10) -> Tensor:
+                         n_permutations: int = 100, chunk: int = 10, groups: Tensor | None = None) -> Tensor:
     """Algorithm 1 steps 2-9: salience (R, d_a) in [0, 1], larger = more modality-general decisive.
 
     ``logits_b`` (R, n, K) are the fixed outputs of the aligned modality-b model; ``keys`` (R, k)
     seed each run's permutations. Permutations are drawn per run and repetition and shared by the
-    channels of that repetition (each channel still sees M independent permutations).
+    channels of that repetition (each channel still sees M independent permutations). ``groups``
+    (R, d_a) int labels 0..G-1: channels with one label are shuffled together and share their
+    salience (see the module docstring); default: every channel alone, as in the paper.
     """
     R, n, d = xa.shape
     if n_permutations < 1 or int(n_permutations) != n_permutations:
         raise ValueError(f"n_permutations must be a positive integer, got {n_permutations}")
     if logits_b.shape[:2] != (R, n):
         raise ValueError(f"logits_b must have shape ({R}, {n}, K), got {tuple(logits_b.shape)}")
-    keys = np.atleast_2d(np.asarray(keys, dtype=np.int64))
     xa = xa.to(model_a.weight.dtype)
     err = model_a.logits(xa) - logits_b.to(xa.dtype)                  # (R, n, K)
     K = err.shape[2]
     base = (err ** 2).mean(dim=(1, 2))                                 # (R,)
-    cross = torch.einsum("rnk,rdk->rnd", err, model_a.weight)          # (R, n, d): <e_n, w_i>
-    wnorm = (model_a.weight ** 2).sum(-1)                              # (R, d)
-    perms = torch.stack([torch.argsort(torch.rand(n_permutations, n, generator=run_generator(*k, 3)), dim=1)
-                         for k in keys])                              # (R, M, n)
-    total = torch.zeros(R, d, dtype=xa.dtype)
+    perms = salience_permutations(keys, n_permutations, n)             # (R, M, n)
+    if groups is not None:
+        member = _membership(groups, R, d).to(xa.dtype)               # (R, d, G)
+        G = member.shape[2]
+        chunk = max(1, min(chunk, int(2e7 // max(R * n * G * K, 1))))
+    else:
+        cross = torch.einsum("rnk,rdk->rnd", err, model_a.weight)      # (R, n, d): <e_n, w_i>
+        wnorm = (model_a.weight ** 2).sum(-1)                          # (R, d)
+    total = torch.zeros(R, d if groups is None else G, dtype=xa.dtype)
     for start in range(0, n_permutations, chunk):
         p = perms[:, start:start + chunk]                              # (R, m, n)
         xp = torch.gather(xa[:, None].expand(-1, p.shape[1], -1, -1), 2,
                           p[..., None].expand(-1, -1, -1, d))          # (R, m, n, d)
         delta = xp - xa[:, None]
-        # MSE(err + delta_i w_i^T) = base + 2 <delta_i, e w_i>/(nK) + |delta_i|^2 |w_i|^2/(nK)
-        total += (2 * torch.einsum("rmnd,rnd->rd", delta, cross)
-                  + (delta ** 2).sum(2).sum(1) * wnorm) / (n * K) + base[:, None] * p.shape[1]
+        if groups is None:
+            # MSE(err + delta_i w_i^T) = base + 2 <delta_i, e w_i>/(nK) + |delta_i|^2 |w_i|^2/(nK)
+            total += (2 * torch.einsum("rmnd,rnd->rd", delta, cross)
+                      + (delta ** 2).sum(2).sum(1) * wnorm) / (n * K) + base[:, None] * p.shape[1]
+        else:
+            # a group g shuffled together moves the logits by sum_{i in g} delta_i w_i^T
+            shift = torch.einsum("rmnd,rdk,rdg->rmngk", delta, model_a.weight, member)
+            total += ((err[:, None, :, None, :] + shift) ** 2).mean(dim=(2, 4)).sum(1)
     p = total / n_permutations
+    if groups is not None:
+        p = torch.einsum("rg,rdg->rd", p, member)                      # every channel gets its group's value
     return p / p.max(dim=1, keepdim=True).values
+
+
+def salience_permutations(keys, n_permutations: int, n: int) -> Tensor:
+    """The ``n_permutations`` permutations of the ``n`` rows that :func:`permutation_salience` applies to
+    every channel of each run, (R, M, n), seeded by ``keys`` (R, k)."""
+    keys = np.atleast_2d(np.asarray(keys, dtype=np.int64))
+    return torch.stack([torch.argsort(torch.rand(n_permutations, n, generator=run_generator(*k, 3)), dim=1)
+                        for k in keys])
+
+
+def _membership(groups: Tensor, runs: int, d: int) -> Tensor:
+    groups = torch.as_tensor(groups)
+    if groups.shape != (runs, d) or groups.dtype not in (torch.int32, torch.int64) or bool((groups < 0).any()):
+        raise ValueError(f"groups must be non-negative integer labels of shape ({runs}, {d}), "
+                         f"got {groups.dtype} {tuple(groups.shape)}")
+    return torch.nn.functional.one_hot(groups.long(), int(groups.max()) + 1)
+
+
+def correlation_groups(x: Tensor, threshold: float = 0.5) -> Tensor:
+    """Group labels (R, d) for :func:`permutation_salience`: per run, average-linkage hierarchical
+    clustering (scipy) of the channels of x (R, n, d) with distance 1 - |Pearson correlation|, cut so
+    that channels in one group correlate by more than ``threshold`` on average. Constant channels
+    form groups of their own."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (runs, n, d), got {tuple(x.shape)}")
+    out = []
+    for xr in x.double().numpy():
+        c = np.nan_to_num(np.corrcoef(xr, rowvar=False), nan=0.0) if xr.shape[1] > 1 else np.ones((1, 1))
+        dist = np.clip(1 - np.abs(c), 0, 2)
+        np.fill_diagonal(dist, 0)
+        if xr.shape[1] == 1:
+            out.append(np.zeros(1, dtype=np.int64))
+            continue
+        labels = fcluster(linkage(squareform(dist, checks=False), "average"), 1 - threshold, "distance")
+        out.append(labels.astype(np.int64) - 1)
+    return torch.from_numpy(np.stack(out))
 
 
 def precision_at_k(salience: Tensor, truth: Tensor, k) -> Tensor:

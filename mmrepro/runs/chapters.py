@@ -182,7 +182,7 @@ def mfh(P: Params, device: torch.device) -> list[Section]:
     from mmrepro.mfh import case_study as cs
     from mmrepro.mfh.experiments import distill
     from mmrepro.mfh.ranking import align_unimodal
-    from mmrepro.mfh.realdata import mfeat_ranking
+    from mmrepro.mfh import realdata
     from mmrepro.mfh.theorem import theorem1_trials
 
     seeds = list(range(P["seed"], P["seed"] + P["n_seeds"]))
@@ -218,13 +218,35 @@ def mfh(P: Params, device: torch.device) -> list[Section]:
     out.append(Section("Algorithm 1: joint unimodal training (Eq. 28)", 2 * n_t2, P["align_epochs"],
                        Cost("align", align_probe), units=1))
     out.append(distilled("Algorithm 1: top-, random-, bottom-k teachers", t2, 3))
-    m_seeds = range(P["seed"], P["seed"] + P["mfeat_seeds"])
-    out.append(Section("Multiple Features: Algorithm 1 and nullified teachers", len(m_seeds),
-                       P["mfeat_epochs"] + P["align_epochs"],
-                       Cost("mfeat", lambda: timed(lambda: mfeat_ranking(m_seeds, P["teacher_view"], P["student_view"],
-                                                                          epochs=probe_epochs, align_epochs=probe_epochs,
-                                                                          n_permutations=P["n_permutations"]))
-                            / (2 * probe_epochs)), units=1))
+    cb = lambda: mvd.with_copies(mvd.modify_gamma(seeds, specific=(15,), shared=(5,)))[0]  # noqa: E731
+    out.append(Section("Algorithm 1: correlated copies (joint training)", cb().n_runs, P["align_epochs"],
+                       Cost("align", align_probe), units=1))
+    r_seeds = list(range(P["seed"], P["seed"] + P["real_seeds"]))
+
+    @lru_cache(maxsize=None)
+    def views():
+        return realdata.av_speaker(r_seeds, n_components=P["real_components"])
+
+    def real_probe() -> float:
+        v = views()
+        soft = torch.full((1, len(r_seeds), v.x["train"]["b"].shape[1], v.n_classes), 1.0 / v.n_classes)
+        return timed(lambda: realdata.distil(v.x["train"]["b"], v.y["train"], soft, r_seeds, 0, rho=0.0,
+                                             epochs=probe_epochs)) / probe_epochs
+
+    def real_align_probe() -> float:
+        v = views()
+        return timed(lambda: align_unimodal(v.x["train"]["a"], v.x["train"]["b"], v.y["train"],
+                                            [[s, 0] for s in r_seeds], v.n_classes, epochs=probe_epochs)) / probe_epochs
+
+    real = Cost("real students", real_probe)
+    # students per seed: candidates 2 x 5 probes, known parts 7, ranking sweep 1 + 3 x 3 + 4 + 2,
+    # permutation sweep len(M grid), Tables 3 and 7: 3 + 4 teachers and students
+    students = 10 + 7 + 16 + 5 + 7
+    out += [Section("Real data: Algorithm 1 joint training (two sweeps)", 2, P["align_epochs"],
+                    Cost("real align", real_align_probe), units=2),
+            Section("Real data: teachers and students (AV digits, 20 classes)", students * len(r_seeds),
+                    P["real_epochs"], real,
+                    units=students)]
 
     def case_cost(label: str, build: Callable[[], torch.nn.Module], inputs: tuple[str, ...]) -> Cost:
         def probe() -> float:
@@ -249,7 +271,8 @@ def mfh(P: Params, device: torch.device) -> list[Section]:
     student = case_cost("case student", cs.student, ("audio",))
     out += [Section("Case study: audio teachers", P["av_seeds"], P["av_teacher_epochs"], audio_t),
             Section("Case study: image+audio teachers", P["av_seeds"], P["av_teacher_epochs"], mm_t),
-            Section("Case study: students (No-KD, UM-KD, CM-KD)", 3 * P["av_seeds"], P["av_epochs"], student)]
+            Section("Case study: students (No-KD; UM-KD, CM-KD at rho 0 and 0.5)", 5 * P["av_seeds"], P["av_epochs"],
+                    student)]
     return out
 
 

@@ -50,17 +50,22 @@ class Section:
 # ----------------------------------------------------------------------------- measuring
 
 def timed(fn: Callable[[], Any]) -> float:
-    """Wall seconds of one call (CUDA work included: the device is synchronised after it)."""
+    """Seconds of one call. With CUDA, wall seconds (the device synchronised after the call); on a
+    CPU, the process's CPU seconds per torch thread, so that other programs sharing the machine do
+    not inflate the estimate (what the call takes on the same machine when it is otherwise idle)."""
     import torch
 
-    start = time.perf_counter()
-    fn()
     if torch.cuda.is_available():
+        start = time.perf_counter()
+        fn()
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+        return time.perf_counter() - start
+    start = time.process_time()
+    fn()
+    return (time.process_time() - start) / torch.get_num_threads()
 
 
-def epoch_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int = 2) -> float:
+def epoch_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int = 1) -> float:
     """Seconds of one epoch: ``train(epochs)`` timed after a one-epoch warm-up, divided by
     ``epochs`` and multiplied by ``scale`` (full rows / probed rows). Model construction and the
     final evaluation are inside the timing, so the figure is slightly high."""
@@ -219,10 +224,12 @@ def report(e: Estimate, device_name: str) -> str:
         lines.append(line)
     if not e.calibrated:
         return "\n".join(lines + ["not calibrated (--count-only): no time estimate"])
+    clock = "wall time" if e.device.startswith("cuda") else "CPU time per torch thread, as on an idle machine"
     lines.append(f"calibration took {duration(e.calibration_s)}: each s/epoch is one epoch of one run of that "
-                 f"section's model, timed here on {PROBE_ROWS} training rows and scaled to all of them "
-                 "(for a vectorised section, one epoch of the whole batch). Epochs are upper bounds where "
-                 "early stopping may end a run; runs found in the run cache are not trained again.")
+                 f"section's model, timed here ({clock}) on up to {PROBE_ROWS} training rows and scaled to all "
+                 "of them (for a vectorised section: one epoch of the whole batch). Epochs are upper bounds "
+                 "where early stopping may end a run; runs found in the run cache are not trained again, and "
+                 "data loading, evaluation and figures are not counted.")
     return "\n".join(lines)
 
 
