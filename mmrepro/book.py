@@ -2,27 +2,42 @@
 
 Layout of the build folder (``<project>/_build`` unless told otherwise)::
 
-    executed/<name>.ipynb   notebooks as papermill ran them
-    results/<name>.json     what each notebook reported (see mmrepro.notebook)
+    executed/<name>.ipynb   notebooks as papermill ran them, each with a record of what it was run from
+    results/<name>.json     what each notebook reported (see mmrepro.notebook), figures in results/<name>/
+    failed/<name>.ipynb     the partial notebook of the last failed or interrupted run of <name>
     site/                   the staged book sources: executed notebooks + pages + vendored MathJax
     site/_build/html/       the rendered book
+
+A run never touches the previous output until it has finished: papermill writes into a staging folder
+inside the build folder, and only a notebook that ran to its end replaces ``executed/<name>.ipynb``, its
+results file and its figures (each by a rename). A failed or interrupted run leaves them as they were and
+keeps its partial notebook in ``failed/``.
+
+``mmrepro book`` reuses a notebook's executed copy when nothing it was run from has changed: see
+:func:`fingerprint`.
 """
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
+import platform
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import nbformat
 import yaml
 
-from mmrepro.notebook import PROFILES, project_root
+from mmrepro.files import replace_dir, sha256_file, write_atomic
+from mmrepro.notebook import (PROFILES, RUN_OUTPUT_ENV, ParameterError, coerce_parameter, project_root,
+                              resolve_parameters)
 
 KERNEL = "python3"
 MATHJAX = Path("node_modules") / "mathjax" / "es5"
@@ -30,6 +45,10 @@ MATHJAX = Path("node_modules") / "mathjax" / "es5"
 
 class BookError(RuntimeError):
     """The book or one of its notebooks could not be built."""
+
+
+class Interrupted(BookError):
+    """A run was stopped by Ctrl-C or SIGTERM; the message says what was kept."""
 
 
 @dataclass(frozen=True)
@@ -124,26 +143,304 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def execute(path: Path, build: Path, params: dict[str, Any], root: Path) -> Path:
-    """Run one notebook through papermill (converted from MyST by jupytext) into ``build/executed``."""
+# ----------------------------------------------------------------------------- checks before a kernel starts
+
+def _code_cells(path: Path) -> list[Any]:
+    import jupytext
+
+    return [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+
+
+def _start_arguments(cells: list[Any], namespace: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``profiles``, ``choices`` and ``checks`` of the notebook's ``start(...)`` call, evaluated in
+    ``namespace`` (the parameters, plus the imports and literal constants of the statements before the
+    call in its cell); None when the notebook calls no ``start`` or its arguments need more than that."""
+    for cell in cells:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython magics
+            continue
+        for stmt in tree.body:
+            call = getattr(stmt, "value", None)
+            func = getattr(call, "func", None)
+            name = getattr(func, "id", None) or getattr(func, "attr", None)
+            if isinstance(stmt, (ast.Assign, ast.Expr)) and isinstance(call, ast.Call) and name == "start":
+                nodes = {"profiles": call.args[2] if len(call.args) > 2 else None,
+                         **{k.arg: k.value for k in call.keywords if k.arg in ("profiles", "choices", "checks")}}
+                try:
+                    return {k: eval(compile(ast.Expression(v), "<start arguments>", "eval", dont_inherit=True), namespace)  # noqa: S307
+                            for k, v in nodes.items() if v is not None}
+                except Exception:  # noqa: BLE001 - needs the kernel (e.g. an imported name): checked there
+                    return None
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                try:
+                    exec(compile(ast.Module([stmt], []), "<imports>", "exec", dont_inherit=True), namespace)  # noqa: S102
+                except Exception:  # noqa: BLE001 - checked in the kernel instead
+                    return None
+            if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+                with contextlib.suppress(ValueError, SyntaxError, TypeError):
+                    value = ast.literal_eval(stmt.value)
+                    namespace.update({t.id: value for t in stmt.targets})
+    return None
+
+
+def static_parameters(path: Path, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What a run of notebook ``path`` with ``params`` would get, without running it: the values the
+    notebook sees (the defaults of its parameters cell updated with ``params``) and, for a notebook that
+    calls ``start``, the parameters ``start`` would resolve (None when it calls none, or its checks
+    need the kernel's state).
+
+    Checks unknown names, types (:func:`mmrepro.notebook.coerce_parameter`) and, through the same
+    :func:`~mmrepro.notebook.resolve_parameters` as ``start``, profiles, choices, checks and the device;
+    raises :class:`~mmrepro.notebook.ParameterError` for anything ``start`` would reject."""
+    parameters(path)  # every declared parameter must be one papermill can set
+    cells = _code_cells(path)
+    at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(cells[at].source, f"{path.name}, parameters cell", "exec", dont_inherit=True), namespace)  # noqa: S102
+    except Exception as err:  # noqa: BLE001
+        raise BookError(f"the parameters cell of {path.name} does not run ({type(err).__name__}: {err}).") from None
+    declared = dict(namespace.get("__annotations__", {}))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
+    namespace.update(params)
+    values = {name: namespace.get(name) for name in declared}
+    for name, value in params.items():
+        coerce_parameter(name, value, declared[name])
+    contract = _start_arguments(cells[at + 1:], namespace)
+    if contract is None or "profiles" not in contract:
+        return values, None
+    try:
+        resolved = resolve_parameters(declared, values, contract["profiles"], set(params),
+                                      contract.get("choices"), contract.get("checks"))
+    except ParameterError:
+        raise
+    except Exception:  # noqa: BLE001 - a check that needs the kernel's state: start() runs it there
+        return values, None
+    from mmrepro.device import resolve_device
+
+    try:
+        resolve_device(resolved["device"])
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
+    return values, resolved
+
+
+def check_parameters(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`static_parameters` before a run: the values the notebook will see, or BookError saying
+    what is wrong and that nothing was run."""
+    try:
+        return static_parameters(path, params)[0]
+    except ParameterError as err:
+        raise BookError(f"{path.stem}: {str(err).rstrip('.')}; nothing was run.") from None
+
+
+# ----------------------------------------------------------------------------- what a run depends on
+
+def is_chapter(path: Path, root: Path) -> bool:
+    """Chapters live in ``notebooks/``; the other executable pages (the scorecard) read their results."""
+    try:
+        return path.resolve().relative_to(root.resolve()).parts[0] == "notebooks"
+    except ValueError:  # a notebook outside the project (mmrepro run path/to/x.md)
+        return True
+
+
+def package_fingerprint() -> dict[str, Any]:
+    """The mmrepro version, the digest of its source (:func:`mmrepro.runs.keys.code_digest`, as the run
+    cache keys runs), and the versions of Python and of the libraries the results' numerics depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from mmrepro import __version__
+    from mmrepro.runs.keys import code_digest
+
+    libraries = {}
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "pandas"):
+        try:
+            libraries[name] = version(name)
+        except PackageNotFoundError:
+            libraries[name] = None
+    return {"version": __version__, "source": code_digest(), "libraries": libraries,
+            "python": platform.python_version()}
+
+
+def fingerprint(path: Path, values: Mapping[str, Any], root: Path, build: Path) -> dict[str, Any]:
+    """Everything a notebook's run depends on; an executed notebook is reused while this is unchanged.
+
+    * ``source``: SHA-256 of the notebook's MyST file;
+    * ``parameters``: every parameter value the notebook sees (defaults included);
+    * ``package``: :func:`package_fingerprint` (mmrepro version and source, library versions);
+    * ``data``: :func:`mmrepro.data.storage.data_fingerprint` (the data folder's files, the data packages);
+    * ``machine``: the platform and whether CUDA is available (``device="auto"`` depends on it);
+    * ``results`` (pages outside ``notebooks/``, such as the scorecard): SHA-256 of every results file
+      they summarise."""
+    import torch
+
+    from mmrepro.data.storage import data_fingerprint
+
+    parts: dict[str, Any] = {
+        "source": sha256_file(path),
+        "parameters": json.loads(json.dumps(dict(values), sort_keys=True, default=repr)),
+        "package": package_fingerprint(),
+        "data": data_fingerprint(),
+        "machine": {"system": platform.system(), "cpu": platform.machine(), "cuda": torch.cuda.is_available()},
+    }
+    if not is_chapter(path, root):
+        parts["results"] = {p.name: sha256_file(p) for p in sorted((build / "results").glob("*.json"))}
+    return parts
+
+
+_CHANGES = {"source": "its source changed", "parameters": "its parameters differ",
+            "package": "the mmrepro package or a library changed", "data": "the data changed",
+            "machine": "the machine changed", "results": "the chapters' results changed"}
+
+
+def _record(executed: Path) -> dict[str, Any] | None:
+    try:
+        return nbformat.read(executed, as_version=4).metadata.get("mmrepro")
+    except (OSError, ValueError, nbformat.reader.NotJSONError):
+        return None
+
+
+def stale_reason(executed: Path, expected: Mapping[str, Any], results: Path) -> str | None:
+    """Why the executed notebook cannot stand for a run with fingerprint ``expected`` (None: it can)."""
+    if not executed.is_file():
+        return "it has not been executed yet"
+    record = _record(executed)
+    if not record or not record.get("complete"):
+        return "its executed copy is not a completed run of this version of mmrepro"
+    old = record.get("fingerprint") or {}
+    for key in expected:
+        if old.get(key) != expected[key]:
+            return _CHANGES.get(key, f"{key} changed")
+    digest = record.get("results_sha256")
+    if digest != (sha256_file(results) if results.is_file() else None):
+        return "its results file changed or is missing"
+    return None
+
+
+# ----------------------------------------------------------------------------- one run
+
+def prepare_build(build: Path) -> Path:
+    """The build folder, created if needed; BookError if it cannot be (a file in its place, permissions)."""
+    build = Path(build).resolve()
+    if build.exists() and not build.is_dir():
+        raise BookError(f"the build folder {build} is a file: pass --build a folder (it is created if missing).")
+    try:
+        build.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BookError(f"cannot create the build folder {build} ({err}); pass --build a folder you can write.") from None
+    return build
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM while the finished run's files are moved into place (they arrive afterwards)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def _commit(stage: Path, build: Path, name: str, record: dict[str, Any]) -> Path:
+    """Move a finished run's figures, results file and executed notebook into place (each by a rename;
+    the notebook last, with a record of the results file it belongs to); drop an earlier failed run's
+    partial notebook."""
+    results = build / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    figures, result = stage / "results" / name, stage / "results" / f"{name}.json"
+    replace_dir(figures if figures.is_dir() else None, results / name)
+    if result.is_file():
+        os.replace(result, results / result.name)
+    else:  # a page that writes no results: a results file of an earlier version would not be its own
+        (results / result.name).unlink(missing_ok=True)
+    target = results / result.name
+    nb = nbformat.read(stage / f"{name}.ipynb", as_version=4)
+    nb.metadata["mmrepro"] = {**record, "complete": True,
+                              "results_sha256": sha256_file(target) if target.is_file() else None}
+    executed = build / "executed" / f"{name}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
+    (build / "failed" / f"{name}.ipynb").unlink(missing_ok=True)  # an earlier failure's partial run is obsolete
+    return executed
+
+
+def _short(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
+            record: Mapping[str, Any] | None = None) -> Path:
+    """Run one notebook through papermill (converted from MyST by jupytext) into ``build/executed``.
+
+    The run happens in a staging folder; only when the notebook ran to its end are its executed copy,
+    results file and figures moved into place (``record``, e.g. the run's :func:`fingerprint`, is stored
+    in the notebook's metadata). Otherwise the previous output is left as it was, the partial notebook is
+    kept in ``build/failed/<name>.ipynb``, and BookError (:class:`Interrupted` for Ctrl-C / SIGTERM) says so."""
     import jupytext
     import papermill
 
-    out = build / "executed" / f"{path.stem}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    env_before = os.environ.get("MMREPRO_RESULTS")
-    os.environ["MMREPRO_RESULTS"] = str(build / "results")
+    build = prepare_build(build)
+    name = path.stem
+    executed = build / "executed" / f"{name}.ipynb"
+    stage = Path(tempfile.mkdtemp(prefix=f".run-{name}-", dir=build))
+    partial = stage / f"{name}.ipynb"
+    env = {"MMREPRO_RESULTS": str(build / "results"), RUN_OUTPUT_ENV: str(stage / "results")}
     try:
-        papermill.execute_notebook(jupytext.read(path), str(out), parameters=params,
-                                   kernel_name=KERNEL, cwd=str(root), progress_bar=False)
-    except papermill.PapermillExecutionError as err:
-        raise BookError(f"{path.name} failed ({err.ename}: {err.evalue}); the partial run is in {out}.") from None
+        try:
+            with _environment(env):
+                # the kernel is stopped at once when the run ends or is interrupted: a graceful shutdown
+                # interrupts running code first, and the kernel then prints a traceback of its own
+                papermill.execute_notebook(jupytext.read(path), str(partial), parameters=params,
+                                           kernel_name=KERNEL, cwd=str(root), progress_bar=False,
+                                           shutdown_kernel="immediate")
+        except KeyboardInterrupt as err:
+            why = str(err) or "Ctrl-C"
+            raise Interrupted(f"{name} interrupted ({why}): {_kept(executed, partial, build, name)}.") from None
+        except papermill.PapermillExecutionError as err:
+            raise BookError(f"{path.name} failed ({err.ename}: {err.evalue}); "
+                            f"{_kept(executed, partial, build, name)}.") from None
+        except Exception as err:  # noqa: BLE001 - a dead kernel, a missing kernel spec, ...
+            raise BookError(f"{path.name} could not be run ({type(err).__name__}: {err}); "
+                            f"{_kept(executed, partial, build, name)}.") from None
+        with _signals_deferred():
+            return _commit(stage, build, name, dict(record or {}))
     finally:
-        if env_before is None:
-            os.environ.pop("MMREPRO_RESULTS", None)
-        else:
-            os.environ["MMREPRO_RESULTS"] = env_before
-    return out
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _kept(executed: Path, partial: Path, build: Path, name: str) -> str:
+    """Keep a failed run's partial notebook in ``failed/`` and say what was kept."""
+    kept = (f"the previous {_short(executed)} and its results are kept unchanged" if executed.is_file()
+            else "nothing was written to executed/ or results/")
+    if partial.is_file():
+        failed = build / "failed" / f"{name}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, failed)
+        return f"{kept}; the partial run is in {_short(failed)}"
+    return f"{kept}; the kernel had not started, so there is no partial notebook"
 
 
 def ensure_mathjax(root: Path) -> Path:
@@ -200,6 +497,8 @@ def stage(root: Path, build: Path) -> Path:
             if not executed.is_file():
                 raise BookError(f"{rel} has not been executed; run `mmrepro book` without --no-execute.")
             nb = nbformat.read(executed, as_version=4)
+            if not nb.metadata.get("mmrepro", {}).get("complete"):
+                raise BookError(f"{executed} is not a completed run; run `mmrepro book` without --no-execute.")
             after = _hide_parameter_cells(nb)
             results = build / "results" / f"{page.stem}.json"
             if rel.parts[0] == "notebooks" and results.is_file():  # chapters: a folded parameters table instead
@@ -224,19 +523,55 @@ def _jupyter_book() -> str:
 
 
 def build_book(root: Path | None = None, profile: str = "book", build: Path | None = None,
-               execute_notebooks: bool = True) -> Path:
-    """Execute every notebook with ``profile`` and build the HTML book with ``-W --keep-going``."""
+               execute_notebooks: bool = True, force: bool = False) -> Path:
+    """Execute the notebooks with ``profile`` and build the HTML book with ``-W --keep-going``.
+
+    A notebook whose executed copy was run from the same :func:`fingerprint` is reused (``force``: run
+    every notebook again). A failing chapter does not stop the others, and nothing of theirs is lost; the
+    pages that summarise the chapters (the scorecard) are run only when every chapter succeeded, and the
+    book is built only then. Prints one line per notebook: reused (and why not, when it runs), executed,
+    failed or skipped."""
     if profile not in PROFILES:
         raise BookError(f"profile {profile!r} is not one of {', '.join(PROFILES)}.")
     root = root_or_fail(root)
-    build = (build or root / "_build").resolve()
+    build = prepare_build(build or root / "_build")
+    outcome: dict[str, list[str]] = {"reused": [], "executed": [], "failed": [], "skipped": []}
+    for path in notebooks(root):
+        rel, name = path.relative_to(root), path.stem
+        executed = build / "executed" / f"{name}.ipynb"
+        if not execute_notebooks:
+            reason = stale_reason(executed, fingerprint(path, check_parameters(path, {"profile": profile}), root,
+                                                        build), build / "results" / f"{name}.json")
+            if reason and executed.is_file():
+                print(f"note: {rel} is shown as last executed, although {reason}", flush=True)
+            continue
+        if outcome["failed"] and not is_chapter(path, root):
+            print(f"skipped  {rel}: it summarises the chapters, and {', '.join(outcome['failed'])} failed", flush=True)
+            outcome["skipped"].append(name)
+            continue
+        values = check_parameters(path, {"profile": profile})
+        parts = fingerprint(path, values, root, build)
+        reason = "--force" if force else stale_reason(executed, parts, build / "results" / f"{name}.json")
+        if reason is None:
+            print(f"reused   {rel} (nothing it depends on changed)", flush=True)
+            outcome["reused"].append(name)
+            continue
+        print(f"running  {rel} (profile={profile}; {reason})", flush=True)
+        try:
+            execute(path, build, {"profile": profile}, root, record={"fingerprint": parts})
+        except Interrupted:
+            raise
+        except BookError as err:
+            print(f"failed   {rel}: {err}", flush=True)
+            outcome["failed"].append(name)
+            continue
+        outcome["executed"].append(name)
     if execute_notebooks:
-        results = build / "results"
-        if results.exists():
-            shutil.rmtree(results)  # the scorecard must only see this build's runs
-        for path in notebooks(root):
-            print(f"executing {path.relative_to(root)} (profile={profile})", flush=True)
-            execute(path, build, {"profile": profile}, root)
+        print("notebooks: " + "; ".join(f"{k} {', '.join(v)}" for k, v in outcome.items() if v), flush=True)
+    if outcome["failed"]:
+        raise BookError(f"{', '.join(outcome['failed'])} failed (see above); the book was not built. The other "
+                        "notebooks' executed copies and results are kept: the next `mmrepro book` reuses them "
+                        "and runs only what failed or changed.")
     site = stage(root, build)
     done = subprocess.run([_jupyter_book(), "build", str(site), "-W", "--keep-going"], cwd=root)
     if done.returncode != 0:
@@ -256,9 +591,5 @@ def export(paths: list[Path], out: Path) -> list[Path]:
         nb = jupytext.read(path)
         nb.metadata.pop("jupytext", None)
         nb.metadata["language_info"] = {"name": "python"}
-        target = out / f"{path.stem}.ipynb"
-        tmp = target.with_suffix(".ipynb.tmp")
-        nbformat.write(nb, tmp)
-        tmp.replace(target)
-        written.append(target)
+        written.append(write_atomic(out / f"{path.stem}.ipynb", lambda tmp: nbformat.write(nb, str(tmp))))
     return written

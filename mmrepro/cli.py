@@ -3,6 +3,7 @@ classroom assignments."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -16,19 +17,19 @@ def _run(args: argparse.Namespace) -> int:
     params = {name: book.parse_value(value) for name, value in args.param}
     if args.profile:
         params["profile"] = args.profile
-    declared = {p.name for p in book.parameters(path)}
-    unknown = sorted(set(params) - declared)
-    if unknown:
-        raise book.BookError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
-    build = Path(args.build).resolve() if args.build else root / "_build"
-    out = book.execute(path, build, params, root)
-    print(f"executed notebook: {out}\nresults: {build / 'results' / (path.stem + '.json')}")
+    values = book.check_parameters(path, params)  # before any kernel starts
+    build = book.prepare_build(Path(args.build) if args.build else root / "_build")
+    record = {"fingerprint": book.fingerprint(path, values, root, build)}
+    out = book.execute(path, build, params, root, record=record)
+    results = build / "results" / f"{path.stem}.json"
+    print(f"executed notebook: {out}" + (f"\nresults: {results}" if results.is_file() else ""))
     return 0
 
 
 def _book(args: argparse.Namespace) -> int:
-    build = Path(args.build).resolve() if args.build else None
-    html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute)
+    build = Path(args.build) if args.build else None
+    html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute,
+                           force=args.force)
     print(f"book: {html / 'index.html'}")
     return 0
 
@@ -124,10 +125,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--build", help="build folder (default: <project>/_build)")
     run.set_defaults(func=_run)
 
-    bk = sub.add_parser("book", help="execute every notebook and build the HTML book (-W)")
+    bk = sub.add_parser("book", help="execute the notebooks that changed and build the HTML book (-W)")
     bk.add_argument("--profile", choices=PROFILES, default="book")
     bk.add_argument("--build", help="build folder (default: <project>/_build)")
     bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
+    bk.add_argument("--force", action="store_true",
+                    help="run every notebook again, even those whose executed copy is up to date")
     bk.set_defaults(func=_book)
 
     cl = sub.add_parser("claims", help="print every claim of the executed chapters with its interval and verdict")
@@ -168,13 +171,32 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; errors and interruptions end in one line on stderr (exit 2, or 130 when interrupted)."""
     args = parser().parse_args(argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as cleanly as Ctrl-C
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = None
+    try:
         return args.func(args)
+    except book.Interrupted as err:
+        print(f"mmrepro: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt as err:
+        print(f"mmrepro: interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
+              file=sys.stderr)
+        return 130
     except (book.BookError, assignments.AssignmentError) as err:
         print(f"mmrepro: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import re
 import numpy as np
 import torch
 
+from mmrepro.checks import check_seed, check_threads
+
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -33,10 +35,16 @@ def seed_everything(seed: int) -> torch.Generator:
     Deterministic algorithms are requested where torch offers them (``warn_only``
     so that ops without a deterministic kernel still run).
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    random.seed(int(seed))
-    np.random.seed(int(seed) % 2**32)
-    torch.manual_seed(int(seed))
+    seed = check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(threads: int) -> int:
+    """``torch.set_num_threads(threads)`` after checking 1 <= threads <= the cores available here."""
+    threads = check_threads(threads)
+    torch.set_num_threads(threads)
+    return threads

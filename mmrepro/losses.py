@@ -15,7 +15,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmrepro.checks import check_number
 from mmrepro.models.fusion import FUSION_HEAD, ModelOutput, probabilities
+
+
+def _check_target(logits: Tensor, y: Tensor, kind: str) -> None:
+    """Shapes and dtypes of a head's logits and targets (values are checked once per split by
+    :meth:`mmrepro.data.Task.check_targets` at the entry of :func:`~mmrepro.trainer.fit`)."""
+    if kind not in ("binary", "multiclass", "multilabel", "regression"):
+        raise ValueError(f"kind={kind!r} is not a task kind; accepted: binary, multiclass, multilabel, regression")
+    if logits.dim() != 2 or logits.shape[0] != y.shape[0]:
+        raise ValueError(f"logits of shape {tuple(logits.shape)} do not match {y.shape[0]} targets; "
+                         "logits are (N, n_outputs)")
+    if kind == "multiclass":
+        if y.dtype != torch.int64 or y.dim() != 1:
+            raise TypeError(f"y must be int64 class indices of shape (N,) for a multiclass loss (-1 = unknown), "
+                            f"got {y.dtype} {tuple(y.shape)}")
+        return
+    if not torch.is_floating_point(y):
+        raise TypeError(f"y must be a float tensor for a {kind} loss (NaN = unknown), got {y.dtype}: use y.float()")
+    want = tuple(logits.shape) if kind == "multilabel" else (logits.shape[0],)
+    if tuple(y.shape) != want:
+        raise ValueError(f"y has shape {tuple(y.shape)}; a {kind} loss on logits {tuple(logits.shape)} needs {want}")
+
+
+def _weights(name: str, weights: Mapping[str, float]) -> dict[str, float]:
+    return {m: check_number(f"{name}[{m!r}]", w, 0) for m, w in weights.items()}
 
 
 def _valid_rows(y: Tensor, kind: str, mask: Tensor | None) -> Tensor:
@@ -29,6 +54,7 @@ def supervised_loss(logits: Tensor, y: Tensor, kind: str, mask: Tensor | None = 
     """One head's supervised loss, averaged over known targets (and rows where ``mask``):
     BCE (binary; multilabel, averaged over rows x labels as MedFuse), cross-entropy (multiclass),
     squared error (regression). Zero (with a graph) when nothing is valid."""
+    _check_target(logits, y, kind)
     ok = _valid_rows(y, kind, mask)
     if not bool(ok.any()):
         return logits.sum() * 0.0
@@ -66,10 +92,8 @@ def kd_loss(student_logits: Tensor, teacher_probs: Tensor, kind: str, temperatur
     With one-hot (hard) teacher targets and T = 1 this equals the supervised loss (multiclass,
     binary; multilabel with ``label_reduction="mean"``).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    if label_reduction not in ("sum", "mean"):
-        raise ValueError(f"label_reduction must be 'sum' (MIND eq. 3) or 'mean', got {label_reduction!r}")
+    _temperature(temperature)
+    _reduction(label_reduction)
     if kind not in ("binary", "multiclass", "multilabel"):
         raise ValueError(f"knowledge distillation is defined for classification tasks, not {kind!r}")
     rows = torch.ones(student_logits.shape[0], dtype=torch.bool, device=student_logits.device) if mask is None else mask
@@ -88,6 +112,24 @@ def kd_loss(student_logits: Tensor, teacher_probs: Tensor, kind: str, temperatur
     bce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
     per_row = bce.sum(dim=1) if label_reduction == "sum" else bce.mean(dim=1)
     return per_row.mean()
+
+
+def _temperature(t: float) -> float:
+    return check_number("temperature", t, 0, low_open=True)
+
+
+def _reduction(label_reduction: str) -> str:
+    if label_reduction not in ("sum", "mean"):
+        raise ValueError(f"label_reduction must be 'sum' (MIND eq. 3) or 'mean', got {label_reduction!r}")
+    return label_reduction
+
+
+def _teacher_lists(teachers: Mapping[str, nn.Module | Sequence[nn.Module]]) -> dict[str, list[nn.Module]]:
+    out = {m: list(t) if isinstance(t, Sequence) else [t] for m, t in teachers.items()}
+    for m, ts in out.items():
+        if not all(isinstance(t, nn.Module) for t in ts):
+            raise TypeError(f"teachers[{m!r}] must be a model or a list of models, got {teachers[m]!r}")
+    return out
 
 
 class Supervised:
@@ -112,8 +154,9 @@ class MIND:
                  temperature: float = 1.0, label_reduction: str = "sum") -> None:
         if set(omega) - set(teachers):
             raise ValueError(f"omega names modalities without teachers: {sorted(set(omega) - set(teachers))}")
-        self.teachers = {m: list(t) if isinstance(t, Sequence) else [t] for m, t in teachers.items()}
-        self.omega, self.temperature, self.label_reduction = dict(omega), temperature, label_reduction
+        self.teachers = _teacher_lists(teachers)
+        self.omega, self.temperature = _weights("omega", omega), _temperature(temperature)
+        self.label_reduction = _reduction(label_reduction)
 
     def __call__(self, model: nn.Module, batch, out: ModelOutput, head_weights=None):
         missing = [m for m in self.teachers if m not in out.logits]
@@ -138,8 +181,9 @@ class TS:
                  temperature: float = 1.0, label_reduction: str = "sum") -> None:
         if set(weights) != set(teachers):
             raise ValueError(f"weights {sorted(weights)} must name the same modalities as teachers {sorted(teachers)}")
-        self.teachers = {m: list(t) if isinstance(t, Sequence) else [t] for m, t in teachers.items()}
-        self.weights, self.temperature, self.label_reduction = dict(weights), temperature, label_reduction
+        self.teachers = _teacher_lists(teachers)
+        self.weights, self.temperature = _weights("weights", weights), _temperature(temperature)
+        self.label_reduction = _reduction(label_reduction)
 
     def __call__(self, model: nn.Module, batch, out: ModelOutput, head_weights=None):
         total, parts = multihead_loss(out, batch.y, model.kind, head_weights, [FUSION_HEAD])
@@ -159,9 +203,9 @@ class MKE:
     def __init__(self, teacher_modality: str, teacher: nn.Module | Sequence[nn.Module], gamma: float = 1.0,
                  noise_std: float = 0.1, temperature: float = 1.0, label_reduction: str = "sum") -> None:
         self.modality = teacher_modality
-        self.teachers = {teacher_modality: list(teacher) if isinstance(teacher, Sequence) else [teacher]}
-        self.gamma, self.noise_std = gamma, noise_std
-        self.temperature, self.label_reduction = temperature, label_reduction
+        self.teachers = _teacher_lists({teacher_modality: teacher})
+        self.gamma, self.noise_std = check_number("gamma", gamma, 0), check_number("noise_std", noise_std, 0)
+        self.temperature, self.label_reduction = _temperature(temperature), _reduction(label_reduction)
 
     def __call__(self, model: nn.Module, batch, out: ModelOutput, head_weights=None):
         m, z = self.modality, out.logits[FUSION_HEAD]

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from mmrepro.checks import check_seed
+
 TASK_KINDS = ("binary", "multiclass", "multilabel", "regression")
 
 # metric name -> task kinds it is defined for
@@ -28,6 +30,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "mse": ("regression", "binary", "multilabel"),
 }
 RANK_METRICS = ("auroc", "auprc")
+LOWER_IS_BETTER = ("mse", "loss")  # "loss" is the trainer's logged loss, not a metric of METRICS
 
 
 # --------------------------------------------------------------------------- utilisation
@@ -119,7 +122,7 @@ def check_metric(name: str, task_kind: str) -> None:
 def prepare(y_true: Any, y_score: Any, task_kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Validate and normalise (y_true, y_score) for ``task_kind``.
 
-    Shapes: binary y_true (N,) in {0, 1}, y_score (N,) or (N, 1) probabilities of class 1;
+    Shapes: binary y_true (N,) in {0, 1}, y_score (N,) or (N, 1) probabilities of class 1 (in [0, 1]);
     multiclass y_true (N,) int in [0, C), y_score (N, C) scores or (N,) predicted labels;
     multilabel y_true and y_score (N, L); regression (N,) or (N, D). Unknown targets (NaN / -1)
     are rejected: select the rows with known targets first.
@@ -158,6 +161,9 @@ def prepare(y_true: Any, y_score: Any, task_kind: str) -> tuple[np.ndarray, np.n
         return yt.astype(np.int64), ys.astype(np.float64) if ys.ndim == 2 else ys.astype(np.int64)
     if np.any((yt != 0) & (yt != 1)):
         raise ValueError(f"{task_kind} y_true must contain only 0 and 1")
+    if ys.size and (ys.min() < 0 or ys.max() > 1):
+        raise ValueError(f"{task_kind} y_score must hold probabilities in [0, 1], got values in [{ys.min():.4g}, "
+                         f"{ys.max():.4g}]: apply a sigmoid to logits (mmrepro.models.probabilities)")
     return yt.astype(np.int64), ys.astype(np.float64)
 
 
@@ -250,8 +256,7 @@ def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_seed(seed)
     dtype = np.int32 if n < 2**31 else np.int64
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n), dtype=dtype)
 
@@ -323,6 +328,10 @@ def bootstrap_ci(
         yt0, ys0 = _to_numpy(y_true, "y_true"), _to_numpy(y_score, "y_score")
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)} (or pass a callable)")
+        if yt0.ndim == 0 or yt0.shape[0] == 0:
+            raise ValueError("y_true is empty: bootstrap_ci needs at least one row")
+        if not np.all(np.isfinite(yt0)):
+            raise ValueError("y_true contains NaN or inf (unknown targets): select the rows with known targets first")
         kind = task_kind or _infer_kind(metric, yt0, ys0)
         point = score(metric, yt0, ys0, kind, threshold)
         yt, ys = prepare(yt0, ys0, kind)

@@ -27,10 +27,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from mmrepro.checks import check_seed
+from mmrepro.files import write_atomic, write_bytes_atomic
+
 PROFILES = ("smoke", "book", "paper")
 # Empirical claims of a smoke run are recorded with this reason instead of a verdict.
 SMOKE_REASON = "the smoke profile only checks that the code runs (tiny models, few epochs and runs)"
 _INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects
+RUN_OUTPUT_ENV = "MMREPRO_RUN_OUTPUT"
 
 
 class ParameterError(ValueError):
@@ -60,7 +64,7 @@ def _base_types(annotation: Any) -> tuple[type, ...]:
     return (origin,) if origin is not None else (annotation,)
 
 
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
+def coerce_parameter(name: str, value: Any, annotation: Any) -> Any:
     """Check ``value`` against the declared annotation; ints are accepted for floats."""
     if value is None:
         return None
@@ -142,9 +146,9 @@ def resolve_parameters(
 
     resolved: dict[str, Any] = {}
     for name, annotation in declared.items():
-        value = _coerce(name, values.get(name), annotation)
+        value = coerce_parameter(name, values.get(name), annotation)
         if value is None and name in profiles[profile]:
-            value = _coerce(name, profiles[profile][name], annotation)
+            value = coerce_parameter(name, profiles[profile][name], annotation)
         if value is None and not _allows_none(annotation):
             raise ParameterError(f"parameter {name!r} has no value: set it, or give it one in profile {profile!r}.")
         if isinstance(value, float) and not math.isfinite(value):
@@ -158,8 +162,10 @@ def resolve_parameters(
     for name, (predicate, must_be) in (checks or {}).items():
         if resolved.get(name) is not None and not predicate(resolved[name]):
             raise ParameterError(f"{name}={resolved[name]!r} is invalid: it must be {must_be}.")
-    if resolved["seed"] < 0:
-        raise ParameterError(f"seed must be non-negative, got {resolved['seed']}.")
+    try:
+        check_seed(resolved["seed"])
+    except (TypeError, ValueError) as err:
+        raise ParameterError(str(err)) from None
     return resolved
 
 
@@ -175,10 +181,19 @@ def project_root(start: Path | None = None) -> Path | None:
 
 
 def results_dir() -> Path:
-    """``$MMREPRO_RESULTS``, else ``<project>/_build/results``, else ``./_build/results``."""
+    """The results files of the executed chapters (what the scorecard reads): ``$MMREPRO_RESULTS``,
+    else ``<project>/_build/results``, else ``./_build/results``."""
     if os.environ.get("MMREPRO_RESULTS"):
         return Path(os.environ["MMREPRO_RESULTS"])
     return (project_root() or Path.cwd()) / "_build" / "results"
+
+
+def output_dir() -> Path:
+    """Where this run writes its results file and figures: ``$MMREPRO_RUN_OUTPUT`` (a staging folder set by
+    ``mmrepro run`` / ``mmrepro book``, moved into the results folder only when the whole notebook has
+    run), else :func:`results_dir`."""
+    staged = os.environ.get(RUN_OUTPUT_ENV)
+    return Path(staged) if staged else results_dir()
 
 
 def git_sha(root: Path | None = None) -> str | None:
@@ -271,14 +286,13 @@ class Run:
         return table
 
     def glue_figure(self, key: str, fig: Any, display: bool = True) -> Path:
-        """Save a matplotlib figure next to the results, glue it, and close it; returns the PNG path."""
+        """Save a matplotlib figure (atomically) in ``<output_dir>/<name>/<key>.png``, glue it, and close
+        it; returns the PNG path. :meth:`save` removes the figures of earlier runs this run did not draw."""
         import matplotlib.pyplot as plt
         from myst_nb import glue
 
-        folder = results_dir() / self.name
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self._key(key)}.png"
-        fig.savefig(path, bbox_inches="tight")
+        path = output_dir() / self.name / f"{self._key(key)}.png"
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
         self.values[key] = {"figure": str(path.name)}
         glue(key, fig, display=display)
         plt.close(fig)
@@ -336,7 +350,8 @@ class Run:
         glue(key, styled(self.claims_table(*prefixes)), display=display)
 
     def save(self) -> Path:
-        """Write ``<results_dir>/<name>.json`` atomically and return its path."""
+        """Write ``<output_dir>/<name>.json`` atomically and return its path; figures in ``<output_dir>/<name>/``
+        that this run did not draw (left by an earlier run) are removed."""
         from mmrepro import __version__
 
         payload = {
@@ -347,13 +362,13 @@ class Run:
             "params": to_jsonable(dict(self.params)), "param_sources": self.sources,
             "values": self.values, "claims": self.claims,
         }
-        folder = results_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.name}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False))
-        tmp.replace(path)
-        return path
+        folder = output_dir()
+        figures = {v["figure"] for v in self.values.values() if isinstance(v, dict) and set(v) == {"figure"}}
+        if (folder / self.name).is_dir():
+            for old in (folder / self.name).glob("*.png"):
+                if old.name not in figures:
+                    old.unlink()
+        return write_bytes_atomic(folder / f"{self.name}.json", json.dumps(payload, indent=2, allow_nan=False).encode())
 
 
 def _device_name(device: Any) -> str:

@@ -26,11 +26,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mmrepro.balancing.base import BalancingMethod
+from mmrepro.checks import check_int, check_number, check_seed
+from mmrepro.data.base import MultimodalDataset, Task
 from mmrepro.device import resolve_device, seed_everything
 from mmrepro.losses import Supervised, supervised_loss
-from mmrepro.metrics import check_metric, conditional_utilization, score
+from mmrepro.metrics import LOWER_IS_BETTER, check_metric, conditional_utilization, score
 from mmrepro.models.ensemble import soft_targets
-from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, probabilities
+from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, check_present_finite, probabilities
 
 DEFAULT_METRICS = {
     "binary": ("auroc", "auprc", "accuracy"),
@@ -39,7 +41,6 @@ DEFAULT_METRICS = {
     "regression": ("mse",),
 }
 DEFAULT_SELECT = {"binary": "auroc", "multilabel": "auroc", "multiclass": "accuracy", "regression": "mse"}
-LOWER_IS_BETTER = ("mse", "loss")
 
 
 @dataclass
@@ -80,6 +81,70 @@ def _task_of(data, task: str | None):
     if task not in data.tasks:
         raise ValueError(f"unknown task {task!r}; valid: {list(data.tasks)}")
     return data.tasks[task]
+
+
+_SETTINGS = {
+    "epochs": lambda v: check_int("epochs", v, 1),
+    "batch_size": lambda v: check_int("batch_size", v, 1),
+    "eval_batch_size": lambda v: check_int("eval_batch_size", v, 1),
+    "lr": lambda v: check_number("lr", v, 0, low_open=True),
+    "weight_decay": lambda v: check_number("weight_decay", v, 0),
+    "momentum": lambda v: check_number("momentum", v, 0, 1, high_open=True),
+    "seed": check_seed,
+    "patience": lambda v: v is None or check_int("patience", v, 1),
+}
+
+
+def _check_split(model: MultimodalNet, data: Any, name: str, task: Task) -> None:
+    if not isinstance(data, MultimodalDataset):
+        raise TypeError(f"{name} must be a MultimodalDataset (e.g. data.split({name!r})), got {type(data).__name__}")
+    if data.n == 0:
+        hint = "; pass val=None to keep the last epoch instead" if name == "val" else ""
+        raise ValueError(f"{name} has no rows: pass a non-empty split{hint}")
+    if task.name not in data.tasks or data.tasks[task.name].kind != task.kind:
+        raise ValueError(f"{name} has no {task.kind} task {task.name!r}; its tasks: {list(data.tasks)}")
+    missing = [m for m in model.modalities if m not in data.x]
+    if missing:
+        raise ValueError(f"{name} lacks modalities {missing}; the model encodes {model.modalities}")
+    dtype = next(model.parameters()).dtype
+    for m in model.modalities:
+        x = data.x[m]
+        if x.dtype != dtype:
+            raise TypeError(f"{name}.x[{m!r}] is {x.dtype} but the model's parameters are {dtype}: convert the "
+                            f"inputs (x.to({dtype})) or the model (model.to({x.dtype}))")
+        rows = data.present[m].nonzero().squeeze(1)
+        try:
+            check_present_finite(m, x[rows], data.lengths[m][rows] if m in data.lengths else None, rows)
+        except ValueError as err:
+            raise ValueError(f"{name}.{err}") from None
+    task.check_targets(data.y[task.name], f"{name}.y[{task.name!r}]")
+
+
+def check_fit_inputs(model: MultimodalNet, train: Any, val: Any = None, task: str | None = None,
+                     **settings: Any) -> Task:
+    """Validate what :func:`fit` (or a batched variant) is given, before anything is trained; return the task.
+
+    ``train`` / ``val`` must be non-empty MultimodalDatasets with the model's modalities and task, inputs of
+    the model's dtype and finite wherever present, and targets as the task's convention says
+    (:meth:`~mmrepro.data.Task.check_targets`). ``settings`` are any of ``epochs``, ``batch_size``,
+    ``eval_batch_size``, ``lr``, ``weight_decay``, ``momentum``, ``seed``, ``patience``. Every error is a
+    TypeError or ValueError naming the argument, what is wrong and what is accepted."""
+    if not isinstance(model, MultimodalNet):
+        raise TypeError(f"model must be a mmrepro.models.MultimodalNet, got {type(model).__name__}")
+    for name, value in settings.items():
+        if name not in _SETTINGS:
+            raise TypeError(f"unknown setting {name!r}; check_fit_inputs checks {sorted(_SETTINGS)}")
+        _SETTINGS[name](value)
+    if not isinstance(train, MultimodalDataset):
+        raise TypeError(f"train must be a MultimodalDataset (e.g. data.split('train')), got {type(train).__name__}")
+    t = _task_of(train, task)
+    if (model.kind, model.n_outputs) != (t.kind, t.n_outputs):
+        raise ValueError(f"the model predicts {model.kind} x {model.n_outputs} but task {t.name!r} is "
+                         f"{t.kind} x {t.n_outputs}")
+    for name, data in (("train", train), ("val", val)):
+        if data is not None:
+            _check_split(model, data, name, t)
+    return t
 
 
 def _nbytes(data) -> int:
@@ -219,12 +284,9 @@ def fit(model: MultimodalNet, train, val=None, *, task: str | None = None, objec
       ``delta`` (two-modality multi-head models, ``u_metric`` on val, else train), ``lr/{group}``.
     * ``seed`` seeds everything (shuffling included): same seed and device -> same numbers.
     """
-    t = _task_of(train, task)
-    if (model.kind, model.n_outputs) != (t.kind, t.n_outputs):
-        raise ValueError(f"the model predicts {model.kind} x {model.n_outputs} but task {t.name!r} is "
-                         f"{t.kind} x {t.n_outputs}")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    t = check_fit_inputs(model, train, val, task, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                         patience=patience, weight_decay=weight_decay, momentum=momentum,
+                         eval_batch_size=eval_batch_size)
     objective = objective if objective is not None else Supervised()
     method = method if method is not None else BalancingMethod()
     metrics = tuple(dict.fromkeys([*(metrics or DEFAULT_METRICS[t.kind]), *method.metrics]))

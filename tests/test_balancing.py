@@ -38,7 +38,7 @@ def test_miles_decision_keeps_unassigned_rate_and_validates():
     # lines 12-20 assign only the slowed modality; the other keeps its previous multiplier
     assert miles_decision(0.75, 0.5, 0.2, MU, previous=(1.0, MU)) == (MU, MU)
     assert miles_decision(0.75, 0.5, 0.25, MU, previous=(MU, MU)) == (1.0, 1.0)
-    for bad in (dict(mu=0.0), dict(mu=1.5), dict(tau=-0.1), dict(u_a=math.nan)):
+    for bad in (dict(mu=0.0), dict(mu=1.5), dict(tau=-0.1), dict(tau=1.5), dict(u_a=math.nan)):
         args = dict(u_a=0.1, u_b=0.2, tau=0.1, mu=0.5) | bad
         with pytest.raises(ValueError, match=next(iter(bad))):
             miles_decision(**args)
@@ -171,6 +171,32 @@ def test_mses_stops_each_part_after_patience():
     assert all(g["lr"] == 0.0 for g in tr.optimizer.param_groups)
 
 
+def test_mses_and_mslr_d_monitor_probes_without_unimodal_heads():
+    """Trained on the fused loss only (no unimodal heads), MSES and MSLR-D watch the detached probes."""
+    torch.manual_seed(0)
+    model = MultimodalNet({m: MLPEncoder(2, (3,)) for m in "ab"}, "multiclass", 3, multihead=False, probes=True)
+    groups = [{"params": ps, "name": g, "lr": 1e-3} for g, ps in model.parameter_groups().items()]
+    tr = SimpleNamespace(model=model, optimizer=torch.optim.Adam(groups), base_lr={g["name"]: 1e-3 for g in groups},
+                         epoch=0)
+    probe = lambda f, a, b: {"val/fusion/accuracy": f, "val/probe:a/accuracy": a, "val/probe:b/accuracy": b}  # noqa: E731
+    mses = MSES(patience=1)
+    mses.setup(tr)
+    mses.on_epoch_end(tr, 0, probe(0.5, 0.5, 0.5))
+    mses.on_epoch_end(tr, 1, probe(0.6, 0.4, 0.6))
+    assert mses.stopped == {"a": 1}
+    lrs = {g["name"]: g["lr"] for g in tr.optimizer.param_groups}
+    assert lrs["a"] == 0.0 and lrs["probes"] == 1e-3  # a probe keeps measuring a stopped encoder
+    d = MSLR({"a": 1e-3, "b": 1e-3}, "dynamic", interval=2)
+    d.setup(tr)
+    d.on_epoch_end(tr, 0, probe(0.5, 0.5, 0.5))
+    d.on_epoch_end(tr, 1, probe(0.5, 0.7, 0.5))
+    assert d.lrs == pytest.approx({"a": 1e-3 * 0.7 / 0.6, "b": 1e-3})
+    bare = SimpleNamespace(model=MultimodalNet({m: MLPEncoder(2, (3,)) for m in "ab"}, "multiclass", 3, multihead=False),
+                           optimizer=tr.optimizer)
+    with pytest.raises(ValueError, match="probes=True"):
+        MSES().setup(bare)
+
+
 def test_mslr_strategies():
     tr = _fake_trainer()
     MSLR({"a": 1e-3, "b": 3e-3}, "keep").setup(tr)
@@ -220,3 +246,20 @@ def test_gblend_windows_span_window_epochs():
         if gb.weights != before:
             updates.append(e)
     assert updates == [3, 6, 9]
+
+
+@pytest.mark.parametrize("build, error, match", [
+    (lambda: MILES(tau=1.2), ValueError, r"tau=1.2 is out of range: MILES' tolerated utilisation gap tau lies in \[0, 1\]"),
+    (lambda: MILES(metric="acc"), ValueError, r"MILES: unknown metric 'acc'; accepted: accuracy, f1_macro"),
+    (lambda: MILES(metric="mse"), ValueError, r"MILES needs a higher-is-better metric"),
+    (lambda: MSES(metric="acuracy"), ValueError, r"MSES: unknown metric 'acuracy'; accepted: .*loss"),
+    (lambda: MSES(patience=2.5), TypeError, r"patience must be an integer >= 1"),
+    (lambda: MSLR({"a": 1e-3}, "dynamic", metric="f2"), ValueError, r"MSLR-D: unknown metric 'f2'"),
+    (lambda: MSLR({}, "keep"), ValueError, r"lrs must give one learning rate per modality"),
+    (lambda: OGM(alpha=0.5, start=3, end=2), ValueError, r"end=2 must be after start=3"),
+    (lambda: OGM(alpha=float("nan")), ValueError, r"alpha=nan is out of range"),
+])
+def test_methods_check_their_arguments_when_built(build, error, match):
+    """Checked at construction: a typo would otherwise surface only once training has started."""
+    with pytest.raises(error, match=match):
+        build()

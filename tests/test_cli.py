@@ -2,11 +2,25 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from mmrepro.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "contract.md"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snapshot(build: Path) -> dict[str, bytes]:
+    """Every file of the executed notebooks and results, by path, with its bytes."""
+    return {str(p.relative_to(build)): p.read_bytes() for d in ("executed", "results")
+            for p in sorted((build / d).rglob("*")) if p.is_file()}
 
 
 def test_list_shows_notebooks_and_parameters(capsys, monkeypatch):
@@ -32,10 +46,29 @@ def test_run_rejects_unknown_parameters_and_notebooks(tmp_path, monkeypatch, cap
     assert "no notebook called 'no-such-chapter'; choose one of:" in capsys.readouterr().err
 
 
-def test_invalid_value_fails_inside_the_notebook(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
-    assert main(["run", str(FIXTURE), "-p", "rate", "3", "--build", str(tmp_path)]) == 2
-    assert "rate=3.0 is invalid: it must be in (0, 1]" in capsys.readouterr().err
+@pytest.mark.parametrize("param, message", [
+    (["-p", "rate", "three"], "contract: parameter 'rate' must be float, got 'three' (str); nothing was run."),
+    (["-p", "rate", "3"], "contract: rate=3.0 is invalid: it must be in (0, 1]; nothing was run."),
+    (["-p", "seed", "99999999999999999999"], "seed=99999999999999999999 is out of range: it must be an integer in "
+                                             "[0, 4294967295]; nothing was run."),
+    (["--profile", "smoke", "-p", "n_runs", "2.5"], "parameter 'n_runs' must be int, got 2.5 (float)"),
+    (["-p", "device", "tpu"], "device='tpu' is not understood"),
+    (["mind", "-p", "threads", "100000"], "mind: threads=100000 is invalid: it must be between 1 and the"),
+    (["miles", "-p", "lr_high", "1e-5"], "miles: lr_high=1e-05 is invalid: it must be at least lr_low; nothing was run."),
+])
+def test_parameters_are_checked_before_a_kernel_starts(tmp_path, monkeypatch, capsys, param, message):
+    """The notebook's own contract (types, profiles, choices, checks, device) runs before any kernel."""
+    import papermill
+
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("a kernel was started for parameters that cannot be valid")
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(papermill, "execute_notebook", no_kernel)
+    notebook = [] if param[0] == "-p" or param[0].startswith("--") else [param.pop(0)]
+    assert main(["run", *(notebook or [str(FIXTURE)]), *param, "--build", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_outside_a_project(tmp_path, monkeypatch, capsys):
@@ -57,8 +90,6 @@ def test_every_notebook_declares_readable_parameters(capsys, monkeypatch):
 
 
 def test_unreadable_parameter_line_is_an_error(tmp_path):
-    import pytest
-
     from mmrepro import book
 
     bad = tmp_path / "bad.md"
@@ -77,3 +108,77 @@ def test_claims_prints_the_scorecard_in_the_terminal(tmp_path, monkeypatch, caps
     assert "contract-demo" in out and "passes" in out and "checks passed" in out
     assert main(["claims", "--results", str(tmp_path / "nowhere")]) == 2
     assert "no results folder" in capsys.readouterr().err
+
+
+def test_output_is_replaced_only_by_a_run_that_finished(tmp_path, monkeypatch, capsys):
+    """A failed run keeps the previous notebook, results and figures byte-identical and says where its
+    partial notebook is; a successful one replaces them, figures of the older run included."""
+    monkeypatch.chdir(ROOT)
+    build = tmp_path / "build"
+    assert main(["run", str(FIXTURE), "--profile", "smoke", "--build", str(build)]) == 0
+    good = snapshot(build)
+    assert {"executed/contract.ipynb", "results/contract.json", "results/contract/runs_2.png"} == set(good)
+    capsys.readouterr()
+    assert main(["run", str(FIXTURE), "-p", "n_runs", "5", "-p", "fail", "True", "--build", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert "contract.md failed (AssertionError: asked to fail)" in err
+    assert "executed/contract.ipynb and its results are kept unchanged" in err
+    assert f"the partial run is in {build / 'failed' / 'contract.ipynb'}" in err
+    assert snapshot(build) == good  # byte-identical: notebook, results file and figures
+    partial = json.loads((build / "failed" / "contract.ipynb").read_text())
+    assert any("asked to fail" in str(c.get("outputs")) for c in partial["cells"])
+    assert sorted(p.name for p in build.iterdir()) == ["executed", "failed", "results"]  # no staging folder left
+    assert main(["run", str(FIXTURE), "-p", "n_runs", "3", "--build", str(build)]) == 0
+    assert sorted(p.name for p in (build / "results" / "contract").iterdir()) == ["runs_3.png"]
+    assert not (build / "failed" / "contract.ipynb").exists()  # the failure's partial run is obsolete now
+    values = json.loads((build / "results" / "contract.json").read_text())["values"]
+    assert values["runs_3"] == {"figure": "runs_3.png"} and "runs_2" not in values
+
+
+def test_build_folder_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    (tmp_path / "f").write_text("x")
+    assert main(["run", str(FIXTURE), "--build", str(tmp_path / "f")]) == 2
+    assert f"the build folder {tmp_path / 'f'} is a file: pass --build a folder" in capsys.readouterr().err
+    assert main(["book", "--no-execute", "--build", str(tmp_path / "f")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_stops_cleanly_and_keeps_the_previous_output(tmp_path):
+    """Ctrl-C and SIGTERM: exit 130 with one line saying what was kept, no traceback, the previous output
+    byte-identical, no staging folder, no kernel connection file, and the kernel stopped."""
+    build, tmp, runtime = tmp_path / "build", tmp_path / "tmp", tmp_path / "runtime"
+    tmp.mkdir()
+    runtime.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(runtime)}
+    cli = [sys.executable, "-m", "mmrepro.cli", "run", str(FIXTURE), "--profile", "smoke", "--build", str(build)]
+    subprocess.run(cli, cwd=ROOT, env=env, check=True, capture_output=True)
+    good = snapshot(build)
+    for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+        pid_file = tmp_path / f"kernel-{name}.pid"
+        proc = subprocess.Popen([*cli, "-p", "n_runs", "4", "-p", "sleep", "300.0", "-p", "pid_file", str(pid_file)],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, "the notebook never reached its last cell"
+            time.sleep(0.5)
+        kernel = int(pid_file.read_text())
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        said = [line for line in err.splitlines() if line.startswith("mmrepro:")]
+        assert said == [f"mmrepro: contract interrupted ({name}): the previous {build / 'executed' / 'contract.ipynb'} "
+                        f"and its results are kept unchanged; the partial run is in "
+                        f"{build / 'failed' / 'contract.ipynb'}."], err
+        assert "Traceback" not in err, err
+        assert snapshot(build) == good
+        assert sorted(p.name for p in build.iterdir()) == ["executed", "failed", "results"]
+        assert not list(tmp.glob("*.json")) and not list(runtime.iterdir())  # no kernel connection file left
+        for _ in range(40):  # the kernel was stopped with the run
+            try:
+                os.kill(kernel, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.25)
+        else:
+            pytest.fail(f"kernel process {kernel} is still running after {name}")

@@ -84,9 +84,54 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path):
     assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3))
     assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3)) and len(calls) == 1
     (tmp_path / f"k-{key}.pt").write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="unreadable"):
+    with pytest.warns(UserWarning, match="has no verification header.*recomputing it"):
         assert torch.equal(cached("k", key, build, root=tmp_path)["t"], torch.arange(3))
     assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == [f"k-{key}.pt"]
+
+
+@pytest.mark.parametrize("where", [-1, -200, 100])
+def test_a_flipped_bit_in_a_cache_entry_is_detected_and_recomputed(tmp_path, where):
+    key = cache_key(a=2)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"t": torch.arange(64, dtype=torch.float32)}
+
+    cached("k", key, build, root=tmp_path)
+    entry = tmp_path / f"k-{key}.pt"
+    data = bytearray(entry.read_bytes())
+    data[where] ^= 0x01  # one bit, in the tensor bytes, the zip directory or the header
+    entry.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"k-.*\.pt (does not match its SHA-256|has no verification header).*recomputing"):
+        out = cached("k", key, build, root=tmp_path)
+    assert torch.equal(out["t"], torch.arange(64, dtype=torch.float32)) and len(calls) == 2
+    assert torch.equal(cached("k", key, build, root=tmp_path)["t"], out["t"]) and len(calls) == 2  # rewritten
+
+
+def test_verified_entries_round_trip_and_refuse_tampering(tmp_path):
+    from mmrepro.data.cache import CorruptEntry, load_verified, save_verified
+
+    path = save_verified({"w": torch.ones(3), "score": 0.5, "names": ["a"]}, tmp_path / "e.pt")
+    assert load_verified(path)["score"] == 0.5 and [p.name for p in tmp_path.iterdir()] == ["e.pt"]
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CorruptEntry, match="e.pt does not match its SHA-256"):
+        load_verified(path)
+    with pytest.raises(FileNotFoundError):
+        load_verified(tmp_path / "none.pt")
+
+
+def test_wrong_shape_checkpoint_is_rejected_before_any_weight_changes():
+    from mmrepro.data.cache import CorruptEntry, load_state_checked
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 5))  # same first layer shape
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CorruptEntry, match=r"1.weight is \(5, 4\) torch.float32, the model has \(2, 4\)"):
+        load_state_checked(model, other.state_dict())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # not even layer 0 was copied
+    with pytest.raises(CorruptEntry, match="missing"):
+        load_state_checked(model, {"0.weight": before["0.weight"]})
 
 
 def test_cache_keys_depend_on_every_part():
@@ -132,3 +177,66 @@ def test_shared_data_folder_is_never_written():
     load_dataset("mfeat")
     after = sorted(str(p) for p in SHARED_DATA.rglob("*") if p.parent.name != "recordings")
     assert before == after and len(list((SHARED_DATA / "fsdd" / "recordings").iterdir())) == 3000
+
+
+def test_truncated_wav_read_directly_is_an_error_not_a_warning(tmp_path):
+    p = tmp_path / "3_theo_7.wav"
+    data = wav_bytes()
+    p.write_bytes(data[: len(data) // 2])  # the header announces twice the samples
+    with pytest.raises(DataError, match=r"3_theo_7.wav is truncated or damaged \(Reached EOF prematurely.*\); "
+                                        r"delete it so that it is fetched again"):
+        read_wav(p)
+
+
+def test_a_folder_where_a_data_file_belongs_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMREPRO_OFFLINE", "1")
+    shutil.copytree(SHARED_DATA / "mfeat", tmp_path / "mfeat")
+    target = tmp_path / "mfeat" / "mfeat-fou.csv"
+    target.unlink()
+    target.mkdir()
+    with pytest.raises(DataError, match=r"cannot use data file .*mfeat-fou.csv: it is a folder where a file belongs: "
+                                        r"remove the folder"):
+        mfeat_files(tmp_path)
+    with pytest.raises(DataError, match=r"mfeat-fou.csv: it is a folder where a file belongs"):
+        read_mfeat_csv(target, 76)
+    with pytest.raises(DataError, match=r"cannot use WAV file .*x.wav: it is a folder"):
+        (tmp_path / "x.wav").mkdir()
+        read_wav(tmp_path / "x.wav")
+
+
+def test_permission_errors_become_data_errors_with_the_fix(tmp_path, monkeypatch):
+    """(Simulated: the tests may run as root, who may read anything.)"""
+    import builtins
+
+    import mmrepro.files
+
+    shutil.copytree(SHARED_DATA / "mfeat", tmp_path / "mfeat")
+    real_open = builtins.open
+
+    def denied(file, *args, **kwargs):
+        if str(file).endswith("mfeat-zer.csv"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    monkeypatch.setattr(mmrepro.files, "open", denied, raising=False)
+    with pytest.raises(DataError, match=r"cannot use data file .*mfeat-zer.csv: permission denied: make it readable "
+                                        r"and writable for you \(e.g. chmod u\+rw .*\), or point MMREPRO_DATA"):
+        verify_files(tmp_path / "mfeat", read_manifest("mfeat"))
+    import numpy as np
+
+    def loadtxt(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(np, "loadtxt", loadtxt)
+    with pytest.raises(DataError, match=r"cannot use UCI Multiple Features file .*mfeat-zer.csv: permission denied"):
+        read_mfeat_csv(tmp_path / "mfeat" / "mfeat-zer.csv", 47)
+
+
+def test_absurd_seeds_are_named_by_every_loader():
+    for name in ("synthetic_bimodal", "mfeat", "titanic"):
+        with pytest.raises(ValueError, match=r"seed=36893488147419103232 is out of range: it must be an integer in "
+                                             r"\[0, 4294967295\]"):
+            load_dataset(name, seed=2**65)
+    with pytest.raises(TypeError, match=r"seed must be an integer in \[0, 4294967295\], got '1' \(str\)"):
+        load_dataset("synthetic_bimodal", seed="1")

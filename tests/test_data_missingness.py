@@ -80,7 +80,7 @@ def test_lengths_zeroed_for_sequences():
 
 @pytest.mark.parametrize("call, match", [
     (lambda d: mcar(d, "c", 0.1), "unknown modality 'c'"),
-    (lambda d: mcar(d, "a", 1.5), r"rate must be in \[0, 1\]"),
+    (lambda d: mcar(d, "a", 1.5), r"rate=1.5 is out of range: it must be a finite number in \[0, 1\]"),
     (lambda d: mnar(d, "a", 0.1, task="nope"), "unknown task 'nope'"),
     (lambda d: mnar(d, "a", 0.1, task="label", order="last"), "unknown order"),
     (lambda d: mcar(d, "a", 0.1, rows="holdout"), "unknown split 'holdout'"),

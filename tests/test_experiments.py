@@ -5,12 +5,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from mmrepro.data import load_dataset
-from mmrepro.experiments import (METHODS, Arch, Choice, JointSetup, LogUniform, Uniform, make_method, method_space,
-                                 paired_difference, random_search, sample, search_then_repeat, seeds_from,
-                                 summarise, t_interval)
+from mmrepro.experiments import (METHODS, UNIMODAL_LOSSES, Arch, Choice, JointSetup, LogUniform, Uniform, flattened,
+                                 make_method, method_space, paired_difference, probe_accuracy, random_search, sample,
+                                 search_then_repeat, seeds_from, summarise, t_interval)
 from mmrepro.balancing import MILES, MSLR, OGM
 
 
@@ -156,27 +157,87 @@ def test_joint_setup_runs_every_method_and_is_deterministic(tiny):
     for name in METHODS:
         cfg = sample(method_space(name, LogUniform(1e-3, 1e-2), tiny.epochs), 0, 0)
         run = tiny.objective(name, "concat", {"a": 3e-3, "b": 3e-3})(cfg, 0)
+        # every method is measured the same way (refitted probes "a", "b" and probes trained alongside);
+        # only MILES and G-Blend train unimodal heads (their papers' losses)
+        scored = {k.split("/")[1] for k in run.history[0] if k.startswith("val/")}
+        assert scored == {"fusion", "probe:a", "probe:b"} | ({"a", "b"} if name in UNIMODAL_LOSSES else set())
         test = run.evaluate_test()
-        assert set(test) == {"fusion", "a", "b", "best_epoch"} and 0 <= test["fusion"] <= 1
+        heads = {"head:a", "head:b"} if name in UNIMODAL_LOSSES else set()
+        assert set(test) == {"fusion", "a", "b", "probe:a", "probe:b", "best_epoch"} | heads
+        assert 0 <= test["fusion"] <= 1 and 0 <= test["a"] <= 1
         with pytest.raises(RuntimeError, match="once"):
             run.evaluate_test()
     obj = tiny.objective("miles", "sum")
     cfg = {"lr": 5e-3, "tau": 0.0, "mu": 0.5}
     r1, r2 = obj(cfg, 1), obj(cfg, 1)
     assert r1.score == r2.score and r1.history == r2.history
+    assert r1.evaluate_test() == r2.evaluate_test()
     assert len(r1.decisions) == tiny.epochs
 
 
-def test_mu_one_is_vanilla(tiny):
-    """MILES with mu = 1 never changes a rate, so it trains exactly like vanilla (Table V, mu = 1)."""
+def test_mu_one_is_eq3_training(tiny):
+    """MILES with mu = 1 never changes a rate, so it trains exactly like the same network on eq. 3 without the
+    scheduler (Table V, mu = 1); vanilla proper has no unimodal losses and differs."""
     m = tiny.objective("miles", "concat")({"lr": 5e-3, "tau": 0.0, "mu": 1.0}, 2)
+    e = tiny.objective("vanilla", "concat", unimodal_losses=True)({"lr": 5e-3}, 2)
     v = tiny.objective("vanilla", "concat")({"lr": 5e-3}, 2)
-    assert m.score == v.score and m.evaluate_test() == v.evaluate_test()
+    assert m.score == e.score and m.evaluate_test() == e.evaluate_test()
+    assert v.history[-1]["train/fusion/loss"] != m.history[-1]["train/fusion/loss"]
+    with pytest.raises(ValueError, match="unimodal heads"):
+        tiny.objective("miles", "concat", unimodal_losses=False)
+
+
+def test_probe_accuracy_is_a_converged_linear_probe(tiny):
+    """The refitted probe equals an sklearn logistic regression on the frozen embeddings, and a strong modality
+    probes better than chance."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mmrepro.experiments import build_model
+    from mmrepro.trainer import fit
+
+    torch.manual_seed(0)
+    model = fit(build_model(tiny.data, "concat", tiny.arch, multihead=False, probes=True), tiny.train, tiny.val,
+                epochs=3, lr=5e-3, device="cpu", progress=False).model
+    acc = probe_accuracy(model, tiny.train, tiny.test, "a")
+    with torch.no_grad():
+        model.eval()
+        z_tr = model.encode(tiny.train.x)[0]["a"].double().numpy()
+        z_te = model.encode(tiny.test.x)[0]["a"].double().numpy()
+    ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(z_tr, tiny.train.y["label"].long())
+    assert acc == pytest.approx(ref.score(z_te, tiny.test.y["label"].long()))
+    assert acc > 0.7
+
+
+def test_flattened_keeps_rows_and_standardises_images():
+    from mmrepro.data import MultimodalDataset, Task
+
+    n = 40
+    x = torch.rand(n, 1, 4, 4) * 5 + 2
+    d = MultimodalDataset("img", {"i": x, "t": torch.randn(n, 3)}, {}, {m: torch.ones(n, dtype=torch.bool) for m in "it"},
+                          {"y": torch.arange(n) % 2}, {"y": Task("y", "multiclass", 2, ["0", "1"])},
+                          {"train": torch.arange(30), "val": torch.arange(30, 35), "test": torch.arange(35, 40)},
+                          {"modality_kinds": {"i": "image", "t": "tabular"}})
+    f = flattened(d)
+    assert f.x["i"].shape == (n, 16) and f.meta["modality_kinds"] == {"i": "tabular", "t": "tabular"}
+    assert torch.allclose(f.x["i"][:30].mean(0), torch.zeros(16), atol=1e-5)
+    assert torch.equal(f.x["t"], d.x["t"]) and d.x["i"].dim() == 4  # the original is untouched
+
+
+def test_method_space_taus():
+    lr = LogUniform(1e-4, 1e-2)
+    assert method_space("miles", lr, 10, [0.3, 0.4])["tau"].options == (0.3, 0.4)
+    assert method_space("mslr-d", lr, 20)["interval"] == 5 and method_space("mslr-d", lr, 6)["interval"] == 3
+    with pytest.raises(ValueError, match="taus"):
+        method_space("miles", lr, 10, [1.5])
 
 
 def test_unimodal_and_errors(tiny):
     r = tiny.unimodal_objective("a")({"lr": 5e-3}, 0)
     assert set(r.evaluate_test()) == {"fusion", "best_epoch"}
+    with pytest.raises(ValueError, match="unknown method"):
+        tiny.objective("nope", "concat")
     with pytest.raises(ValueError, match="unknown modality"):
         tiny.unimodal_objective("c")
     with pytest.raises(ValueError, match="fusion"):

@@ -152,3 +152,26 @@ def test_ts_and_mke():
     loss, parts = MKE("a", [], gamma=5.0, noise_std=1.0)(net, b, out)
     assert float(parts["reg"].detach()) > 0
     close(loss, parts["kd:a"] + 5.0 * parts["reg"], 1e-5)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: supervised_loss(torch.zeros(4, 1), torch.tensor([0, 1, 1, 0]), "binary"), TypeError,
+     r"y must be a float tensor for a binary loss \(NaN = unknown\), got torch.int64: use y.float\(\)"),
+    (lambda: supervised_loss(torch.zeros(4, 3), torch.tensor([0.0, 1.0, 2.0, 0.0]), "multiclass"), TypeError,
+     r"y must be int64 class indices of shape \(N,\) for a multiclass loss"),
+    (lambda: supervised_loss(torch.zeros(4, 1), torch.zeros(3), "binary"), ValueError,
+     r"logits of shape \(4, 1\) do not match 3 targets"),
+    (lambda: supervised_loss(torch.zeros(4, 2), torch.zeros(4), "multilabel"), ValueError,
+     r"y has shape \(4,\); a multilabel loss on logits \(4, 2\) needs \(4, 2\)"),
+    (lambda: supervised_loss(torch.zeros(4, 1), torch.zeros(4), "ordinal"), ValueError,
+     r"kind='ordinal' is not a task kind"),
+    (lambda: MIND({"a": []}, {"a": -1.0}), ValueError, r"omega\['a'\]=-1.0 is out of range: .* >= 0"),
+    (lambda: MIND({"a": []}, {"a": 1.0}, temperature=0), ValueError, r"temperature=0 is out of range"),
+    (lambda: TS({"a": []}, {"a": float("nan")}), ValueError, r"weights\['a'\]=nan is out of range"),
+    (lambda: MKE("a", [], gamma=-0.5), ValueError, r"gamma=-0.5 is out of range"),
+    (lambda: MKE("a", [], noise_std="0.1"), TypeError, r"noise_std must be a number"),
+    (lambda: MIND({"a": ["not a model"]}, {"a": 1.0}), TypeError, r"teachers\['a'\] must be a model or a list of models"),
+])
+def test_losses_name_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

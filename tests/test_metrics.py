@@ -223,7 +223,7 @@ def test_bootstrap_agrees_with_scipy_in_distribution(method):
     # by ~14 % of their width here and the 5 % tolerance tells them apart.
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
-    s = np.round(0.55 * y + 0.7 * rng.random(200), 2)
+    s = np.round(0.55 * y + 0.7 * rng.random(200), 2) / 1.25  # probabilities in [0, 1]
     assert _auroc_rankdata(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
     ours = bootstrap_ci("auroc", y, s, n_boot=4000, method=method, seed=1)
     ref = {
@@ -308,8 +308,22 @@ def test_bootstrap_errors():
         bootstrap_ci(lambda a, b: float("nan"), y, s)
     with pytest.raises(ValueError, match="cannot infer the task kind"):
         bootstrap_ci("accuracy", np.array([0.0, 1.0, 2.5, 3.0]), np.array([0.0, 1.0, 2.0, 2.0]))
-    with pytest.raises(TypeError, match="seed must be an int"):
+    with pytest.raises(TypeError, match="seed must be an integer"):
         bootstrap_ci("auroc", y, s, seed=0.5)
+
+
+@pytest.mark.parametrize("y, s, match", [
+    (np.array([]), np.array([]), "y_true is empty: bootstrap_ci needs at least one row"),
+    (np.array([0.0, 1.0, np.nan, 1.0]), np.array([0.1, 0.8, 0.5, 0.7]), "y_true contains NaN or inf"),
+    (np.array([0, 1, 0, 1]), np.array([-2.0, 3.0, -1.0, 0.5]), r"binary y_score must hold probabilities in \[0, 1\], "
+     r"got values in \[-2, 3\]: apply a sigmoid"),
+])
+def test_bootstrap_names_empty_unknown_labels_and_scores_outside_0_1(y, s, match):
+    with pytest.raises(ValueError, match=match):
+        bootstrap_ci("auroc", y, s, n_boot=10)
+    if "sigmoid" in match:
+        with pytest.raises(ValueError, match=match):
+            score("auroc", y, s, "binary")
 
 
 def test_task_kind_inference():

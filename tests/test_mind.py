@@ -105,8 +105,42 @@ def test_teachers_are_ranked_and_ensembled(teachers):
         assert [t.val_score for t in ts] == sorted((t.val_score for t in ts), reverse=True)
     ens = ensemble(teachers, k=2)
     assert all(len(v) == 2 for v in ens.values())
-    with pytest.raises(ValueError, match="k >= 1"):
+    with pytest.raises(ValueError, match=r"k=0 is out of range: it must be an integer >= 1"):
         ensemble(teachers, k=0)
+
+
+def test_k_beyond_the_candidate_teachers_is_an_error_not_a_truncation(pbc, teachers):
+    with pytest.raises(ValueError, match=r"k=4 teachers per ensemble, but there are only \{'labs': 3, 'static': 3\} "
+                       r"candidate teachers"):
+        ensemble(teachers, k=4)
+    with pytest.raises(ValueError, match="k=4 teachers per ensemble"):
+        Setup(pbc, teachers, k=4)
+    with pytest.raises(ValueError, match=r"k=4 teachers per ensemble.*\{'labs': 3, 'static': 3\}"):  # before any training
+        C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=1, epochs=1, n_trials=1, omega_epochs=1, n_boot=10, k=4)
+
+
+def test_a_corrupt_or_mismatching_cached_teacher_is_retrained_from_a_clean_start(pbc, tmp_path, monkeypatch):
+    from mmrepro.data.cache import load_verified, save_verified
+
+    monkeypatch.setenv("MMREPRO_CACHE", str(tmp_path))
+    spec, other = pbc.teacher_specs["labs"][0], pbc.teacher_specs["labs"][1]
+    clean = train_teacher(pbc, "labs", spec, 3e-3, epochs=2, seed=1)
+    (path,) = tmp_path.glob("mind-teachers/pbc_death-labs-*.pt")
+    data = bytearray(path.read_bytes())
+    data[-300] ^= 0x04  # one flipped bit
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="does not match its SHA-256.*retraining"):
+        again = train_teacher(pbc, "labs", spec, 3e-3, epochs=2, seed=1)
+    assert not again.from_cache
+    # an entry with a valid digest but another architecture's weights: rejected before any weight is copied
+    wrong = train_teacher(pbc, "labs", other, 3e-3, epochs=1, seed=3, cache=False)
+    entry = load_verified(path)
+    save_verified({**entry, "state": {k: v.cpu() for k, v in wrong.model.state_dict().items()}}, path)
+    with pytest.warns(UserWarning, match="does not fit the model.*retraining"):
+        third = train_teacher(pbc, "labs", spec, 3e-3, epochs=2, seed=1)
+    assert not third.from_cache and third.val_score == pytest.approx(clean.val_score)
+    for a, b in zip(clean.model.state_dict().values(), third.model.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())  # trained from the seeded initialisation, not a half-loaded one
 
 
 def test_build_methods(pbc, teachers):

@@ -57,7 +57,7 @@ def test_lstm_encoder_ignores_padding():
     z = enc(padded, lengths)
     torch.testing.assert_close(z[1], enc(x[1:2, :2], torch.tensor([2]))[0])
     torch.testing.assert_close(z[0], enc(x[0:1], torch.tensor([6]))[0])
-    with pytest.raises(ValueError, match="between 1 and 4"):
+    with pytest.raises(ValueError, match=r"num_layers=5 is out of range: it must be an integer in \[1, 4\]"):
         LSTMEncoder(3, 5, num_layers=5)
 
 
@@ -166,3 +166,49 @@ def test_soft_targets_and_ume():
     pa, pb = torch.softmax(t1(x).logits["fusion"], 1), torch.softmax(tb(x).logits["fusion"], 1)
     torch.testing.assert_close(p[0], ((pa + pb) / 2)[0].detach())
     torch.testing.assert_close(p[2], pb[2].detach())
+
+
+@pytest.mark.parametrize("build, error, match", [
+    (lambda: MLPEncoder(16, 8), TypeError, r"hidden must be a sequence of layer widths, e\.g\. \(8,\) for one layer"),
+    (lambda: MLPEncoder(16, (8, 0)), ValueError, r"hidden\[1\]=0 is out of range: it must be an integer >= 1"),
+    (lambda: MLPEncoder(0, (8,)), ValueError, r"in_features=0 is out of range"),
+    (lambda: MLPEncoder(16, (8,), dropout=1.0), ValueError, r"dropout=1.0 is out of range: .* in \[0, 1\)"),
+    (lambda: LSTMEncoder(3.0, 4), TypeError, r"input_size must be an integer >= 1, got 3.0 \(float\)"),
+    (lambda: ResNetEncoder(10, width=0), ValueError, r"width=0 is out of range"),
+])
+def test_encoder_arguments_are_named(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_nan_inside_a_present_row_is_an_error_and_absent_rows_stay_ignored():
+    torch.manual_seed(0)
+    model = MultimodalNet({"a": MLPEncoder(3, (4,)), "s": LSTMEncoder(2, 4, 1)}, "binary", 1, "concat")
+    x = {"a": torch.randn(5, 3), "s": torch.randn(5, 4, 2)}
+    lengths = {"s": torch.tensor([4, 2, 1, 3, 4])}
+    x["s"][1, 2:] = float("nan")  # beyond row 1's length: padding, never read
+    assert torch.isfinite(model(x, None, lengths).logits["fusion"]).all()
+    x["a"][2, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"x\['a'\] has NaN or inf in 1 row\(s\) marked present \(first: row 2\)"):
+        model(x, None, lengths)
+    present = {"a": torch.tensor([True, True, False, True, True]), "s": torch.ones(5, dtype=torch.bool)}
+    assert torch.isfinite(model(x, present, lengths).logits["fusion"]).all()
+    x["s"][3, 1, 1] = float("nan")  # within row 3's length
+    with pytest.raises(ValueError, match=r"x\['s'\] has NaN or inf in 1 row\(s\) marked present \(first: row 3\)"):
+        model(x, present, lengths)
+
+
+def test_probes_measure_encoders_without_gradients():
+    """Probes read detached embeddings: their loss trains the probes only, never an encoder (MILES chapter)."""
+    torch.manual_seed(0)
+    net = MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3, multihead=False, probes=True)
+    out = net({m: torch.randn(5, 3) for m in "ab"})
+    assert set(out.logits) == {"fusion", "probe:a", "probe:b"} and net.head_names == ["fusion"]
+    assert net.probe_names == ["probe:a", "probe:b"] and net.unimodal_head("a") == "probe:a"
+    sum(out.logits[h].sum() for h in net.probe_names).backward()
+    assert all(p.grad is None for p in net.encoders.parameters())
+    assert all(p.grad is not None for p in net.probes.parameters())
+    assert set(net.parameter_groups()) == {"a", "b", "fusion", "probes"}
+    assert MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3).unimodal_head("b") == "b"
+    with pytest.raises(ValueError, match="probes=True"):
+        MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3, multihead=False).unimodal_head("a")

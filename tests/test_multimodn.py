@@ -74,12 +74,23 @@ def test_nan_inputs_never_reach_outputs_or_gradients():
         torch.testing.assert_close(model(junk, present).logits[t], model(x, present).logits[t])
 
 
-def test_nan_inside_a_present_row_skips_that_sample_only():
-    x, present, _ = static_batch()
-    x["a"][0, 1] = NAN
-    out = static_model()(x, present)
-    assert not out.updated[0, 1] and out.updated[1:, 1].all()
-    assert torch.isfinite(out.states).all()
+@pytest.mark.parametrize("bad", [NAN, float("inf")])
+def test_nan_or_inf_inside_a_present_row_is_an_error_not_a_skip(bad):
+    x, present, y = static_batch()
+    x["a"][4, 1] = bad
+    model = static_model()
+    with pytest.raises(ValueError, match=r"x\['a'\] has NaN or inf in 1 row\(s\) marked present \(first: row 4\); "
+                       r"mark a missing modality with present\['a'\]=False"):
+        model(x, present)
+    with pytest.raises(ValueError, match=r"x\['a'\] has NaN or inf"):
+        fit(model, type("D", (), {"x": x, "present": present, "y": y})(), epochs=1)
+    x, present, lengths, _ = series_batch()
+    x["u"][1, 2, 0] = bad  # within sample 1's length 3
+    with pytest.raises(ValueError, match=r"x\['u'\] has NaN or inf in 1 row\(s\) marked present \(first: row 1\)"):
+        series_model()(x, present, lengths)
+    x["u"][1, 2, 0] = 0.0
+    x["u"][1, 3, 0] = bad  # beyond its length: padding, ignored
+    assert torch.isfinite(series_model()(x, present, lengths).states).all()
 
 
 def test_missing_modality_contributes_no_loss():

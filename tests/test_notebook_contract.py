@@ -34,7 +34,8 @@ def test_int_is_accepted_for_float_but_bool_is_not_int():
 @pytest.mark.parametrize("changes, message", [
     ({"profile": "fast"}, "profile='fast' is not one of smoke, book, paper"),
     ({"seed": "1"}, "'seed' must be int, got '1'"),
-    ({"seed": -1}, "seed must be non-negative"),
+    ({"seed": -1}, r"seed=-1 is out of range: it must be an integer in \[0, 4294967295\]"),
+    ({"seed": 2**70}, r"seed=1180591620717411303424 is out of range"),
     ({"lr": float("nan")}, "'lr' must be finite"),
     ({"n_seeds": 2.5}, "'n_seeds' must be int"),
 ])
@@ -182,6 +183,26 @@ def test_glue_table_hides_a_default_index_only(monkeypatch, tmp_path):
     assert "<th>acc</th>" in plain and "<th>0</th>" not in plain and "0.75" in plain
     assert isinstance(glued["by_gamma"], pd.DataFrame)  # a meaningful index is kept as it is
     assert run.values["plain"] == [{"acc": 0.5}, {"acc": 0.75}]
+
+
+def test_figures_are_written_atomically_and_older_ones_removed_on_save(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: None)
+    monkeypatch.setenv("MMREPRO_RESULTS", str(tmp_path))
+    monkeypatch.delenv("MMREPRO_RUN_OUTPUT", raising=False)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "from_an_older_run.png").write_bytes(b"old")
+    run = make_book_run()
+    fig, _ = plt.subplots()
+    path = run.glue_figure("curve", fig)
+    assert path == tmp_path / "demo" / "curve.png" and path.read_bytes().startswith(b"\x89PNG")
+    run.save()
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["curve.png"]  # no temporary file either
+    assert json.loads((tmp_path / "demo.json").read_text())["values"]["curve"] == {"figure": "curve.png"}
+    monkeypatch.setenv("MMREPRO_RUN_OUTPUT", str(tmp_path / "staged"))  # what mmrepro run / book set
+    assert make_book_run().save() == tmp_path / "staged" / "demo.json"
 
 
 def test_claims_table_filters_by_prefixes_and_glue_claims_shows_them_styled(monkeypatch):

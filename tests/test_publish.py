@@ -46,7 +46,7 @@ def test_plain_papermill_runs_an_exported_notebook(tmp_path):
     data = json.loads((tmp_path / "results" / "contract.json").read_text())
     assert data["profile"] == "smoke" and data["seed"] == 3 and data["params"]["n_runs"] == 7
     assert data["param_sources"] == {"profile": "user", "seed": "user", "device": "default", "n_runs": "user",
-                                     "rate": "default"}
+                                     "rate": "default", "fail": "default", "sleep": "default", "pid_file": "default"}
     assert data["git_sha"] and data["mmrepro_version"]
     for record in data["claims"]:
         claims.validate(record)

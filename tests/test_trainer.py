@@ -232,3 +232,95 @@ def test_one_row_remainder_joins_the_previous_batch():
                           "multilabel", 3, "concat")
     res = fit(model, d.split("train"), d.split("val"), epochs=1, batch_size=16, progress=False, device="cpu")
     assert res.frame()["train/fusion/loss"].notna().all()
+
+
+# ----------------------------------------------------------------------------- bad input at the entry of fit
+@pytest.fixture(scope="module")
+def binary():
+    return load_dataset("synthetic_bimodal", n=200, dims=(6, 6))
+
+
+def binary_net():
+    torch.manual_seed(0)
+    return MultimodalNet({m: MLPEncoder(6, (8,)) for m in ("a", "b")}, "binary", 1)
+
+
+def _with(ds, x=None, y=None):
+    from dataclasses import replace
+
+    return replace(ds, x={**ds.x, **(x or {})}, y={**ds.y, **(y or {})})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_inf_in_a_present_modality_is_an_error_never_zero_filled(binary, bad):
+    a = binary.x["a"].clone()
+    row = int(binary.splits["train"][3])
+    a[row, 2] = bad
+    train = _with(binary, x={"a": a}).split("train")
+    with pytest.raises(ValueError, match=r"train\.x\['a'\] has NaN or inf in 1 row\(s\) marked present \(first: row 3\);"
+                       r" mark a missing modality with present\['a'\]=False"):
+        fit(binary_net(), train, binary.split("val"), epochs=1, progress=False, device="cpu")
+    with pytest.raises(ValueError, match=r"x\['a'\] has NaN or inf"):  # the model itself, outside fit
+        binary_net()(train.x, train.present)
+    # marked absent, the same row is fine: its values are never read
+    from dataclasses import replace
+
+    absent = replace(train, present={**train.present, "a": torch.arange(train.n) != 3})
+    res = fit(binary_net(), absent, binary.split("val"), epochs=1, progress=False, device="cpu")
+    assert math.isfinite(res.history[0]["train/loss"])
+
+
+@pytest.mark.parametrize("y, error, match", [
+    (lambda y: torch.where(y > 0, 2.0, 0.0), ValueError,
+     r"train\.y\['label'\] holds \[2\.0\] for the binary task 'label'; accepted: 0, 1 and NaN \(unknown\)"),
+    (lambda y: y.long(), TypeError, r"train\.y\['label'\] is torch.int64; a binary task needs float targets"),
+    (lambda y: y[:, None], ValueError, r"train\.y\['label'\] has shape \(\d+, 1\); a binary task"),
+])
+def test_bad_labels_are_named(binary, y, error, match):
+    train = binary.split("train")
+    bad = _with(train, y={"label": y(train.y["label"])})
+    with pytest.raises(error, match=match):
+        fit(binary_net(), bad, binary.split("val"), epochs=1, progress=False, device="cpu")
+
+
+def test_multiclass_labels_out_of_range_and_float_inputs(data):
+    with pytest.raises(ValueError, match=r"train\.y\['label'\] holds \[3\].*accepted: 0 \.\. 2 and -1 \(unknown\)"):
+        run(_with(data, y={"label": torch.where(torch.arange(data.n) == int(data.splits["train"][0]), 3, data.y["label"])}))
+    double = _with(data, x={m: v.double() for m, v in data.x.items()})
+    with pytest.raises(TypeError, match=r"train\.x\['a'\] is torch.float64 but the model's parameters are torch.float32"):
+        run(double)
+
+
+def test_empty_splits_are_named(data):
+    empty_val = data.split("val").subset(torch.tensor([], dtype=torch.int64))
+    with pytest.raises(ValueError, match="val has no rows: pass a non-empty split; pass val=None"):
+        fit(net(), data.split("train"), empty_val, epochs=1, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="train has no rows"):
+        fit(net(), empty_val, data.split("val"), epochs=1, progress=False, device="cpu")
+    with pytest.raises(TypeError, match=r"train must be a MultimodalDataset \(e.g. data.split\('train'\)\), got dict"):
+        fit(net(), {"a": data.x["a"]}, None, epochs=1, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("setting, value, error, match", [
+    ("epochs", 0, ValueError, r"epochs=0 is out of range: it must be an integer >= 1"),
+    ("epochs", 2.5, TypeError, r"epochs must be an integer >= 1, got 2.5 \(float\)"),
+    ("batch_size", True, TypeError, r"batch_size must be an integer"),
+    ("lr", 0.0, ValueError, r"lr=0.0 is out of range: it must be a finite number > 0"),
+    ("lr", float("nan"), ValueError, r"lr=nan is out of range"),
+    ("seed", 2**64, ValueError, r"seed=18446744073709551616 is out of range: it must be an integer in \[0, 4294967295\]"),
+    ("seed", -1, ValueError, r"seed=-1 is out of range"),
+    ("patience", 0, ValueError, r"patience=0 is out of range: it must be an integer >= 1"),
+    ("momentum", 1.0, ValueError, r"momentum=1.0 is out of range"),
+])
+def test_fit_settings_are_checked_with_their_name(data, setting, value, error, match):
+    with pytest.raises(error, match=match):
+        run(data, **{setting: value})
+
+
+def test_check_fit_inputs_is_the_shared_entry_check(data):
+    from mmrepro.trainer import check_fit_inputs
+
+    task = check_fit_inputs(net(), data.split("train"), data.split("val"), epochs=3, lr=1e-3, seed=0)
+    assert task.name == "label" and task.kind == "multiclass"
+    with pytest.raises(TypeError, match="unknown setting 'epoch'"):
+        check_fit_inputs(net(), data.split("train"), epoch=3)

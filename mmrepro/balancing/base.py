@@ -12,6 +12,8 @@ from typing import Any
 
 from torch import Tensor
 
+from mmrepro.metrics import LOWER_IS_BETTER, METRICS
+
 
 class BalancingMethod:
     """No balancing (the "vanilla" training); subclasses override what they need."""
@@ -50,3 +52,16 @@ def set_lr(trainer: Any, group: str, lr: float) -> None:
             g["lr"] = lr
             return
     raise ValueError(f"no parameter group named {group!r}; groups: {[g['name'] for g in trainer.optimizer.param_groups]}")
+
+
+def check_method_metric(method: str, metric: Any, higher_is_better: bool = False) -> str:
+    """A balancing method's ``metric``, checked when the method is built rather than when training
+    starts: a name of :data:`mmrepro.metrics.METRICS` or ``"loss"``; with ``higher_is_better`` (rules
+    that divide by the metric or compare its ratios) neither ``"mse"`` nor ``"loss"``."""
+    names = [m for m in (*METRICS, "loss") if not (higher_is_better and m in LOWER_IS_BETTER)]
+    if metric not in (*METRICS, "loss"):
+        raise ValueError(f"{method}: unknown metric {metric!r}; accepted: {', '.join(names)}")
+    if metric not in names:
+        raise ValueError(f"{method} needs a higher-is-better metric (its rule divides by it), got {metric!r}; "
+                         f"accepted: {', '.join(names)}")
+    return metric

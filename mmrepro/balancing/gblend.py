@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from mmrepro.balancing.base import BalancingMethod
+from mmrepro.checks import check_int, check_number
 
 EPS = 1e-12
 
@@ -42,8 +43,8 @@ class GBlend(BalancingMethod):
     name = "gblend"
 
     def __init__(self, window: int = 5, holdout: float = 0.2) -> None:
-        if window < 1 or not 0 < holdout < 1:
-            raise ValueError(f"need window >= 1 and 0 < holdout < 1, got {window}, {holdout}")
+        check_int("window", window, 1)
+        check_number("holdout", holdout, 0, 1, low_open=True, high_open=True)
         self.window, self.holdout = window, holdout
         self.history: list[dict[str, float]] = []
 

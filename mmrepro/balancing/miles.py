@@ -5,7 +5,7 @@ import itertools
 import math
 from typing import Any, Mapping
 
-from mmrepro.balancing.base import BalancingMethod, set_lr
+from mmrepro.balancing.base import BalancingMethod, check_method_metric, set_lr
 from mmrepro.metrics import conditional_utilization
 from mmrepro.models.fusion import FUSION_HEAD
 
@@ -25,8 +25,8 @@ def miles_decision(u_a: float, u_b: float, tau: float, mu: float,
     for name, v in (("u_a", u_a), ("u_b", u_b), ("tau", tau), ("mu", mu)):
         if not math.isfinite(v):
             raise ValueError(f"{name} must be a finite number, got {v!r}")
-    if tau < 0:
-        raise ValueError(f"tau must be >= 0 (MILES: tau in [0, 1]), got {tau}")
+    if not 0 <= tau <= 1:
+        raise ValueError(f"tau={tau} is out of range: MILES' tolerated utilisation gap tau lies in [0, 1]")
     if not 0 < mu <= 1:
         raise ValueError(f"mu must lie in (0, 1] (a reduction factor), got {mu}")
     prev_a, prev_b = previous
@@ -78,9 +78,7 @@ class MILES(BalancingMethod):
     def __init__(self, tau: float = 0.2, mu: float = 0.5, metric: str = "accuracy", split: str = "val") -> None:
         if split not in ("val", "train"):
             raise ValueError(f"split must be 'val' or 'train', got {split!r}")
-        if metric in ("mse", "loss"):
-            raise ValueError(f"MILES needs a higher-is-better metric (eq. 4 divides by it), got {metric!r}; "
-                             "use accuracy, f1_macro, auroc ...")
+        check_method_metric("MILES", metric, higher_is_better=True)  # eq. 4 divides by it
         miles_decision(0.0, 0.0, tau, mu)  # validates tau and mu
         self.tau, self.mu, self.metric, self.split = tau, mu, metric, split
         self.needs_val = split == "val"

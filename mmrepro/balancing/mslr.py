@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from mmrepro.balancing.base import BalancingMethod, set_lr
+from mmrepro.balancing.base import BalancingMethod, check_method_metric, set_lr
+from mmrepro.checks import check_int
 
 
 class MSLR(BalancingMethod):
@@ -14,8 +15,10 @@ class MSLR(BalancingMethod):
     * ``"smooth"`` (MSLR-S): rates pulled towards their mean, lr_m = (1 - lam) lrs[m] + lam mean(lrs)
       (``lam`` = ``smooth``; MILES only says "closer to the average", the form is our choice).
     * ``"dynamic"`` (MSLR-D): start from ``lrs`` and every ``interval`` epochs multiply lr_m by
-      val_m / mean(val_m over the last ``interval`` epochs), val_m the unimodal head's validation
-      ``metric`` (the rule of the public reimplementation noted in the shared reference notes).
+      val_m / mean(val_m over the last ``interval`` epochs), val_m the validation ``metric`` of the
+      head predicting from modality m alone (its unimodal head, or its detached probe in a model
+      trained on the fused loss only) (the rule of the public reimplementation noted in the shared
+      reference notes).
     """
 
     name = "mslr"
@@ -28,9 +31,11 @@ class MSLR(BalancingMethod):
             raise ValueError(f"learning rates must be positive, got {dict(lrs)}")
         if not 0 <= smooth <= 1 or interval < 1:
             raise ValueError(f"need 0 <= smooth <= 1 and interval >= 1, got {smooth}, {interval}")
-        if strategy == "dynamic" and metric in ("mse", "loss"):
-            raise ValueError(f"MSLR-D scales rates by a higher-is-better metric's ratio, got {metric!r}; "
-                             "use accuracy, f1_macro, auroc ...")
+        if not lrs:
+            raise ValueError("lrs must give one learning rate per modality, e.g. {'image': 1e-3, 'audio': 3e-4}")
+        check_int("interval", interval, 1)
+        if strategy == "dynamic":
+            check_method_metric("MSLR-D", metric, higher_is_better=True)  # rates scale by the metric's ratio
         self.strategy, self.smooth, self.interval, self.metric = strategy, smooth, interval, metric
         self.needs_val = strategy == "dynamic"
         mean = sum(lrs.values()) / len(lrs)
@@ -46,6 +51,11 @@ class MSLR(BalancingMethod):
             raise ValueError(f"lrs must give a rate for exactly the modalities {trainer.model.modalities}")
         self.lrs = dict(self.initial)
         self.history = {m: [] for m in self.lrs}
+        if self.strategy == "dynamic":
+            try:
+                self.watch = {m: trainer.model.unimodal_head(m) for m in self.lrs}
+            except ValueError as err:
+                raise ValueError(f"MSLR-D scales rates by each modality's own validation score: {err}") from None
         for m, lr in self.lrs.items():
             set_lr(trainer, m, lr)
 
@@ -53,7 +63,7 @@ class MSLR(BalancingMethod):
         if self.strategy != "dynamic":
             return {}
         for m in self.lrs:
-            self.history[m].append(logs[f"val/{m}/{self.metric}"])
+            self.history[m].append(logs[f"val/{self.watch[m]}/{self.metric}"])
         if (epoch + 1) % self.interval == 0:
             for m, hist in self.history.items():
                 recent = hist[-self.interval:]

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from mmrepro.balancing.base import BalancingMethod
+from mmrepro.checks import check_int, check_number
 from mmrepro.models.fusion import probabilities
 
 
@@ -50,8 +51,10 @@ class OGM(BalancingMethod):
     name = "ogm"
 
     def __init__(self, alpha: float = 0.5, ge: bool = False, start: int = 0, end: int | None = None) -> None:
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        check_number("alpha", alpha, 0)
+        check_int("start", start, 0)
+        if end is not None and check_int("end", end, 0) <= start:
+            raise ValueError(f"end={end} must be after start={start} (modulation runs in epochs [start, end)), or None")
         self.alpha, self.ge, self.start, self.end = alpha, ge, start, end
         self.name = "ogm-ge" if ge else "ogm"
         self.coeffs: list[tuple[float, float]] = []

@@ -4,21 +4,29 @@ input, MILES Sec. IV-A; AV-MNIST's noisy audio, Vielzeuf et al. 2018).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import scipy.io.wavfile
 import torch
 
-from .storage import DataError
+from .storage import DataError, os_error
 
 RATE = 8000
 
 
 def read_wav(path: Path, rate: int = RATE) -> np.ndarray:
-    """Mono 16-bit PCM WAV at ``rate`` Hz as float32 in [-1, 1]; DataError naming the file otherwise."""
+    """Mono 16-bit PCM WAV at ``rate`` Hz as float32 in [-1, 1]; DataError naming the file otherwise
+    (a file shorter than its header announces is truncated: an error, not scipy's warning)."""
     try:
-        sr, a = scipy.io.wavfile.read(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", scipy.io.wavfile.WavFileWarning)
+            sr, a = scipy.io.wavfile.read(path)
+    except scipy.io.wavfile.WavFileWarning as e:
+        raise DataError(f"{path} is truncated or damaged ({e}); delete it so that it is fetched again") from e
+    except OSError as e:
+        raise os_error(path, e, "WAV file") from e
     except Exception as e:  # noqa: BLE001 - scipy raises assorted errors (even UnboundLocalError) on bad headers
         raise DataError(f"{path} is not a readable WAV file ({e!r})") from e
     if sr != rate:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmrepro.checks import check_seed
+
 from .audio import RATE, add_noise, log_mel_images, pad_batch, read_wav
 from .base import MultimodalDataset, Task
 from .cache import cache_key, cached
@@ -132,6 +134,7 @@ def load_av_digits(seed: int = 0, images: str = "mlxtend5k", size: int = 28, n_m
     energy from the images (PCA fitted on training rows); ``audio_snr_db`` adds
     white noise at that SNR before the spectrogram. Values in [0, 1].
     """
+    seed = check_seed(seed)
     if images not in IMAGE_SOURCES:
         raise ValueError(f"unknown images={images!r}; valid: {IMAGE_SOURCES}")
     if not 0 <= image_pca_removal < 1:

@@ -31,6 +31,36 @@ class Task:
         if self.kind in ("binary", "regression") and self.n_outputs != 1:
             raise ValueError(f"task {self.name!r}: a {self.kind} task has n_outputs=1, got {self.n_outputs}")
 
+    def check_targets(self, y: Tensor, name: str = "y") -> None:
+        """TypeError / ValueError (naming ``name``) unless ``y`` follows the convention for this task:
+        binary float (N,) in {0, 1}, multilabel float (N, L) in {0, 1}, regression float (N,) finite,
+        multiclass int64 (N,) in [0, n_outputs); unknown targets are NaN (float) or -1 (int64)."""
+        if not isinstance(y, Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(y).__name__}")
+        shape = (y.shape[0], self.n_outputs) if self.kind == "multilabel" else (y.shape[0],) if y.dim() else ()
+        if tuple(y.shape) != shape:
+            want = "(N, L)" if self.kind == "multilabel" else "(N,)"
+            raise ValueError(f"{name} has shape {tuple(y.shape)}; a {self.kind} task with {self.n_outputs} output(s) "
+                             f"needs {want} = {shape}")
+        if self.kind == "multiclass":
+            if y.dtype != torch.int64:
+                raise TypeError(f"{name} is {y.dtype}; a multiclass task needs int64 class indices (-1 = unknown): "
+                                "use y.long()")
+            bad = (y < -1) | (y >= self.n_outputs)
+            accepted = f"0 .. {self.n_outputs - 1} and -1 (unknown)"
+        else:
+            if not torch.is_floating_point(y):
+                raise TypeError(f"{name} is {y.dtype}; a {self.kind} task needs float targets (NaN = unknown): "
+                                "use y.float()")
+            known = ~torch.isnan(y)
+            if self.kind == "regression":
+                bad, accepted = known & ~torch.isfinite(y), "finite numbers and NaN (unknown)"
+            else:
+                bad, accepted = known & (y != 0) & (y != 1), "0, 1 and NaN (unknown)"
+        if bool(bad.any()):
+            values = torch.unique(y[bad])[:5].tolist()
+            raise ValueError(f"{name} holds {values} for the {self.kind} task {self.name!r}; accepted: {accepted}")
+
 
 @dataclass
 class MultimodalDataset:

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .sources import MFEAT_LICENCE, MFEAT_URL, mfeat_files
 from .splits import stratified_split, standardize
-from .storage import DataError
+from .storage import DataError, os_error
 
 VIEWS = {"fac": 216, "fou": 76, "kar": 64, "mor": 6, "pix": 240, "zer": 47}
 N_ROWS = 2000
@@ -22,7 +24,9 @@ def read_mfeat_csv(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]
     """
     try:
         a = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    except (ValueError, OSError) as e:
+    except OSError as e:
+        raise os_error(path, e, "UCI Multiple Features file") from e
+    except ValueError as e:
         raise DataError(f"{path} is not a valid UCI Multiple Features CSV ({e})") from e
     if a.shape != (N_ROWS, n_features + 1):
         raise DataError(f"{path} has shape {a.shape}, expected ({N_ROWS}, {n_features + 1}): truncated or wrong file")
@@ -37,6 +41,7 @@ def load_mfeat(seed: int = 0, views: tuple[str, ...] | list[str] = tuple(VIEWS),
     the ``pix`` view is instead a (1, 16, 15) image of pixel averages scaled to [0, 1].
     Split: stratified 70/15/15 for the seed.
     """
+    seed = check_seed(seed)
     views = list(views)
     bad = [v for v in views if v not in VIEWS]
     if bad or not views or len(set(views)) != len(views):

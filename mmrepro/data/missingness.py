@@ -14,6 +14,8 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
+from mmrepro.checks import check_number, check_seed
+
 from .base import MultimodalDataset
 
 
@@ -27,11 +29,11 @@ def _rows(ds: MultimodalDataset, rows: Tensor | str | None) -> Tensor:
     return torch.as_tensor(rows, dtype=torch.long)
 
 
-def _check(ds: MultimodalDataset, modality: str, rate: float) -> None:
+def _check(ds: MultimodalDataset, modality: str, rate: float, seed: int) -> None:
     if modality not in ds.x:
         raise ValueError(f"unknown modality {modality!r}; valid: {ds.modalities}")
-    if not 0 <= rate <= 1:
-        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    check_number("rate", rate, 0, 1)
+    check_seed(seed)
 
 
 def drop_modality(ds: MultimodalDataset, modality: str, rows: Tensor, record: dict | None = None) -> MultimodalDataset:
@@ -52,7 +54,7 @@ def drop_modality(ds: MultimodalDataset, modality: str, rows: Tensor, record: di
 def mcar(ds: MultimodalDataset, modality: str, rate: float, seed: int = 0,
          rows: Tensor | str | None = None) -> MultimodalDataset:
     """Missing completely at random: ``round(rate * n)`` eligible rows drawn uniformly lose ``modality``."""
-    _check(ds, modality, rate)
+    _check(ds, modality, rate, seed)
     el = _rows(ds, rows)
     gen = torch.Generator().manual_seed(seed)
     pick = el[torch.randperm(len(el), generator=gen)[: round(rate * len(el))]]
@@ -65,7 +67,7 @@ def mar(ds: MultimodalDataset, modality: str, rate: float, seed: int = 0, driver
     weights ``exp(strength * z)``, z the standardised value of an observed feature ``driver = (modality, index)``
     (flattened feature index; default: feature 0 of the first other modality present in every eligible row).
     Missingness then depends only on observed data, not on the target."""
-    _check(ds, modality, rate)
+    _check(ds, modality, rate, seed)
     el = _rows(ds, rows)
     if driver is None:
         full = [m for m in ds.modalities if m != modality and bool(ds.present[m][el].all())]
@@ -91,7 +93,7 @@ def mnar(ds: MultimodalDataset, modality: str, rate: float, task: str, cls: int 
     """Missing not at random (MultiModN Sec. 6.4): ``rate`` of the eligible rows whose ``task`` label is ``cls``
     lose ``modality``; other classes keep it. ``order="first"`` takes the first such rows in data order (as
     the MultiModN reference code does), ``"random"`` draws them with the seed."""
-    _check(ds, modality, rate)
+    _check(ds, modality, rate, seed)
     if task not in ds.y:
         raise ValueError(f"unknown task {task!r}; valid: {sorted(ds.y)}")
     if ds.tasks[task].kind not in ("binary", "multiclass"):

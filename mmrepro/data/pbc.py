@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .splits import kfold_split, stratified_split, standardize
 
@@ -83,6 +85,7 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
     Split stratified by outcome and trial membership: 70/15/15 drawn by ``seed``, or with ``fold``
     fold ``fold`` of a ``n_folds``-fold partition drawn by ``seed`` (:func:`~mmrepro.data.splits.kfold_split`:
     that fold is the test set, validation is carved from the other folds)."""
+    seed = check_seed(seed)
     if labs not in ("static", "series"):
         raise ValueError(f"unknown labs={labs!r}; valid: ('static', 'series')")
     if not death_years > 0 or not history_years >= 0:

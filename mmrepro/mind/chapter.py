@@ -16,7 +16,7 @@ from mmrepro.mind.experiments import (ABLATION, METHODS, OMEGA_SETTINGS, OmegaRu
                                       method_name, metric_ci, omega_study, param_counts, searches,
                                       teacher_predictions, ume_predictions, utilisation)
 from mmrepro.mind.problems import Problem
-from mmrepro.mind.teachers import train_teachers
+from mmrepro.mind.teachers import check_k, train_teachers
 from mmrepro.models import FUSION_HEAD
 from mmrepro.stats import paired_bootstrap_evidence, paired_evidence
 
@@ -60,6 +60,7 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
     evaluation of each selected model, ablation I with MIND's selected (lr, ω) and seed, ablation II
     over ``omega_seeds`` seeds. Students train through :func:`mmrepro.experiments.run_jobs` on
     ``executor`` ("local" or "ray")."""
+    check_k(k, {m: len(specs) * len(teacher_lrs) for m, specs in problem.teacher_specs.items()})  # before training
     teachers = train_teachers(problem, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size, seed=seed,
                               device=device, cache=cache)
     setup = Setup(problem, teachers, k=k, epochs=epochs, batch_size=batch_size, patience=patience, device=device)

@@ -20,7 +20,7 @@ from mmrepro.experiments.space import Choice, LogUniform, sample
 from mmrepro.losses import MIND, MKE, TS, Supervised
 from mmrepro.metrics import bootstrap_ci, score
 from mmrepro.mind.problems import Problem
-from mmrepro.mind.teachers import Teacher
+from mmrepro.mind.teachers import Teacher, check_k
 from mmrepro.models import FUSION_HEAD, MultimodalNet, count_parameters, probabilities
 from mmrepro.models.ensemble import ume_proba
 from mmrepro.runs.keys import dataset_fingerprint, fingerprint
@@ -57,6 +57,9 @@ class Setup:
     batch_size: int = 64
     patience: int | None = None
     device: str | torch.device = "cpu"
+
+    def __post_init__(self) -> None:
+        check_k(self.k, {m: len(ts) for m, ts in self.teachers.items()})
 
     def best(self, m: str) -> list[MultimodalNet]:
         return [self.teachers[m][0].model]

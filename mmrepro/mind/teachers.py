@@ -7,6 +7,8 @@ the ensemble whose averaged probabilities are the soft targets of eq. (4).
 Trained weights are cached under ``$MMREPRO_CACHE/mind-teachers`` (default: the per-user cache,
 see :func:`mmrepro.data.storage.cache_root`), keyed by a hash of the candidate's configuration, the
 checksum of its training data, the seed and the package version, so re-running a chapter reuses them.
+Entries are verified by their SHA-256 and their shapes before any weight is loaded
+(:mod:`mmrepro.data.cache`); one that fails is retrained from the untouched initialisation.
 """
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ from typing import Any, Sequence
 
 import torch
 
-from mmrepro.data.cache import save_atomic
+from mmrepro.checks import check_int
+from mmrepro.data.cache import CorruptEntry, load_state_checked, load_verified, save_verified
 from mmrepro.data.storage import cache_root
 from mmrepro.mind.problems import Problem, arch_name
 from mmrepro.models import MultimodalNet, count_parameters
 from mmrepro.trainer import fit
 
-FORMAT = 1  # bump when teacher training changes, so older cache entries are not reused
+FORMAT = 2  # bump when teacher training changes, so older cache entries are not reused
 
 
 @dataclass
@@ -69,7 +72,7 @@ def teacher_key(problem: Problem, modality: str, spec: dict[str, Any], lr: float
 
 def _save(path: Path, entry: dict[str, Any]) -> None:
     try:
-        save_atomic(entry, path)
+        save_verified(entry, path)
     except OSError as e:
         warnings.warn(f"could not cache teacher {path} ({e}); set MMREPRO_CACHE to a writable folder", stacklevel=3)
 
@@ -83,14 +86,14 @@ def train_teacher(problem: Problem, modality: str, spec: dict[str, Any], lr: flo
     rows = problem.unimodal[modality]
     torch.manual_seed(seed)
     model = problem.teacher(modality, spec)
-    if cache and path.is_file():
+    if cache and path.exists():
         try:
-            entry = torch.load(path, weights_only=True)
-            model.load_state_dict(entry["state"])
+            entry = load_verified(path)
+            load_state_checked(model, entry["state"], f"cached teacher {path}")
             return Teacher(modality, spec, lr, model.to(device).eval(), float(entry["val_score"]),
                            int(entry["best_epoch"]), len(rows["train"]), key, True)
-        except Exception as e:  # noqa: BLE001 - an unreadable entry is retrained
-            warnings.warn(f"cached teacher {path} is unreadable ({e}); retraining it", stacklevel=2)
+        except (CorruptEntry, OSError, KeyError, TypeError, ValueError) as e:
+            warnings.warn(f"{e}; retraining the teacher", stacklevel=2)
     res = fit(model, problem.rows(rows["train"]), problem.rows(rows["val"]), task=problem.task, epochs=epochs,
               batch_size=batch_size, lr=lr, patience=patience, select_metric=problem.select_metric, seed=seed,
               device=device, metrics=(problem.select_metric,), progress=False)
@@ -116,8 +119,17 @@ def train_teachers(problem: Problem, lrs: Sequence[float], *, epochs: int, batch
     return out
 
 
+def check_k(k: int, candidates: dict[str, int]) -> int:
+    """``k`` teachers per ensemble need at least ``k`` candidates per modality (``candidates``: modality ->
+    count); a smaller ensemble than the one reported would be a silent change of method."""
+    fewest = min(candidates.values(), default=0)
+    if check_int("k", k, 1) > fewest:
+        raise ValueError(f"k={k} teachers per ensemble, but there are only {candidates} candidate teachers per "
+                         f"modality (architectures x learning rates): use k in [1, {fewest}] or add candidates")
+    return k
+
+
 def ensemble(teachers: dict[str, list[Teacher]], k: int = 3) -> dict[str, list[MultimodalNet]]:
     """The top ``k`` teachers' models per modality (eq. 4 averages their probabilities)."""
-    if k < 1:
-        raise ValueError(f"an ensemble needs k >= 1 teachers, got {k}")
+    check_k(k, {m: len(ts) for m, ts in teachers.items()})
     return {m: [t.model for t in ts[:k]] for m, ts in teachers.items()}

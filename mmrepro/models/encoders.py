@@ -11,6 +11,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torchvision.models.resnet import BasicBlock, conv1x1
 
+from mmrepro.checks import check_int, check_number
+
 # depth -> basic blocks per stage. ResNet-18/34 are He et al. (2016) Table 1; ResNet-10 is one block
 # per stage (the MIND/MedFuse student). ResNet-3 (stem + one block) and ResNet-6 (stem + two stages
 # of one block) are inferred from MIND Appendix C: with a 3x3 stem they give the reported
@@ -42,8 +44,8 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         if depth not in RESNET_STAGES:
             raise ValueError(f"ResNet depth {depth} is not supported; choose one of {sorted(RESNET_STAGES)}")
-        if width < 1 or in_channels < 1:
-            raise ValueError(f"width and in_channels must be positive, got width={width}, in_channels={in_channels}")
+        check_int("width", width, 1)
+        check_int("in_channels", in_channels, 1)
         if stem == "imagenet":
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(width),
@@ -88,8 +90,10 @@ class LSTMEncoder(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int = 256, num_layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        if not 1 <= num_layers <= 4:
-            raise ValueError(f"num_layers must be between 1 and 4, got {num_layers}")
+        check_int("input_size", input_size, 1)
+        check_int("hidden_size", hidden_size, 1)
+        check_int("num_layers", num_layers, 1, 4)
+        check_number("dropout", dropout, 0, 1, high_open=True)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.out_dim = hidden_size
@@ -109,8 +113,14 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, in_features: int, hidden: Sequence[int] = (64,), dropout: float = 0.0) -> None:
         super().__init__()
+        check_int("in_features", in_features, 1)
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+            raise TypeError(f"hidden must be a sequence of layer widths, e.g. ({hidden},) for one layer of {hidden} "
+                            f"units; got {hidden!r} ({type(hidden).__name__})")
         if not hidden:
-            raise ValueError("MLPEncoder needs at least one hidden layer size")
+            raise ValueError("hidden must give at least one layer width, e.g. (64,)")
+        hidden = tuple(check_int(f"hidden[{i}]", h, 1) for i, h in enumerate(hidden))
+        check_number("dropout", dropout, 0, 1, high_open=True)
         layers: list[nn.Module] = []
         for d_in, d_out in zip((in_features, *hidden[:-1]), hidden):
             layers += [nn.Linear(d_in, d_out), nn.ReLU()]

@@ -32,6 +32,8 @@ def soft_targets(teachers: Sequence[nn.Module], modality: str, x: Mapping[str, T
                  temperature: float = 1.0, batch_size: int = 512) -> Tensor:
     """Averaged teacher probabilities y^T (MIND eq. 4) for every row, computed in eval mode without
     gradients; rows where ``modality`` is absent are NaN (they carry no distillation signal)."""
+    if not teachers:
+        raise ValueError(f"soft targets for {modality!r} need at least one teacher; got an empty list")
     n = present[modality].shape[0]
     dev = next(teachers[0].parameters()).device  # rows may sit in host memory (large data on CUDA)
     chunks = []

@@ -8,10 +8,15 @@
   sequence length, as MedFuse does for unpaired samples.
 * ``multihead=True`` adds one linear head per modality on its encoder output (MIND Fig. 1 A.2,
   MILES eq. 3), so the model also predicts from any subset of modalities.
+* ``probes=True`` adds one linear *probe* per modality on the detached encoder output (heads
+  ``"probe:{m}"``): trained alongside, it measures what an encoder has learnt without sending any
+  gradient into it, so a model trained on the fused loss alone still reports unimodal accuracies
+  (MILES Tables II-III) and a balancing method cannot move the measurement through the heads.
 
 Inputs follow the dataset convention: ``x[m]`` (N, ...), ``present[m]`` (N,) bool, absent rows may be
-NaN. Only present rows reach an encoder; absent embeddings are zeros and any NaN inside a present
-row is zero-filled, so NaN never propagates.
+NaN. Only present rows reach an encoder; absent embeddings are zeros, so NaN never propagates. A NaN
+or inf inside a present row (within its length, for padded sequences) is a ValueError: mark a missing
+modality as absent, or impute it before training.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 FUSION_HEAD = "fusion"
+PROBE = "probe:"  # prefix of the probe heads (``probes=True``)
 TASK_KINDS = ("binary", "multiclass", "multilabel", "regression")
 
 
@@ -50,6 +56,25 @@ def probabilities(logits: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
 
 
+def check_present_finite(modality: str, x: Tensor, lengths: Tensor | None = None, rows: Tensor | None = None) -> Tensor:
+    """``x`` (the rows where ``modality`` is present) unchanged when it is finite (padded sequences
+    (N, T, ...): within each row's length, at least its first step); ValueError naming the rows otherwise."""
+    if bool(torch.isfinite(x).all()):  # the usual case, in one reduction
+        return x
+    bad = ~torch.isfinite(x)
+    if lengths is not None and x.dim() >= 3:
+        steps = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device).clamp(min=1)[:, None]
+        bad = bad.flatten(2).any(2) & steps
+    bad_rows = bad.reshape(x.shape[0], -1).any(1)
+    if bool(bad_rows.any()):
+        first = int(bad_rows.nonzero()[0, 0])
+        first = first if rows is None else int(rows[first])
+        raise ValueError(f"x[{modality!r}] has NaN or inf in {int(bad_rows.sum())} row(s) marked present (first: row "
+                         f"{first}); mark a missing modality with present[{modality!r}]=False (its values are then "
+                         "ignored), or impute the missing values first.")
+    return x
+
+
 class MultimodalNet(nn.Module):
     """Encoders + fusion + heads for one task (``kind``, ``n_outputs``); see the module docstring.
 
@@ -59,7 +84,8 @@ class MultimodalNet(nn.Module):
 
     def __init__(self, encoders: Mapping[str, nn.Module], kind: str, n_outputs: int,
                  fusion: Literal["concat", "sum", "lstm"] = "concat", multihead: bool = True,
-                 token_dim: int | None = None, fusion_hidden: int = 512, dropout: float = 0.0) -> None:
+                 token_dim: int | None = None, fusion_hidden: int = 512, dropout: float = 0.0,
+                 probes: bool = False) -> None:
         super().__init__()
         if kind not in TASK_KINDS:
             raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
@@ -92,10 +118,29 @@ class MultimodalNet(nn.Module):
         if multihead:
             for m, d in dims.items():
                 self.heads[m] = nn.Linear(d, n_outputs)
+        self.probes = nn.ModuleDict({m: nn.Linear(d, n_outputs) for m, d in dims.items()}) if probes else None
 
     @property
     def head_names(self) -> list[str]:
+        """The heads that predict (and train the network): fusion and, if multi-head, one per modality.
+        Probes are listed apart (:attr:`probe_names`)."""
         return list(self.heads)
+
+    @property
+    def probe_names(self) -> list[str]:
+        return [f"{PROBE}{m}" for m in self.modalities] if self.probes is not None else []
+
+    def unimodal_head(self, modality: str) -> str:
+        """The head that predicts from ``modality`` alone: its unimodal head if the model is multi-head,
+        else its probe. Raises if the model has neither."""
+        if modality not in self.modalities:
+            raise ValueError(f"unknown modality {modality!r}; the model has {self.modalities}")
+        if self.multihead:
+            return modality
+        if self.probes is not None:
+            return f"{PROBE}{modality}"
+        raise ValueError("this model predicts from the fused embedding only; build it with multihead=True "
+                         "(unimodal heads trained with the network) or probes=True (detached probes)")
 
     def _check_inputs(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
         missing = [m for m in self.modalities if m not in x]
@@ -115,12 +160,13 @@ class MultimodalNet(nn.Module):
         for m in self.modalities:
             xm, p, ln = x[m], pres[m], lengths.get(m)
             if bool(p.all()):
-                emb[m] = self.encoders[m](torch.nan_to_num(xm), ln)
+                emb[m] = self.encoders[m](check_present_finite(m, xm, ln), ln)
                 continue
             idx = p.nonzero().squeeze(1)
             z = xm.new_zeros(xm.shape[0], self.encoders[m].out_dim)
             if idx.numel():
-                z = z.index_copy(0, idx, self.encoders[m](torch.nan_to_num(xm[idx]), None if ln is None else ln[idx]))
+                ln_p = None if ln is None else ln[idx]
+                z = z.index_copy(0, idx, self.encoders[m](check_present_finite(m, xm[idx], ln_p, idx), ln_p))
             emb[m] = z
         return emb, pres
 
@@ -149,6 +195,10 @@ class MultimodalNet(nn.Module):
             for m in self.modalities:
                 logits[m] = self.heads[m](self.dropout(emb[m]))
                 mask[m] = pres[m]
+        if self.probes is not None:
+            for m in self.modalities:
+                logits[f"{PROBE}{m}"] = self.probes[m](emb[m].detach())
+                mask[f"{PROBE}{m}"] = pres[m]
         return ModelOutput(logits=logits, mask=mask, embeddings=emb)
 
     def fusion_contributions(self, emb: Mapping[str, Tensor]) -> dict[str, Tensor] | None:
@@ -195,13 +245,16 @@ class MultimodalNet(nn.Module):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by branch: modality ``m`` = its encoder and unimodal head; ``"fusion"`` = the
-        projections, fusion LSTM and fusion head (the balancing methods act on these groups)."""
+        projections, fusion LSTM and fusion head (the balancing methods act on these groups);
+        ``"probes"`` = the probes (when present; no method changes their rate)."""
         groups = {m: list(self.encoders[m].parameters()) + (list(self.heads[m].parameters()) if self.multihead else [])
                   for m in self.modalities}
         fusion = list(self.proj.parameters()) + list(self.heads[FUSION_HEAD].parameters())
         if self.fusion == "lstm":
             fusion += list(self.fusion_lstm.parameters())
         groups[FUSION_HEAD] = fusion
+        if self.probes is not None:
+            groups["probes"] = list(self.probes.parameters())
         return groups
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 import torch
 
 from .. import metrics
@@ -191,9 +192,10 @@ def task_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str,
         except ValueError:
             return math.nan
 
-    if kind == "regression":
+    if kind == "regression":  # AUROC depends only on the scores' order: their ranks are the [0, 1] scores it needs
+        ranks = scipy.stats.rankdata(y_pred) / max(len(y_pred), 1)
         return {"mse": metrics.score("mse", y_true, y_pred, kind),
-                "auroc": auroc((y_true > 0).astype(np.float64), y_pred, "binary")}
+                "auroc": auroc((y_true > 0).astype(np.float64), ranks, "binary")}
     if kind not in ("binary", "multiclass"):
         raise ValueError(f"task kind {kind!r} is not used in this chapter (binary, multiclass, regression).")
     return {"auroc": auroc(y_true, y_pred, kind),

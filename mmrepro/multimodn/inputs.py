@@ -20,6 +20,8 @@ def check_inputs(x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
     Static modalities are (N, F), sequence modalities (N, T, F) with a shared T.  ``present``
     defaults to all rows (per modality ``(N,)`` bool); ``lengths`` to T (``(N,)`` int64 in [0, T]).
     ``n_times`` is the T of the sequence modalities in ``x`` (0 when there are none).
+    Values of the modalities in ``used`` must be finite wherever they are present (and, for sequences,
+    within the row's length): a missing modality is marked by ``present``, never by NaN alone.
     """
     if not isinstance(x, Mapping):
         raise ValueError(f"x must be a dict {{modality: tensor}}, got {type(x).__name__}.")
@@ -73,4 +75,20 @@ def check_inputs(x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
             elif length.numel() and (int(length.min()) < 0 or int(length.max()) > n_times):
                 raise ValueError(f"lengths[{m!r}] must lie in [0, {n_times}] (the padded T).")
             lens[m] = length
+    for m in used:
+        _check_finite(m, x[m], masks[m], lens.get(m))
     return n, n_times, masks, lens
+
+
+def _check_finite(m: str, v: Tensor, present: Tensor, length: Tensor | None) -> None:
+    """ValueError unless ``v`` is finite where ``m`` is present (and, for a sequence, within the length)."""
+    bad = ~torch.isfinite(v).all(-1)  # (N,) or (N, T)
+    if length is not None:
+        bad &= present[:, None] & (torch.arange(v.shape[1], device=bad.device)[None, :] < length[:, None])
+    else:
+        bad &= present
+    rows = bad.reshape(v.shape[0], -1).any(1)
+    if bool(rows.any()):
+        raise ValueError(f"x[{m!r}] has NaN or inf in {int(rows.sum())} row(s) marked present (first: row "
+                         f"{int(rows.nonzero()[0, 0])}); mark a missing modality with present[{m!r}]=False "
+                         "(its values are then ignored), or impute the missing values first.")

@@ -5,11 +5,12 @@ every state is read by one decoder per task.  Time-series mode (paper Section 3,
 series"): static modalities are encoded first, then for each time point ``t`` every sequence
 modality encodes its features at ``t``; predictions exist after every step.
 
-Missing data is skipped *per sample*: where a modality is absent (``present`` False), beyond the
-sample's sequence length, or has a non-finite value at that step, the encoder output is discarded
-for that row and its state is carried over unchanged.  Absent rows are zero-filled before the
-encoder so NaN never reaches an output or a gradient.  The reference implementation skips an
-encoder for the whole batch when any row is NaN (batch size 1 gives per-sample skipping).
+Missing data is skipped *per sample*: where a modality is absent (``present`` False) or beyond the
+sample's sequence length, the encoder output is discarded for that row and its state is carried
+over unchanged.  Absent rows are zero-filled before the encoder so NaN never reaches an output or a
+gradient; a NaN or inf where the modality is marked present is an error, not a silent skip.  The
+reference implementation skips an encoder for the whole batch when any row is NaN (batch size 1
+gives per-sample skipping).
 
 Loss (:func:`output_loss`): the mean over (state, decoder) pairs whose target is known and whose
 state was actually produced for that sample: ``s0`` (the prior every sample has) and every updated
@@ -157,12 +158,11 @@ class MultiModN(nn.Module):
         ok, clean = {}, {}
         for m in static + sequence:
             inp = x[m].to(state.dtype)
-            valid = torch.isfinite(inp).all(-1)
             if m in self.sequence_modalities:  # (N, T): present and within the sample's length
                 t = torch.arange(n_times, device=inp.device)
-                valid = valid & masks[m][:, None] & (t[None, :] < lens[m][:, None])
+                valid = masks[m][:, None] & (t[None, :] < lens[m][:, None])
             else:
-                valid = valid & masks[m]
+                valid = masks[m]
             ok[m] = valid
             clean[m] = torch.where(valid[..., None], inp, torch.zeros((), dtype=inp.dtype, device=inp.device))
         # time points after every sample's last valid step would change no state: not run

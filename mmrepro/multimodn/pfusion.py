@@ -8,8 +8,8 @@ learn the missingness pattern (the MNAR failure of paper Section 6.4).  Sequence
 flattened over their padded time axis, steps beyond a sample's length padded alike.
 
 ``fusion="early"`` is the reference implementation's baseline (its HAIM decoder): no per-modality
-encoders, one MLP over the concatenated standardised features with NaN filled by 0, without input
-dropout (``dropout`` applies to the embedding encoders only).
+encoders, one MLP over the concatenated standardised features with absent values filled by 0,
+without input dropout (``dropout`` applies to the embedding encoders only).
 
 Encoders and decoder are :func:`~mmrepro.multimodn.heads.mlp` networks with the same widths as
 MultiModN's, so that only the fusion differs (paper Section 4.1, Appendix B Figure 8).
@@ -77,7 +77,7 @@ class PFusion(nn.Module):
 
     def padded_inputs(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
                       lengths: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """Flattened inputs with absent rows, steps beyond the length and NaN set to ``pad_value``."""
+        """Flattened inputs with absent rows and steps beyond the length set to ``pad_value``."""
         n, n_times, masks, lens = check_inputs(x, present, lengths, self.modalities, self.n_features,
                                                frozenset(self.sequence_steps))
         if self.sequence_steps and n_times != next(iter(self.sequence_steps.values())):
@@ -90,7 +90,6 @@ class PFusion(nn.Module):
             keep = masks[m].view(-1, *([1] * (v.dim() - 1)))
             if m in self.sequence_steps:
                 keep = keep & (torch.arange(n_times, device=v.device)[None, :, None] < lens[m][:, None, None])
-            keep = keep & ~torch.isnan(v)
             out[m] = torch.where(keep, v, pad.to(v)).reshape(n, -1)
         return out
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import metrics
+from ..checks import check_int, check_number, check_seed
 from .heads import to_probability
 from .model import MultiModN
 from .pfusion import PFusion
@@ -137,8 +138,12 @@ def fit(model: MultiModN | PFusion | FusionTransformer, train: Any, val: Any | N
             :func:`epoch_batches`.  Faster in time-series mode (a batch runs up to its longest
             sample), but the batches differ, so results differ from the default random batches.
     """
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr}).")
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_number("lr", lr, 0, low_open=True)
+    check_seed(seed)
+    if grad_clip is not None:
+        check_number("grad_clip", grad_clip, 0, low_open=True)
     if shuffle_order and not isinstance(model, MultiModN):
         raise ValueError("shuffle_order applies to MultiModN only (P-Fusion has no encoding order).")
     unknown = sorted(set(select_tasks or ()) - set(model.tasks))
@@ -148,6 +153,8 @@ def fit(model: MultiModN | PFusion | FusionTransformer, train: Any, val: Any | N
     model.to(device)
     x, present, lengths, y = _fields(train, device)
     n = next(iter(x.values())).shape[0]
+    if n == 0:
+        raise ValueError("train has no rows: pass a non-empty training split.")
     steps = None
     if bucket_by_length:
         if not lengths:

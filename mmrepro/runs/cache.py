@@ -9,7 +9,8 @@ run instead of training it.
 
 Where: ``$MMREPRO_RUN_CACHE`` if set (``off`` disables the cache), else the per-user cache folder
 ``<user cache>/mmrepro/runs`` (platformdirs, beside the data cache). One file per run,
-``<objective>/<sha256>.run``, written atomically behind a SHA-256 of its bytes; an entry that fails
+``<objective>/<sha256>.run``, written atomically behind a SHA-256 of its bytes
+(:func:`mmrepro.data.cache.save_verified`, the package's one verified store); an entry that fails
 that check (or whose stored key differs) is reported, removed and recomputed. Loading an entry
 updates its modification time, so ``mmrepro cache clear --older-than DAYS`` removes runs unused for
 that long.
@@ -19,11 +20,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
-import io
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -33,50 +32,12 @@ from typing import Any
 import platformdirs
 import torch
 
+from mmrepro.data.cache import CorruptEntry, load_verified, save_verified
 from mmrepro.runs.keys import code_digest
 
-FORMAT = 1  # bump when the entry layout changes
+FORMAT = 2  # bump when the entry layout changes (2: entries in mmrepro.data.cache's verified format)
 ENV = "MMREPRO_RUN_CACHE"
 SUFFIX = ".run"
-MAGIC = b"mmrepro-run sha256="
-_HEADER = len(MAGIC) + 64 + 1
-
-
-class CorruptEntry(RuntimeError):
-    """A cache entry is truncated, does not match its digest or cannot be read back."""
-
-
-def save_verified(value: Any, path: Path) -> Path:
-    """``torch.save(value)`` behind a SHA-256 header, written to a temporary file beside ``path`` and
-    renamed into place only when complete."""
-    buffer = io.BytesIO()
-    torch.save(value, buffer)
-    payload = buffer.getvalue()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def load_verified(path: Path) -> Any:
-    """What :func:`save_verified` wrote; :class:`CorruptEntry` when the header or digest does not
-    match or the bytes cannot be loaded (``weights_only``: nothing but plain data is unpickled)."""
-    data = Path(path).read_bytes()
-    if not data.startswith(MAGIC) or len(data) < _HEADER:
-        raise CorruptEntry(f"{path} has no verification header")
-    digest, payload = data[len(MAGIC):_HEADER - 1].decode("ascii", "replace"), data[_HEADER:]
-    if hashlib.sha256(payload).hexdigest() != digest:
-        raise CorruptEntry(f"{path} does not match its SHA-256 (corrupt or truncated)")
-    try:
-        return torch.load(io.BytesIO(payload), weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a verified but unloadable entry, e.g. from another torch
-        raise CorruptEntry(f"{path} cannot be loaded ({e})") from e
 
 
 def run_cache_dir() -> Path | None:

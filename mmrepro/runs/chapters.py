@@ -21,7 +21,7 @@ Params = dict[str, Any]
 # ----------------------------------------------------------------------------- MILES
 
 MILES_FUSIONS = ("concat", "sum")
-MILES_TAUS, MILES_MUS = 5, 7  # the notebook's tau and mu values of Tables IV-V
+MILES_TAUS = 7  # at most: the five tau quantiles of the pilot, 0 and the paper's 0.2 (Table IV)
 
 
 def _joint_cost(name: str, setup_of: Callable[[], Any], unimodal: bool = False) -> Cost:
@@ -44,9 +44,9 @@ def _joint_cost(name: str, setup_of: Callable[[], Any], unimodal: bool = False) 
 
 def miles(P: Params, device: torch.device) -> list[Section]:
     from mmrepro.data import load_dataset
-    from mmrepro.experiments import METHODS, Arch, JointSetup
+    from mmrepro.experiments import METHODS, Arch, JointSetup, flattened
 
-    arch = Arch(resnet_depth=10, resnet_width=P["resnet_width"], resnet_stem="imagenet", mlp_hidden=(64,))
+    arch = Arch(resnet_depth=10, resnet_width=P["resnet_width"], resnet_stem="imagenet", mlp_hidden=(128, 64))
     views2 = [v.strip() for v in P["mf_views"].split(",")]
     views3 = [v.strip() for v in P["mf_views3"].split(",")]
 
@@ -54,6 +54,7 @@ def miles(P: Params, device: torch.device) -> list[Section]:
     def setup(key: str) -> JointSetup:
         if key == "av_digits":
             d = load_dataset("av_digits", seed=P["seed"], audio_snr_db=P["audio_snr_db"])
+            d = flattened(d) if P["av_encoder"] == "mlp" else d
             return JointSetup(d, arch, P["epochs_av"], P["batch_size"], device, train_rows=P["av_train_rows"] or None,
                               data_seed=P["seed"])
         if key == "mfeat3":
@@ -68,19 +69,26 @@ def miles(P: Params, device: torch.device) -> list[Section]:
               "mfeat3": P["epochs_tab"]}
     joint = {k: _joint_cost(f"joint {k}", lambda k=k: setup(k)) for k in names}
     uni = {k: _joint_cost(f"unimodal {k}", lambda k=k: setup(k), unimodal=True) for k in names}
-    per_selection = P["n_trials"] + P["n_seeds"] - 1  # search with the first seed, then the other seeds
-    abl = P["ablation_dataset"]
-    abl_name = names.get(abl, "auto: counted on AV digits, the costliest")
-    abl = "av_digits" if abl == "auto" else abl
-    out = [Section(f"Table I: unimodal, {names[k]}", 2 * P["n_trials"], epochs[k], uni[k])
+    # a search with the first seed, then the other seeds
+    per_selection = {"av_digits": P["n_trials"] + P["n_seeds"] - 1}
+    per_selection["mfeat"] = per_selection["synthetic"] = per_selection["mfeat3"] = P["n_trials_other"] + P["n_seeds_other"] - 1
+    n_abl = len(P["ablation_fusions"].split(","))
+    n_snrs = len(P["lag_snrs"].split(","))
+    out = [Section(f"Table I: unimodal, {names[k]}", 2 * per_selection[k], epochs[k], uni[k])
            for k in ("av_digits", "mfeat", "synthetic")]
-    out += [Section(f"Tables II-III: {names[k]}", len(MILES_FUSIONS) * len(METHODS) * per_selection, epochs[k],
+    out.append(Section("Figure 1: imbalance search, vanilla (AV digits)", n_snrs * P["lag_seeds"], epochs["av_digits"],
+                       joint["av_digits"]))
+    out.append(Section("Figure 1: imbalance search, unimodal (AV digits)", n_snrs * P["lag_seeds"],
+                       epochs["av_digits"], uni["av_digits"]))
+    out += [Section(f"tau pilots: {names[k]}", P["lag_seeds"], epochs[k], joint[k]) for k in ("av_digits", "mfeat", "synthetic")]
+    out += [Section(f"Tables II-III: {names[k]}", len(MILES_FUSIONS) * len(METHODS) * per_selection[k], epochs[k],
                     joint[k]) for k in ("av_digits", "mfeat", "synthetic")]
-    out.append(Section(f"Tables IV-V: tau, mu ({abl_name})",
-                       len(MILES_FUSIONS) * (MILES_TAUS + MILES_MUS + 1) * P["n_seeds"], epochs[abl], joint[abl]))
-    out.append(Section(f"Table VI: u from training ({abl_name})", len(MILES_FUSIONS) * per_selection, epochs[abl],
-                       joint[abl]))
-    out.append(Section("Extension: three views", 2 * per_selection, epochs["mfeat3"], joint["mfeat3"]))
+    out.append(Section("Tables IV-V: tau, mu (AV digits)",
+                       n_abl * (MILES_TAUS + len(P["mus"].split(",")) + 1) * P["ablation_seeds"], epochs["av_digits"],
+                       joint["av_digits"]))
+    out.append(Section("Table VI: u from training (AV digits)", n_abl * per_selection["av_digits"], epochs["av_digits"],
+                       joint["av_digits"]))
+    out.append(Section("Extension: three views", 2 * per_selection["mfeat3"], epochs["mfeat3"], joint["mfeat3"]))
     return out
 
 

@@ -4,20 +4,18 @@ A chapter's plan (:mod:`mmrepro.runs.chapters`) turns its resolved parameters in
 :class:`Section` s: how many training runs each section of the notebook trains and for how many
 epochs, and a :class:`Cost` that measures, on this device, the seconds of one epoch of one run (a
 short calibration: a few epochs of the real model on a slice of the real training rows, scaled to
-all rows). The parameters are resolved without executing the notebook: the declarations of its
-``parameters`` cell and the ``profiles`` of its ``start(...)`` call are read from the source and
-validated exactly as :func:`mmrepro.notebook.start` does.
+all rows). The parameters are resolved without a kernel, exactly as ``mmrepro run`` checks them
+before it starts one (:func:`mmrepro.book.static_parameters`: the notebook's parameters cell and
+the arguments of its ``start(...)`` call, through :func:`mmrepro.notebook.resolve_parameters`).
 """
 from __future__ import annotations
 
-import ast
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 PROBE_ROWS = 256  # training rows a calibration run uses (scaled to the full training set)
-TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
 
 
 @dataclass(frozen=True)
@@ -78,73 +76,20 @@ def row_scale(n_full: int, n_probe: int, n_val: int = 0) -> float:
     return (n_full + n_val) / max(1, n_probe + n_val)
 
 
-# ----------------------------------------------------------------------------- parameters without executing
-
-def _literal(node: ast.AST) -> Any:
-    """A literal, also written with ``dict(name=value, ...)`` (as the chapters write their profiles)."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
-        return {k.arg: _literal(k.value) for k in node.keywords}
-    if isinstance(node, ast.Dict):
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, (ast.List, ast.Tuple)):
-        values = [_literal(v) for v in node.elts]
-        return values if isinstance(node, ast.List) else tuple(values)
-    return ast.literal_eval(node)
-
-
-def _code_cells(path: Path) -> list[Any]:
-    import jupytext
-
-    return [c for c in jupytext.read(path).cells if c.cell_type == "code"]
-
-
-def declared(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``parameters`` cell: name -> annotation (a type) and name -> default value."""
-    for cell in _code_cells(path):
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            types, defaults = {}, {}
-            for node in ast.parse(cell.source).body:
-                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                    name = node.target.id
-                    types[name] = eval(ast.unparse(node.annotation), {"__builtins__": {}}, {**TYPES, "None": None})
-                    defaults[name] = ast.literal_eval(node.value) if node.value is not None else None
-            return types, defaults
-    raise ValueError(f"{path} has no cell tagged 'parameters'")
-
-
-def start_arguments(path: Path) -> tuple[dict[str, dict], dict[str, list]]:
-    """``profiles`` and the literal ``choices`` of the notebook's ``start(...)`` call."""
-    for cell in _code_cells(path):
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:  # magics
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "start":
-                kw = {k.arg: k.value for k in node.keywords}
-                if "profiles" not in kw:
-                    continue
-                choices = {}
-                if isinstance(kw.get("choices"), ast.Dict):
-                    for k, v in zip(kw["choices"].keys, kw["choices"].values):
-                        try:
-                            choices[_literal(k)] = _literal(v)
-                        except ValueError:  # a name defined in the notebook: checked when it runs
-                            pass
-                return _literal(kw["profiles"]), choices
-    raise ValueError(f"{path} has no start(..., profiles=...) call")
-
+# ----------------------------------------------------------------------------- parameters without a kernel
 
 def resolve(path: Path, profile: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The parameter values a run of ``path`` with ``profile`` and ``overrides`` would use."""
-    from mmrepro.notebook import resolve_parameters
+    """The parameter values a run of ``path`` with ``profile`` and ``overrides`` would use, validated
+    as the run itself validates them before its kernel starts (:func:`mmrepro.book.static_parameters`)."""
+    from mmrepro.book import static_parameters
 
-    types, values = declared(Path(path))
-    profiles, choices = start_arguments(Path(path))
     given = dict(overrides or {})
     if profile is not None:
         given["profile"] = profile
-    return resolve_parameters(types, {**values, **given}, profiles, injected=set(given), choices=choices)
+    resolved = static_parameters(Path(path), given)[1]
+    if resolved is None:
+        raise ValueError(f"{path} has no start(..., profiles=...) call whose parameters can be resolved")
+    return resolved
 
 
 # ----------------------------------------------------------------------------- estimating

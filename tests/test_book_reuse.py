@@ -1,0 +1,196 @@
+"""`mmrepro book` on a small fixture project: unchanged notebooks are reused, a failing chapter costs
+nothing of the others, --force and --no-execute, and what the fingerprint covers."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mmrepro import book
+
+FIXTURE = Path(__file__).parent / "fixtures" / "contract.md"
+
+SUMMARY = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# Summary
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+profile: str = "book"  # the chapters' profile
+```
+
+```{code-cell} ipython3
+from mmrepro.notebook import results_dir
+
+print(sorted(p.name for p in results_dir().glob("*.json")))
+```
+"""
+
+
+def chapter(name: str) -> str:
+    return FIXTURE.read_text().replace('start("contract"', f'start("{name}"')
+
+
+def make_project(root: Path) -> Path:
+    """Two chapters (the contract fixture under two names) and a summary page, as a jb-book."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "book").mkdir()
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n  - caption: All\n    chapters:\n"
+                                   "      - file: notebooks/alpha\n      - file: notebooks/beta\n"
+                                   "      - file: book/summary\n")
+    (root / "_config.yml").write_text("title: fixture\n")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    (root / "book" / "summary.md").write_text(SUMMARY)
+    for name in ("alpha", "beta"):
+        (root / "notebooks" / f"{name}.md").write_text(chapter(name))
+    return root
+
+
+def snapshot(build: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(build)): p.read_bytes() for d in ("executed", "results")
+            for p in sorted((build / d).rglob("*")) if p.is_file()}
+
+
+REAL_STAGE = book.stage
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """The fixture project; the HTML build itself is replaced by `true` (the -W build is tested in test_book)."""
+    root = make_project(tmp_path / "project")
+    monkeypatch.setattr(book, "stage", lambda root, build: build / "site")
+    monkeypatch.setattr(book, "_jupyter_book", lambda: shutil.which("true"))
+    runs: list[str] = []
+    real = book.execute
+
+    def counted(path, *args, **kwargs):
+        runs.append(path.stem)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(book, "execute", counted)
+    return root, tmp_path / "build", runs
+
+
+def test_a_second_build_after_an_unchanged_first_one_executes_nothing(project, capsys):
+    root, build, runs = project
+    book.build_book(root, profile="smoke", build=build)
+    assert runs == ["alpha", "beta", "summary"]
+    first = snapshot(build)
+    assert {"executed/alpha.ipynb", "executed/beta.ipynb", "executed/summary.ipynb", "results/alpha.json",
+            "results/beta.json", "results/alpha/runs_2.png"} <= set(first)
+    capsys.readouterr()
+    runs.clear()
+    book.build_book(root, profile="smoke", build=build)
+    out = capsys.readouterr().out
+    assert runs == [] and snapshot(build) == first
+    assert "reused   notebooks/alpha.md (nothing it depends on changed)" in out
+    assert "notebooks: reused alpha, beta, summary" in out
+
+    # --no-execute refuses an executed notebook that is not a completed run
+    nb = json.loads((build / "executed" / "beta.ipynb").read_text())
+    del nb["metadata"]["mmrepro"]
+    (build / "executed" / "beta.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(book.BookError, match=r"beta.ipynb is not a completed run; run `mmrepro book` without "
+                                             r"--no-execute"):
+        REAL_STAGE(root, build)
+
+
+def test_a_failing_chapter_does_not_discard_the_others(project, capsys):
+    root, build, runs = project
+    source = root / "notebooks" / "beta.md"
+    good_beta = source.read_text()
+    source.write_text(good_beta.replace("fail: bool = False", "fail: bool = True"))  # beta fails
+    with pytest.raises(book.BookError, match=r"beta failed \(see above\); the book was not built. The other "
+                                             r"notebooks' executed copies and results are kept"):
+        book.build_book(root, profile="smoke", build=build)
+    out = capsys.readouterr().out
+    assert runs == ["alpha", "beta"]  # the summary is not run on results that lack a chapter
+    assert "failed   notebooks/beta.md: beta.md failed (AssertionError: asked to fail)" in out
+    assert "skipped  book/summary.md: it summarises the chapters, and beta failed" in out
+    assert "notebooks: executed alpha; failed beta; skipped summary" in out
+    alpha = snapshot(build)
+    assert set(alpha) == {"executed/alpha.ipynb", "results/alpha.json", "results/alpha/runs_2.png"}
+    assert (build / "failed" / "beta.ipynb").is_file()
+
+    runs.clear()  # beta fixed: only what failed or depends on it runs; alpha's output is reused as it was
+    source.write_text(good_beta)
+    book.build_book(root, profile="smoke", build=build)
+    out = capsys.readouterr().out
+    assert runs == ["beta", "summary"]
+    assert "reused   notebooks/alpha.md" in out and "running  notebooks/beta.md (profile=smoke; it has not been " \
+                                                       "executed yet)" in out
+    assert {k: v for k, v in snapshot(build).items() if "alpha" in k} == alpha
+
+
+def test_force_parameters_data_and_results_decide_what_runs(project, tmp_path, monkeypatch, capsys):
+    """What a notebook's fingerprint covers, with execute replaced by a stub that records a completed run."""
+    import nbformat
+
+    root, build, _ = project
+    calls: list[str] = []
+
+    def fake_execute(path, build, params, root, record=None):
+        calls.append(path.stem)
+        nb = nbformat.v4.new_notebook()
+        results = build / "results" / f"{path.stem}.json"
+        nb.metadata["mmrepro"] = {**record, "complete": True,
+                                  "results_sha256": book.sha256_file(results) if results.is_file() else None}
+        (build / "executed").mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(build / "executed" / f"{path.stem}.ipynb"))
+
+    def build_and_say() -> tuple[list[str], str]:
+        calls.clear()
+        book.build_book(root, profile=profile, build=build, force=force)
+        return list(calls), capsys.readouterr().out
+
+    monkeypatch.setattr(book, "execute", fake_execute)
+    profile, force = "smoke", False
+    assert build_and_say()[0] == ["alpha", "beta", "summary"]
+    assert build_and_say()[0] == []
+    force = True
+    ran, out = build_and_say()
+    assert ran == ["alpha", "beta", "summary"] and "running  notebooks/alpha.md (profile=smoke; --force)" in out
+    force, profile = False, "book"
+    ran, out = build_and_say()
+    assert ran == ["alpha", "beta", "summary"] and "(profile=book; its parameters differ)" in out
+
+    data = tmp_path / "data"
+    (data / "mfeat").mkdir(parents=True)
+    (data / "mfeat" / "mfeat-fou.csv").write_text("1,2\n")
+    monkeypatch.setenv("MMREPRO_DATA", str(data))
+    ran, out = build_and_say()
+    assert ran == ["alpha", "beta", "summary"] and "(profile=book; the data changed)" in out
+    assert build_and_say()[0] == []
+    (data / "mfeat" / "mfeat-fou.csv").write_text("1,2,3\n")  # a data file replaced
+    assert build_and_say()[0] == ["alpha", "beta", "summary"]
+
+    (build / "results").mkdir(exist_ok=True)
+    (build / "results" / "alpha.json").write_text("{}")  # a results file that is not the recorded one
+    ran, out = build_and_say()
+    assert ran == ["alpha", "summary"]
+    assert "alpha.md (profile=book; its results file changed or is missing)" in out
+    assert "summary.md (profile=book; the chapters' results changed)" in out
+
+    (root / "notebooks" / "beta.md").write_text(chapter("beta") + "\n")  # its source
+    assert build_and_say()[0] == ["beta"]
+
+    from mmrepro.cli import parser
+
+    assert parser().parse_args(["book", "--force"]).force and not parser().parse_args(["book"]).force
+    parts = book.fingerprint(root / "notebooks" / "alpha.md", {"profile": "book"}, root, build)
+    assert set(parts) == {"source", "parameters", "package", "data", "machine"}
+    assert set(parts["package"]) == {"version", "source", "libraries", "python"}
+    assert parts["data"]["root"] == str(data.resolve())
+    assert "results" in book.fingerprint(root / "book" / "summary.md", {"profile": "book"}, root, build)
