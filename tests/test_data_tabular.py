@@ -154,3 +154,37 @@ def test_pbc_series_targets_start_at_the_landmark(pbc_raw):
     assert gone.sum() > 0 and np.isnan(y[gone]).all() and np.isnan(ds.y["transplant"].numpy()[gone]).all()
     assert ((y == 1) == (~gone & (st == 2) & (t <= 6 * 365.25))).all() and ((y == 0) == (t > 6 * 365.25)).all()
     assert ds.meta["landmark_years"] == 1.0 and load_pbc(seed=0).meta["landmark_years"] == 0.0
+
+
+def test_kfold_split_partitions_once_and_carves_validation_from_training():
+    from sklearn.model_selection import StratifiedKFold
+
+    from mmrepro.data.splits import kfold_split
+
+    strata = torch.tensor([0] * 60 + [1] * 40)
+    parts = [kfold_split(strata, seed=3, fold=f, n_folds=5) for f in range(5)]
+    tests = [set(p["test"].tolist()) for p in parts]
+    assert sum(map(len, tests)) == len(set().union(*tests)) == 100
+    ref = [set(t.tolist()) for _, t in StratifiedKFold(5, shuffle=True, random_state=3).split(strata.numpy(), strata.numpy())]
+    assert tests == ref
+    for p in parts:
+        train, val, test = (set(p[k].tolist()) for k in ("train", "val", "test"))
+        assert not (train & val) and not (train & test) and not (val & test) and len(train | val | test) == 100
+        assert len(val) == 10 and int(strata[p["val"]].sum()) == 4  # an eighth of the rest, stratified
+    assert kfold_split(None, seed=0, fold=1, n_folds=4, n=10)["test"].numel() in (2, 3)
+    for bad, match in ((dict(fold=5), "fold must be an int in"), (dict(n_folds=1), "n_folds must be an int >= 2")):
+        with pytest.raises(ValueError, match=match):
+            kfold_split(strata, seed=0, **{"fold": 0, "n_folds": 5, **bad})
+
+
+@pytest.mark.parametrize("name", ["pbc", "titanic", "nyc_weather"])
+def test_loaders_fold_option_uses_disjoint_test_folds(name):
+    key = {"pbc": lambda d: d.meta["patient_id"], "titanic": lambda d: torch.arange(d.n),
+           "nyc_weather": lambda d: d.meta["start_hour"] * 3 + d.meta["station"]}[name]
+    seen = set()
+    for fold in range(3):
+        ds = load_dataset(name, seed=0, fold=fold, n_folds=3)
+        test = set(key(ds)[ds.splits["test"]].tolist())
+        assert not test & seen and not test & set(key(ds)[ds.splits["train"]].tolist())
+        seen |= test
+        assert ds.meta["options"]["fold"] == fold

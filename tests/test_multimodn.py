@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score, mean_squared_error, roc_auc_score
 
 from mmrepro.data import MultimodalDataset, Task
-from mmrepro.multimodn import (MultiModN, PFusion, Standardizer, cumulative_probabilities, evaluation_pairs,
+from mmrepro.multimodn import (FusionTransformer, MultiModN, PFusion, Standardizer, cumulative_probabilities, evaluation_pairs,
                                fit, importance_scores, output_loss, selection_score)
 from mmrepro.multimodn.heads import TaskSpec, pair_losses
 from mmrepro.multimodn.train import epoch_batches
@@ -377,8 +377,9 @@ def test_pfusion_pads_and_encodes_missing_inputs():
 
 def test_pfusion_early_fusion_variant_and_loss():
     x, present, _ = static_batch()
-    model = PFusion({"a": 3, "b": 2, "c": 4}, {"yb": "binary"}, fusion="early", hidden=5).eval()
-    assert len(model.encoders) == 0 and model.decoder[1].in_features == 9
+    model = PFusion({"a": 3, "b": 2, "c": 4}, {"yb": "binary"}, fusion="early", hidden=5, dropout=0.3).eval()
+    assert len(model.encoders) == 0 and model.decoder[0].in_features == 9  # no input dropout (reference HAIM)
+    assert not any(isinstance(layer, torch.nn.Dropout) for layer in model.decoder)
     inputs = torch.cat([x[m].nan_to_num(0.0) for m in ("a", "b", "c")], -1)
     torch.testing.assert_close(model(x, present), model.decoder(inputs))
     y = {"yb": torch.tensor([0.0, 1.0, NAN, 1.0, 0.0, 1.0])}
@@ -540,3 +541,83 @@ def test_bad_inputs_raise_clear_errors():
         fit(model, type("D", (), {"x": x, "present": present, "y": y})(), select_tasks=["nope"])
     with pytest.raises(ValueError, match="data must have x, present, y"):
         fit(model, object())
+
+
+# ----------------------------------------------------------------------------- state-change penalty
+def test_state_change_penalty_adds_the_mean_squared_change_of_updated_states():
+    x, present, y = static_batch()
+    plain = static_model()
+    penalised = static_model(error_weight=0.7, state_change_weight=0.003)
+    with torch.no_grad():
+        out = penalised(x, present)
+    change, count = 0.0, 0
+    for i in range(6):
+        for k in range(1, out.states.shape[1]):
+            if out.updated[i, k]:
+                change += float(((out.states[i, k] - out.states[i, k - 1]) ** 2).mean())
+                count += 1
+    want = 0.7 * plain.loss(x, present, None, y) + 0.003 * change / count
+    torch.testing.assert_close(penalised.loss(x, present, None, y), want)
+    with pytest.raises(ValueError, match="state_change_weight"):
+        static_model(state_change_weight=-1.0)
+    with pytest.raises(ValueError, match="error_weight must be > 0"):
+        static_model(error_weight=0)
+
+
+# ----------------------------------------------------------------------------- E.4 transformer
+def keras_parameter_count(width, length, setting, n_outputs):
+    """Trainable parameters of the Keras time-series transformer with these sizes (hand-counted)."""
+    hd = setting.heads * setting.head_size
+    block = 4 * width + (3 * (width * hd + hd)) + (hd * width + width) + (width * setting.ff_dim + setting.ff_dim) \
+        + (setting.ff_dim * width + width)
+    return setting.blocks * block + length * setting.mlp_units + setting.mlp_units + setting.mlp_units * n_outputs + n_outputs
+
+
+def test_transformer_tokens_pad_missing_inputs_and_count_parameters():
+    from mmrepro.multimodn.transformer import EDU_WEATHER, MIMIC
+
+    x, present, y = static_batch()
+    tf = FusionTransformer({"a": 3, "b": 2, "c": 4}, {"yb": "binary", "yr": "regression"}, setting=MIMIC).eval()
+    tokens = tf.tokens(x, present)
+    assert tokens.shape == (6, 9, 1)  # static data: one token per feature
+    torch.testing.assert_close(tokens[:, 3:5, 0], torch.where(present["b"][:, None], x["b"], torch.zeros(())))
+    assert set(tf.predict(x, present)) == {"yb", "yr"}
+    assert sum(p.numel() for p in tf.parameters()) == keras_parameter_count(1, 9, MIMIC, 2)
+    # EDU-sized time series (10 weekly steps, 25 features): the paper reports 427,421 parameters
+    edu = FusionTransformer({"w": 25}, {"pass": "binary"}, sequence_steps={"w": 10}, setting=EDU_WEATHER)
+    assert sum(p.numel() for p in edu.parameters()) == keras_parameter_count(25, 10, EDU_WEATHER, 1)
+    assert abs(sum(p.numel() for p in edu.parameters()) - 427_421) < 0.01 * 427_421
+
+
+def test_transformer_time_series_tokens_repeat_static_inputs_and_respect_lengths():
+    g = torch.Generator().manual_seed(0)
+    x = {"s": torch.randn(4, 2, generator=g), "q": torch.randn(4, 5, 3, generator=g)}
+    lengths = {"q": torch.tensor([5, 3, 0, 5])}
+    present = {"s": torch.tensor([True, True, True, False]), "q": torch.tensor([True, True, False, True])}
+    tf = FusionTransformer({"s": 2, "q": 3}, {"t": "regression"}, sequence_steps={"q": 5}).eval()
+    tokens = tf.tokens(x, present, lengths)
+    assert tokens.shape == (4, 5, 5)
+    torch.testing.assert_close(tokens[0, :, :2], x["s"][0].expand(5, 2))
+    assert bool((tokens[3, :, :2] == 0).all()) and bool((tokens[2, :, 2:] == 0).all())
+    assert bool((tokens[1, 3:, 2:] == 0).all()) and torch.equal(tokens[1, :3, 2:], x["q"][1, :3])
+    y = {"t": torch.tensor([0.5, NAN, -1.0, 2.0])}
+    known = ~torch.isnan(y["t"])
+    want = ((tf(x, present, lengths)["t"][known, 0] - y["t"][known]) ** 2).mean()
+    torch.testing.assert_close(tf.loss(x, present, lengths, y), want)
+    with pytest.raises(ValueError, match="one shared T|share one positive T"):
+        FusionTransformer({"q": 3, "r": 1}, {"t": "binary"}, sequence_steps={"q": 5, "r": 4})
+
+
+def test_fit_trains_the_transformer_and_selects_on_validation():
+    g = torch.Generator().manual_seed(1)
+    n = 200
+    x = {"a": torch.randn(n, 3, generator=g), "b": torch.randn(n, 2, generator=g)}
+    y = {"t": (x["a"][:, 0] + x["b"][:, 1] > 0).float()}
+    data = MultimodalDataset(name="toy", x=x, lengths={}, present={m: torch.ones(n, dtype=torch.bool) for m in x},
+                             y=y, tasks={"t": Task("t", "binary", 1)},
+                             splits={"train": torch.arange(150), "val": torch.arange(150, 200)})
+    torch.manual_seed(0)
+    tf = FusionTransformer({"a": 3, "b": 2}, {"t": "binary"})
+    result = fit(tf, data.split("train"), data.split("val"), epochs=15, batch_size=32, seed=0)
+    truth, prob = evaluation_pairs(tf, data.split("val"))["t"]
+    assert roc_auc_score(truth, prob) > 0.85 and result.best_epoch >= 1

@@ -12,21 +12,45 @@ from scipy import stats
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
 from mmrepro.multimodn import experiments as X
-from mmrepro.multimodn import MultiModN, PFusion
+from mmrepro.multimodn import FusionTransformer, MultiModN, PFusion
+from mmrepro.multimodn.transformer import MIMIC
 
 
 
 @pytest.fixture(scope="module")
 def pbc():
-    return X.load_benchmark("pbc", 0)
+    return X.load_benchmark("pbc", X.Run(0, 0))
 
 
 def test_runs_and_unknown_benchmark():
-    assert X.runs(2, 3, 5) == [(5, 5), (5, 6), (5, 7), (6, 5), (6, 6), (6, 7)]
-    with pytest.raises(ValueError, match="n_splits >= 1"):
-        X.runs(0, 1)
+    runs = X.runs(2, 3, 5)
+    assert [(r.fold, r.init) for r in runs] == [(0, 5), (0, 6), (0, 7), (1, 5), (1, 6), (1, 7)]
+    assert {(r.seed, r.n_folds) for r in runs} == {(5, 2)}
+    with pytest.raises(ValueError, match="n_folds must be an int >= 2"):
+        X.runs(1, 1)
+    with pytest.raises(ValueError, match="n_inits must be an int >= 1"):
+        X.runs(2, 0)
     with pytest.raises(ValueError, match="unknown benchmark 'mimic'"):
-        X.load_benchmark("mimic", 0)
+        X.load_benchmark("mimic")
+
+
+def test_folds_partition_each_dataset_once():
+    """Test folds are disjoint and cover the cohort; validation comes from the training part; the
+    standardisation is fitted on each fold's training rows."""
+    tests = []
+    for run in X.runs(5, 1):
+        ds = X.load_benchmark("pbc", run)
+        ids = {k: set(ds.meta["patient_id"][v].tolist()) for k, v in ds.splits.items()}
+        assert not (ids["test"] & ids["train"]) and not (ids["test"] & ids["val"]) and not (ids["val"] & ids["train"])
+        assert len(ids["val"]) == pytest.approx(0.1 * ds.n, abs=3)
+        tests.append(ids["test"])
+        age = ds.x["static"][ds.splits["train"], 0]
+        assert float(age.mean()) == pytest.approx(0, abs=0.15)  # standardised with the whole fold's training rows
+    assert sum(map(len, tests)) == len(set().union(*tests)) == 312
+    death = [float(torch.nanmean(X.load_benchmark("pbc", r).split("test").y["death_5y"])) for r in X.runs(5, 1)]
+    assert max(death) - min(death) < 0.12  # stratified by outcome
+    other = X.load_benchmark("pbc", X.Run(0, 0, seed=1))
+    assert not torch.equal(other.splits["test"], X.load_benchmark("pbc", X.Run(0, 0)).splits["test"])
 
 
 def test_restrict_keeps_splits_aligned():
@@ -46,7 +70,7 @@ def test_restrict_keeps_splits_aligned():
 
 
 def test_thin_time_keeps_the_last_step():
-    ds = X.load_benchmark("nyc_weather", 0)
+    ds = X.load_benchmark("nyc_weather")
     thin = X.thin_time(ds, 6)
     assert thin.x["air"].shape[1] == 4 and thin.x["static"].shape == ds.x["static"].shape
     ok = ds.present["wind"]
@@ -56,7 +80,7 @@ def test_thin_time_keeps_the_last_step():
     with pytest.raises(ValueError, match="positive int"):
         X.thin_time(ds, 0)
     bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=3)
-    assert X.load_benchmark(bench, 0).x["precip"].shape[1] == 8
+    assert X.load_benchmark(bench).x["precip"].shape[1] == 8
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -78,10 +102,10 @@ def test_summarise():
 
 
 def test_paired_differences_pair_runs_and_drop_undefined():
-    rows = pd.DataFrame({"model": ["a", "b", "a", "b", "a", "b", "a"], "split": [0, 0, 1, 1, 2, 2, 3],
-                         "seed": 0, "metric": "mse", "value": [2.0, 1.0, 3.0, 4.0, math.nan, 1.0, 1.0]})
+    rows = pd.DataFrame({"model": ["a", "b", "a", "b", "a", "b", "a"], "fold": [0, 0, 1, 1, 2, 2, 3],
+                         "init": 0, "metric": "mse", "value": [2.0, 1.0, 3.0, 4.0, math.nan, 1.0, 1.0]})
     d = X.paired_differences(rows, "a", "b", "mse")
-    assert d["split"].tolist() == [0, 1] and d["diff"].tolist() == [1.0, -1.0]
+    assert d["fold"].tolist() == [0, 1] and d["diff"].tolist() == [1.0, -1.0]
     assert X.paired_differences(rows, "a", "b", "mse", relative=True)["diff"].tolist() == [1.0, -0.25]
     with pytest.raises(ValueError, match="model 'c'"):
         X.paired_differences(rows, "a", "c", "mse")
@@ -111,6 +135,12 @@ def test_make_model_aligns_pfusion_width(pbc):
     assert set(widths.values()) == {math.ceil(bench.state_size / len(pbc.x))}
     mm = X.make_model("MultiModN", pbc, bench, ["death_5y", "stage"])
     assert isinstance(mm, MultiModN) and mm.state_size == bench.state_size and set(mm.tasks) == {"death_5y", "stage"}
+    assert (mm.error_weight, mm.state_change_weight) == (1.0, 0.0)
+    titanic = X.load_benchmark("titanic")
+    penalised = X.make_model("MultiModN", titanic, X.BENCHMARKS["titanic"], ["survived"])
+    assert (penalised.error_weight, penalised.state_change_weight) == (0.7, 0.003)  # the reference's Titanic weights
+    tf = X.make_model("Transformer", pbc, bench, ["death_5y", "stage"])
+    assert isinstance(tf, FusionTransformer) and tf.setting == MIMIC and set(tf.tasks) == {"death_5y", "stage"}
     with pytest.raises(ValueError, match="unknown model kind"):
         X.make_model("HAIM", pbc, bench, ["death_5y"])
 
@@ -132,33 +162,71 @@ def test_with_only_means_skip_for_multimodn_and_pad_for_pfusion(pbc):
         X.with_only(test, ["image"])
 
 
-def test_parity_rows_models_and_determinism():
-    rows, models = X.parity("titanic", [(0, 0)], epochs=1, subsets_task="survived")
-    again, _ = X.parity("titanic", [(0, 0)], epochs=1)
-    assert set(rows["model"]) == {"MultiModN", "P-Fusion"}  # one task: no multi-task model
+def test_parity_rows_kinds_variants_and_determinism():
+    run = X.Run(0, 0)
+    seen = []
+    rows, inspected = X.parity("titanic", [run], epochs=1, subsets_task="survived",
+                               variants={"no penalty": {"loss_weights": (1, 0)}},
+                               inspect=lambda name, model, data, r: seen.append(name) or type(model).__name__)
+    again, _ = X.parity("titanic", [run], epochs=1, kinds=("MultiModN", "P-Fusion"))
+    assert set(rows["model"]) == {"MultiModN", "P-Fusion", "Transformer", "no penalty"}
+    assert {(n, res) for n, _, res in inspected} == {("MultiModN", "MultiModN"), ("P-Fusion", "PFusion"),
+                                                    ("Transformer", "FusionTransformer"), ("no penalty", "MultiModN")}
     full = rows[rows["inputs"] == "sex+age+pclass"]
-    assert len(full) == 2 * 2 and set(full["metric"]) == {"auroc", "bac"}
+    assert len(full) == 4 * 2 and set(full["metric"]) == {"auroc", "bac"}
     assert rows["inputs"].nunique() == 1 + 6  # all inputs, then the 6 proper non-empty subsets
-    pd.testing.assert_frame_equal(full.reset_index(drop=True), again.reset_index(drop=True))
-    assert set(models[(0, 0)]) == {("MultiModN", "survived"), ("P-Fusion", "survived")}
+    two = full[full.model.isin(["MultiModN", "P-Fusion"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(two, again.reset_index(drop=True))
+    with pytest.raises(ValueError, match="unknown model kinds"):
+        X.parity("titanic", [run], epochs=1, kinds=("HAIM",))
 
 
-def test_parity_multitask_model():
+def test_repetitions_objective_settings_keys_and_rebuilt_models():
+    ds = X.load_benchmark("titanic", X.Run(0, 0))
+    obj = X.Repetitions(X.BENCHMARKS["titanic"], {"fold 0": ds})
+    config = {"model": "MultiModN", "tasks": ["survived"], "select": None, "data": "fold 0", "epochs": 1,
+              "setting": {"state_size": 3, "loss_weights": [1.0, 0.0]}}
+    trained = obj(config, 4)
+    model = obj.model(trained)
+    assert model.state_size == 3 and model.state_change_weight == 0.0 and trained.best_epoch == 1
+    x = ds.split("test")
+    torch.manual_seed(4)
+    again = X.make_model("MultiModN", ds, dataclasses.replace(X.BENCHMARKS["titanic"], state_size=3,
+                                                               loss_weights=(1.0, 0.0)), ["survived"])
+    again.load_state_dict(trained.state)
+    torch.testing.assert_close(model.predict(x.x, x.present)["survived"], again.eval().predict(x.x, x.present)["survived"])
+    assert obj.key(config, 4) != obj.key(dict(config, setting={}), 4) != obj.key(config, 5)
+    with pytest.raises(ValueError, match="cannot change"):
+        obj(dict(config, setting={"lr": 0.1}), 0)
+
+
+def test_parity_multitask_models():
     bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
-    rows, models = X.parity(bench, [(0, 0)], epochs=1)
-    multi = rows[rows["model"] == "MultiModN multi-task"]
-    assert set(multi["task"]) == {"temp_24h", "humid_48h"} and set(multi["metric"]) == {"mse", "auroc"}
-    assert ("MultiModN multi-task", "all") in models[(0, 0)]
+    rows, _ = X.parity(bench, [X.Run(1, 0)], epochs=1, kinds=("P-Fusion",), multitask=("MultiModN", "Transformer"))
+    for name in ("MultiModN multi-task", "Transformer multi-task"):
+        multi = rows[rows["model"] == name]
+        assert set(multi["task"]) == {"temp_24h", "humid_48h"} and set(multi["metric"]) == {"mse", "auroc"}
 
 
 def test_missingness_rows():
-    rows = X.missingness("pbc", "death_5y", "labs", [0.0, 0.5], [(0, 0)], epochs=1)
+    rows = X.missingness("pbc", "death_5y", "labs", [0.0, 0.5], [X.Run(0, 0)], epochs=1)
     assert set(map(tuple, rows[["pattern", "test"]].drop_duplicates().to_numpy())) == {
         ("MNAR", "none"), ("MNAR", "flip"), ("MAR", "none"), ("MAR", "MAR")}
     zero = rows[(rows["rate"] == 0) & (rows["metric"] == "auroc")]
     for model, grp in zero.groupby("model"):
         assert grp["value"].nunique() == 1, model  # rate 0: one model, one clean test
     assert len(rows) == 2 * 2 * 2 * 2 * 2  # rates x patterns x tests x models x metrics
+
+
+def test_sensitivity_varies_one_parameter_at_a_time():
+    rows = X.sensitivity("titanic", "survived", {"state_size": [1, 20], "dropout": [0.0]}, [X.Run(0, 0)], epochs=1)
+    settings = rows[rows.metric == "bac"].groupby("parameter")["setting"].apply(sorted).to_dict()
+    assert settings == {"state_size": [1, 20], "dropout": [0.0, 0.2]}  # the centre (20, 0.2) under both
+    centre = rows[(rows.metric == "bac") & (((rows.parameter == "state_size") & (rows.setting == 20))
+                                            | ((rows.parameter == "dropout") & (rows.setting == 0.2)))]
+    assert centre["value"].nunique() == 1
+    with pytest.raises(ValueError, match="cannot vary"):
+        X.sensitivity("titanic", "survived", {"lr": [0.1]}, [X.Run(0, 0)], epochs=1)
 
 
 def test_interpretability_tables(pbc):
@@ -168,9 +236,15 @@ def test_interpretability_tables(pbc):
     imp = X.importance_table(model, test, {"stage": [2, 3]})
     assert len(imp) == 2 * 3 and set(imp["modality"]) == set(pbc.modalities)
     assert (imp["n"] == test.n).all() and imp["mean_abs"].ge(imp["importance"].abs() - 1e-12).all()
-    cp = X.trajectory_table(model, test, 0, {"stage": [2, 3]})
-    assert list(cp.columns) == ["prior", *pbc.modalities] and list(cp.index) == ["death_5y", "stage"]
-    assert ((cp.to_numpy() >= 0) & (cp.to_numpy() <= 1)).all()
+    traj = X.trajectories(model, test, {"stage": [2, 3]})
+    assert len(traj) == test.n * 2 * 4 and list(traj[traj.row == 0]["label"][:4]) == ["prior", *pbc.modalities]
+    assert traj["probability"].between(0, 1).all()
+    stage = traj[(traj.task == "stage") & (traj.step == 0)]
+    want = np.where(test.y["stage"].numpy() >= 2, 1.0, 0.0)
+    np.testing.assert_array_equal(stage["target"].to_numpy(), np.where(test.y["stage"].numpy() < 0, np.nan, want))
+    with torch.no_grad():
+        last = torch.sigmoid(model.eval().predict(test.x, test.present)["death_5y"][:, 0]).numpy()
+    np.testing.assert_allclose(traj[(traj.task == "death_5y") & (traj.step == 3)]["probability"], last, rtol=1e-5)
     with pytest.raises(ValueError, match="positive"):
         X.importance_table(model, test)
 

@@ -324,13 +324,16 @@ def test_multimodn_plan_counts_the_runs_the_chapter_trains(monkeypatch, tmp_path
 
     monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path))  # runs cached by earlier tests would not reach the executor
 
-    P = {"n_splits": 1, "n_seeds": 1, "seed": 0, "epochs": 1, "weather_every": 6, "mnar_rates": [0.0, 0.5]}
+    P = {"n_folds": 2, "n_inits": 1, "seed": 0, "epochs": 1, "transformer_epochs": 1, "weather_every": 6,
+         "mnar_rates": [0.0, 0.5], "sensitivity_grid": {"state_size": [1, 50]}, "sensitivity_inits": 1}
     sections = {s.name: s for s in multimodn(P, torch.device("cpu"))}
     counted = Counting()
-    X.parity("titanic", X.runs(1, 1), 1, executor=counted)
-    X.missingness("pbc", "death_5y", "labs", P["mnar_rates"], X.runs(1, 1), 1, executor=counted)
-    planned = sum(s.runs for name, s in sections.items() if "titanic" in name or "Experiment 4" in name)
-    assert counted.jobs == {"Repetitions": planned} and planned == 2 + 2 * 3
+    X.parity("titanic", X.runs(2, 1), 1, variants={"no penalty": {"loss_weights": (1.0, 0.0)}}, executor=counted)
+    X.missingness("pbc", "death_5y", "labs", P["mnar_rates"], X.runs(2, 1), 1, executor=counted)
+    X.sensitivity("pbcseq", "death_5y", P["sensitivity_grid"], X.runs(2, 1), 1, executor=counted)
+    planned = sum(s.runs for name, s in sections.items()
+                  if "titanic" in name or "Experiment 4" in name or "Figure 9" in name)
+    assert counted.jobs == {"Repetitions": planned} and planned == 2 * (4 + 2 * 3 + 2)
 
 
 def test_plan_command_counts_and_estimates(capsys, monkeypatch):
@@ -341,7 +344,7 @@ def test_plan_command_counts_and_estimates(capsys, monkeypatch):
         assert cli.main(["plan", chapter, "--profile", "paper", "--count-only"]) == 0
         out = capsys.readouterr().out
         assert f"{chapter}, profile paper" in out and re.search(r"^total\s+\d+\s+\d+$", out, re.M)
-    assert cli.main(["plan", "multimodn", "--profile", "smoke", "-p", "n_splits", "1"]) == 0
+    assert cli.main(["plan", "multimodn", "--profile", "smoke", "-p", "n_inits", "1"]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith("Experiment")]
     assert rows and all(float(r[-3]) > 0 for r in rows)  # every section measured (s/epoch)

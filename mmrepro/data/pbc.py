@@ -33,7 +33,7 @@ import torch
 from mmrepro.checks import check_seed
 
 from .base import MultimodalDataset, Task
-from .splits import stratified_split, standardize
+from .splits import kfold_split, stratified_split, standardize
 
 LABS = ["bili", "chol", "albumin", "copper", "alk.phos", "ast", "trig", "platelet", "protime"]
 SERIES_LABS = ["bili", "chol", "albumin", "alk.phos", "ast", "platelet", "protime"]
@@ -79,8 +79,12 @@ def _series(seq: pd.DataFrame, ids: np.ndarray, history_years: float) -> tuple[t
 
 
 def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", history_years: float = 1.0,
-             nontrial_labs: bool = False) -> MultimodalDataset:
-    """PBC as a multimodal, multi-task dataset (see the module docstring); split stratified by outcome 70/15/15.
+             nontrial_labs: bool = False, fold: int | None = None, n_folds: int = 5) -> MultimodalDataset:
+    """PBC as a multimodal, multi-task dataset (see the module docstring).
+
+    Split stratified by outcome and trial membership: 70/15/15 drawn by ``seed``, or with ``fold``
+    fold ``fold`` of a ``n_folds``-fold partition drawn by ``seed`` (:func:`~mmrepro.data.splits.kfold_split`:
+    that fold is the test set, validation is carved from the other folds).
 
     ``nontrial_labs`` (with ``labs="series"``): the non-trial patients' enrolment labs become a one-visit
     series (day 0), so that they too have the ``labs`` modality; of the series labs only bilirubin,
@@ -99,7 +103,8 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
     n = len(pbc)
     trial = torch.tensor(pbc["trt"].notna().to_numpy())
     status, time = pbc["status"].to_numpy(), pbc["time"].to_numpy()
-    splits = stratified_split(torch.tensor(status * 2 + trial.numpy()), seed)
+    strata = torch.tensor(status * 2 + trial.numpy())
+    splits = stratified_split(strata, seed) if fold is None else kfold_split(strata, seed, fold, n_folds)
     tr = splits["train"]
 
     trt = pbc["trt"].to_numpy()
@@ -158,5 +163,5 @@ def load_pbc(seed: int = 0, death_years: float = 5.0, labs: str = "static", hist
               "patient_id": torch.tensor(ids), "trial": trial,
               "landmark_years": landmark / YEAR,
               "options": {"seed": seed, "death_years": death_years, "labs": labs, "history_years": history_years,
-                          "nontrial_labs": nontrial_labs}},
+                          "nontrial_labs": nontrial_labs, "fold": fold, "n_folds": n_folds}},
     )

@@ -1,10 +1,12 @@
-"""Seeded stratified splits and train-fitted standardisation for the tabular loaders."""
+"""Seeded stratified splits (hold-out or K-fold) and train-fitted standardisation for the tabular loaders."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 FRACTIONS = (0.7, 0.15, 0.15)
+VAL_FRACTION = 0.125  # of a fold's training part: 10 % of all rows with 5 folds (the paper's 80-10-10)
 
 
 def stratified_split(strata: Tensor, seed: int, fractions: tuple[float, float, float] = FRACTIONS) -> dict[str, Tensor]:
@@ -25,6 +27,38 @@ def stratified_split(strata: Tensor, seed: int, fractions: tuple[float, float, f
         for name, part in zip(parts, (rows[:a], rows[a:b], rows[b:])):
             parts[name].append(part)
     return {k: torch.sort(torch.cat(v)).values for k, v in parts.items()}
+
+
+def kfold_split(strata: Tensor | None, seed: int, fold: int, n_folds: int = 5,
+                val_fraction: float = VAL_FRACTION, n: int | None = None) -> dict[str, Tensor]:
+    """Fold ``fold`` of a K-fold partition drawn once by ``seed``: ``test`` is that fold, ``val`` a
+    ``val_fraction`` of the other folds (stratified, drawn with ``seed`` and ``fold``), ``train`` the rest.
+
+    The partition depends on ``seed`` only, so folds ``0..n_folds-1`` of one seed are disjoint and cover
+    every row. ``strata`` (N,) stratifies both the folds and the validation part (scikit-learn's
+    ``StratifiedKFold`` and ``train_test_split``); ``strata=None`` with ``n`` rows gives plain ``KFold``.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
+        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be an int in [0, {n_folds - 1}], got {fold!r}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if strata is None:
+        if n is None:
+            raise ValueError("kfold_split needs strata or the number of rows n")
+        labels = None
+        parts = KFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(n))
+    else:
+        labels = strata.cpu().numpy()
+        parts = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    rest, test = list(parts)[fold]
+    train, val = train_test_split(rest, test_size=val_fraction, random_state=seed * n_folds + fold,
+                                  stratify=None if labels is None else labels[rest])
+    return {k: torch.sort(torch.as_tensor(v, dtype=torch.int64)).values
+            for k, v in (("train", train), ("val", val), ("test", test))}
 
 
 def standardize(x: Tensor, train: Tensor) -> tuple[Tensor, Tensor, Tensor]:

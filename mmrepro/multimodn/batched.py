@@ -37,7 +37,8 @@ class StackedMultiModN(MultiModN):
         if not models or not all(type(m) is MultiModN for m in models):
             raise ValueError("StackedMultiModN stacks a non-empty list of MultiModN models (not P-Fusion)")
         first = models[0]
-        same = ("n_features", "tasks", "sequence_modalities", "time_tasks", "state_size")
+        same = ("n_features", "tasks", "sequence_modalities", "time_tasks", "state_size", "error_weight",
+                "state_change_weight")
         diff = [a for a in same for m in models[1:] if getattr(m, a) != getattr(first, a)]
         if diff:
             raise ValueError(f"the runs do not share one MultiModN architecture (they differ in {sorted(set(diff))})")

@@ -1,26 +1,32 @@
-"""Experiment runners of the MultiModN chapter (MultiModN paper, Section 6 and Appendix E).
+"""Experiment runners of the MultiModN chapter (MultiModN paper, Section 6 and Appendices D, E).
 
 The paper's datasets (MIMIC, EDU, Weather2k) are replaced by open stand-ins from
 :mod:`mmrepro.data`: PBC (static labs) and pbcseq (lab visits as a time series) for MIMIC, the
 2013 NYC airport weather for Weather2k, and Titanic (the reference code's quick start).  Each
 :class:`Benchmark` fixes the tasks and the Table 3 style hyper-parameters; :func:`parity` runs
-experiments 1, 2 and the E.5 inference subsets, :func:`missingness` experiment 4 (MNAR with a
-label-flipped test, MAR controls), :func:`importance_table` and :func:`trajectory_table` the
-interpretability of experiment 3, :func:`modularity_table` the Appendix B cross-checks.
+experiments 1 and 2 with the E.4 transformer and the E.5 inference subsets, :func:`missingness`
+experiment 4 (MNAR with a label-flipped test, MAR controls), :func:`sensitivity` the Figure 9
+hyper-parameter sweep, :func:`importance_table` and :func:`trajectories` the interpretability of
+experiment 3, :func:`modularity_table` the Appendix B cross-checks.
 
-Repetitions: a *split* is a fresh seeded train/validation/test partition drawn by the loader
-(``load_dataset(name, seed=split)``; the loaders fit their standardisation on that split's
-training rows), a *seed* re-initialises the weights.  The paper uses 5 seeds x 5 folds of an
-80-10-10 K-fold split; repeated seeded 70/15/15 hold-out splits play the role of the folds here.
-Confidence intervals (:func:`mean_ci`) are Student-t intervals of the mean over all runs.
+Repetitions (paper Section 6, "Model evaluation"): a :class:`Run` is one fold of a K-fold partition
+drawn once per dataset by the seed (stratified by outcome where the loader can; weather by blocks of
+days) times one weight initialisation.  The fold is the test set, the validation set is carved from
+the other folds (:func:`mmrepro.data.splits.kfold_split`), and the loader fits its standardisation
+on the fold's training rows.  Every model of every experiment is trained on the same runs, so
+methods are compared paired on (fold, initialisation).
+
+Every model trains through :func:`mmrepro.experiments.run_jobs` with the :class:`Repetitions`
+objective: finished runs land in the run cache, and ``executor="ray"`` trains them as Ray tasks.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,10 +40,14 @@ from ..runs.keys import dataset_fingerprint
 from ..stats import t_interval
 from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit, fit_many,
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
+from .transformer import EDU_WEATHER, MIMIC, FusionTransformer, TransformerSetting
 
-__all__ = ["Benchmark", "BENCHMARKS", "load_benchmark", "restrict", "make_model", "task_metrics",
-           "mean_ci", "summarise", "paired_differences", "with_only", "thin_time", "parity", "missingness",
-           "importance_table", "trajectory_table", "modularity_table", "runs", "Repetitions", "Trained"]
+__all__ = ["Benchmark", "BENCHMARKS", "KINDS", "Run", "runs", "load_benchmark", "restrict", "make_model",
+           "Repetitions", "Trained", "task_metrics", "mean_ci", "summarise", "paired_differences", "with_only",
+           "thin_time", "parity", "missingness", "sensitivity", "importance_table", "trajectories",
+           "modularity_table"]
+
+KINDS = ("MultiModN", "P-Fusion", "Transformer")
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,9 @@ class Benchmark:
     ``cohort`` names a boolean row mask in ``meta`` that restricts the rows (PBC: the 312 trial
     patients, who have every modality, as the paper keeps the MIMIC patients with all four);
     ``select`` are the tasks whose validation metrics select the multi-task model (Table 3);
-    ``time_every`` keeps every k-th time step of the sequence modalities (:func:`thin_time`).
+    ``time_every`` keeps every k-th time step of the sequence modalities (:func:`thin_time`);
+    ``loss_weights`` are MultiModN's (error, state-change) weights (reference code; see
+    :class:`~mmrepro.multimodn.model.MultiModN`); ``transformer`` the E.4 setting of the baseline.
     """
 
     name: str
@@ -57,30 +69,46 @@ class Benchmark:
     hidden: int
     dropout: float
     batch_size: int
+    transformer: TransformerSetting
     options: Mapping[str, object] = field(default_factory=dict)
     cohort: str | None = None
     select: tuple[str, ...] | None = None
     time_every: int = 1
+    loss_weights: tuple[float, float] = (1.0, 0.0)
 
 
 BENCHMARKS: dict[str, Benchmark] = {
-    # MIMIC row of Table 3: batch 16, dropout 0.2, hidden 32, state 50.
-    "pbc": Benchmark("pbc", "pbc", ("death_5y", "stage"), 50, 32, 0.2, 16, cohort="trial"),
-    "pbcseq": Benchmark("pbcseq", "pbc", ("death_5y",), 50, 32, 0.2, 16, options={"labs": "series"},
+    # MIMIC row of Table 3: batch 16, dropout 0.2, hidden 32, state 50; E.4's MIMIC transformer.
+    "pbc": Benchmark("pbc", "pbc", ("death_5y", "stage"), 50, 32, 0.2, 16, MIMIC, cohort="trial"),
+    # Time series like EDU: E.4's EDU/Weather transformer.
+    "pbcseq": Benchmark("pbcseq", "pbc", ("death_5y",), 50, 32, 0.2, 16, EDU_WEATHER, options={"labs": "series"},
                         cohort="trial"),
-    # Weather row of Table 3 (batch 128 -> 64 for 700 training windows); selection on the 24 h task.
+    # Weather row of Table 3 (batch 128 -> 64 for about 700 training windows); selection on the 24 h task.
     "nyc_weather": Benchmark("nyc_weather", "nyc_weather", ("temp_24h", "temp_72h", "humid_48h", "visib_48h"),
-                             20, 32, 0.1, 64, select=("temp_24h",)),
-    # No Table 3 row: the "medium" setting of the paper's Figure 9 grid (hidden 32, state 20), batch 16.
-    "titanic": Benchmark("titanic", "titanic", ("survived",), 20, 32, 0.1, 16),
+                             20, 32, 0.1, 64, EDU_WEATHER, select=("temp_24h",)),
+    # No Table 3 row: the "medium" setting of the paper's Figure 9 (batch 64, hidden 32, state 20, dropout
+    # 0.2); the state-change penalty of the reference's Titanic pipelines (0.7, 0.01 x 0.3).
+    "titanic": Benchmark("titanic", "titanic", ("survived",), 20, 32, 0.2, 64, MIMIC, loss_weights=(0.7, 0.003)),
 }
 
 
-def runs(n_splits: int, n_seeds: int, base_seed: int = 0) -> list[tuple[int, int]]:
-    """All (split seed, weight seed) pairs: ``n_splits`` x ``n_seeds`` repetitions."""
-    if n_splits < 1 or n_seeds < 1:
-        raise ValueError(f"need n_splits >= 1 and n_seeds >= 1, got {n_splits}, {n_seeds}.")
-    return [(base_seed + s, base_seed + k) for s in range(n_splits) for k in range(n_seeds)]
+@dataclass(frozen=True)
+class Run:
+    """One repetition: ``fold`` of the K-fold partition drawn by ``seed``, weights initialised by ``init``."""
+
+    fold: int
+    init: int
+    seed: int = 0
+    n_folds: int = 5
+
+
+def runs(n_folds: int, n_inits: int, seed: int = 0) -> list[Run]:
+    """Every fold of one ``n_folds``-fold partition (drawn by ``seed``) times ``n_inits`` initialisations
+    (seeds ``seed, seed + 1, ...``), folds outermost."""
+    for name, v, low in (("n_folds", n_folds, 2), ("n_inits", n_inits, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {v!r}.")
+    return [Run(f, seed + k, seed, n_folds) for f in range(n_folds) for k in range(n_inits)]
 
 
 def restrict(ds: MultimodalDataset, rows: torch.Tensor) -> MultimodalDataset:
@@ -94,10 +122,12 @@ def restrict(ds: MultimodalDataset, rows: torch.Tensor) -> MultimodalDataset:
     return replace(ds.subset(keep), splits=splits)
 
 
-def load_benchmark(bench: Benchmark | str, split: int) -> MultimodalDataset:
-    """The benchmark's dataset with the loader's split drawn by seed ``split`` (cohort applied)."""
+def load_benchmark(bench: Benchmark | str, run: Run | None = None) -> MultimodalDataset:
+    """The benchmark's dataset split for ``run``'s fold (cohort and time thinning applied); without
+    ``run``, the loader's seeded 70/15/15 hold-out split of seed 0."""
     bench = _bench(bench)
-    ds = load_dataset(bench.dataset, seed=split, **dict(bench.options))
+    folds = {} if run is None else {"fold": run.fold, "n_folds": run.n_folds}
+    ds = load_dataset(bench.dataset, seed=0 if run is None else run.seed, **dict(bench.options), **folds)
     if bench.cohort is not None:
         ds = restrict(ds, ds.meta[bench.cohort].bool())
     if bench.time_every != 1:
@@ -127,23 +157,30 @@ def _bench(bench: Benchmark | str) -> Benchmark:
     return BENCHMARKS[bench]
 
 
-def make_model(kind: str, ds: MultimodalDataset, bench: Benchmark, tasks: Sequence[str]) -> MultiModN | PFusion:
-    """A MultiModN (any number of tasks) or a single-task P-Fusion for ``ds``'s modalities.
+Model = MultiModN | PFusion | FusionTransformer
+
+
+def make_model(kind: str, ds: MultimodalDataset, bench: Benchmark, tasks: Sequence[str]) -> Model:
+    """A MultiModN (any number of tasks), a single-task P-Fusion or an E.4 transformer (any number of
+    tasks) for ``ds``'s modalities.
 
     P-Fusion's embedding per modality is ``ceil(state_size / |M|)`` wide, so that the fused vector
     matches MultiModN's state (paper Appendix B, "architecture alignment").
     """
     feats = {m: int(v.shape[-1]) for m, v in ds.x.items()}
     seq = [m for m in feats if ds.meta.get("modality_kinds", {}).get(m) == "sequence"]
+    steps = {m: int(ds.x[m].shape[1]) for m in seq}
     specs = {t: ds.tasks[t] for t in tasks}
     if kind == "MultiModN":
-        return MultiModN(feats, specs, sequence_modalities=seq, state_size=bench.state_size,
-                         hidden=bench.hidden, dropout=bench.dropout)
+        error, change = bench.loss_weights
+        return MultiModN(feats, specs, sequence_modalities=seq, state_size=bench.state_size, hidden=bench.hidden,
+                         dropout=bench.dropout, error_weight=error, state_change_weight=change)
     if kind == "P-Fusion":
-        return PFusion(feats, specs, sequence_steps={m: int(ds.x[m].shape[1]) for m in seq},
-                       embedding_size=math.ceil(bench.state_size / len(feats)), hidden=bench.hidden,
-                       dropout=bench.dropout)
-    raise ValueError(f"unknown model kind {kind!r}; valid: 'MultiModN', 'P-Fusion'.")
+        return PFusion(feats, specs, sequence_steps=steps, embedding_size=math.ceil(bench.state_size / len(feats)),
+                       hidden=bench.hidden, dropout=bench.dropout)
+    if kind == "Transformer":
+        return FusionTransformer(feats, specs, sequence_steps=steps, setting=bench.transformer)
+    raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(map(repr, KINDS))}.")
 
 
 def task_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -174,7 +211,7 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float,
 
 
 def summarise(rows: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.DataFrame:
-    """``mean``, ``low``, ``high`` (:func:`mean_ci`) and ``n`` of ``value`` per group of ``by``."""
+    """``mean``, ``low``, ``high`` (:func:`mean_ci` over runs) and ``n`` of ``value`` per group of ``by``."""
     out = []
     for key, grp in rows.groupby(list(by), sort=False):
         mean, low, high = mean_ci(grp["value"], level)
@@ -184,22 +221,22 @@ def summarise(rows: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.
 
 
 def paired_differences(rows: pd.DataFrame, a: str, b: str, metric: str, relative: bool = False) -> pd.DataFrame:
-    """Per-run differences between models ``a`` and ``b`` on ``metric`` (paired on split and seed).
+    """Per-run differences between models ``a`` and ``b`` on ``metric`` (paired on fold and init).
 
-    ``rows`` has columns model, split, seed, metric, value (one setting: filter it first).  Returns
-    columns split, seed, ``a``, ``b`` and ``diff`` = ``a - b``, or ``a / b - 1`` with ``relative``;
+    ``rows`` has columns model, fold, init, metric, value (one setting: filter it first).  Returns
+    columns fold, init, ``a``, ``b`` and ``diff`` = ``a - b``, or ``a / b - 1`` with ``relative``;
     runs where either value is missing or not finite are dropped.
     """
     sub = rows[(rows["metric"] == metric) & rows["model"].isin([a, b])]
-    if sub.duplicated(["split", "seed", "model"]).any():
-        raise ValueError(f"rows hold several {metric} values per (split, seed, model): filter to one setting first.")
-    wide = sub.pivot(index=["split", "seed"], columns="model", values="value")
+    if sub.duplicated(["fold", "init", "model"]).any():
+        raise ValueError(f"rows hold several {metric} values per (fold, init, model): filter to one setting first.")
+    wide = sub.pivot(index=["fold", "init"], columns="model", values="value")
     for model in (a, b):
         if model not in wide:
             raise ValueError(f"no {metric} rows for model {model!r}; models: {sorted(sub['model'].unique())}.")
     wide = wide[np.isfinite(wide[a]) & np.isfinite(wide[b])].reset_index()
     wide["diff"] = wide[a] / wide[b] - 1 if relative else wide[a] - wide[b]
-    return wide[["split", "seed", a, b, "diff"]]
+    return wide[["fold", "init", a, b, "diff"]]
 
 
 def with_only(ds: MultimodalDataset, keep: Iterable[str]) -> MultimodalDataset:
@@ -212,11 +249,14 @@ def with_only(ds: MultimodalDataset, keep: Iterable[str]) -> MultimodalDataset:
     return replace(ds, present=present)
 
 
+SETTINGS = ("state_size", "hidden", "dropout", "batch_size", "loss_weights")
+
+
 @dataclass
 class Trained:
-    """One trained MultiModN or P-Fusion (a repetition, plain data): its configuration and weight
-    seed, the selected epoch, its validation score and history, and its parameters (kept: every
-    model is scored on several test variants, and some are inspected, see :meth:`Repetitions.model`)."""
+    """One trained model of a repetition (plain data): its configuration and weight seed, the
+    selected epoch, its validation score and history, and its parameters (kept: every model is
+    scored on several test variants, and some are inspected, see :meth:`Repetitions.model`)."""
 
     config: dict
     seed: int
@@ -228,14 +268,30 @@ class Trained:
 
 class Repetitions:
     """``objective(config, seed) -> Trained`` for one benchmark (the objective protocol of
-    :mod:`mmrepro.experiments.jobs`). ``config``: ``model`` ("MultiModN" or "P-Fusion"), ``tasks``,
-    ``select`` (selection tasks or None) and ``data``, the name of one of ``datasets`` (a split, or
-    a split with a missingness pattern)."""
+    :mod:`mmrepro.experiments.jobs`); ``seed`` initialises the weights and orders the batches.
 
-    def __init__(self, bench: Benchmark, datasets: Mapping[str, MultimodalDataset], epochs: int,
+    ``config``: ``model`` (a kind of :data:`KINDS`), ``tasks``, ``select`` (selection tasks or None),
+    ``data`` (the name of one of ``datasets``: a fold, or a fold with a missingness pattern),
+    ``epochs`` and ``setting`` (changes to the benchmark's hyper-parameters, among
+    :data:`SETTINGS`).  Transformers train with their E.4 batch size, the others with the
+    benchmark's; every model uses :func:`~mmrepro.multimodn.fit` (Adam, clipping, validation-selected
+    epoch).
+    """
+
+    def __init__(self, bench: Benchmark, datasets: Mapping[str, MultimodalDataset],
                  device: torch.device | str = "cpu") -> None:
-        self.bench, self.datasets, self.epochs, self.device = bench, dict(datasets), epochs, torch.device(device)
+        self.bench, self.datasets, self.device = bench, dict(datasets), torch.device(device)
         self._fingerprints: dict[str, str] = {}
+
+    def setting(self, config: Mapping[str, Any]) -> Benchmark:
+        """The benchmark with the config's ``setting`` applied."""
+        changes = dict(config.get("setting") or {})
+        bad = sorted(set(changes) - set(SETTINGS))
+        if bad:
+            raise ValueError(f"cannot change {bad} of a benchmark; valid: {SETTINGS}.")
+        if "loss_weights" in changes:
+            changes["loss_weights"] = tuple(changes["loss_weights"])
+        return replace(self.bench, **changes)
 
     def __call__(self, config: dict, seed: int) -> Trained:
         return self.many([(config, seed)])[0]
@@ -249,13 +305,14 @@ class Repetitions:
             raise ValueError(f"Repetitions.many trains jobs of one group, got {len(groups)}; split them by group")
         config = jobs[0][0]
         ds = self.datasets[config["data"]]
+        bench = self.setting(config)
         train, val = ds.split("train"), ds.split("val")
         models = []
         for _, seed in jobs:
             torch.manual_seed(seed)
-            models.append(make_model(config["model"], ds, self.bench, config["tasks"]))
-        kw = dict(epochs=self.epochs, batch_size=self.bench.batch_size, device=self.device,
-                  select_tasks=config["select"])
+            models.append(make_model(config["model"], ds, bench, config["tasks"]))
+        batch = bench.transformer.batch_size if config["model"] == "Transformer" else bench.batch_size
+        kw = dict(epochs=config["epochs"], batch_size=batch, device=self.device, select_tasks=config["select"])
         if config["model"] == "MultiModN":
             results = fit_many(models, train, val, seeds=[s for _, s in jobs], **kw)
         else:
@@ -265,82 +322,121 @@ class Repetitions:
                 for (c, s), res, model in zip(jobs, results, models)]
 
     def group(self, config: dict) -> tuple:
-        """Jobs that can share one stacked model: the same model kind, tasks, selection and data."""
-        return (config["model"], tuple(config["tasks"]), tuple(config["select"] or ()), config["data"])
+        """Jobs that can share one stacked model: the same model kind, tasks, selection, data, epochs
+        and setting."""
+        return (config["model"], tuple(config["tasks"]), tuple(config["select"] or ()), config["data"],
+                config["epochs"], json.dumps(config.get("setting") or {}, sort_keys=True))
 
     def key(self, config: dict, seed: int) -> dict:
         name = config["data"]
         if name not in self._fingerprints:
             self._fingerprints[name] = dataset_fingerprint(self.datasets[name])
-        return {"objective": "multimodn", "bench": dataclasses.asdict(self.bench), "epochs": self.epochs,
-                "device": self.device.type, "data": self._fingerprints[name], "config": config, "seed": seed}
+        return {"objective": "multimodn", "bench": dataclasses.asdict(self.bench), "device": self.device.type,
+                "data": self._fingerprints[name], "config": config, "seed": seed}
 
-    def model(self, run: Trained) -> MultiModN | PFusion:
+    def model(self, run: Trained) -> Model:
         """The trained model of ``run``, rebuilt and on the device, in eval mode."""
         c = run.config
-        model = make_model(c["model"], self.datasets[c["data"]], self.bench, c["tasks"])
+        model = make_model(c["model"], self.datasets[c["data"]], self.setting(c), c["tasks"])
         model.load_state_dict(run.state)
         return model.to(self.device).eval()
 
 
-def _score(model: MultiModN | PFusion, data: MultimodalDataset, device: torch.device) -> dict[str, dict[str, float]]:
+def _config(kind: str, tasks: Sequence[str], data: str, epochs: int, select: Sequence[str] | None = None,
+            setting: Mapping[str, Any] | None = None) -> dict:
+    return {"model": kind, "tasks": list(tasks), "select": list(select) if select else None, "data": data,
+            "epochs": int(epochs), "setting": {k: list(v) if isinstance(v, tuple) else v
+                                               for k, v in (setting or {}).items()}}
+
+
+def _train(objective: Repetitions, jobs: Sequence[tuple[dict, int]], executor: Any) -> list[tuple[Model, dict]]:
+    """Every job through :func:`~mmrepro.experiments.run_jobs`; each model with ``{"best_epoch", "epochs"}``
+    (a best epoch at the last epoch says the model might still improve with more epochs)."""
+    return [(objective.model(t), {"best_epoch": t.best_epoch, "epochs": t.config["epochs"]})
+            for t in run_jobs(objective, jobs, executor)]
+
+
+def _score(model: Model, data: MultimodalDataset, device: torch.device) -> dict[str, dict[str, float]]:
     pairs = evaluation_pairs(model, data, device=device)
     return {t: task_metrics(model.tasks[t].kind, *pairs[t]) for t in pairs}
 
 
-def parity(bench: Benchmark | str, repetitions: Sequence[tuple[int, int]], epochs: int,
-           device: torch.device | str = "cpu", multitask: bool = True,
-           subsets_task: str | None = None, executor: str = "local") -> tuple[pd.DataFrame, dict]:
-    """Experiments 1, 2 and E.5 on one benchmark.
+def _rows(trained_model: Model, data: MultimodalDataset, device: torch.device, **labels: object) -> list[dict]:
+    """Test metrics of ``trained_model`` on ``data`` as rows carrying ``labels``."""
+    return [dict(labels, task=task, metric=k, value=v)
+            for task, scores in _score(trained_model, data, device).items() for k, v in scores.items()]
 
-    For every repetition (split, seed): a single-task MultiModN and a single-task P-Fusion per
-    task, and (``multitask`` with several tasks) one multi-task MultiModN; all scored on the test
-    split.  With ``subsets_task``, the two single-task models of that task are also scored with
-    every non-empty subset of modalities at inference (E.5; the others absent).  Every model
+
+Inspect = Callable[[str, Model, MultimodalDataset, Run], object]
+
+
+def _fold_name(run: Run) -> str:
+    return f"fold {run.fold} of {run.n_folds} (seed {run.seed})"
+
+
+def parity(bench: Benchmark | str, repetitions: Sequence[Run], epochs: int, device: torch.device | str = "cpu",
+           kinds: Sequence[str] = KINDS, multitask: Sequence[str] = ("MultiModN",),
+           variants: Mapping[str, Mapping[str, Any]] | None = None, subsets_task: str | None = None,
+           inspect: Inspect | None = None, transformer_epochs: int | None = None,
+           executor: Any = "local") -> tuple[pd.DataFrame, list[tuple[str, Run, object]]]:
+    """Experiments 1 and 2, the E.4 transformer and the E.5 inference subsets on one benchmark.
+
+    For every run: a single-task model of every kind in ``kinds`` per task; with several tasks, one
+    multi-task model of every kind in ``multitask`` (named ``"<kind> multi-task"``); one single-task
+    MultiModN per task for every ``variants`` entry ``{name: setting}`` (changes to the benchmark's
+    hyper-parameters, e.g. ``{"loss_weights": (1, 0)}``: without the state-change penalty).
+    Transformers train for ``transformer_epochs`` (default ``epochs``; the paper trains them for 50).
+    All are scored on the run's test fold.  With ``subsets_task``, that task's single-task
+    MultiModN and P-Fusion are also scored with every non-empty proper subset of modalities at
+    inference (E.5; the others absent).  ``inspect(name, model, data, run)`` is called for every
+    trained model; what it returns (unless None) is collected, so that a caller keeps what it
+    needs of a model (importance scores, trajectories) without keeping the model.  Every model
     trains through :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray").
 
-    Returns ``rows`` (columns benchmark, task, model, split, seed, metric, value, inputs) and the
-    models ``{(split, seed): {(model name, task or "all"): model}}``.
+    Returns ``rows`` (benchmark, model, fold, init, best_epoch, epochs, inputs, task, metric, value)
+    and the list of ``(model name, run, inspect result)``.
     """
     bench = _bench(bench)
     device = torch.device(device)
-    objective = Repetitions(bench, {f"split {s}": load_benchmark(bench, s) for s in dict.fromkeys(
-        split for split, _ in repetitions)}, epochs, device)
+    unknown = sorted((set(kinds) | set(multitask)) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown model kinds {unknown}; valid: {KINDS}.")
+    objective = Repetitions(bench, {_fold_name(r): load_benchmark(bench, r) for r in repetitions}, device)
+    n_epochs = {k: (transformer_epochs or epochs) if k == "Transformer" else epochs for k in KINDS}
     names, jobs = [], []
-    for split, seed in repetitions:
+    for r in repetitions:
+        data = _fold_name(r)
         for task in bench.tasks:
-            for kind in ("MultiModN", "P-Fusion"):
-                names.append((split, seed, kind, task))
-                jobs.append(({"model": kind, "tasks": [task], "select": None, "data": f"split {split}"}, seed))
-        if multitask and len(bench.tasks) > 1:
-            names.append((split, seed, "MultiModN multi-task", "all"))
-            jobs.append(({"model": "MultiModN", "tasks": list(bench.tasks),
-                          "select": list(bench.select) if bench.select else None, "data": f"split {split}"}, seed))
-    models: dict = {}
-    for (split, seed, name, task), run in zip(names, run_jobs(objective, jobs, executor)):
-        models.setdefault((split, seed), {})[(name, task)] = objective.model(run)
-    rows = []
-    for (split, seed), trained in models.items():
-        ds = objective.datasets[f"split {split}"]
+            for kind in kinds:
+                names.append((kind, r, (task,)))
+                jobs.append((_config(kind, [task], data, n_epochs[kind]), r.init))
+            for name, setting in (variants or {}).items():
+                names.append((name, r, (task,)))
+                jobs.append((_config("MultiModN", [task], data, epochs, setting=setting), r.init))
+        if len(bench.tasks) > 1:
+            for kind in multitask:
+                names.append((f"{kind} multi-task", r, bench.tasks))
+                jobs.append((_config(kind, bench.tasks, data, n_epochs[kind], bench.select), r.init))
+    rows, inspected = [], []
+    for (name, r, tasks), (model, fitted) in zip(names, _train(objective, jobs, executor)):
+        ds = objective.datasets[_fold_name(r)]
         test = ds.split("test")
-        all_inputs = "+".join(ds.modalities)
-        for (name, _), model in trained.items():
-            for task, scores in _score(model, test, device).items():
-                rows += [dict(benchmark=bench.name, task=task, model=name, split=split, seed=seed, metric=k,
-                              value=v, inputs=all_inputs) for k, v in scores.items()]
-        if subsets_task is not None:
-            for r in range(1, len(ds.modalities)):
-                for keep in itertools.combinations(ds.modalities, r):
-                    for kind in ("MultiModN", "P-Fusion"):
-                        scores = _score(trained[(kind, subsets_task)], with_only(test, keep), device)[subsets_task]
-                        rows += [dict(benchmark=bench.name, task=subsets_task, model=kind, split=split, seed=seed,
-                                      metric=k, value=v, inputs="+".join(keep)) for k, v in scores.items()]
-    return pd.DataFrame(rows), models
+        labels = dict(benchmark=bench.name, model=name, fold=r.fold, init=r.init, **fitted)
+        rows += _rows(model, test, device, **labels, inputs="+".join(test.modalities))
+        if subsets_task is not None and tasks == (subsets_task,) and name in ("MultiModN", "P-Fusion"):
+            for k in range(1, len(test.modalities)):
+                for keep in itertools.combinations(test.modalities, k):
+                    rows += _rows(model, with_only(test, keep), device, **labels, inputs="+".join(keep))
+        if inspect is not None:
+            result = inspect(name, model, ds, r)
+            if result is not None:
+                inspected.append((name, r, result))
+    return pd.DataFrame(rows), inspected
 
 
 def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequence[float],
-                repetitions: Sequence[tuple[int, int]], epochs: int, device: torch.device | str = "cpu",
-                cls: int = 1, executor: str = "local") -> pd.DataFrame:
+                repetitions: Sequence[Run], epochs: int, device: torch.device | str = "cpu",
+                cls: int = 1, kinds: Sequence[str] = ("MultiModN", "P-Fusion"), executor: Any = "local") -> pd.DataFrame:
     """Experiment 4 (Section 6.4, Figures 5, 12, 13) on a binary ``task``.
 
     MNAR: in the training and validation rows, a fraction ``rate`` of class ``cls`` loses
@@ -348,47 +444,78 @@ def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequenc
     (``test="flip"``: the same fraction of class ``1 - cls`` loses it).  MAR control: the same
     fraction of all training/validation rows loses it, drawn from an observed covariate
     (:func:`mmrepro.data.mar`); tested with no missingness and with MAR at the same rate
-    (``test="MAR"``).  Rate 0 is trained once and reported under both patterns.  Every model
-    trains through :func:`mmrepro.experiments.run_jobs` on ``executor``.
+    (``test="MAR"``).  Rate 0 is trained once and reported under both patterns.  The patterns
+    are drawn with the run's ``init`` seed.  Every model trains through
+    :func:`mmrepro.experiments.run_jobs` on ``executor``.
 
-    Returns rows (pattern, rate, test, model, split, seed, metric, value).
+    Returns rows (pattern, rate, test, model, fold, init, best_epoch, epochs, task, metric, value).
     """
     bench = _bench(bench)
     device = torch.device(device)
-    datasets, settings = {}, []  # settings: (split, seed, rate, data name, {(pattern, test): test split})
-    for split, seed in repetitions:
-        ds = load_benchmark(bench, split)
-        clean_test = ds.split("test")
-        datasets[f"split {split}"] = ds
+    datasets, settings = {}, []  # (run, rate, data name, {(pattern, test): test split})
+    for r in repetitions:
+        fold = _fold_name(r)
+        ds = datasets.setdefault(fold, load_benchmark(bench, r))
+        clean = ds.split("test")
         for rate in rates:
             if rate == 0:
-                settings.append((split, seed, rate, f"split {split}",
-                                 {("MNAR", "none"): clean_test, ("MNAR", "flip"): clean_test,
-                                  ("MAR", "none"): clean_test, ("MAR", "MAR"): clean_test}))
+                settings.append((r, rate, fold, {("MNAR", "none"): clean, ("MNAR", "flip"): clean,
+                                                 ("MAR", "none"): clean, ("MAR", "MAR"): clean}))
                 continue
-            flipped = mnar_flip(ds, modality, rate, task, cls, seed=seed, test="flip")
+            flipped = mnar_flip(ds, modality, rate, task, cls, seed=r.init, test="flip")
             marred = ds
             for part in ("train", "val", "test"):
-                marred = mar(marred, modality, rate, seed=seed, rows=part)
-            for pattern, data, tests in (("MNAR", flipped, {("MNAR", "none"): clean_test,
-                                                             ("MNAR", "flip"): flipped.split("test")}),
-                                         ("MAR", marred, {("MAR", "none"): clean_test,
-                                                          ("MAR", "MAR"): marred.split("test")})):
-                name = f"split {split}, seed {seed}, {pattern} {modality} {rate:g} of class {cls}"
+                marred = mar(marred, modality, rate, seed=r.init, rows=part)
+            for pattern, data, tests in (("MNAR", flipped, {("MNAR", "none"): clean, ("MNAR", "flip"): flipped.split("test")}),
+                                         ("MAR", marred, {("MAR", "none"): clean, ("MAR", "MAR"): marred.split("test")})):
+                name = f"{fold}, {pattern} {modality} {rate:g} of class {cls}, pattern seed {r.init}"
                 datasets[name] = data
-                settings.append((split, seed, rate, name, tests))
-    objective = Repetitions(bench, datasets, epochs, device)
-    jobs = [({"model": kind, "tasks": [task], "select": None, "data": name}, seed)
-            for split, seed, rate, name, _ in settings for kind in ("MultiModN", "P-Fusion")]
-    trained = iter(run_jobs(objective, jobs, executor))
+                settings.append((r, rate, name, tests))
+    objective = Repetitions(bench, datasets, device)
+    jobs = [(_config(kind, [task], name, epochs), r.init) for r, _, name, _ in settings for kind in kinds]
+    trained = iter(_train(objective, jobs, executor))
     rows = []
-    for split, seed, rate, _, tests in settings:
-        for kind in ("MultiModN", "P-Fusion"):
-            model = objective.model(next(trained))
+    for r, rate, _, tests in settings:
+        for kind in kinds:
+            model, fitted = next(trained)
             for (pattern, test_name), test in tests.items():
-                rows += [dict(pattern=pattern, rate=rate, test=test_name, model=kind, split=split,
-                              seed=seed, metric=k, value=v)
-                         for k, v in _score(model, test, device)[task].items()]
+                rows += _rows(model, test, device, pattern=pattern, rate=rate, test=test_name, model=kind,
+                              fold=r.fold, init=r.init, **fitted)
+    return pd.DataFrame(rows)
+
+
+SENSITIVE = ("state_size", "hidden", "dropout", "batch_size")
+
+
+def sensitivity(bench: Benchmark | str, task: str, grid: Mapping[str, Sequence[float]], repetitions: Sequence[Run],
+                epochs: int, device: torch.device | str = "cpu", executor: Any = "local") -> pd.DataFrame:
+    """Figure 9: single-task MultiModN with one hyper-parameter of ``bench`` changed at a time.
+
+    ``grid`` maps parameters among :data:`SENSITIVE` to the values to try; every other setting
+    stays the benchmark's (the centre, also trained once).  Returns rows (parameter, setting,
+    fold, init, best_epoch, epochs, task, metric, value); the centre appears under every parameter
+    with its own value.
+    """
+    bench = _bench(bench)
+    device = torch.device(device)
+    bad = sorted(set(grid) - set(SENSITIVE))
+    if bad:
+        raise ValueError(f"cannot vary {bad}; valid parameters: {SENSITIVE}.")
+    settings: dict[tuple[str, Any], dict] = {("centre", None): {}}
+    for param, values in grid.items():
+        for v in values:
+            if v != getattr(bench, param):
+                settings[(param, v)] = {param: type(getattr(bench, param))(v)}
+    objective = Repetitions(bench, {_fold_name(r): load_benchmark(bench, r) for r in repetitions}, device)
+    keys = [(key, r) for key in settings for r in repetitions]
+    jobs = [(_config("MultiModN", [task], _fold_name(r), epochs, setting=settings[key]), r.init) for key, r in keys]
+    rows = []
+    for ((param, value), r), (model, fitted) in zip(keys, _train(objective, jobs, executor)):
+        scored = _rows(model, objective.datasets[_fold_name(r)].split("test"), device, fold=r.fold, init=r.init,
+                       **fitted)
+        for p in grid if param == "centre" else [param]:
+            rows += [dict(row, parameter=p, setting=getattr(bench, p) if param == "centre" else value)
+                     for row in scored]
     return pd.DataFrame(rows)
 
 
@@ -422,16 +549,32 @@ def importance_table(model: MultiModN, data: MultimodalDataset, positive: Mappin
     return pd.DataFrame(rows)
 
 
-def trajectory_table(model: MultiModN, data: MultimodalDataset, row: int,
-                     positive: Mapping[str, Sequence[int]] | None = None,
-                     device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Cumulative probability (Figure 4 CP) of one sample: a task x step table, steps from the
-    prior through every encoder (``modality@t`` for time steps); skipped steps repeat the last value."""
-    one = data.subset(torch.tensor([row])).to(device)
-    traj = cumulative_probabilities(model, one.x, one.present, one.lengths or None)
-    table = {task: _scalar(model.tasks[task].kind, p[0], (positive or {}).get(task)).cpu().numpy()
-             for task, p in traj.probabilities.items()}
-    return pd.DataFrame(table, index=traj.step_labels).T
+def trajectories(model: MultiModN, data: MultimodalDataset, positive: Mapping[str, Sequence[int]] | None = None,
+                 device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Cumulative probability (Figure 4 CP) of every sample along the encoding sequence.
+
+    Long table: row (sample index in ``data``), task, step (0 = prior), label (``"prior"``, the
+    modality, ``modality@t`` for time steps), probability (P(y=1), P(class in ``positive[task]``), or
+    the regression value; a skipped step repeats the previous value) and target (the binary label,
+    1 if the class is in ``positive[task]``, or the value; NaN when unknown).
+    """
+    d = data.to(device)
+    traj = cumulative_probabilities(model, d.x, d.present, d.lengths or None)
+    frames = []
+    for task, p in traj.probabilities.items():
+        kind = model.tasks[task].kind
+        prob = _scalar(kind, p, (positive or {}).get(task)).cpu().numpy()
+        y = d.y[task].cpu()
+        if kind == "multiclass":
+            target = torch.where(y >= 0, torch.isin(y, torch.tensor(list(positive[task]))).double(),
+                                 torch.tensor(math.nan, dtype=torch.float64))
+        else:
+            target = y.double()
+        n, k = prob.shape
+        frames.append(pd.DataFrame({"row": np.repeat(np.arange(n), k), "task": task, "step": np.tile(np.arange(k), n),
+                                    "label": np.tile(traj.step_labels, n), "probability": prob.ravel(),
+                                    "target": np.repeat(target.numpy(), k)}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def modularity_table(n_modalities: Iterable[int], n_tasks: Iterable[int]) -> pd.DataFrame:

@@ -57,6 +57,23 @@ def _check_name(name: Any, what: str) -> None:
         raise ValueError(f"{what} name {name!r} must be a non-empty string without '.'.")
 
 
+def check_modalities(modalities: Any, sequence_steps: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Validate ``{modality: n_features}`` (and, for the parallel models, ``{sequence modality: T}``
+    with one shared T); returns the sequence steps as a dict."""
+    if not isinstance(modalities, Mapping) or not modalities:
+        raise ValueError("modalities must be a non-empty mapping {name: n_features}.")
+    for m, f in modalities.items():
+        _check_name(m, "modality")
+        if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+            raise ValueError(f"modality {m!r}: n_features must be a positive int, got {f!r}.")
+    steps = dict(sequence_steps or {})
+    if not set(steps) <= set(modalities):
+        raise ValueError(f"sequence_steps names {sorted(set(steps) - set(modalities))} are not modalities.")
+    if len(set(steps.values())) > 1 or any(not isinstance(t, int) or t < 1 for t in steps.values()):
+        raise ValueError(f"sequence_steps {steps} must share one positive T (one time axis).")
+    return steps
+
+
 def mlp(in_features: int, hidden: int, out_features: int, *, n_hidden: int = 2,
         dropout: float = 0.0, out_relu: bool = False) -> nn.Sequential:
     """Dropout on the input, ``n_hidden`` Linear+ReLU layers of width ``hidden``, a Linear output.

@@ -19,6 +19,12 @@ divides by ``n_decoders * (n_encoders + 1)`` and counts skipped terms as zero, w
 loss of samples with missing modalities.  A carried-over state is a copy of an earlier state, so
 counting it would also re-weight that state's prediction.  The mean is pooled over the batch: a
 sample with more observed modalities (or visits) contributes more pairs.
+
+State-change penalty (reference code, not in the paper): ``error_weight * loss +
+state_change_weight * mean((s_t - s_{t-1})**2)``, the second mean over the state entries of every
+step that updated a sample's state.  The reference weighs the error by ``err_penalty`` and the change
+by ``0.01 * state_change_penalty`` (its Titanic pipelines: 0.7 and 0.01 x 0.3 = 0.003; MIMIC: 1 and
+0), and averages the change over encoders with skipped ones counted as zero.
 """
 from __future__ import annotations
 
@@ -30,10 +36,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.stacked import chain_ops
-from .heads import TaskSpec, _check_name, as_task_specs, check_target, mlp, pair_losses, to_probability
+from .heads import TaskSpec, as_task_specs, check_modalities, check_target, mlp, pair_losses, to_probability
 from .inputs import check_inputs
 
-__all__ = ["MultiModN", "MultiModNOutput", "output_loss"]
+__all__ = ["MultiModN", "MultiModNOutput", "output_loss", "state_change"]
 
 
 @dataclass
@@ -85,18 +91,22 @@ class MultiModN(nn.Module):
             static and every state is trained to predict them.
         state_size, hidden, n_hidden, dropout: state width, hidden width, hidden layers of the
             encoders and decoders, dropout on the encoder input ``[x_i, s_{i-1}]``.
+        error_weight, state_change_weight: weights of the prediction loss and of the state-change
+            penalty in :meth:`loss` (module docstring; default: the loss alone).
     """
 
     def __init__(self, modalities: Mapping[str, int], tasks: Mapping[str, Any], *,
                  sequence_modalities: Iterable[str] = (), time_tasks: Iterable[str] = (),
-                 state_size: int = 50, hidden: int = 32, n_hidden: int = 2, dropout: float = 0.2):
+                 state_size: int = 50, hidden: int = 32, n_hidden: int = 2, dropout: float = 0.2,
+                 error_weight: float = 1.0, state_change_weight: float = 0.0):
         super().__init__()
-        if not isinstance(modalities, Mapping) or not modalities:
-            raise ValueError("modalities must be a non-empty mapping {name: n_features}.")
-        for m, f in modalities.items():
-            _check_name(m, "modality")
-            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
-                raise ValueError(f"modality {m!r}: n_features must be a positive int, got {f!r}.")
+        for name, w in (("error_weight", error_weight), ("state_change_weight", state_change_weight)):
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < float("inf"):
+                raise ValueError(f"{name} must be a finite number >= 0, got {w!r}.")
+        if error_weight == 0:
+            raise ValueError("error_weight must be > 0: without it the model learns no task.")
+        self.error_weight, self.state_change_weight = float(error_weight), float(state_change_weight)
+        check_modalities(modalities)
         self.n_features = dict(modalities)
         self.tasks = as_task_specs(tasks)
         self.sequence_modalities = frozenset(sequence_modalities)
@@ -190,8 +200,13 @@ class MultiModN(nn.Module):
     def loss(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
              lengths: Mapping[str, Tensor] | None, y: Mapping[str, Tensor],
              order: Sequence[str] | None = None) -> Tensor:
-        """Forward pass and :func:`output_loss`."""
-        return output_loss(self(x, present, lengths, order), y, self.time_tasks)
+        """Forward pass, :func:`output_loss` times ``error_weight``, plus the weighted
+        :func:`state_change` penalty when ``state_change_weight`` > 0."""
+        out = self(x, present, lengths, order)
+        loss = self.error_weight * output_loss(out, y, self.time_tasks)
+        if self.state_change_weight > 0:
+            loss = loss + self.state_change_weight * state_change(out)
+        return loss
 
     @torch.no_grad()
     def predict(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
@@ -231,6 +246,15 @@ def output_loss(out: MultiModNOutput, y: Mapping[str, Tensor], time_tasks: Itera
         total = total + (loss * keep).sum(dim=(-2, -1))
         count = count + keep.sum(dim=(-2, -1))
     return total / count.clamp(min=1)
+
+
+def state_change(out: MultiModNOutput) -> Tensor:
+    """Mean squared change of the state, ``mean((s_t - s_{t-1})**2)``, over the state entries of every
+    step that updated a sample's state (0 when no step did): the reference code's state-change penalty.
+    Stacked runs (a leading run axis) get one mean per run."""
+    change = (out.states[..., 1:, :] - out.states[..., :-1, :]).pow(2).mean(-1)
+    keep = out.updated[..., 1:]
+    return (change * keep).sum(dim=(-2, -1)) / keep.sum(dim=(-2, -1)).clamp(min=1)
 
 
 def _run(ops: list, h: Tensor) -> Tensor:

@@ -7,8 +7,9 @@ is padded with a neutral value (``pad_value``, 0 = the training mean after
 learn the missingness pattern (the MNAR failure of paper Section 6.4).  Sequence modalities are
 flattened over their padded time axis, steps beyond a sample's length padded alike.
 
-``fusion="early"`` is the reference implementation's baseline: no per-modality encoders, one MLP
-over the concatenated standardised features with absent values filled by 0.
+``fusion="early"`` is the reference implementation's baseline (its HAIM decoder): no per-modality
+encoders, one MLP over the concatenated standardised features with absent values filled by 0,
+without input dropout (``dropout`` applies to the embedding encoders only).
 
 Encoders and decoder are :func:`~mmrepro.multimodn.heads.mlp` networks with the same widths as
 MultiModN's, so that only the fusion differs (paper Section 4.1, Appendix B Figure 8).
@@ -20,7 +21,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .heads import _check_name, as_task_specs, check_target, mlp, pair_losses
+from .heads import as_task_specs, check_modalities, check_target, mlp, pair_losses
 from .inputs import check_inputs
 
 __all__ = ["PFusion"]
@@ -52,17 +53,7 @@ class PFusion(nn.Module):
                              "Train one P-Fusion per task.")
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r} is not one of {FUSIONS}.")
-        if not isinstance(modalities, Mapping) or not modalities:
-            raise ValueError("modalities must be a non-empty mapping {name: n_features}.")
-        steps = dict(sequence_steps or {})
-        if not set(steps) <= set(modalities):
-            raise ValueError(f"sequence_steps names {sorted(set(steps) - set(modalities))} are not modalities.")
-        if len(set(steps.values())) > 1 or any(not isinstance(t, int) or t < 1 for t in steps.values()):
-            raise ValueError(f"sequence_steps {steps} must share one positive T (one time axis).")
-        for m, f in modalities.items():
-            _check_name(m, "modality")
-            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
-                raise ValueError(f"modality {m!r}: n_features must be a positive int, got {f!r}.")
+        steps = check_modalities(modalities, sequence_steps)
         self.n_features = dict(modalities)
         self.sequence_steps = steps
         (self.task_name, self.spec), = specs.items()
@@ -78,8 +69,7 @@ class PFusion(nn.Module):
             self.decoder = mlp(fused, hidden, self.spec.n_outputs, n_hidden=n_hidden)
         else:
             self.encoders = nn.ModuleDict()
-            self.decoder = mlp(sum(flat.values()), hidden, self.spec.n_outputs, n_hidden=n_hidden,
-                               dropout=dropout)
+            self.decoder = mlp(sum(flat.values()), hidden, self.spec.n_outputs, n_hidden=n_hidden)
 
     @property
     def modalities(self) -> list[str]:

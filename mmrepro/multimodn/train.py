@@ -1,4 +1,4 @@
-"""Minimal training loop for MultiModN and P-Fusion (MultiModN paper Section 6 and Appendix D).
+"""Minimal training loop for MultiModN and its baselines (MultiModN paper Section 6 and Appendix D).
 
 Adam with gradient-norm clipping, mini-batches drawn from a seeded generator, model selection on
 the validation set (Table 3: "Val BAC + Macro AUROC" for classification, "Val MSE" for regression).
@@ -21,6 +21,7 @@ from ..checks import check_int, check_number, check_seed
 from .heads import to_probability
 from .model import MultiModN
 from .pfusion import PFusion
+from .transformer import FusionTransformer
 
 __all__ = ["fit", "FitResult", "epoch_batches", "evaluation_pairs", "selection_score"]
 
@@ -47,7 +48,7 @@ def _rows(d: Mapping[str, Tensor], idx: Tensor) -> dict[str, Tensor]:
     return {k: v[idx] for k, v in d.items()}
 
 
-def evaluation_pairs(model: MultiModN | PFusion, data: Any, order: Sequence[str] | None = None,
+def evaluation_pairs(model: MultiModN | PFusion | FusionTransformer, data: Any, order: Sequence[str] | None = None,
                      device: str | torch.device = "cpu") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{task: (y_true, y_pred)}`` over the known targets, predictions in probability space.
 
@@ -62,7 +63,7 @@ def evaluation_pairs(model: MultiModN | PFusion, data: Any, order: Sequence[str]
     try:
         kw = {"order": order} if isinstance(model, MultiModN) else {}
         if order is not None and not kw:
-            raise ValueError("order is only meaningful for MultiModN; P-Fusion always uses all modalities.")
+            raise ValueError("order is only meaningful for MultiModN; the baselines always use all modalities.")
         logits = model.predict(x, present, lengths, **kw)
     finally:
         model.train(was_training)
@@ -138,7 +139,7 @@ def check_settings(epochs: int, batch_size: int, lr: float, seed: int, grad_clip
         raise ValueError(f"select_tasks {unknown} are not tasks of the model {sorted(tasks)}.")
 
 
-def fit(model: MultiModN | PFusion, train: Any, val: Any | None = None, *, epochs: int = 100,
+def fit(model: MultiModN | PFusion | FusionTransformer, train: Any, val: Any | None = None, *, epochs: int = 100,
         batch_size: int = 16, lr: float = 1e-3, grad_clip: float | None = 1.0, seed: int = 0,
         device: str | torch.device = "cpu", select_tasks: Sequence[str] | None = None,
         shuffle_order: bool = False, bucket_by_length: bool = False) -> FitResult:
