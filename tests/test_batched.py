@@ -148,6 +148,28 @@ def test_resnet_lstm_missing_rows_multilabel(batched):
     assert layout == ({"batched"} if batched else {"loop"})
 
 
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "loop"])
+def test_recompute_bn_matches_separate_fits(batched):
+    """Precise BatchNorm statistics before each evaluation (MIND's students) give every stacked run the
+    statistics, losses and selected checkpoint it gets alone. (The tiny ResNet's ReLUs tie many image
+    logits, so rank metrics such as AUPRC may flip on 1e-16 differences: losses are compared instead.)"""
+    d = _mixed()
+    kw = dict(epochs=2, batch_size=16, device="cpu", progress=False, recompute_bn=True, eval_batch_size=20)
+    alone = [fit(mixed_net(s), d.split("train"), d.split("val"), seed=s, lr=lr, **kw) for s, lr in zip(SEEDS, LRS)]
+    together = fit_many([mixed_net(s) for s in SEEDS], d.split("train"), d.split("val"), seeds=SEEDS, lrs=LRS,
+                        batched=batched, **kw)
+    for a, b in zip(alone, together):
+        assert a.best_epoch == b.best_epoch
+        for ha, hb in zip(a.history, b.history):
+            losses = [k for k in ha if k.endswith("/loss")]
+            assert [ha[k] for k in losses] == pytest.approx([hb[k] for k in losses], abs=1e-10)
+        for (n, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+            torch.testing.assert_close(p, q, atol=1e-10, rtol=0, msg=n)
+    plain = fit(mixed_net(SEEDS[0]), d.split("train"), d.split("val"), seed=SEEDS[0], lr=LRS[0], **(kw | {"recompute_bn": False}))
+    assert not torch.equal(plain.model.state_dict()["encoders.img.stem.1.running_mean"],
+                           alone[0].model.state_dict()["encoders.img.stem.1.running_mean"])
+
+
 def test_encoder_without_rows_in_a_batch_is_not_updated():
     """Modality b is absent from whole batches of some runs: a lone run's optimiser skips its encoder
     there (no gradient), and so must the stacked one."""

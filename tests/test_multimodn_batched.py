@@ -34,22 +34,24 @@ def split(d, rows):
     return SimpleNamespace(**{f: {k: v[rows] for k, v in getattr(d, f).items()} for f in ("x", "present", "lengths", "y")})
 
 
-def model(seed, dropout=0.0):
+def model(seed, dropout=0.0, state_change_weight=0.0):
     torch.manual_seed(seed)
     return MultiModN({"static": 3, "signs": 2, "labs": 4},
                      {"death": ("binary", 1), "stage": ("multiclass", 3), "event": ("binary", 1)},
                      sequence_modalities=["labs"], time_tasks=["event"], state_size=6, hidden=5,
-                     dropout=dropout).double()
+                     dropout=dropout, error_weight=1.0 - state_change_weight,
+                     state_change_weight=state_change_weight).double()
 
 
-@pytest.mark.parametrize("no_labs,batch_size", [(0.25, 8), (0.85, 4)], ids=["pbcseq-like", "batches-without-visits"])
-def test_fit_many_matches_separate_fits(no_labs, batch_size):
+@pytest.mark.parametrize("no_labs,batch_size,change", [(0.25, 8, 0.0), (0.85, 4, 0.0), (0.25, 8, 0.3)],
+                         ids=["pbcseq-like", "batches-without-visits", "state-change-penalty"])
+def test_fit_many_matches_separate_fits(no_labs, batch_size, change):
     d = series(no_labs=no_labs)
     train, val = split(d, slice(0, 36)), split(d, slice(36, 48))
     kw = dict(epochs=3, batch_size=batch_size, select_tasks=["death", "stage"])
-    alone = [model(s) for s in SEEDS]
+    alone = [model(s, state_change_weight=change) for s in SEEDS]
     results = [fit(m, train, val, seed=s, lr=lr, **kw) for m, s, lr in zip(alone, SEEDS, LRS)]
-    together = [model(s) for s in SEEDS]
+    together = [model(s, state_change_weight=change) for s in SEEDS]
     batched = fit_many(together, train, val, seeds=SEEDS, lrs=LRS, **kw)
     for a, b, ma, mb in zip(results, batched, alone, together):
         assert a.best_epoch == b.best_epoch

@@ -260,9 +260,9 @@ def test_repetitions_many_is_one_call_per_job():
     give the same runs; P-Fusion jobs are trained one by one. Float32: parameters agree within 1e-4;
     the validation AUROC may move by a pair that float rounding reorders (about 2e-4 here)."""
     bench = dataclasses.replace(X.BENCHMARKS["titanic"], state_size=6, hidden=8)
-    obj = X.Repetitions(bench, {"split 0": X.load_benchmark(bench, 0)}, epochs=2)
+    obj = X.Repetitions(bench, {"fold 0": X.load_benchmark(bench, X.Run(0, 0))})
     for kind in ("MultiModN", "P-Fusion"):
-        config = {"model": kind, "tasks": ["survived"], "select": None, "data": "split 0"}
+        config = {"model": kind, "tasks": ["survived"], "select": None, "data": "fold 0", "epochs": 2}
         jobs = [(dict(config), s) for s in (0, 1, 2)]
         assert len({obj.group(c) for c, _ in jobs}) == 1
         for a, b in zip([obj(c, s) for c, s in jobs], obj.many(jobs)):

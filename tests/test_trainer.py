@@ -1,4 +1,5 @@
 """The fit loop: every balancing method on tiny data, determinism, frozen teachers, selection, errors."""
+import copy
 import math
 
 import pytest
@@ -157,6 +158,22 @@ def test_recompute_bn_evaluates_with_the_training_rows_statistics():
             assert torch.allclose(v, stats[k], atol=1e-5), k
     train_loss = [[h["train/loss"] for h in r.history] for r in runs.values()]
     assert train_loss[0] == pytest.approx(train_loss[1])  # the same training, only evaluation differs
+    # the statistics are torch's cumulative average (momentum=None) over the same batches
+    rows = _Rows(d.split("train"), "lab", torch.device("cpu"))
+    ref = copy.deepcopy(kept)
+    for m in ref.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    ref.train()
+    with torch.no_grad():
+        for lo in range(0, rows.n, 7):
+            b = rows.take(torch.arange(lo, min(lo + 7, rows.n)))
+            ref(b.x, b.present, b.lengths)
+    recompute_batchnorm(kept, rows, batch_size=7)
+    for (k, v), (_, w) in zip(kept.state_dict().items(), ref.state_dict().items()):
+        if "running" in k:
+            torch.testing.assert_close(v, w, msg=k)
 
 
 def test_errors(data):
