@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,28 @@ def test_chapter_results_file(built, chapter):
         claims.validate(claim)  # every field present, the verdict the one its interval gives
         if claim["kind"] == "empirical":
             assert claim["reason"], "a smoke run's empirical claims are not comparable with the paper"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_has_explorer_and_static_fallback(built, chapter):
+    """Every chapter has an explorer: ipywidgets controls that ran in the executed notebook (a widget
+    view in the cell's outputs, removed from the page because the offline book has no widget
+    JavaScript), and a static figure of the same view glued under a key ending in
+    ``explorer_static`` that the page shows as an image."""
+    nb = json.loads((built / "executed" / f"{chapter.stem}.ipynb").read_text())
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and "widgets.interact" in "".join(c["source"])]
+    assert cells, f"{chapter.stem} has no explorer (an ipywidgets interact cell)"
+    for cell in cells:
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell["outputs"]), \
+            "the explorer's widgets were not created when the notebook ran"
+        assert "remove-output" in cell["metadata"].get("tags", [])
+    figures = json.loads((built / "results" / f"{chapter.stem}.json").read_text())["values"]
+    static = [k for k, v in figures.items() if k.endswith("explorer_static") and isinstance(v, dict) and "figure" in v]
+    assert static, f"{chapter.stem} glues no explorer_static figure"
+    page = (built / "site" / "_build" / "html" / "notebooks" / f"{chapter.stem}.html").read_text()
+    assert "widget-view" not in page
+    figure = re.search(rf'<figure[^>]*id="{chapter.stem}-explorer".*?</figure>', page, re.S)
+    assert figure and "<img" in figure.group(0), f"the page shows no static explorer figure ({chapter.stem}-explorer)"
 
 
 def test_scorecard_lists_every_claim(built):

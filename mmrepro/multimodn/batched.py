@@ -23,7 +23,7 @@ from ..models.stacked import RunStreams, StackedSequential, chain_ops, run_dropo
 from ..optim import RunOptimizer
 from .inputs import check_inputs
 from .model import MultiModN
-from .train import FitResult, _fields, check_settings, epoch_batches, prediction_pairs, selection_score
+from .train import FitResult, _fields, _train_fields, check_settings, epoch_batches, prediction_pairs, selection_score
 
 __all__ = ["StackedMultiModN", "fit_many"]
 
@@ -115,11 +115,7 @@ def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *,
     for lr, seed in zip(lrs, seeds):
         check_settings(epochs, batch_size, lr, seed, grad_clip, select_tasks, net.tasks)
     device = torch.device(device)
-    net.to(device)
-    x, present, lengths, y = _fields(train, device)
-    n = next(iter(x.values())).shape[0]
-    if n == 0:
-        raise ValueError("train has no rows: pass a non-empty training split.")
+    x, present, lengths, y, n = _train_fields(net, train, device)
     # every training row checked once (shapes, finite where present); batches then check run 0's shapes
     check_inputs(x, present, lengths, list(x), net.n_features, net.sequence_modalities)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]  # batch orders, as fit draws them

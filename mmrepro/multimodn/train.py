@@ -44,6 +44,17 @@ def _fields(data: Any, device: torch.device) -> tuple[dict, dict, dict, dict]:
     return tuple({k: v.to(device) for k, v in d.items()} for d in parts)  # type: ignore[return-value]
 
 
+def _train_fields(model: nn.Module, train: Any, device: torch.device) -> tuple[dict, dict, dict, dict, int]:
+    """The model moved to ``device``, and the training split's fields there and its row count
+    (a clear error when it has no rows)."""
+    model.to(device)
+    x, present, lengths, y = _fields(train, device)
+    n = next(iter(x.values())).shape[0]
+    if n == 0:
+        raise ValueError("train has no rows: pass a non-empty training split.")
+    return x, present, lengths, y, n
+
+
 def _rows(d: Mapping[str, Tensor], idx: Tensor) -> dict[str, Tensor]:
     return {k: v[idx] for k, v in d.items()}
 
@@ -162,11 +173,7 @@ def fit(model: MultiModN | PFusion | FusionTransformer, train: Any, val: Any | N
     if shuffle_order and not isinstance(model, MultiModN):
         raise ValueError("shuffle_order applies to MultiModN only (P-Fusion has no encoding order).")
     device = torch.device(device)
-    model.to(device)
-    x, present, lengths, y = _fields(train, device)
-    n = next(iter(x.values())).shape[0]
-    if n == 0:
-        raise ValueError("train has no rows: pass a non-empty training split.")
+    x, present, lengths, y, n = _train_fields(model, train, device)
     steps = None
     if bucket_by_length:
         if not lengths:
