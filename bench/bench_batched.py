@@ -1,4 +1,4 @@
-"""Batched training (issue #12): K runs as one stacked model vs K runs one after another.
+"""Batched training: K runs as one stacked model vs K runs one after another.
 
 Three book-size cases, each trained as the chapters train it, with K different seeds (and, for
 MILES, different learning rates, tau and mu):

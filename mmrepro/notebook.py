@@ -349,6 +349,18 @@ class Run:
 
         glue(key, styled(self.claims_table(*prefixes)), display=display)
 
+    def glue_in_words(self, key: str, *prefixes: str, display: bool = False) -> str:
+        """Glue (as Markdown, shown where ``{glue:md}`key``` stands) the empirical claims whose id starts
+        with one of ``prefixes`` grouped by verdict, in words (:func:`mmrepro.scorecard.in_words`)."""
+        from IPython.display import Markdown
+        from myst_nb import glue
+
+        from mmrepro.scorecard import in_words
+
+        text = in_words([c for c in self.claims if c["id"].startswith(prefixes or "")])
+        glue(key, Markdown(text), display=display)
+        return text
+
     def save(self) -> Path:
         """Write ``<output_dir>/<name>.json`` atomically and return its path; figures in ``<output_dir>/<name>/``
         that this run did not draw (left by an earlier run) are removed."""

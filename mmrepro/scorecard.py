@@ -75,6 +75,26 @@ def claim_rows(records: Iterable[Mapping[str, Any]], chapter: bool = True) -> pd
     return pd.DataFrame(rows, columns=columns)
 
 
+def in_words(records: Iterable[Mapping[str, Any]]) -> str:
+    """The empirical claims in plain Markdown, grouped by verdict: for each, where the paper says it,
+    our criterion and our estimate with its 95 % interval. Checks are left out (they pass or fail
+    exactly and are tabled apart); a group without claims is not listed."""
+    groups: dict[str, list[str]] = {}
+    for c in records:
+        if c["kind"] != "empirical":
+            continue
+        cells = contract.describe(c)
+        groups.setdefault(c["verdict"], []).append(f"{c['where']}: {c['criterion']} — ours {cells['ours']}")
+    lines = []
+    for verdict, title in (("holds", "Holds"), ("does not hold", "Does not hold"), ("inconclusive", "Inconclusive"),
+                           ("not comparable at this scale", "Not comparable at this scale")):
+        if groups.get(verdict):
+            lines.append(f"**{title}** ({len(groups[verdict])}):\n")
+            lines.extend(f"- {item}" for item in groups[verdict])
+            lines.append("")
+    return "\n".join(lines) if lines else "No empirical claim was recorded."
+
+
 def claims_table(results: list[dict]) -> pd.DataFrame:
     """Every claim of every results file (see :func:`claim_rows`), with its kind."""
     records = _records(results)

@@ -63,8 +63,9 @@ class Evidence:
         return Evidence(self.estimate * factor, (lo * factor, hi * factor), self.n, self.method)
 
 
-def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval of the mean; a single value gives (v, nan, nan)."""
+def t_interval(values: Sequence[float], level: float = LEVEL, widen: float = 1.0) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval of the mean, its half-width times ``widen`` (a variance
+    correction, see :func:`clustered_evidence`); a single value gives (v, nan, nan)."""
     v = np.asarray(values, dtype=float)
     if v.size == 0 or not np.all(np.isfinite(v)):
         raise ValueError(f"need finite values, got {v.tolist()}")
@@ -73,7 +74,7 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, fl
     m = float(v.mean())
     if v.size < 2:
         return m, math.nan, math.nan
-    half = float(_st.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    half = float(widen * _st.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
     return m, m - half, m + half
 
 
@@ -97,17 +98,20 @@ def _check_bounds(bounds: tuple[float, float] | None, v: np.ndarray, name: str) 
         raise ValueError(f"{name}: values {v.min():.4g}..{v.max():.4g} lie outside the stated bounds {bounds}")
 
 
-def _bounded_t(v: np.ndarray, bounds: tuple[float, float] | None, level: float, what: str) -> Evidence:
+def _bounded_t(v: np.ndarray, bounds: tuple[float, float] | None, level: float, what: str,
+               widen: float = 1.0) -> Evidence:
     """Student-t interval of the mean of ``v``; on the logit scale of ``bounds`` when the plain one crosses them."""
-    m, lo, hi = t_interval(v, level)
+    m, lo, hi = t_interval(v, level, widen)
     if bounds is None or (lo >= bounds[0] and hi <= bounds[1]):
         return Evidence(m, (lo, hi), int(v.size), f"Student t over {what}")
     a, b = bounds
     p = (v - a) / (b - a)
     inside = p[(p > 0) & (p < 1)]
-    gap = min(np.min(np.minimum(inside, 1 - inside)) if inside.size else 0.5, 0.5)
+    # values at the bounds move half the smallest distance of any other value to a bound inwards (at least
+    # 1e-9, so that 1 - gap / 2 stays below 1 in floating point and every logit is finite)
+    gap = min(max(np.min(np.minimum(inside, 1 - inside)) if inside.size else 0.5, 1e-9), 0.5)
     p = np.clip(p, gap / 2, 1 - gap / 2)
-    _, zl, zh = t_interval(logit(p), level)
+    _, zl, zh = t_interval(logit(p), level, widen)
     low, high = (float(a + (b - a) * expit(t)) for t in (zl, zh))
     return Evidence(m, (min(low, m), max(high, m)), int(v.size),
                     f"Student t over {what} on the logit scale of [{a:g}, {b:g}]")
@@ -140,10 +144,16 @@ def paired_evidence(a: Sequence[float], b: Sequence[float], bounds: tuple[float,
 
 
 def clustered_evidence(values: Sequence[float], clusters: Sequence[Any], bounds: tuple[float, float] | None = None,
-                       *, unit: str = "folds", level: float = LEVEL) -> Evidence:
+                       *, unit: str = "folds", level: float = LEVEL, test_train_ratio: float | None = None) -> Evidence:
     """Mean over clusters of the within-cluster means (e.g. weight initialisations within a fold), with a
     Student-t interval over the clusters: repetitions inside a cluster share its data and are not
-    independent, so ``n`` counts clusters. Pass differences as ``values`` for a paired comparison."""
+    independent, so ``n`` counts clusters. Pass differences as ``values`` for a paired comparison.
+
+    Folds of one K-fold partition still share most of their training rows, so their means are not
+    independent either and the plain interval is too narrow (Bengio & Grandvalet 2004). With
+    ``test_train_ratio`` = n_test / n_train, the variance of the mean is that of the corrected
+    resampled t-test of Nadeau & Bengio (2003, eq. 4 of Bouckaert & Frank 2004),
+    ``(1 / K + n_test / n_train) * s**2`` instead of ``s**2 / K``."""
     v = np.asarray(values, dtype=float).ravel()
     c = np.asarray(clusters, dtype=object).ravel()
     if v.shape != c.shape:
@@ -151,9 +161,14 @@ def clustered_evidence(values: Sequence[float], clusters: Sequence[Any], bounds:
     if not np.all(np.isfinite(v)):
         raise ValueError(f"clustered_evidence: every value must be finite, got {v.tolist()}")
     keys = list(dict.fromkeys(c.tolist()))
-    means = np.array([v[c == k].mean() for k in keys])
-    return _bounded_t(_values(means, "clustered_evidence"), bounds, level,
-                      f"{unit} ({v.size} runs averaged within each)")
+    means = _values(np.array([v[c == k].mean() for k in keys]), "clustered_evidence")
+    if test_train_ratio is None:
+        return _bounded_t(means, bounds, level, f"{unit} ({v.size} runs averaged within each)")
+    if not test_train_ratio > 0:
+        raise ValueError(f"test_train_ratio must be n_test / n_train > 0, got {test_train_ratio}")
+    widen = math.sqrt(1 + means.size * test_train_ratio)
+    return _bounded_t(means, bounds, level, f"{unit} ({v.size} runs averaged within each), Nadeau-Bengio "
+                      f"corrected for overlapping training sets (n_test/n_train = {test_train_ratio:.2f})", widen)
 
 
 def paired_bootstrap_evidence(metric: str, y_true: Any, score_a: Any, score_b: Any, task_kind: str, *,

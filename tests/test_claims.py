@@ -6,8 +6,9 @@ import json
 import math
 
 import numpy as np
+import scipy.stats
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats as sst
 
@@ -161,6 +162,7 @@ def test_paired_evidence_matches_scipys_paired_t_test():
 
 
 @given(st.lists(st.floats(0, 100), min_size=2, max_size=8))
+@example([100.0, 4.3285179523032493e-187])  # a value at a bound beside one a hair from the other
 def test_bounded_intervals_stay_in_range(values):
     ev = mean_evidence(values, bounds=(0, 100))
     assert 0 <= ev.interval[0] <= ev.estimate <= ev.interval[1] <= 100
@@ -191,6 +193,13 @@ def test_clustered_evidence_counts_clusters_not_runs():
     ev = clustered_evidence(values, folds)
     m, lo, hi = t_interval([0.81, 0.71, 0.89])
     assert ev.n == 3 and ev.estimate == pytest.approx(m) and ev.interval == pytest.approx((lo, hi))
+    # Nadeau-Bengio: variance (1/K + n_test/n_train) s^2, checked against scipy's t quantile directly
+    means = np.array([0.81, 0.71, 0.89])
+    half = scipy.stats.t.ppf(0.975, 2) * np.sqrt((1 / 3 + 0.25) * means.var(ddof=1))
+    nb = clustered_evidence(values, folds, test_train_ratio=0.25)
+    assert nb.interval == pytest.approx((m - half, m + half)) and "Nadeau-Bengio" in nb.method
+    with pytest.raises(ValueError, match="test_train_ratio"):
+        clustered_evidence(values, folds, test_train_ratio=0)
 
 
 def test_paired_bootstrap_uses_the_same_resamples_for_both_models():

@@ -1,7 +1,7 @@
 """mmrepro.data: real multimodal stand-ins for the papers' datasets, verified downloads and missingness.
 
 ``load_dataset(name, seed=0, **options)`` returns a :class:`MultimodalDataset`
-(see CONVENTIONS.md). Raw files live under :func:`data_root`
+(see :mod:`mmrepro.data.base`). Raw files live under :func:`data_root`
 (``$MMREPRO_DATA``); preprocessing caches under :func:`cache_root`
 (``$MMREPRO_CACHE``).
 """

@@ -1,4 +1,4 @@
-"""The one dataset shape every chapter consumes (see CONVENTIONS.md).
+"""The one dataset shape every chapter consumes.
 
 A :class:`MultimodalDataset` holds one tensor per modality, a presence mask per
 modality and row (absent rows of ``x`` are NaN, never silent zeros), one or

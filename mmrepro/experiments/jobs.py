@@ -20,7 +20,7 @@ An objective may offer three optional methods
     later call with the same key loads them instead of training; without it nothing is cached.
 ``objective.many(jobs: list[tuple[dict, int]]) -> list[Candidate]``
     Trains several jobs at once (batched training). It must give the same candidates as
-    ``[objective(c, s) for c, s in jobs]``, within the equivalence tolerances of issue #12.
+    ``[objective(c, s) for c, s in jobs]``, within the equivalence tolerances of tests/test_batched.py.
 ``objective.group(config) -> Hashable``
     Jobs whose configurations have equal groups may share one ``many`` call (the same
     architecture, say). Without it every job of the call is in one group.

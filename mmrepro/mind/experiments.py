@@ -41,7 +41,8 @@ TS_GRID = tuple(round(0.1 * i, 1) for i in range(10))  # alpha, beta in {0.0, ..
 # Ablation II (Sec. 5.4): (omega_A, omega_B) for  0, A << B, A < B, A = B, A > B, A >> B
 OMEGA_SETTINGS = {"ω_A = ω_B = 0": (0.0, 0.0), "ω_A ≪ ω_B": (0.1, 4.0), "ω_A < ω_B": (1.0, 2.0),
                   "ω_A = ω_B": (2.0, 2.0), "ω_A > ω_B": (2.0, 1.0), "ω_A ≫ ω_B": (4.0, 0.1)}
-REPEAT_SEED = 10_000  # repeat j of every selected configuration trains with seed + REPEAT_SEED + j
+REPEAT_SEED = 10_000_000  # repeat j of every selected configuration trains with seed + REPEAT_SEED + j
+TRIAL_SEED_STEP = 1000  # search trial i trains with seed + TRIAL_SEED_STEP * (i + 1), below every repeat seed
 
 
 def method_name(method: str, problem: Problem) -> str:
@@ -268,11 +269,14 @@ class Search:
 def searches(setup: Setup, methods: Sequence[str], n_trials: int, seed: int,
              lr_range: Sequence[float] = (1e-4, 1e-2), omega_range: Sequence[float] = (0.1, 10.0),
              executor: str | Executor = "local") -> dict[str, Search]:
-    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``), every
+    """Random search for each of ``methods`` (trial ``i`` trains with seed ``seed + 1000 (i + 1)``, apart from the repeats' seeds), every
     trial of every method submitted at once through :func:`train_jobs`; per method the configuration with
     the best validation score is selected."""
+    if TRIAL_SEED_STEP * (n_trials + 1) >= REPEAT_SEED:
+        raise ValueError(f"n_trials={n_trials} would reuse the repeats' seeds; use fewer than "
+                         f"{REPEAT_SEED // TRIAL_SEED_STEP - 1} trials")
     hps = {m: sample_hps(m, n_trials, seed, lr_range, omega_range) for m in methods}
-    jobs = [({"method": m, **hp}, seed + 1000 * (i + 1)) for m in methods for i, hp in enumerate(hps[m])]
+    jobs = [({"method": m, **hp}, seed + TRIAL_SEED_STEP * (i + 1)) for m in methods for i, hp in enumerate(hps[m])]
     done = iter(train_jobs(setup, jobs, executor))
     out = {}
     for m in methods:

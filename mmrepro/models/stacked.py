@@ -1,4 +1,4 @@
-"""Stacked runs: K independent copies of one network, trained as one model (issue #12).
+"""Stacked runs: K independent copies of one network, trained as one model.
 
 A stacked layer holds every parameter and buffer of the per-run module with a new leading axis of
 size K, under the per-run module's own names: run k's state dict is ``{name: tensor[k]}``, so K

@@ -1,4 +1,4 @@
-"""Batched MultiModN training (issue #12): K runs of one MultiModN architecture -- different seeds
+"""Batched MultiModN training: K runs of one MultiModN architecture -- different seeds
 (initialisations and batch orders) and learning rates -- trained as one stacked model.
 
 Run k follows :func:`mmrepro.multimodn.fit` with ``seed=seeds[k]``: the same batches in the same

@@ -165,7 +165,8 @@ def make_model(kind: str, ds: MultimodalDataset, bench: Benchmark, tasks: Sequen
     tasks) for ``ds``'s modalities.
 
     P-Fusion's embedding per modality is ``ceil(state_size / |M|)`` wide, so that the fused vector
-    matches MultiModN's state (paper Appendix B, "architecture alignment").
+    matches MultiModN's state (this package's choice; the paper's "architecture alignment" gives
+    both models the same dense encoders and decoders but not the embedding width).
     """
     feats = {m: int(v.shape[-1]) for m, v in ds.x.items()}
     seq = [m for m in feats if ds.meta.get("modality_kinds", {}).get(m) == "sequence"]

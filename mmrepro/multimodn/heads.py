@@ -97,7 +97,7 @@ def mlp(in_features: int, hidden: int, out_features: int, *, n_hidden: int = 2,
 
 
 def check_target(name: str, spec: TaskSpec, y: Tensor, n: int, time_steps: int | None) -> None:
-    """Raise a clear error if ``y`` does not fit ``spec`` (CONVENTIONS target encoding)."""
+    """Raise a clear error if ``y`` does not fit ``spec`` (the target encoding of mmrepro.data)."""
     shape = (n,) if time_steps is None else (n, time_steps)
     if spec.kind == "multilabel":
         shape = shape + (spec.n_outputs,)

@@ -1,6 +1,6 @@
 """Validation of the model inputs: dicts of tensors plus ``present`` masks and sequence ``lengths``.
 
-The models take the CONVENTIONS dataset fields directly (``x``, ``present``, ``lengths``), so they
+The models take the fields of :class:`mmrepro.data.MultimodalDataset` directly (``x``, ``present``, ``lengths``), so they
 work on any :class:`mmrepro.data.MultimodalDataset` and on plain dicts.
 """
 from __future__ import annotations

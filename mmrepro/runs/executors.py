@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from mmrepro.experiments.jobs import Job, Objective
 
 EXECUTORS = ("local", "ray")
-MAX_CHUNK = 64  # jobs per `many` call: the largest K batched training is measured at (issue #12)
+MAX_CHUNK = 64  # jobs per `many` call: the largest K batched training is measured at
 
 
 class Executor(Protocol):
