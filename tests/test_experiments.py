@@ -188,8 +188,8 @@ def test_mu_one_is_eq3_training(tiny):
 
 
 def test_probe_accuracy_is_a_converged_linear_probe(tiny):
-    """The refitted probe equals an sklearn logistic regression on the frozen embeddings, and a strong modality
-    probes better than chance."""
+    """The refitted probe is the converged sklearn logistic regression on the frozen embeddings (checked
+    against lbfgs run to a tolerance of 1e-10), and a strong modality probes better than chance."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -205,7 +205,9 @@ def test_probe_accuracy_is_a_converged_linear_probe(tiny):
         model.eval()
         z_tr = model.encode(tiny.train.x)[0]["a"].double().numpy()
         z_te = model.encode(tiny.test.x)[0]["a"].double().numpy()
-    ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(z_tr, tiny.train.y["label"].long())
+    # the same estimator solved by another solver (lbfgs) to a far tighter tolerance: the same optimum
+    ref = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=20000)).fit(
+        z_tr, tiny.train.y["label"].long())
     assert acc == pytest.approx(ref.score(z_te, tiny.test.y["label"].long()))
     assert acc > 0.7
 
