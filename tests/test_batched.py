@@ -275,7 +275,7 @@ def test_run_optimizer_is_torch_optim_per_run(name):
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
 def test_score_runs_is_score_per_run(kind):
-    from mmrepro.metrics import score, score_runs
+    from mmrepro.metrics import METRICS, score, score_runs
 
     g = torch.Generator().manual_seed(1)
     shape = {"binary": (3, 40), "multiclass": (3, 40, 4), "multilabel": (3, 40, 2)}[kind]
@@ -284,11 +284,17 @@ def test_score_runs_is_score_per_run(kind):
     y = torch.randint(4, (3, 40), generator=g) if kind == "multiclass" else torch.randint(2, shape, generator=g).float()
     valid = torch.rand(3, 40, generator=g) > 0.3
     valid[2] = False
-    for name in ("accuracy", "auroc", "f1_macro"):
+    names = [n for n in METRICS if n != "mse" and kind in METRICS[n]]
+    assert {"accuracy", "auroc", "f1_macro"} <= set(names)
+    for name in names:
         got = score_runs(name, y, p, kind, valid)
         for k in range(2):
-            assert got[k] == pytest.approx(score(name, y[k][valid[k]], p[k][valid[k]], kind), abs=1e-12)
+            assert got[k] == pytest.approx(score(name, y[k][valid[k]], p[k][valid[k]], kind), abs=1e-12), name
         assert math.isnan(got[2])
+    # a run whose rows hold one class only: AUROC undefined there (NaN), as score raises
+    one = valid.clone()
+    one[1] = (y[1] == 0) if kind == "multiclass" else (y[1].reshape(40, -1)[:, 0] == 0)
+    assert math.isnan(score_runs("auroc", y, p, kind, one)[1])
 
 
 def test_lstm_dropout_between_layers_runs_alone_or_together():
