@@ -143,8 +143,8 @@ def make_method(name: str, config: Mapping[str, Any], unimodal_lr: Mapping[str, 
 def probe_accuracy(model: MultimodalNet, train, test, modality: str) -> float:
     """Test accuracy of a linear probe (standardised features, multinomial logistic regression, L2 with
     C = 1) fitted on ``modality``'s frozen embeddings of the training rows. Solved by Newton-CG to a
-    gradient tolerance of 1e-6: on these ReLU embeddings lbfgs stopped at its default tolerance with
-    coefficients 0.1 away from the optimum and took 8x longer (bench/README.md, "probe solver").
+    gradient tolerance of 1e-6: on these ReLU embeddings lbfgs stops at its default tolerance with
+    coefficients 0.1 away from the optimum, after 10x the iterations (``bench/bench_probe.py``).
 
     A probe trained alongside the network is still far from converged at an early selected epoch
     (on AV digits 53 % against 80 % for the refitted probe at epoch 1), which would charge the probe's
