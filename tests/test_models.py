@@ -221,3 +221,17 @@ def test_probes_measure_encoders_without_gradients():
     assert MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3).unimodal_head("b") == "b"
     with pytest.raises(ValueError, match="probes=True"):
         MultimodalNet({m: MLPEncoder(3, (4,)) for m in "ab"}, "multiclass", 3, multihead=False).unimodal_head("a")
+
+
+def test_channels_last_max_pool_is_max_pool():
+    """The encoders' MaxPool2d (computed channels-last for speed) gives nn.MaxPool2d's values and gradients."""
+    from mmrepro.models.encoders import MaxPool2d
+
+    x = torch.randn(5, 3, 14, 14, requires_grad=True)
+    y = torch.randn(5, 3, 7, 7)
+    ours, ref = MaxPool2d(3, stride=2, padding=1), torch.nn.MaxPool2d(3, stride=2, padding=1)
+    out = ours(x)
+    assert out.is_contiguous() and torch.equal(out, ref(x))
+    (g,) = torch.autograd.grad((out * y).sum(), x)
+    (g_ref,) = torch.autograd.grad((ref(x) * y).sum(), x)
+    assert torch.equal(g, g_ref)

@@ -310,8 +310,7 @@ def _resnet_layer(template: nn.Module, st: nn.Module, h: Tensor, rows: Tensor | 
     if isinstance(template, nn.ReLU):
         return torch.relu(h)
     if isinstance(template, nn.MaxPool2d):
-        return F.max_pool2d(h, template.kernel_size, template.stride, template.padding, template.dilation,
-                            ceil_mode=template.ceil_mode)
+        return template(h)
     if isinstance(template, nn.Sequential):
         for name, child in template.named_children():
             h = _resnet_layer(child, getattr(st, name, None), h, rows, training)
