@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import stats
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
 from mmrepro.multimodn import experiments as X
@@ -81,24 +80,6 @@ def test_thin_time_keeps_the_last_step():
         X.thin_time(ds, 0)
     bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=3)
     assert X.load_benchmark(bench).x["precip"].shape[1] == 8
-
-
-def test_mean_ci_matches_scipy_t_interval():
-    v = np.array([0.71, 0.75, 0.69, 0.8, 0.77])
-    mean, low, high = X.mean_ci(v)
-    ref = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
-    assert mean == pytest.approx(v.mean()) and (low, high) == pytest.approx(ref)
-    assert X.mean_ci([0.5, math.nan, 0.7])[0] == pytest.approx(0.6)
-    one = X.mean_ci([0.4])
-    assert one[0] == 0.4 and math.isnan(one[1]) and math.isnan(one[2])
-    assert all(math.isnan(x) for x in X.mean_ci([]))
-
-
-def test_summarise():
-    rows = pd.DataFrame({"model": ["a", "a", "b", "b"], "value": [1.0, 3.0, 5.0, 5.0]})
-    s = X.summarise(rows, ["model"]).set_index("model")
-    assert s.loc["a", "mean"] == 2.0 and s.loc["a", "n"] == 2
-    assert s.loc["b", "low"] == s.loc["b", "high"] == 5.0
 
 
 def test_paired_differences_pair_runs_and_drop_undefined():

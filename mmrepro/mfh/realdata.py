@@ -218,7 +218,6 @@ def known_part_teachers(v: PairedViews, rhos=(0.0, 0.5), *, epochs: int = 200) -
     rho; one row per (teacher, rho, seed) with the student's val and test accuracy, plus the no-KD
     student (labels only)."""
     seeds, K = v.seeds, v.n_classes
-    S = len(seeds)
     xa, y = v.x["train"]["a"], v.y["train"]
     audio = _train(xa, y, _keys(seeds, 800), K, epochs)
     p = audio.probs(xa)
@@ -358,7 +357,6 @@ def specific_teacher(v: PairedViews, *, epochs: int = 300, rho: float = 0.0) -> 
     trained only on the soft pseudo-labels of an audio teacher (so it leans on the audio, Xue et al.
     2021) -- distil into the image student (rho = 0, as for MM-IMDB). One row per (teacher, seed)."""
     seeds, K = v.seeds, v.n_classes
-    S = len(seeds)
     cat = lambda sp: torch.cat([v.x[sp]["a"], v.x[sp]["b"]], 2)  # noqa: E731
     y = v.y["train"]
     audio = _train(v.x["train"]["a"], y, _keys(seeds, 600), K, epochs)

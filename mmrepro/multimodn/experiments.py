@@ -37,13 +37,12 @@ from .. import metrics
 from ..data import MultimodalDataset, load_dataset, mar, mnar_flip
 from ..experiments.jobs import run_jobs
 from ..runs.keys import dataset_fingerprint
-from ..stats import t_interval
 from . import (MultiModN, PFusion, cumulative_probabilities, evaluation_pairs, fit, fit_many,
                importance_scores, modularity_networkx, modularity_score, paper_modularity)
 from .transformer import EDU_WEATHER, MIMIC, FusionTransformer, TransformerSetting
 
 __all__ = ["Benchmark", "BENCHMARKS", "KINDS", "Run", "runs", "load_benchmark", "restrict", "make_model",
-           "Repetitions", "Trained", "task_metrics", "mean_ci", "summarise", "paired_differences", "with_only",
+           "Repetitions", "Trained", "task_metrics", "paired_differences", "with_only",
            "thin_time", "parity", "missingness", "sensitivity", "importance_table", "trajectories",
            "modularity_table"]
 
@@ -202,23 +201,6 @@ def task_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str,
         raise ValueError(f"task kind {kind!r} is not used in this chapter (binary, multiclass, regression).")
     return {"auroc": auroc(y_true, y_pred, kind),
             "bac": metrics.score("balanced_accuracy", y_true, y_pred, kind)}
-
-
-def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval over the finite values (:func:`mmrepro.stats.t_interval`);
-    NaN values are ignored, and no finite value gives (nan, nan, nan)."""
-    v = [float(x) for x in values if np.isfinite(x)]
-    return t_interval(v, level) if v else (math.nan, math.nan, math.nan)
-
-
-def summarise(rows: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.DataFrame:
-    """``mean``, ``low``, ``high`` (:func:`mean_ci` over runs) and ``n`` of ``value`` per group of ``by``."""
-    out = []
-    for key, grp in rows.groupby(list(by), sort=False):
-        mean, low, high = mean_ci(grp["value"], level)
-        out.append(dict(zip(by, key if isinstance(key, tuple) else (key,)),
-                        mean=mean, low=low, high=high, n=int(np.isfinite(grp["value"]).sum())))
-    return pd.DataFrame(out)
 
 
 def paired_differences(rows: pd.DataFrame, a: str, b: str, metric: str, relative: bool = False) -> pd.DataFrame:
