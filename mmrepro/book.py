@@ -402,6 +402,8 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
     import jupytext
     import papermill
 
+    from mmrepro import papermill_engine
+
     build = prepare_build(build)
     name = path.stem
     executed = build / "executed" / f"{name}.ipynb"
@@ -415,7 +417,7 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
                 # interrupts running code first, and the kernel then prints a traceback of its own
                 papermill.execute_notebook(jupytext.read(path), str(partial), parameters=params,
                                            kernel_name=KERNEL, cwd=str(root), progress_bar=False,
-                                           shutdown_kernel="immediate")
+                                           shutdown_kernel="immediate", engine_name=papermill_engine.ENGINE)
         except KeyboardInterrupt as err:
             why = str(err) or "Ctrl-C"
             raise Interrupted(f"{name} interrupted ({why}): {_kept(executed, partial, build, name)}.") from None

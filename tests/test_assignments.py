@@ -67,7 +67,8 @@ def run_student(path: Path, tmp_path: Path) -> Path:
     """Execute a student notebook with papermill (profile smoke) from its own folder, as a student would."""
     done = tmp_path / f"{path.stem}-run.ipynb"
     env = {**os.environ, "MMREPRO_RESULTS": str(tmp_path / "results")}
-    subprocess.run([str(PAPERMILL), str(path), str(done), "-p", "profile", "smoke", "--cwd", str(path.parent)],
+    subprocess.run([str(PAPERMILL), str(path), str(done), "-p", "profile", "smoke", "--cwd", str(path.parent),
+                    "--engine", "mmrepro"],
                    env=env, check=True, capture_output=True, text=True)
     return done
 

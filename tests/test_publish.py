@@ -72,3 +72,33 @@ def test_the_publishing_workflow_builds_with_the_readme_command():
     upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
     assert upload["with"]["path"] == "_build/site/_build/html"
     assert any("deploy-pages" in s.get("uses", "") for s in workflow["jobs"]["deploy"]["steps"])
+
+
+def test_mmrepro_engine_reads_a_reply_a_blocking_wait_would_miss():
+    """`--engine mmrepro`: a wait without timeout polls in slices, so it returns a message that a single
+    blocking wait never would (jupyter/nbclient#312); waits with a timeout are passed through."""
+    import asyncio
+    from queue import Empty
+
+    from papermill.engines import papermill_engines
+
+    from mmrepro import papermill_engine
+
+    class Channel:  # a socket whose blocking wait misses the message; timed waits see it the third time
+        def __init__(self):
+            self.waits = []
+
+        async def get_msg(self, timeout=None):
+            self.waits.append(timeout)
+            if timeout is None:
+                await asyncio.sleep(3600)
+            if len(self.waits) < 3:
+                raise Empty
+            return {"msg": "reply"}
+
+    channel = Channel()
+    papermill_engine.patient(channel)
+    assert asyncio.run(asyncio.wait_for(channel.get_msg(), 10)) == {"msg": "reply"}
+    assert channel.waits == [papermill_engine.POLL_SECONDS] * 3
+    assert asyncio.run(channel.get_msg(timeout=7)) == {"msg": "reply"} and channel.waits[-1] == 7
+    assert papermill_engines.get_engine("mmrepro") is papermill_engine.PatientEngine
