@@ -503,7 +503,7 @@ def stage(root: Path, build: Path) -> Path:
                 raise BookError(f"{executed} is not a completed run; run `mmrepro book` without --no-execute.")
             after = _hide_parameter_cells(nb)
             results = build / "results" / f"{page.stem}.json"
-            if rel.parts[0] == "notebooks" and results.is_file():  # chapters: a folded parameters table instead
+            if is_chapter(page, root) and results.is_file():  # chapters: a folded parameters table instead
                 nb.cells.insert(after, nbformat.v4.new_markdown_cell(parameters_dropdown(json.loads(results.read_text()))))
             nbformat.write(nb, (site / rel).with_suffix(".ipynb"))
         else:

@@ -53,7 +53,7 @@ def _chapters(names: list[str]) -> list[Path]:
     """The named chapters' sources, or every chapter's when no name is given."""
     root = book.root_or_fail()
     return [book.find_notebook(n, root) for n in names] if names else [
-        p for p in book.notebooks(root) if p.parent.name == "notebooks"]
+        p for p in book.notebooks(root) if book.is_chapter(p, root)]
 
 
 def _export(args: argparse.Namespace) -> int:

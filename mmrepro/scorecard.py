@@ -86,10 +86,9 @@ def in_words(records: Iterable[Mapping[str, Any]]) -> str:
         cells = contract.describe(c)
         groups.setdefault(c["verdict"], []).append(f"{c['where']}: {c['criterion']} — ours {cells['ours']}")
     lines = []
-    for verdict, title in (("holds", "Holds"), ("does not hold", "Does not hold"), ("inconclusive", "Inconclusive"),
-                           ("not comparable at this scale", "Not comparable at this scale")):
+    for verdict in contract.EMPIRICAL_VERDICTS:
         if groups.get(verdict):
-            lines.append(f"**{title}** ({len(groups[verdict])}):\n")
+            lines.append(f"**{verdict.capitalize()}** ({len(groups[verdict])}):\n")
             lines.extend(f"- {item}" for item in groups[verdict])
             lines.append("")
     return "\n".join(lines) if lines else "No empirical claim was recorded."

@@ -187,9 +187,16 @@ def paired_bootstrap_evidence(metric: str, y_true: Any, score_a: Any, score_b: A
         raise ValueError(f"score_a {sa.shape} and score_b {sb.shape} must score the same rows")
     idx = bootstrap_indices(yt.shape[0], n_boot, seed)
     reps = _replicates_fast(metric, yt, sa, task_kind, idx, 0.5) - _replicates_fast(metric, yt, sb, task_kind, idx, 0.5)
-    reps = reps[np.isfinite(reps)]
-    if reps.size < n_boot // 2:
-        raise ValueError(f"the metric is undefined on {n_boot - reps.size} of {n_boot} resamples; too few rows")
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Evidence(float(point), (float(min(lo, point)), float(max(hi, point))), int(yt.shape[0]),
-                    f"paired percentile bootstrap over test rows ({reps.size} resamples)")
+    interval, kept = percentile_interval(float(point), reps, level)
+    return Evidence(float(point), interval, int(yt.shape[0]),
+                    f"paired percentile bootstrap over test rows ({kept} resamples)")
+
+
+def percentile_interval(point: float, reps: np.ndarray, level: float = LEVEL) -> tuple[tuple[float, float], int]:
+    """Percentile interval of the bootstrap replicates ``reps`` (those undefined, NaN, dropped; at least
+    half must remain), widened to contain ``point``; and how many replicates it rests on."""
+    kept = reps[np.isfinite(reps)]
+    if kept.size < reps.size // 2:
+        raise ValueError(f"the metric is undefined on {reps.size - kept.size} of {reps.size} resamples; too few rows")
+    lo, hi = np.quantile(kept, [(1 - level) / 2, (1 + level) / 2])
+    return (float(min(lo, point)), float(max(hi, point))), int(kept.size)

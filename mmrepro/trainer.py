@@ -43,7 +43,7 @@ from mmrepro.device import resolve_device, seed_everything
 from mmrepro.losses import Supervised, supervised_loss
 from mmrepro.metrics import LOWER_IS_BETTER, check_metric, conditional_utilization, score_runs
 from mmrepro.models.ensemble import soft_targets
-from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, check_present_finite, probabilities
+from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, check_present, probabilities
 from mmrepro.models.stacked import RunStreams, Stacked, StackedMultimodalNet
 from mmrepro.optim import RunOptimizer
 
@@ -127,9 +127,8 @@ def _check_split(model: MultimodalNet, data: Any, name: str, task: Task) -> None
         if x.dtype != dtype:
             raise TypeError(f"{name}.x[{m!r}] is {x.dtype} but the model's parameters are {dtype}: convert the "
                             f"inputs (x.to({dtype})) or the model (model.to({x.dtype}))")
-        rows = data.present[m].nonzero().squeeze(1)
         try:
-            check_present_finite(m, x[rows], data.lengths[m][rows] if m in data.lengths else None, rows)
+            check_present(m, x, data.present[m], data.lengths.get(m))
         except ValueError as err:
             raise ValueError(f"{name}.{err}") from None
     task.check_targets(data.y[task.name], f"{name}.y[{task.name!r}]")

@@ -29,8 +29,8 @@ class MSLR(BalancingMethod):
             raise ValueError(f"strategy must be 'keep', 'smooth' or 'dynamic', got {strategy!r}")
         if any(not (v > 0 and math.isfinite(v)) for v in lrs.values()):
             raise ValueError(f"learning rates must be positive, got {dict(lrs)}")
-        if not 0 <= smooth <= 1 or interval < 1:
-            raise ValueError(f"need 0 <= smooth <= 1 and interval >= 1, got {smooth}, {interval}")
+        if not 0 <= smooth <= 1:
+            raise ValueError(f"smooth must be in [0, 1], got {smooth}")
         if not lrs:
             raise ValueError("lrs must give one learning rate per modality, e.g. {'image': 1e-3, 'audio': 3e-4}")
         check_int("interval", interval, 1)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import platformdirs
 
-from mmrepro.files import CHUNK, sha256_file, temp_beside
+from mmrepro.files import CHUNK, sha256_file, write_atomic
 
 _APP = "mmrepro"
 
@@ -137,8 +137,8 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
     """
     if offline():
         raise DataError(f"cannot download {url}: MMREPRO_OFFLINE is set")
-    tmp = temp_beside(dest)
-    try:
+
+    def fetch(tmp: Path) -> None:
         h, got = hashlib.sha256(), 0
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
@@ -155,9 +155,8 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
             raise DataError(f"download of {url} was cut off: {got} of {expected} bytes received; try again")
         if sha256 is not None and h.hexdigest() != sha256:
             raise DataError(f"download of {url} has SHA-256 {h.hexdigest()}, expected {sha256}; not accepted")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomic(dest, fetch)
     return dest
 
 

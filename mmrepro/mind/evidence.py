@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from mmrepro.metrics import _replicates_fast, bootstrap_indices, prepare, score
-from mmrepro.stats import LEVEL, Evidence
+from mmrepro.stats import LEVEL, Evidence, percentile_interval
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,8 @@ def replicates(metric: str, y: np.ndarray, preds: Sequence[np.ndarray], kind: st
 
 def evidence(point: float, reps: np.ndarray, n_seeds: int, n_rows: int, level: float = LEVEL) -> Evidence:
     """Percentile interval of ``reps`` around ``point`` (resamples undefined on either side dropped)."""
-    kept = reps[np.isfinite(reps)]
-    if kept.size < reps.size // 2:
-        raise ValueError(f"the statistic is undefined on {reps.size - kept.size} of {reps.size} resamples")
-    lo, hi = np.quantile(kept, [(1 - level) / 2, (1 + level) / 2])
-    return Evidence(float(point), (float(min(lo, point)), float(max(hi, point))), int(n_seeds),
-                    f"paired bootstrap, {n_seeds} seeds x {n_rows} test rows")
+    interval, _ = percentile_interval(float(point), reps, level)
+    return Evidence(float(point), interval, int(n_seeds), f"paired bootstrap, {n_seeds} seeds x {n_rows} test rows")
 
 
 def difference(metric: str, y: np.ndarray, a: Sequence[np.ndarray], b: Sequence[np.ndarray], kind: str,
