@@ -26,16 +26,6 @@ RESNET_STAGES: dict[int, tuple[int, ...]] = {
 }
 
 
-class MaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d`` computed in channels-last memory order (the output is returned in the input's
-    order): the same numbers, but on CPU torch's max-pool over NCHW tensors took 12x longer than over
-    channels-last ones (64 x 32 x 14 x 14: 4.2 ms against 0.34 ms), half the forward time of the
-    compact-stem ResNet-3 that MIND's students use."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
-
-
 class ResNetEncoder(nn.Module):
     """ResNet with basic blocks (torchvision's ``BasicBlock``) and a width parameter.
 
@@ -61,7 +51,7 @@ class ResNetEncoder(nn.Module):
         if stem == "imagenet":
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True), MaxPool2d(3, stride=2, padding=1))
+                nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
         elif stem == "small":
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(width),
@@ -69,7 +59,7 @@ class ResNetEncoder(nn.Module):
         elif stem == "compact":
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True), MaxPool2d(3, stride=2, padding=1))
+                nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
         else:
             raise ValueError(f"stem must be 'small', 'imagenet' or 'compact', got {stem!r}")
         self.depth, self.in_channels = depth, in_channels
@@ -91,13 +81,14 @@ class ResNetEncoder(nn.Module):
             elif isinstance(mod, nn.BatchNorm2d):
                 nn.init.ones_(mod.weight)
                 nn.init.zeros_(mod.bias)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"ResNetEncoder expects (N, H, W) or (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        return self.stages(self.stem(x)).mean(dim=(2, 3))
+        return self.stages(self.stem(x.contiguous(memory_format=torch.channels_last))).mean(dim=(2, 3))
 
 
 class LSTMEncoder(nn.Module):

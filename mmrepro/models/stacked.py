@@ -45,6 +45,24 @@ from mmrepro.models.fusion import MultimodalNet, check_present, encode_present
 _DROPOUT_GENERATORS: ContextVar[list[torch.Generator] | None] = ContextVar("dropout_generators", default=None)
 
 
+class RunCheckpoints:
+    """Each run's selected state of a stacked model ``net``: :meth:`keep` copies the current parameters
+    and buffers of some runs, :meth:`state` gives run k's kept ones (its initial state until kept)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net
+        self.kept = {n: v.detach().clone() for n, v in net.state_dict().items()}
+
+    def keep(self, runs: Sequence[int]) -> None:
+        if runs:
+            sel = torch.tensor(list(runs), device=next(iter(self.kept.values())).device)
+            for n, v in self.net.state_dict().items():
+                self.kept[n][sel] = v.detach()[sel]
+
+    def state(self, k: int) -> dict[str, Tensor]:
+        return {n: v[k] for n, v in self.kept.items()}
+
+
 class RunStreams:
     """Each run's own random streams: Gaussian noise (OGM-GE's gradient noise, MKE's input noise)
     and dropout masks. Run k draws from generators on the device seeded from its seed (two children
@@ -123,10 +141,24 @@ def batched_pays(kind: str, runs: int, device: torch.device, width: int = 0) -> 
     return device.type != "cpu" or width <= CPU_BATCHED_WIDTH[kind]
 
 
+def _stack(parts: Sequence[Tensor]) -> Tensor:
+    """The runs' tensors on a new leading axis, each run's slice with the strides of its own tensor:
+    a channels-last convolution weight stays channels-last (on CPU a convolution takes the memory
+    order of its weight when its input has one channel, and mixed orders are slow)."""
+    first = parts[0].detach()
+    if first.dim() != 4 or not first.is_contiguous(memory_format=torch.channels_last):
+        return torch.stack([p.detach() for p in parts])
+    out = torch.empty_strided((len(parts), *first.shape), (first.numel(), *first.stride()), dtype=first.dtype,
+                              device=first.device)
+    for slot, p in zip(out, parts):
+        slot.copy_(p.detach())
+    return out
+
+
 class Stacked(nn.Module):
     """The parameters and buffers of ``modules`` (one per run, same architecture) stacked on a new
-    leading axis under the modules' own names; :meth:`forward_run` runs the per-run module on run
-    k's slices. Subclasses add a batched forward."""
+    leading axis under the modules' own names; :meth:`run_modules` gives the per-run module on each
+    run's slices. Subclasses add a batched forward."""
 
     kind = "other"
 
@@ -156,7 +188,7 @@ class Stacked(nn.Module):
             if any(p is None or p.shape != ref.shape for p in parts):
                 raise ValueError(f"the runs do not share one architecture: {name!r} has shapes "
                                  f"{[None if p is None else tuple(p.shape) for p in parts]}")
-            stacked = torch.stack([p.detach() for p in parts])
+            stacked = _stack(parts)
             owner, leaf = self._owner(name)
             if name in params:
                 owner.register_parameter(leaf, nn.Parameter(stacked))
@@ -172,15 +204,26 @@ class Stacked(nn.Module):
             mod = getattr(mod, part)
         return mod, leaf
 
-    def run_tensors(self, k: int) -> dict[str, Tensor]:
-        """Run k's parameters and buffers (views: in-place buffer updates reach the stack)."""
-        return {n: t[k] for n, t in itertools.chain(self.named_parameters(), self.named_buffers())}
-
-    def forward_run(self, k: int, *args):
-        """The per-run module on run k's tensors (in this module's train/eval mode)."""
+    def run_modules(self) -> list[partial]:
+        """One callable per run: the per-run module on that run's parameters and buffers, in this
+        module's train/eval mode. The tensors are views from one ``unbind`` per stacked tensor, so
+        in-place buffer updates reach the stack and the backward pass has one node per tensor (indexing
+        run by run would add one per run, each writing a zero-filled gradient of the whole stack)."""
         if self.template.training != self.training:
             self.template.train(self.training)
-        return functional_call(self.template, self.run_tensors(k), args)
+        named = list(itertools.chain(self.named_parameters(), self.named_buffers()))
+        parts = [t.unbind(0) for _, t in named]
+        return [partial(self._call, {n: p[k] for (n, _), p in zip(named, parts)}) for k in range(self.runs)]
+
+    def _call(self, tensors: dict[str, Tensor], *args):
+        return functional_call(self.template, tensors, args)
+
+    def loop(self, *per_run: Tensor | None, apply=None) -> Tensor:
+        """The runs one after another: ``apply(module_k, *inputs_k)`` (default ``module_k(*inputs_k)``)
+        over the inputs' run axis (None stays None), stacked on a new leading axis."""
+        split = [t.unbind(0) if t is not None else [None] * self.runs for t in per_run]
+        apply = apply or (lambda module, *args: module(*args))
+        return torch.stack([apply(module, *args) for module, *args in zip(self.run_modules(), *split)])
 
     def extra_repr(self) -> str:
         return f"runs={self.runs}, {type(self.template).__name__}, {'batched' if self.batched else 'loop'}"
@@ -202,7 +245,7 @@ class StackedLinear(Stacked):
     def forward(self, x: Tensor) -> Tensor:
         if self.batched:
             return _linear(x, self.weight, getattr(self, "bias", None))
-        return torch.stack([self.forward_run(k, x[k]) for k in range(self.runs)])
+        return self.loop(x)
 
 
 def chain_ops(owner: nn.Module, template: nn.Sequential, training: bool, linear=_linear) -> list[tuple]:
@@ -237,7 +280,7 @@ class StackedSequential(Stacked):
     def forward(self, x: Tensor) -> Tensor:
         if self.batched:
             return _chain(self, self.template, x, self.training)
-        return torch.stack([self.forward_run(k, x[k]) for k in range(self.runs)])
+        return self.loop(x)
 
 
 class StackedEncoder(Stacked):
@@ -253,8 +296,8 @@ class StackedEncoder(Stacked):
         if self.batched:
             z = self.all_rows(torch.nan_to_num(x), present, lengths)
             return torch.where(present.unsqueeze(-1), z, 0.0)
-        return torch.stack([encode_present(partial(self.forward_run, k), self.out_dim, x[k], present[k],
-                                           None if lengths is None else lengths[k]) for k in range(self.runs)])
+        return self.loop(x, present, lengths,
+                         apply=lambda module, *args: encode_present(module, self.out_dim, *args))
 
     def all_rows(self, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
         """Every row of every run at once (absent rows are zeroed by :meth:`forward`)."""
@@ -394,7 +437,7 @@ class StackedLSTM(Stacked):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if self.batched:
             return _lstm_last(self, self.template, x, lengths, self.training)
-        return torch.stack([last_hidden(partial(self.forward_run, k), x[k], lengths[k]) for k in range(self.runs)])
+        return self.loop(x, lengths, apply=last_hidden)
 
 
 class StackedLSTMEncoder(StackedEncoder):
