@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmrepro.checks import check_number
-from mmrepro.models.fusion import FUSION_HEAD, ModelOutput, probabilities
+from mmrepro.models.fusion import FUSION_HEAD, ModelOutput, leading, probabilities
 
 
 def _check_target(logits: Tensor, y: Tensor, kind: str) -> None:
@@ -223,7 +223,7 @@ class MKE:
         m, z = self.modality, out.logits[FUSION_HEAD]
         parts = {f"kd:{m}": kd_loss(z, batch.soft[m], model.kind, self.temperature, batch.present[m],
                                     self.label_reduction)}
-        noisy = {k: v + per_run(self.noise_std, v) * batch.noise(v) for k, v in batch.x.items()}
+        noisy = {k: v + leading(self.noise_std, v) * batch.noise(v) for k, v in batch.x.items()}
         z_noisy = model(noisy, batch.present, batch.lengths).logits[FUSION_HEAD]
         sq = (probabilities(z_noisy, model.kind) - probabilities(z, model.kind)).pow(2)
         rows = out.mask[FUSION_HEAD]
@@ -232,9 +232,3 @@ class MKE:
         return parts[f"kd:{m}"] + self.gamma * parts["reg"], parts
 
 
-def per_run(value: float | Tensor, like: Tensor) -> float | Tensor:
-    """A hyper-parameter as it multiplies ``like``: a number as it is, one value per run (K,) shaped
-    to broadcast over ``like``'s trailing axes (runs trained together by :func:`mmrepro.trainer.fit_many`)."""
-    if isinstance(value, Tensor) and value.dim() == 1:
-        return value.view((-1,) + (1,) * (like.dim() - 1))
-    return value

@@ -16,15 +16,9 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from mmrepro.models.fusion import leading
+
 OPTIMIZERS = ("adam", "sgd")
-
-
-def _runs_shape(like: Tensor) -> tuple[int, ...]:
-    return (-1,) + (1,) * (like.dim() - 1)
-
-
-def _runs_view(v: Tensor, like: Tensor) -> Tensor:
-    return v.to(like.dtype).view(_runs_shape(like))
 
 
 class RunOptimizer:
@@ -100,8 +94,8 @@ class RunOptimizer:
         torch._foreach_sqrt_(bc2)
         dtype = params[0].dtype  # bias corrections in float64 (as torch's Python scalars), then cast
         step_size = torch.stack(torch._foreach_div([lr] * len(steps), bc1)).to(dtype).unbind(0)
-        step_size = [v.view(_runs_shape(p)) for v, p in zip(step_size, params)]
-        bc2_sqrt = [v.view(_runs_shape(p)) for v, p in zip(torch.stack(bc2).to(dtype).unbind(0), params)]
+        step_size = [leading(v, p) for v, p in zip(step_size, params)]
+        bc2_sqrt = [leading(v, p) for v, p in zip(torch.stack(bc2).to(dtype).unbind(0), params)]
         denom = torch._foreach_sqrt(avg_sq)
         torch._foreach_div_(denom, bc2_sqrt)
         torch._foreach_add_(denom, self.eps)
@@ -114,8 +108,8 @@ class RunOptimizer:
             grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
             if self.momentum != 0:
                 st = self._init_state(p)
-                first = _runs_view(~st["has_buf"], p).bool()
+                first = leading(~st["has_buf"], p)
                 st["momentum_buffer"] = torch.where(first, grad, st["momentum_buffer"] * self.momentum + grad)
                 st["has_buf"].fill_(True)
                 grad = st["momentum_buffer"]
-            p.sub_(grad * _runs_view(lr, p))
+            p.sub_(grad * leading(lr.to(p.dtype), p))

@@ -44,7 +44,7 @@ from mmrepro.losses import Supervised, supervised_loss
 from mmrepro.metrics import LOWER_IS_BETTER, check_metric, conditional_utilization, score_runs
 from mmrepro.models.ensemble import soft_targets
 from mmrepro.models.fusion import FUSION_HEAD, MultimodalNet, check_present, probabilities
-from mmrepro.models.stacked import RunStreams, Stacked, StackedMultimodalNet
+from mmrepro.models.stacked import RunCheckpoints, RunStreams, Stacked, StackedMultimodalNet
 from mmrepro.optim import RunOptimizer
 
 DEFAULT_METRICS = {
@@ -323,14 +323,14 @@ class StackedTrainer:
     epoch: int = 0
 
 
-def per_run(values: Sequence[Any], device: torch.device, dtype: torch.dtype) -> Any:
+def stack_setting(values: Sequence[Any], device: torch.device, dtype: torch.dtype) -> Any:
     """One setting of K runs as the stacked computation uses it: the value itself when every run has
     the same, else (numbers) a (K,) tensor, or (mappings) a mapping of such."""
     first = values[0]
     if all(v is first or v == first for v in values[1:]):
         return first
     if isinstance(first, Mapping) and all(isinstance(v, Mapping) and v.keys() == first.keys() for v in values):
-        return {key: per_run([v[key] for v in values], device, dtype) for key in first}
+        return {key: stack_setting([v[key] for v in values], device, dtype) for key in first}
     if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
         return torch.tensor(values, dtype=dtype, device=device)
     raise ValueError(f"the runs differ in a setting that cannot vary within one fit_many call: {values}")
@@ -348,7 +348,7 @@ def stack_objectives(objectives: Sequence[Any], device: torch.device, dtype: tor
     out = copy.copy(first)
     for name, value in vars(first).items():
         try:
-            setattr(out, name, per_run([vars(o)[name] for o in objectives], device, dtype))
+            setattr(out, name, stack_setting([vars(o)[name] for o in objectives], device, dtype))
         except ValueError as exc:
             raise ValueError(f"the runs' {type(first).__name__} objectives differ in {name!r}; only numeric "
                              f"weights may differ within one fit_many call") from exc
@@ -483,22 +483,16 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
     best = [(-math.inf, -1)] * K
     wait = [0] * K
     active = [True] * K
-    kept = {n: v.detach().clone() for n, v in net.state_dict().items()}  # each run's selected state
+    kept = RunCheckpoints(net)  # each run's selected state
     has_best = torch.zeros(K, dtype=torch.bool)
     bar = tqdm(range(epochs), disable=not (sys.stderr.isatty() if progress is None else progress),
                desc=f"fit {methods[0].name}" + (f" x{K}" if K > 1 else ""), leave=False)
-
-    def keep(which: Sequence[int]) -> None:
-        if which:
-            sel = torch.tensor(which, device=dev)
-            for n, v in net.state_dict().items():
-                kept[n][sel] = v.detach()[sel]
 
     for epoch in bar:
         stacked.epoch = epoch
         for tr in trainers:
             tr.epoch = epoch
-        weights = per_run([m.head_weights() for m in methods], dev, dtype)
+        weights = stack_setting([m.head_weights() for m in methods], dev, dtype)
         net.train()
         logs: list[dict[str, Any]] = [{"epoch": epoch, **{f"lr/{g}": v for g, v in tr.lrs().items()}} for tr in trainers]
         order = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(dev)
@@ -559,9 +553,9 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
             if (patience is not None and wait[k] >= patience) or methods[k].should_stop or epoch == epochs - 1:
                 active[k] = False
                 stopped.append(k)
-        keep(improved)
+        kept.keep(improved)
         has_best[improved] = True
-        keep([k for k in stopped if not has_best[k]])  # no selected checkpoint: the last epoch's state
+        kept.keep([k for k in stopped if not has_best[k]])  # no selected checkpoint: the last epoch's state
         key = f"val/{select_head}/{select_metric}"
         if val_rows is not None and histories[0]:
             bar.set_postfix({key: f"{histories[0][-1][key]:.4f}"})
@@ -572,7 +566,7 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
             "select": f"val/{select_head}/{select_metric}", "runs": K, "layout": net.layout()}
     results = []
     for k, model in enumerate(models):
-        model.to(dev).load_state_dict({n: v[k] for n, v in kept.items()})
+        model.to(dev).load_state_dict(kept.state(k))
         if has_best[k]:
             best_epoch, best_score = best[k][1], sign * best[k][0]
         else:

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from mmrepro.balancing.base import BalancingMethod
 from mmrepro.checks import check_int, check_number
-from mmrepro.models.fusion import probabilities
+from mmrepro.models.fusion import leading, probabilities
 
 
 def ogm_coefficients(s_a: float | Tensor, s_b: float | Tensor, alpha: float | Tensor
@@ -99,11 +99,10 @@ class OGM(BalancingMethod):
                 if prm.grad is None:
                     continue
                 g = prm.grad
-                shape = (-1,) + (1,) * (g.dim() - 1)
                 noise = None
                 if runs[0].ge and g[0].numel() > 1:  # N(0, std(g)^2), std of the unscaled gradient
-                    noise = trainer.noise(g, active) * g.flatten(1).std(dim=1).view(shape)
-                g.mul_(km.to(g.dtype).view(shape))
+                    noise = trainer.noise(g, active) * leading(g.flatten(1).std(dim=1), g)
+                g.mul_(leading(km.to(g.dtype), g))
                 if noise is not None:
                     g.add_(noise)
 

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmrepro.models.fusion import FUSION_HEAD, probabilities
+from mmrepro.models.fusion import FUSION_HEAD, leading, probabilities
 
 
 def ensemble_probs(teacher_logits: Sequence[Tensor], kind: str, temperature: float = 1.0) -> Tensor:
@@ -50,7 +50,7 @@ def soft_targets(teachers: Sequence[nn.Module], modality: str, x: Mapping[str, T
             t.train(was_training)
         chunks.append(ensemble_probs(logits, kind, temperature))
     probs = torch.cat(chunks).to(present[modality].device)
-    absent = ~present[modality].view((-1,) + (1,) * (probs.dim() - 1))
+    absent = ~leading(present[modality], probs)
     return probs.masked_fill(absent, float("nan"))
 
 
@@ -70,7 +70,7 @@ def ume_proba(models: Mapping[str, nn.Module], x: Mapping[str, Tensor], present:
         net.eval()
         p = probabilities(_teacher_logits(net, mod, x, present, lengths), kind)
         net.train(was_training)
-        w = present[mod].to(p.dtype).view((-1,) + (1,) * (p.dim() - 1))
+        w = leading(present[mod].to(p.dtype), p)
         total = p * w if total is None else total + p * w
         count = w if count is None else count + w
     return total / count

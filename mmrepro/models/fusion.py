@@ -57,25 +57,6 @@ def probabilities(logits: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
 
 
-def check_present_finite(modality: str, x: Tensor, lengths: Tensor | None = None, rows: Tensor | None = None) -> Tensor:
-    """``x`` (the rows where ``modality`` is present) unchanged when it is finite (padded sequences
-    (N, T, ...): within each row's length, at least its first step); ValueError naming the rows otherwise."""
-    if bool(torch.isfinite(x).all()):  # the usual case, in one reduction
-        return x
-    bad = ~torch.isfinite(x)
-    if lengths is not None and x.dim() >= 3:
-        steps = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device).clamp(min=1)[:, None]
-        bad = bad.flatten(2).any(2) & steps
-    bad_rows = bad.reshape(x.shape[0], -1).any(1)
-    if bool(bad_rows.any()):
-        first = int(bad_rows.nonzero()[0, 0])
-        first = first if rows is None else int(rows[first])
-        raise ValueError(f"x[{modality!r}] has NaN or inf in {int(bad_rows.sum())} row(s) marked present (first: row "
-                         f"{first}); mark a missing modality with present[{modality!r}]=False (its values are then "
-                         "ignored), or impute the missing values first.")
-    return x
-
-
 class MultimodalNet(nn.Module):
     """Encoders + fusion + heads for one task (``kind``, ``n_outputs``); see the module docstring.
 
@@ -230,11 +211,11 @@ class MultimodalNet(nn.Module):
             return prob[FUSION_HEAD]
         if not self.multihead:
             raise ValueError("rows with missing modalities need the unimodal heads; build the model with multihead=True")
-        shape = (-1,) + (1,) * (prob[FUSION_HEAD].dim() - 1)
-        total = sum(prob[m] * avail[m].view(shape) for m in self.modalities)
-        count = sum(avail[m].to(total.dtype) for m in self.modalities).view(shape)
+        fused = prob[FUSION_HEAD]
+        total = sum(prob[m] * leading(avail[m], fused) for m in self.modalities)
+        count = leading(sum(avail[m].to(total.dtype) for m in self.modalities), fused)
         uni = total / count  # NaN (0/0) where nothing is available, by design
-        return torch.where(full.view(shape), prob[FUSION_HEAD], uni)
+        return torch.where(leading(full, fused), fused, uni)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by branch: modality ``m`` = its encoder and unimodal head; ``"fusion"`` = the
@@ -251,15 +232,35 @@ class MultimodalNet(nn.Module):
         return groups
 
 
-def check_present(modality: str, x: Tensor, present: Tensor, lengths: Tensor | None = None) -> Tensor:
-    """``x`` unchanged when every row marked ``present`` is finite (:func:`check_present_finite`;
-    absent rows may hold anything); leading run axes (stacked runs) are allowed, rows then counted
-    across runs."""
+def leading(value: float | Tensor, like: Tensor) -> float | Tensor:
+    """``value`` with one entry per index of ``like``'s first axis (a run, a row) viewed to broadcast
+    over ``like``'s other axes; a number, or a tensor that is not one-dimensional, as it is."""
+    if isinstance(value, Tensor) and value.dim() == 1:
+        return value.view((-1,) + (1,) * (like.dim() - 1))
+    return value
+
+
+def check_present(modality: str, x: Tensor, present: Tensor, lengths: Tensor | None = None,
+                  min_length: int = 1) -> Tensor:
+    """``x`` unchanged when every row marked ``present`` is finite; ValueError naming the rows otherwise.
+
+    Absent rows may hold anything. Padded sequences (rows, T, ...) are checked within each row's
+    length, and at least its first ``min_length`` steps (an LSTM encoder reads the first step even of
+    an empty row; MultiModN reads none). Leading run axes (stacked runs) are allowed: ``present`` has
+    the shape of ``x``'s leading axes, and rows are counted across runs."""
     if bool(torch.isfinite(x).all()):  # the usual case, in one reduction
         return x
-    rows = present.reshape(-1).nonzero().squeeze(1)
-    flat = x.reshape(-1, *x.shape[present.dim():])
-    check_present_finite(modality, flat[rows], None if lengths is None else lengths.reshape(-1)[rows], rows)
+    flat, shown = x.reshape(-1, *x.shape[present.dim():]), present.reshape(-1)
+    bad = ~torch.isfinite(flat)
+    if lengths is not None and flat.dim() >= 3:
+        steps = torch.arange(flat.shape[1], device=x.device)[None, :] < \
+            lengths.reshape(-1).to(x.device).clamp(min=min_length)[:, None]
+        bad = bad.flatten(2).any(2) & steps
+    bad_rows = bad.reshape(flat.shape[0], -1).any(1) & shown.to(x.device)
+    if bool(bad_rows.any()):
+        raise ValueError(f"x[{modality!r}] has NaN or inf in {int(bad_rows.sum())} row(s) marked present (first: row "
+                         f"{int(bad_rows.nonzero()[0, 0])}); mark a missing modality with present[{modality!r}]=False "
+                         "(its values are then ignored), or impute the missing values first.")
     return x
 
 

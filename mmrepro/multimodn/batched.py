@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..models.stacked import RunStreams, StackedSequential, chain_ops, run_dropout
+from ..models.fusion import leading
+from ..models.stacked import RunCheckpoints, RunStreams, StackedSequential, chain_ops, run_dropout
 from ..optim import RunOptimizer
 from .inputs import check_inputs
 from .model import MultiModN
@@ -96,7 +97,7 @@ def _clip_per_run(params: Sequence[Tensor], max_norm: float) -> None:
     grads = [p.grad for p in params if p.grad is not None]
     norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
     coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    torch._foreach_mul_(grads, [coef.view((-1,) + (1,) * (g.dim() - 1)) for g in grads])
+    torch._foreach_mul_(grads, [leading(coef, g) for g in grads])
 
 
 def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *, seeds: Sequence[int],
@@ -129,7 +130,7 @@ def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *,
         vx, vp, vl = runs(vx), runs(vp), runs(vl)
     histories: list[list[dict[str, float]]] = [[] for _ in range(K)]
     best = [(-math.inf, 0)] * K
-    kept = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    kept = RunCheckpoints(net)
     for epoch in range(1, epochs + 1):
         net.train()
         chunks = [epoch_batches(n, batch_size, g) for g in gens]
@@ -160,19 +161,13 @@ def fit_many(models: Sequence[MultiModN], train: Any, val: Any | None = None, *,
                 if row["val_score"] > best[k][0]:
                     best[k] = (row["val_score"], epoch)
                     improved.append(k)
-            if improved:
-                sel = torch.tensor(improved, device=device)
-                for key, v in net.state_dict().items():
-                    kept[key][sel] = v.detach()[sel]
+            kept.keep(improved)
         for history, row in zip(histories, rows):
             history.append(row)
+    kept.keep([k for k in range(K) if val is None or best[k][1] == 0])  # no selection: the final parameters
     results = []
     for k, model in enumerate(models):
-        if val is None or best[k][1] == 0:  # no selection (or no improvement): the final parameters
-            state = {key: v[k] for key, v in net.state_dict().items()}
-        else:
-            state = {key: v[k] for key, v in kept.items()}
-        model.to(device).load_state_dict(state)
+        model.to(device).load_state_dict(kept.state(k))
         results.append(FitResult(epochs if val is None else best[k][1],
                                  math.nan if val is None else best[k][0], histories[k]))
     return results

@@ -10,6 +10,8 @@ from typing import Iterable, Mapping
 import torch
 from torch import Tensor
 
+from ..models.fusion import check_present
+
 
 def check_inputs(x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
                  lengths: Mapping[str, Tensor] | None, used: Iterable[str],
@@ -76,19 +78,7 @@ def check_inputs(x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None,
                 raise ValueError(f"lengths[{m!r}] must lie in [0, {n_times}] (the padded T).")
             lens[m] = length
     for m in used:
-        _check_finite(m, x[m], masks[m], lens.get(m))
+        check_present(m, x[m], masks[m], lens.get(m), min_length=0)
     return n, n_times, masks, lens
 
 
-def _check_finite(m: str, v: Tensor, present: Tensor, length: Tensor | None) -> None:
-    """ValueError unless ``v`` is finite where ``m`` is present (and, for a sequence, within the length)."""
-    bad = ~torch.isfinite(v).all(-1)  # (N,) or (N, T)
-    if length is not None:
-        bad &= present[:, None] & (torch.arange(v.shape[1], device=bad.device)[None, :] < length[:, None])
-    else:
-        bad &= present
-    rows = bad.reshape(v.shape[0], -1).any(1)
-    if bool(rows.any()):
-        raise ValueError(f"x[{m!r}] has NaN or inf in {int(rows.sum())} row(s) marked present (first: row "
-                         f"{int(rows.nonzero()[0, 0])}); mark a missing modality with present[{m!r}]=False "
-                         "(its values are then ignored), or impute the missing values first.")
