@@ -608,6 +608,21 @@ def test_transformer_time_series_tokens_repeat_static_inputs_and_respect_lengths
         FusionTransformer({"q": 3, "r": 1}, {"t": "binary"}, sequence_steps={"q": 5, "r": 4})
 
 
+def test_transformer_attention_is_softmax_attention_with_its_own_head_size():
+    """Each head: softmax(q k^T / sqrt(head_size)) v, heads of head_size each (not width / heads)."""
+    from mmrepro.multimodn.transformer import _Attention
+
+    torch.manual_seed(0)
+    att = _Attention(width=5, heads=3, head_size=4, dropout=0.25).eval()
+    x = torch.randn(2, 6, 5)
+    q, k, v = att.qkv(x).view(2, 6, 3, 3, 4).unbind(2)  # (N, L, heads, head_size) each
+    weights = torch.softmax(torch.einsum("nlhd,nmhd->nhlm", q, k) / 2.0, dim=-1)
+    want = att.out(torch.einsum("nhlm,nmhd->nlhd", weights, v).reshape(2, 6, 12))
+    torch.testing.assert_close(att(x), want)
+    att.train()  # dropout on the attention weights: training outputs differ from eval ones
+    assert not torch.allclose(att(x), want)
+
+
 def test_fit_trains_the_transformer_and_selects_on_validation():
     g = torch.Generator().manual_seed(1)
     n = 200

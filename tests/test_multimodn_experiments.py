@@ -189,6 +189,17 @@ def test_parity_multitask_models():
         assert set(multi["task"]) == {"temp_24h", "humid_48h"} and set(multi["metric"]) == {"mse", "auroc"}
 
 
+def test_parity_trains_transformers_in_the_first_inits_only():
+    bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
+    runs = [X.Run(1, 3), X.Run(1, 4)]
+    rows, _ = X.parity(bench, runs, epochs=1, kinds=("P-Fusion", "Transformer"), multitask=("Transformer",),
+                       transformer_inits=1)
+    inits = rows.groupby("model")["init"].unique().apply(sorted).to_dict()
+    assert inits == {"P-Fusion": [3, 4], "Transformer": [3], "Transformer multi-task": [3]}
+    with pytest.raises(ValueError, match="transformer_inits must be an int >= 1"):
+        X.parity(bench, runs, epochs=1, transformer_inits=0)
+
+
 def test_missingness_rows():
     rows = X.missingness("pbc", "death_5y", "labs", [0.0, 0.5], [X.Run(0, 0)], epochs=1)
     assert set(map(tuple, rows[["pattern", "test"]].drop_duplicates().to_numpy())) == {

@@ -361,6 +361,7 @@ def parity(bench: Benchmark | str, repetitions: Sequence[Run], epochs: int, devi
            kinds: Sequence[str] = KINDS, multitask: Sequence[str] = ("MultiModN",),
            variants: Mapping[str, Mapping[str, Any]] | None = None, subsets_task: str | None = None,
            inspect: Inspect | None = None, transformer_epochs: int | None = None,
+           transformer_inits: int | None = None,
            executor: Any = "local") -> tuple[pd.DataFrame, list[tuple[str, Run, object]]]:
     """Experiments 1 and 2, the E.4 transformer and the E.5 inference subsets on one benchmark.
 
@@ -368,8 +369,9 @@ def parity(bench: Benchmark | str, repetitions: Sequence[Run], epochs: int, devi
     multi-task model of every kind in ``multitask`` (named ``"<kind> multi-task"``); one single-task
     MultiModN per task for every ``variants`` entry ``{name: setting}`` (changes to the benchmark's
     hyper-parameters, e.g. ``{"loss_weights": (1, 0)}``: without the state-change penalty).
-    Transformers train for ``transformer_epochs`` (default ``epochs``; the paper trains them for 50).
-    All are scored on the run's test fold.  With ``subsets_task``, that task's single-task
+    Transformers train for ``transformer_epochs`` (default ``epochs``; the paper trains them for 50),
+    and only in the runs of each fold's first ``transformer_inits`` initialisations (default: every
+    run; the paper trains one model per fold).  All are scored on the run's test fold.  With ``subsets_task``, that task's single-task
     MultiModN and P-Fusion are also scored with every non-empty proper subset of modalities at
     inference (E.5; the others absent).  ``inspect(name, model, data, run)`` is called for every
     trained model; what it returns (unless None) is collected, so that a caller keeps what it
@@ -385,19 +387,24 @@ def parity(bench: Benchmark | str, repetitions: Sequence[Run], epochs: int, devi
     if unknown:
         raise ValueError(f"unknown model kinds {unknown}; valid: {KINDS}.")
     objective = Repetitions(bench, {_fold_name(r): load_benchmark(bench, r) for r in repetitions}, device)
+    if transformer_inits is not None and (isinstance(transformer_inits, bool) or not isinstance(transformer_inits, int)
+                                          or transformer_inits < 1):
+        raise ValueError(f"transformer_inits must be an int >= 1 or None (every run), got {transformer_inits!r}.")
     n_epochs = {k: (transformer_epochs or epochs) if k == "Transformer" else epochs for k in KINDS}
+    first_init = min((r.init for r in repetitions), default=0)
     names, jobs = [], []
     for r in repetitions:
         data = _fold_name(r)
+        skip = set() if transformer_inits is None or r.init - first_init < transformer_inits else {"Transformer"}
         for task in bench.tasks:
-            for kind in kinds:
+            for kind in (k for k in kinds if k not in skip):
                 names.append((kind, r, (task,)))
                 jobs.append((_config(kind, [task], data, n_epochs[kind]), r.init))
             for name, setting in (variants or {}).items():
                 names.append((name, r, (task,)))
                 jobs.append((_config("MultiModN", [task], data, epochs, setting=setting), r.init))
         if len(bench.tasks) > 1:
-            for kind in multitask:
+            for kind in (k for k in multitask if k not in skip):
                 names.append((f"{kind} multi-task", r, bench.tasks))
                 jobs.append((_config(kind, bench.tasks, data, n_epochs[kind], bench.select), r.init))
     rows, inspected = [], []
