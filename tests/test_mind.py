@@ -12,7 +12,7 @@ from mmrepro.mind import chapter as C
 from mmrepro.mind import evidence as ev
 from mmrepro.mind.experiments import (ABLATION_METHODS, METHODS, TS_GRID, UNIMODAL, Setup, Students, build,
                                       head_predictions, param_counts, sample_hps, train)
-from mmrepro.mind.problems import build_encoder, load_problem, pbc_problem
+from mmrepro.mind.problems import arch_name, build_encoder, load_problem, pbc_problem
 from mmrepro.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
 from mmrepro.models import FUSION_HEAD, count_parameters
 from mmrepro.notebook import Params, Run
@@ -236,7 +236,18 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     assert len(C.omega_summary(r)) == 6 and C.under_utilised(r) in pbc.modalities
     assert len(C.omega_per_seed(r)) == 12 and cl["omega-pbc_death-balance"]["n"] == 2
     assert len(C.student_check([r], C.LEARNS_MARGIN)) == 4 and len(C.seed_table([r])) == len(METHODS) - 1
+    assert len(C.epoch_table([r])) == len(r.runs) and set(C.epoch_table([r])["epochs"]) == {2}
     assert len(C.unimodal_table(r)) == 2 * 3 + len(r.teachers) and len(C.teacher_advantage([r])) == 2
+    # the student's encoder on the teachers' rows: its size, their rows; the advantage splits exactly in two
+    for mod, uni in zip(pbc.modalities, UNIMODAL):
+        alone = [t for t in r.alone_all if t["modality"] == mod]
+        teachers = [t for t in r.teachers if t["modality"] == mod]
+        assert [t["model"] for t in alone] == [arch_name(pbc.student_specs[mod])]
+        assert alone[0]["n_train"] == teachers[0]["n_train"] > len(pbc.paired["train"])
+        whole, rows, size = (r.difference(a, b).estimate for a, b in (((C.TEACHER, mod), (uni, mod)),
+                             ((C.ALONE_ALL, mod), (uni, mod)), ((C.TEACHER, mod), (C.ALONE_ALL, mod))))
+        assert whole == pytest.approx(rows + size)
+    assert C.premise_in_words([r]).count("more rows") == 2
     assert C.verdict_summary(run.claims)[["holds", "inconclusive", "does not hold"]].to_numpy().sum() == len(
         [c for c in run.claims if c["kind"] == "empirical"])
 

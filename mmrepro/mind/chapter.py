@@ -4,9 +4,9 @@ recorded through the claim contract (:mod:`mmrepro.claims`: the verdicts are dec
 intervals of :mod:`mmrepro.mind.evidence`)."""
 from __future__ import annotations
 
+import dataclasses
 import math
-
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +26,7 @@ from mmrepro.stats import Evidence, paired_evidence
 OMEGA_LABELS = tuple(OMEGA_SETTINGS)
 LEARNS_MARGIN = 3.0  # points: a unimodal head "learns" if no more than this below a same-size unimodal model
 TEACHER = "teacher"  # the best-validated teacher of a modality, as a "method" of :meth:`ProblemResults.preds`
+ALONE_ALL = "alone_all"  # the student's encoder trained like a teacher, on all rows of its modality (same kind of "method")
 
 
 @dataclass
@@ -40,10 +41,12 @@ class ProblemResults:
     ume: dict[str, np.ndarray]                 # head -> UME's test predictions
     ume_val: dict[str, dict[str, float]]       # head -> metric -> UME's validation value
     teachers: list[dict[str, Any]]             # every teacher candidate: rank, size, data, val and test predictions
+    alone_all: list[dict[str, Any]]            # the same for the student's encoder trained on the teachers' rows
     omega: list[OmegaRun]
     sizes: dict[str, Any]
     y_test: np.ndarray                         # targets of the paired test rows
     draws: ev.Draws                            # the resamples (seeds, test rows) every comparison shares
+    _scored: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def has_ablations(self) -> bool:
@@ -55,26 +58,36 @@ class ProblemResults:
 
     def preds(self, method: str, head: str) -> list[np.ndarray]:
         """Test predictions of ``head`` (``"fusion"`` or a modality) of ``method``: one array per seed
-        for trained methods, one for UME and for the best teacher of a modality (``method="teacher"``)."""
+        for trained methods, one for UME, for the best teacher of a modality (``method="teacher"``) and for
+        the best student-size model on the teachers' rows (``method="alone_all"``)."""
         if method == "ume":
             return [self.ume[head]]
-        if method == TEACHER:
-            return [next(t["test"] for t in self.teachers if t["modality"] == head and t["rank"] == 1)]
+        if method in (TEACHER, ALONE_ALL):
+            models = self.teachers if method == TEACHER else self.alone_all
+            return [next(t["test"] for t in models if t["modality"] == head and t["rank"] == 1)]
         return [t[head] for t in self.tests[method]]
+
+    def score(self, method: str, head: str, metric: str) -> tuple[float, np.ndarray, int]:
+        """A head's seed-mean test metric, its bootstrap replicates (:func:`~mmrepro.mind.evidence.replicates`)
+        and its number of runs, computed once per problem: every table and claim reuses them."""
+        key = (method, head, metric)
+        if key not in self._scored:
+            p = self.preds(method, head)
+            self._scored[key] = (ev.seed_mean(metric, self.y_test, p, self.problem.kind),
+                                 ev.replicates(metric, self.y_test, p, self.problem.kind, self.draws), len(p))
+        return self._scored[key]
 
     def metric(self, method: str, head: str, metric: str | None = None) -> Evidence:
         """Seed-mean test metric of a head with its two-stage bootstrap interval."""
-        metric = metric or self.problem.report_metrics[0]
-        p = self.preds(method, head)
-        point = ev.seed_mean(metric, self.y_test, p, self.problem.kind)
-        reps = ev.replicates(metric, self.y_test, p, self.problem.kind, self.draws)
-        return ev.evidence(point, reps, len(p), len(self.y_test))
+        point, reps, n = self.score(method, head, metric or self.problem.report_metrics[0])
+        return ev.evidence(point, reps, n, len(self.y_test))
 
     def difference(self, a: tuple[str, str], b: tuple[str, str], metric: str | None = None) -> Evidence:
-        """(method, head) ``a`` minus ``b`` on the test rows, in points, paired by seed and row."""
+        """(method, head) ``a`` minus ``b`` on the test rows, in points, paired by seed and row
+        (:func:`~mmrepro.mind.evidence.difference`, from the stored replicates)."""
         metric = metric or self.problem.report_metrics[0]
-        return ev.difference(metric, self.y_test, self.preds(*a), self.preds(*b), self.problem.kind,
-                             self.draws).scaled(100)
+        (pa, ra, na), (pb, rb, nb) = self.score(*a, metric), self.score(*b, metric)
+        return ev.evidence(pa - pb, ra - rb, max(na, nb), len(self.y_test)).scaled(100)
 
     def per_seed(self, method: str, head: str = FUSION_HEAD, metric: str | None = None) -> list[float]:
         metric = metric or self.problem.report_metrics[0]
@@ -92,14 +105,19 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
                 k: int = 3, batch_size: int = 64, lr_range: Sequence[float] = (1e-4, 1e-2),
                 omega_range: Sequence[float] = (0.1, 10.0), patience: int | None = None, ablations: bool = True,
                 cache: bool = True, executor: str = "local") -> ProblemResults:
-    """Teachers (cached); a random search of ``n_trials`` configurations for every trained method, the
-    same-size unimodal models and (``ablations``) the ablation rows 3-5, each selected on validation;
+    """Teachers (cached), and the student's encoders trained the same way on the teachers' rows (to tell
+    what the teachers gain from data from what they gain from size); a random search of ``n_trials``
+    configurations for every trained method, the same-size unimodal models and (``ablations``) the
+    ablation rows 3-5, each selected on validation;
     every selected configuration trained again with the same ``n_seeds`` seeds; (``ablations``) the ω
     study with those seeds at MIND's selected learning rate. Students train through
     :func:`mmrepro.experiments.run_jobs` on ``executor`` ("local" or "ray"), finished runs from the run cache."""
     check_k(k, {m: len(specs) * len(teacher_lrs) for m, specs in problem.teacher_specs.items()})  # before training
     teachers = train_teachers(problem, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size, patience=patience,
                               seed=seed, device=device, cache=cache)
+    student_size = dataclasses.replace(problem, teacher_specs={m: [problem.student_specs[m]] for m in problem.modalities})
+    alone_all = train_teachers(student_size, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size,
+                               patience=patience, seed=seed, device=device, cache=cache)
     setup = Setup(problem, teachers, k=k, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
     test_rows, val_rows = problem.paired["test"], problem.paired["val"]
     methods = list(dict.fromkeys([m for m in METHODS + (ABLATION_METHODS if ablations else ()) if m != "ume"]
@@ -109,18 +127,22 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
     runs = repeats(setup, {m: s.best_hp for m, s in found.items()}, seeds, executor)
     omega = omega_study(setup, found["mind"].best_hp["lr"], seeds, omega_epochs, executor=executor) if ablations else []
     ume = {h: p.numpy() for h, p in ume_predictions(setup, test_rows).items()}
-    teacher_rows = []
-    for m, ts in teachers.items():
-        for rank, t in enumerate(ts, start=1):
-            val = _val_metrics(problem, {m: teacher_predictions(t, problem, val_rows)}, val_rows)[m]
-            teacher_rows.append({"modality": m, "model": t.name, "lr": t.lr, "rank": rank, "in_ensemble": rank <= k,
-                                 "n_train": t.n_train, "params": t.n_params, "val": val,
-                                 "test": teacher_predictions(t, problem, test_rows).numpy(), "cached": t.from_cache})
     y_test = problem.data.y[problem.task][test_rows].numpy()
     tests = {m: [s.evaluate_test() for s in students] for m, students in runs.items()}  # the one look at test
     ume_val = _val_metrics(problem, ume_predictions(setup, val_rows), val_rows)
-    return ProblemResults(problem, setup, found, runs, tests, ume, ume_val, teacher_rows, omega, param_counts(setup),
-                          y_test, ev.Draws.make(len(y_test), n_seeds, n_boot, seed))
+    return ProblemResults(problem, setup, found, runs, tests, ume, ume_val, _candidates(problem, teachers, k),
+                          _candidates(problem, alone_all, 0), omega, param_counts(setup), y_test,
+                          ev.Draws.make(len(y_test), n_seeds, n_boot, seed))
+
+
+def _candidates(problem: Problem, trained: dict[str, list], k: int) -> list[dict[str, Any]]:
+    """Every candidate of :func:`train_teachers`, best first per modality: rank, size, data, validation
+    metrics and test predictions (``in_ensemble``: among the ``k`` best)."""
+    test_rows, val_rows = problem.paired["test"], problem.paired["val"]
+    return [{"modality": m, "model": t.name, "lr": t.lr, "rank": rank, "in_ensemble": rank <= k, "n_train": t.n_train,
+             "params": t.n_params, "val": _val_metrics(problem, {m: teacher_predictions(t, problem, val_rows)}, val_rows)[m],
+             "test": teacher_predictions(t, problem, test_rows).numpy(), "cached": t.from_cache}
+            for m, ts in trained.items() for rank, t in enumerate(ts, start=1)]
 
 
 # ----------------------------------------------------------------------------- tables
@@ -238,17 +260,53 @@ def student_check(results: Sequence[ProblemResults], margin: float) -> pd.DataFr
 
 
 def teacher_advantage(results: Sequence[ProblemResults]) -> pd.DataFrame:
-    """What the teachers know beyond the paired rows: per problem and modality, the best-validated teacher
-    (all rows of its modality) against a model of the student's size trained on the student's pairs alone."""
+    """What the teachers know beyond the paired rows, split into data and size: per problem and modality,
+    the best-validated teacher (all rows of its modality), the student's encoder trained the same way on
+    those rows, and the student's encoder on the student's pairs alone; the teacher's advantage over the
+    last is the sum of what more rows give (same size) and what more size gives (same rows)."""
     rows = []
     for r in results:
         p = r.problem
         for mod, uni in zip(p.modalities, UNIMODAL):
-            d = r.difference((TEACHER, mod), (uni, mod))
             rows.append({"problem": p.name, "modality": mod, "metric": p.report_metrics[0],
                          "best teacher": _cell(r.metric(TEACHER, mod)),
+                         "student's size, teachers' rows": _cell(r.metric(ALONE_ALL, mod)),
                          "student's size, its pairs only": _cell(r.metric(uni, mod)),
-                         "teacher advantage (points)": _points(d)})
+                         "teacher advantage (points)": _points(r.difference((TEACHER, mod), (uni, mod))),
+                         "from more rows": _points(r.difference((ALONE_ALL, mod), (uni, mod))),
+                         "from more size": _points(r.difference((TEACHER, mod), (ALONE_ALL, mod)))})
+    return pd.DataFrame(rows)
+
+
+def _effect(d: Evidence) -> str:
+    if d.interval[0] > 0:
+        return f"help ({_points(d)} points)"
+    return f"hurt ({_points(d)} points)" if d.interval[1] < 0 else f"make no clear difference ({_points(d)} points)"
+
+
+def premise_in_words(results: Sequence[ProblemResults]) -> str:
+    """Where more rows (at the student's size) and more size (on the teachers' rows) clearly help, by
+    the 95 % intervals of :func:`teacher_advantage`."""
+    parts = []
+    for r in results:
+        for mod, uni in zip(r.problem.modalities, UNIMODAL):
+            parts.append(f"{r.problem.name}, {mod}: more rows {_effect(r.difference((ALONE_ALL, mod), (uni, mod)))}, "
+                         f"more size {_effect(r.difference((TEACHER, mod), (ALONE_ALL, mod)))}")
+    return "By these intervals: " + "; ".join(parts) + "."
+
+
+def epoch_table(results: Sequence[ProblemResults]) -> pd.DataFrame:
+    """Whether the epochs suffice: per problem and trained method, the validation-selected epoch of the
+    repeats (mean over seeds) and the share of seeds whose selected epoch is the last one trained (a
+    model that may still improve)."""
+    rows = []
+    for r in results:
+        for m, students in r.runs.items():
+            last = [s.best_epoch == len(s.history) - 1 for s in students]  # best_epoch counts from 0
+            rows.append({"problem": r.problem.name, "model": method_name(m, r.problem),
+                         "epochs": max(len(s.history) for s in students),
+                         "selected epoch (mean)": round(float(np.mean([s.best_epoch + 1 for s in students])), 1),
+                         "selected at the last epoch": f"{sum(last)} of {len(last)}"})
     return pd.DataFrame(rows)
 
 
@@ -673,10 +731,9 @@ def average_improvements(results: Sequence[ProblemResults]) -> dict[str, Evidenc
         points, reps = [], []
         for r in results:
             head = FUSION_HEAD if what == "fused" else weaker_modality(r)
-            prim, kind = r.problem.report_metrics[0], r.problem.kind
             others = [m for m in METHODS if m != "mind"]
-            pts = {m: ev.seed_mean(prim, r.y_test, r.preds(m, head), kind) for m in METHODS}
-            rep = {m: ev.replicates(prim, r.y_test, r.preds(m, head), kind, r.draws) for m in METHODS}
+            scored = {m: r.score(m, head, r.problem.report_metrics[0]) for m in METHODS}
+            pts, rep = {m: s[0] for m, s in scored.items()}, {m: s[1] for m, s in scored.items()}
             points.append(pts["mind"] - max(pts[m] for m in others))
             reps.append(rep["mind"] - np.max(np.stack([rep[m] for m in others]), axis=0))
         e = ev.evidence(float(np.mean(points)), np.mean(np.stack(reps), axis=0), min(r.n_seeds for r in results),
