@@ -19,8 +19,10 @@ keeps its partial notebook in ``failed/``.
 from __future__ import annotations
 
 import ast
+import concurrent.futures as cf
 import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -30,7 +32,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import nbformat
 import yaml
@@ -265,13 +267,15 @@ def package_fingerprint() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
-def fingerprint(path: Path, values: Mapping[str, Any], root: Path, build: Path) -> dict[str, Any]:
+def fingerprint(path: Path, values: Mapping[str, Any], root: Path, build: Path,
+                data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything a notebook's run depends on; an executed notebook is reused while this is unchanged.
 
     * ``source``: SHA-256 of the notebook's MyST file;
     * ``parameters``: every parameter value the notebook sees (defaults included);
     * ``package``: :func:`package_fingerprint` (mmrepro version and source, library versions);
-    * ``data``: :func:`mmrepro.data.storage.data_fingerprint` (the data folder's files, the data packages);
+    * ``data``: :func:`mmrepro.data.storage.data_fingerprint` (the data folder's files, the data packages),
+      unless given (a build computes it once);
     * ``machine``: the platform and whether CUDA is available (``device="auto"`` depends on it);
     * ``results`` (pages outside ``notebooks/``, such as the scorecard): SHA-256 of every results file
       they summarise."""
@@ -283,7 +287,7 @@ def fingerprint(path: Path, values: Mapping[str, Any], root: Path, build: Path) 
         "source": sha256_file(path),
         "parameters": json.loads(json.dumps(dict(values), sort_keys=True, default=repr)),
         "package": package_fingerprint(),
-        "data": data_fingerprint(),
+        "data": dict(data) if data is not None else data_fingerprint(),
         "machine": {"system": platform.system(), "cpu": platform.machine(), "cuda": torch.cuda.is_available()},
     }
     if not is_chapter(path, root):
@@ -524,52 +528,150 @@ def _jupyter_book() -> str:
     return found
 
 
+def _last_seconds(build: Path, name: str) -> float | None:
+    """How long the last completed run of ``name`` in this build took (its results file), if known."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        return float(json.loads((build / "results" / f"{name}.json").read_text())["seconds"])
+    return None
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A signal handler that stops the run as Ctrl-C does (KeyboardInterrupt named after the signal)."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _worker_init() -> None:
+    """A chapter worker runs in its own process group (a terminal's Ctrl-C reaches only `mmrepro book`,
+    which passes it on) and stops on SIGTERM as cleanly as on Ctrl-C, keeping its partial run in failed/."""
+    os.setpgrp()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def _run_all(runs: list[tuple[Path, dict[str, Any]]], build: Path, profile: str, root: Path,
+             jobs: int) -> dict[str, BookError | None]:
+    """Execute ``runs`` (path, fingerprint), ``jobs`` at a time, each in its own process (one kernel
+    each), the longest by its last recorded runtime first; ``{name: None or the error}``, printed as
+    each ends. Ctrl-C or SIGTERM stops every run (each keeps its partial notebook in failed/) and
+    raises :class:`Interrupted`."""
+    runs = sorted(runs, key=lambda r: -(_last_seconds(build, r[0].stem) or 0.0))  # stable: toc order otherwise
+    outcome: dict[str, BookError | None] = {}
+
+    def done(path: Path, err: BookError | None) -> None:
+        outcome[path.stem] = err
+        rel = path.relative_to(root)
+        print(f"failed   {rel}: {err}" if err else f"executed {rel}", flush=True)
+
+    if jobs == 1 or len(runs) == 1:
+        for path, parts in runs:
+            try:
+                execute(path, build, {"profile": profile}, root, record={"fingerprint": parts})
+                done(path, None)
+            except Interrupted:
+                raise
+            except BookError as err:
+                done(path, err)
+        return outcome
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(runs)), initializer=_worker_init,
+                                  mp_context=multiprocessing.get_context("spawn"))
+    futures: dict[cf.Future, Path] = {}
+    try:
+        for path, parts in runs:
+            futures[pool.submit(execute, path, build, {"profile": profile}, root, {"fingerprint": parts})] = path
+        for future in cf.as_completed(futures):
+            try:
+                future.result()
+                done(futures[future], None)
+            except BookError as err:
+                done(futures[future], err)
+    except KeyboardInterrupt as err:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(OSError):
+                proc.terminate()  # SIGTERM: the run stops as on Ctrl-C
+        pool.shutdown(wait=True, cancel_futures=True)
+        kept = [str(f.exception()) for f in futures if f.done() and not f.cancelled()
+                and isinstance(f.exception(), Interrupted)]
+        raise Interrupted("; ".join(kept) or f"interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold "
+                          "only completed runs") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return outcome
+
+
+def _record_data(build: Path, names: Sequence[str], before: Mapping[str, Any]) -> dict[str, Any]:
+    """The data fingerprint after this build's chapters ran, written into the records of those that
+    ran: files a chapter downloads (content pinned by the shipped SHA-256 manifests) are part of the
+    data the next build sees, so they must not make these chapters look out of date. Anything else
+    about the data that changed during the runs (its folder, the manifests, the data packages) is
+    left as each run recorded it, and then does make them run again."""
+    from mmrepro.data.storage import data_fingerprint
+
+    after = data_fingerprint()
+    if after == before or any(after[k] != before[k] for k in after if k != "files_sha256"):
+        return after
+    for name in names:
+        executed = build / "executed" / f"{name}.ipynb"
+        nb = nbformat.read(executed, as_version=4)
+        nb.metadata["mmrepro"]["fingerprint"]["data"] = after
+        write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
+    return after
+
+
 def build_book(root: Path | None = None, profile: str = "book", build: Path | None = None,
-               execute_notebooks: bool = True, force: bool = False) -> Path:
+               execute_notebooks: bool = True, force: bool = False, jobs: int | None = 1) -> Path:
     """Execute the notebooks with ``profile`` and build the HTML book with ``-W --keep-going``.
 
     A notebook whose executed copy was run from the same :func:`fingerprint` is reused (``force``: run
-    every notebook again). A failing chapter does not stop the others, and nothing of theirs is lost; the
-    pages that summarise the chapters (the scorecard) are run only when every chapter succeeded, and the
-    book is built only then. Prints one line per notebook: reused (and why not, when it runs), executed,
-    failed or skipped."""
+    every notebook again). The chapters run ``jobs`` at a time (None: all at once), each in its own
+    process; a failing chapter does not stop the others, and nothing of theirs is lost. The pages that summarise the
+    chapters (the scorecard) run afterwards, only when every chapter succeeded, and the book is built
+    only then. Prints one line per notebook: reused (and why not, when it runs), executed, failed or
+    skipped."""
     if profile not in PROFILES:
         raise BookError(f"profile {profile!r} is not one of {', '.join(PROFILES)}.")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise BookError(f"jobs must be a whole number >= 1 (chapters run at a time) or None (all at once), "
+                        f"got {jobs!r}.")
     root = root_or_fail(root)
     build = prepare_build(build or root / "_build")
     outcome: dict[str, list[str]] = {"reused": [], "executed": [], "failed": [], "skipped": []}
-    for path in notebooks(root):
-        rel, name = path.relative_to(root), path.stem
-        executed = build / "executed" / f"{name}.ipynb"
-        if not execute_notebooks:
+    paths = notebooks(root)
+    if not execute_notebooks:
+        for path in paths:
+            executed = build / "executed" / f"{path.stem}.ipynb"
             reason = stale_reason(executed, fingerprint(path, check_parameters(path, {"profile": profile}), root,
-                                                        build), build / "results" / f"{name}.json")
+                                                        build), build / "results" / f"{path.stem}.json")
             if reason and executed.is_file():
-                print(f"note: {rel} is shown as last executed, although {reason}", flush=True)
-            continue
-        if outcome["failed"] and not is_chapter(path, root):
-            print(f"skipped  {rel}: it summarises the chapters, and {', '.join(outcome['failed'])} failed", flush=True)
-            outcome["skipped"].append(name)
-            continue
-        values = check_parameters(path, {"profile": profile})
-        parts = fingerprint(path, values, root, build)
-        reason = "--force" if force else stale_reason(executed, parts, build / "results" / f"{name}.json")
-        if reason is None:
-            print(f"reused   {rel} (nothing it depends on changed)", flush=True)
-            outcome["reused"].append(name)
-            continue
-        print(f"running  {rel} (profile={profile}; {reason})", flush=True)
-        try:
-            execute(path, build, {"profile": profile}, root, record={"fingerprint": parts})
-        except Interrupted:
-            raise
-        except BookError as err:
-            print(f"failed   {rel}: {err}", flush=True)
-            outcome["failed"].append(name)
-            continue
-        outcome["executed"].append(name)
-    if execute_notebooks:
-        print("notebooks: " + "; ".join(f"{k} {', '.join(v)}" for k, v in outcome.items() if v), flush=True)
+                print(f"note: {path.relative_to(root)} is shown as last executed, although {reason}", flush=True)
+    else:
+        from mmrepro.data.storage import data_fingerprint
+
+        chapters = [p for p in paths if is_chapter(p, root)]
+        data = data_fingerprint()
+        for group in (chapters, [p for p in paths if p not in chapters]):  # summaries see the chapters' results
+            if group is not chapters and outcome["failed"]:
+                for path in group:
+                    print(f"skipped  {path.relative_to(root)}: it summarises the chapters, and "
+                          f"{', '.join(outcome['failed'])} failed", flush=True)
+                    outcome["skipped"].append(path.stem)
+                continue
+            runs = []
+            for path in group:
+                parts = fingerprint(path, check_parameters(path, {"profile": profile}), root, build, data)
+                reason = "--force" if force else stale_reason(build / "executed" / f"{path.stem}.ipynb", parts,
+                                                              build / "results" / f"{path.stem}.json")
+                if reason is None:
+                    print(f"reused   {path.relative_to(root)} (nothing it depends on changed)", flush=True)
+                    outcome["reused"].append(path.stem)
+                else:
+                    print(f"running  {path.relative_to(root)} (profile={profile}; {reason})", flush=True)
+                    runs.append((path, parts))
+            at_once = (jobs or len(runs) or 1) if group is chapters else 1
+            for name, err in _run_all(runs, build, profile, root, at_once).items():
+                outcome["failed" if err else "executed"].append(name)
+            if group is chapters:  # every chapter this build shows now stands for the data as the runs left it
+                data = _record_data(build, outcome["executed"] + outcome["reused"], data)
+        print("notebooks: " + "; ".join(f"{k} {', '.join(sorted(v, key=[p.stem for p in paths].index))}"
+                                        for k, v in outcome.items() if v), flush=True)
     if outcome["failed"]:
         raise BookError(f"{', '.join(outcome['failed'])} failed (see above); the book was not built. The other "
                         "notebooks' executed copies and results are kept: the next `mmrepro book` reuses them "

@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
 def _book(args: argparse.Namespace) -> int:
     build = Path(args.build) if args.build else None
     html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute,
-                           force=args.force)
+                           force=args.force, jobs=args.jobs)
     print(f"book: {html / 'index.html'}")
     return 0
 
@@ -131,6 +131,9 @@ def parser() -> argparse.ArgumentParser:
     bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
     bk.add_argument("--force", action="store_true",
                     help="run every notebook again, even those whose executed copy is up to date")
+    bk.add_argument("--jobs", type=int, default=None, metavar="N",
+                    help="chapters run at a time, each in its own process on one thread (default: all at "
+                         "once; the system shares the CPU cores between them)")
     bk.set_defaults(func=_book)
 
     cl = sub.add_parser("claims", help="print every claim of the executed chapters with its interval and verdict")
@@ -171,15 +174,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run a command; errors and interruptions end in one line on stderr (exit 2, or 130 when interrupted)."""
     args = parser().parse_args(argv)
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as cleanly as Ctrl-C
+        previous = signal.signal(signal.SIGTERM, book.raise_interrupt)  # SIGTERM stops as cleanly as Ctrl-C
     except ValueError:  # not the main thread: signals stay as they are
         previous = None
     try:

@@ -19,9 +19,10 @@ CHAPTERS = [p for p in book.notebooks(ROOT) if p.parent.name == "notebooks"]
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Path:
-    """Execute every notebook with profile=smoke and build the book with -W; returns the build folder."""
+    """Execute every notebook with profile=smoke (the chapters all at once, as `mmrepro book` runs them)
+    and build the book with -W; returns the build folder."""
     out = tmp_path_factory.mktemp("build")
-    book.build_book(ROOT, profile="smoke", build=out)
+    book.build_book(ROOT, profile="smoke", build=out, jobs=None)
     return out
 
 

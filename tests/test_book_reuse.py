@@ -189,8 +189,113 @@ def test_force_parameters_data_and_results_decide_what_runs(project, tmp_path, m
     from mmrepro.cli import parser
 
     assert parser().parse_args(["book", "--force"]).force and not parser().parse_args(["book"]).force
+    assert parser().parse_args(["book"]).jobs is None and parser().parse_args(["book", "--jobs", "2"]).jobs == 2
     parts = book.fingerprint(root / "notebooks" / "alpha.md", {"profile": "book"}, root, build)
     assert set(parts) == {"source", "parameters", "package", "data", "machine"}
     assert set(parts["package"]) == {"version", "source", "libraries", "python"}
     assert parts["data"]["root"] == str(data.resolve())
     assert "results" in book.fingerprint(root / "book" / "summary.md", {"profile": "book"}, root, build)
+
+
+RENDEZVOUS = '''
+here = os.path.join({folder!r}, "{name}")
+open(here, "w").close()
+deadline = time.monotonic() + 120
+while not all(os.path.exists(os.path.join({folder!r}, n)) for n in ("alpha", "beta")):
+    assert time.monotonic() < deadline, "the other chapter never ran beside this one"
+    time.sleep(0.2)
+time.sleep(sleep)
+'''
+
+
+def side_by_side(root: Path, folder: Path) -> None:
+    """Both chapters wait in their last cell until the other has reached it: they finish only when run
+    at the same time."""
+    for name in ("alpha", "beta"):
+        source = root / "notebooks" / f"{name}.md"
+        source.write_text(source.read_text().replace("time.sleep(sleep)\n", RENDEZVOUS.format(folder=str(folder),
+                                                                                             name=name)))
+
+
+def test_chapters_run_side_by_side_and_a_failure_costs_the_other_nothing(tmp_path, capsys):
+    root, build, meet = make_project(tmp_path / "project"), tmp_path / "build", tmp_path / "meet"
+    meet.mkdir()
+    side_by_side(root, meet)
+    beta = root / "notebooks" / "beta.md"
+    beta.write_text(beta.read_text().replace("fail: bool = False", "fail: bool = True"))
+    with pytest.raises(book.BookError, match=r"beta failed \(see above\); the book was not built"):
+        book.build_book(root, profile="smoke", build=build, jobs=2)
+    out = capsys.readouterr().out
+    assert "executed notebooks/alpha.md" in out
+    assert "failed   notebooks/beta.md: beta.md failed (AssertionError: asked to fail)" in out
+    assert "skipped  book/summary.md: it summarises the chapters, and beta failed" in out
+    assert set(snapshot(build)) == {"executed/alpha.ipynb", "results/alpha.json", "results/alpha/runs_2.png"}
+    assert (build / "failed" / "beta.ipynb").is_file()
+    with pytest.raises(book.BookError, match="jobs must be a whole number >= 1"):
+        book.build_book(root, profile="smoke", build=build, jobs=0)
+
+
+def test_an_interrupted_parallel_build_stops_every_chapter_and_keeps_what_finished(tmp_path):
+    """Ctrl-C or SIGTERM to `mmrepro book --jobs 2`: exit 130, one line naming each stopped chapter, both
+    kernels stopped, the earlier completed output byte-identical."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, build = make_project(tmp_path / "project"), tmp_path / "build"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    cli = [sys.executable, "-m", "mmrepro.cli", "book", "--profile", "smoke", "--build", str(build), "--jobs", "2"]
+    assert subprocess.run([*cli[:-2], "--jobs", "1", "--no-execute"], cwd=root, env=env,
+                          capture_output=True).returncode == 2  # nothing executed yet: the build refuses
+    for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+        pids = {n: tmp_path / f"{name}-{n}.pid" for n in ("alpha", "beta")}
+        for n, pid in pids.items():
+            source = root / "notebooks" / f"{n}.md"
+            source.write_text(chapter(n).replace('pid_file: str = ""', f"pid_file: str = {str(pid)!r}")
+                              .replace("sleep: float = 0.0", "sleep: float = 300.0"))
+        proc = subprocess.Popen(cli, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while not all(p.is_file() and p.read_text() for p in pids.values()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the chapters never reached their last cells"
+            time.sleep(0.5)
+        kernels = [int(p.read_text()) for p in pids.values()]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        said = [line for line in err.splitlines() if line.startswith("mmrepro:")]
+        assert len(said) == 1 and "Traceback" not in err, err
+        for n in ("alpha", "beta"):
+            assert f"{n} interrupted (SIGTERM): nothing was written to executed/ or results/; the partial run is " \
+                   f"in {build / 'failed' / f'{n}.ipynb'}" in said[0], err
+        assert not (build / "executed").exists() or not list((build / "executed").iterdir())
+        assert not [p for p in build.iterdir() if p.name.startswith(".run-")]  # no staging folder left
+        for kernel in kernels:
+            for _ in range(40):
+                try:
+                    os.kill(kernel, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.25)
+            else:
+                pytest.fail(f"kernel process {kernel} is still running after {name}")
+
+
+def test_files_a_chapter_downloads_do_not_make_the_next_build_run_again(project, tmp_path, monkeypatch):
+    root, build, runs = project
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("MMREPRO_DATA", str(data))
+    source = root / "notebooks" / "beta.md"  # beta "downloads" a file while alpha's run is already recorded
+    source.write_text(source.read_text().replace(
+        "time.sleep(sleep)\n", "time.sleep(sleep)\nopen(os.path.join(os.environ['MMREPRO_DATA'], 'got.csv'), 'w')\n"))
+    book.build_book(root, profile="smoke", build=build)
+    assert runs == ["alpha", "beta", "summary"] and (data / "got.csv").is_file()
+    runs.clear()
+    book.build_book(root, profile="smoke", build=build)
+    assert runs == []
+    (data / "other.csv").write_text("1\n")  # a file that appears outside a build is a change of the data
+    book.build_book(root, profile="smoke", build=build)
+    assert sorted(runs[:2]) == ["alpha", "beta"] and runs[2:] == ["summary"]  # the longer last run first
