@@ -10,6 +10,8 @@ import pytest
 
 from mmrepro import book
 
+from .processes import assert_ends
+
 FIXTURE = Path(__file__).parent / "fixtures" / "contract.md"
 
 SUMMARY = """---
@@ -273,14 +275,7 @@ def test_an_interrupted_parallel_build_stops_every_chapter_and_keeps_what_finish
         assert not (build / "executed").exists() or not list((build / "executed").iterdir())
         assert not [p for p in build.iterdir() if p.name.startswith(".run-")]  # no staging folder left
         for kernel in kernels:
-            for _ in range(40):
-                try:
-                    os.kill(kernel, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.25)
-            else:
-                pytest.fail(f"kernel process {kernel} is still running after {name}")
+            assert_ends(kernel, name)
 
 
 def test_files_a_chapter_downloads_do_not_make_the_next_build_run_again(project, tmp_path, monkeypatch):

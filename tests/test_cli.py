@@ -13,6 +13,8 @@ import pytest
 
 from mmrepro.cli import main
 
+from .processes import assert_ends
+
 FIXTURE = Path(__file__).parent / "fixtures" / "contract.md"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,11 +176,4 @@ def test_an_interrupted_run_stops_cleanly_and_keeps_the_previous_output(tmp_path
         assert snapshot(build) == good
         assert sorted(p.name for p in build.iterdir()) == ["executed", "failed", "results"]
         assert not list(tmp.glob("*.json")) and not list(runtime.iterdir())  # no kernel connection file left
-        for _ in range(40):  # the kernel was stopped with the run
-            try:
-                os.kill(kernel, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.25)
-        else:
-            pytest.fail(f"kernel process {kernel} is still running after {name}")
+        assert_ends(kernel, name)  # the kernel was stopped with the run
