@@ -247,7 +247,7 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
         whole, rows, size = (r.difference(a, b).estimate for a, b in (((C.TEACHER, mod), (uni, mod)),
                              ((C.ALONE_ALL, mod), (uni, mod)), ((C.TEACHER, mod), (C.ALONE_ALL, mod))))
         assert whole == pytest.approx(rows + size)
-    assert C.premise_in_words([r]).count("more rows") == 2
+    assert C.premise_in_words([r]).count("having more rows") == 2
     assert C.verdict_summary(run.claims)[["holds", "inconclusive", "does not hold"]].to_numpy().sum() == len(
         [c for c in run.claims if c["kind"] == "empirical"])
 

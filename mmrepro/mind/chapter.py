@@ -26,7 +26,7 @@ from mmrepro.stats import Evidence, paired_evidence
 OMEGA_LABELS = tuple(OMEGA_SETTINGS)
 LEARNS_MARGIN = 3.0  # points: a unimodal head "learns" if no more than this below a same-size unimodal model
 TEACHER = "teacher"  # the best-validated teacher of a modality, as a "method" of :meth:`ProblemResults.preds`
-ALONE_ALL = "alone_all"  # the student's encoder trained like a teacher, on all rows of its modality (same kind of "method")
+ALONE_ALL = "alone_all"  # the student's encoder trained as a teacher is, on all rows of its modality (likewise)
 
 
 @dataclass
@@ -115,7 +115,7 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
     check_k(k, {m: len(specs) * len(teacher_lrs) for m, specs in problem.teacher_specs.items()})  # before training
     teachers = train_teachers(problem, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size, patience=patience,
                               seed=seed, device=device, cache=cache)
-    student_size = dataclasses.replace(problem, teacher_specs={m: [problem.student_specs[m]] for m in problem.modalities})
+    student_size = dataclasses.replace(problem, teacher_specs={m: [s] for m, s in problem.student_specs.items()})
     alone_all = train_teachers(student_size, teacher_lrs, epochs=teacher_epochs, batch_size=batch_size,
                                patience=patience, seed=seed, device=device, cache=cache)
     setup = Setup(problem, teachers, k=k, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
@@ -139,9 +139,10 @@ def _candidates(problem: Problem, trained: dict[str, list], k: int) -> list[dict
     """Every candidate of :func:`train_teachers`, best first per modality: rank, size, data, validation
     metrics and test predictions (``in_ensemble``: among the ``k`` best)."""
     test_rows, val_rows = problem.paired["test"], problem.paired["val"]
+    val = lambda m, t: _val_metrics(problem, {m: teacher_predictions(t, problem, val_rows)}, val_rows)[m]  # noqa: E731
     return [{"modality": m, "model": t.name, "lr": t.lr, "rank": rank, "in_ensemble": rank <= k, "n_train": t.n_train,
-             "params": t.n_params, "val": _val_metrics(problem, {m: teacher_predictions(t, problem, val_rows)}, val_rows)[m],
-             "test": teacher_predictions(t, problem, test_rows).numpy(), "cached": t.from_cache}
+             "params": t.n_params, "val": val(m, t), "test": teacher_predictions(t, problem, test_rows).numpy(),
+             "cached": t.from_cache}
             for m, ts in trained.items() for rank, t in enumerate(ts, start=1)]
 
 
@@ -254,7 +255,7 @@ def student_check(results: Sequence[ProblemResults], margin: float) -> pd.DataFr
                 rows.append({"problem": p.name, "head": f"{method_name(m, p)}: {mod}", "metric": p.report_metrics[0],
                              "head's value": _cell(r.metric(m, mod)), "alone, same size": _cell(r.metric(uni, mod)),
                              "difference (points)": _points(d),
-                             f"within {margin:g} points": "yes" if d.interval[0] > -margin else
+                             f"no more than {margin:g} points below": "yes" if d.interval[0] > -margin else
                              ("no" if d.interval[1] < -margin else "undecided")})
     return pd.DataFrame(rows)
 
@@ -280,8 +281,8 @@ def teacher_advantage(results: Sequence[ProblemResults]) -> pd.DataFrame:
 
 def _effect(d: Evidence) -> str:
     if d.interval[0] > 0:
-        return f"help ({_points(d)} points)"
-    return f"hurt ({_points(d)} points)" if d.interval[1] < 0 else f"make no clear difference ({_points(d)} points)"
+        return f"helps ({_points(d)} points)"
+    return f"hurts ({_points(d)} points)" if d.interval[1] < 0 else f"makes no clear difference ({_points(d)} points)"
 
 
 def premise_in_words(results: Sequence[ProblemResults]) -> str:
@@ -290,8 +291,8 @@ def premise_in_words(results: Sequence[ProblemResults]) -> str:
     parts = []
     for r in results:
         for mod, uni in zip(r.problem.modalities, UNIMODAL):
-            parts.append(f"{r.problem.name}, {mod}: more rows {_effect(r.difference((ALONE_ALL, mod), (uni, mod)))}, "
-                         f"more size {_effect(r.difference((TEACHER, mod), (ALONE_ALL, mod)))}")
+            rows, size = r.difference((ALONE_ALL, mod), (uni, mod)), r.difference((TEACHER, mod), (ALONE_ALL, mod))
+            parts.append(f"{r.problem.name}, {mod}: having more rows {_effect(rows)}, being larger {_effect(size)}")
     return "By these intervals: " + "; ".join(parts) + "."
 
 
