@@ -102,3 +102,29 @@ def test_mmrepro_engine_reads_a_reply_a_blocking_wait_would_miss():
     assert channel.waits == [papermill_engine.POLL_SECONDS] * 3
     assert asyncio.run(channel.get_msg(timeout=7)) == {"msg": "reply"} and channel.waits[-1] == 7
     assert papermill_engines.get_engine("mmrepro") is papermill_engine.PatientEngine
+
+
+def test_mmrepro_engine_starts_a_kernel_again_when_it_dies_before_answering(tmp_path, monkeypatch):
+    """A kernel that exits before it answers (as one does that lost its port to a kernel started at
+    the same moment) is started again, and the notebook runs."""
+    import json
+    import sys
+
+    import nbformat
+    import papermill
+
+    from mmrepro import papermill_engine
+
+    marker, script = tmp_path / "died", tmp_path / "dies_once.py"
+    script.write_text(f"import os, sys\nif not os.path.exists({str(marker)!r}):\n    open({str(marker)!r}, 'w').close()\n"
+                      "    sys.exit(1)\nos.execv(sys.executable, [sys.executable, '-m', 'ipykernel_launcher', *sys.argv[1:]])\n")
+    spec = tmp_path / "jupyter" / "kernels" / "dies-once"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [sys.executable, str(script), "-f", "{connection_file}"],
+                                                  "display_name": "dies once", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    source = tmp_path / "in.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]), str(source))
+    out = papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), kernel_name="dies-once",
+                                     engine_name=papermill_engine.ENGINE, progress_bar=False)
+    assert marker.is_file() and out.cells[0].outputs[0]["text"].strip() == "42"
