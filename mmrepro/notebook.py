@@ -349,17 +349,23 @@ class Run:
 
         glue(key, styled(self.claims_table(*prefixes)), display=display)
 
-    def glue_in_words(self, key: str, *prefixes: str, display: bool = False) -> str:
-        """Glue (as Markdown, shown where ``{glue:md}`key``` stands) the empirical claims whose id starts
-        with one of ``prefixes`` grouped by verdict, in words (:func:`mmrepro.scorecard.in_words`)."""
+    def glue_markdown(self, key: str, text: str, display: bool = False) -> str:
+        """Record ``text`` and glue it as Markdown, shown where a ``{glue:md}`` block names ``key`` (plain
+        prose, where ``{glue:text}`` would set a whole sentence in bold)."""
         from IPython.display import Markdown
         from myst_nb import glue
 
-        from mmrepro.scorecard import in_words
-
-        text = in_words([c for c in self.claims if c["id"].startswith(prefixes or "")])
+        self.record(key, text)
         glue(key, Markdown(text), display=display)
         return text
+
+    def glue_in_words(self, key: str, *prefixes: str, display: bool = False) -> str:
+        """Glue as Markdown (:meth:`glue_markdown`) the empirical claims whose id starts with one of
+        ``prefixes`` grouped by verdict, in words (:func:`mmrepro.scorecard.in_words`)."""
+        from mmrepro.scorecard import in_words
+
+        return self.glue_markdown(key, in_words([c for c in self.claims if c["id"].startswith(prefixes or "")]),
+                                  display)
 
     def save(self) -> Path:
         """Write ``<output_dir>/<name>.json`` atomically and return its path; figures in ``<output_dir>/<name>/``

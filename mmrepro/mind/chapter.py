@@ -269,13 +269,13 @@ def teacher_advantage(results: Sequence[ProblemResults]) -> pd.DataFrame:
     for r in results:
         p = r.problem
         for mod, uni in zip(p.modalities, UNIMODAL):
-            rows.append({"problem": p.name, "modality": mod, "metric": p.report_metrics[0],
+            rows.append({"modality (metric)": f"{p.name} {mod} ({p.report_metrics[0]})",
                          "best teacher": _cell(r.metric(TEACHER, mod)),
-                         "student's size, teachers' rows": _cell(r.metric(ALONE_ALL, mod)),
-                         "student's size, its pairs only": _cell(r.metric(uni, mod)),
+                         "student size, teachers' rows": _cell(r.metric(ALONE_ALL, mod)),
+                         "student size, its pairs": _cell(r.metric(uni, mod)),
                          "teacher advantage (points)": _points(r.difference((TEACHER, mod), (uni, mod))),
-                         "from more rows": _points(r.difference((ALONE_ALL, mod), (uni, mod))),
-                         "from more size": _points(r.difference((TEACHER, mod), (ALONE_ALL, mod)))})
+                         "of which more rows": _points(r.difference((ALONE_ALL, mod), (uni, mod))),
+                         "of which more size": _points(r.difference((TEACHER, mod), (ALONE_ALL, mod)))})
     return pd.DataFrame(rows)
 
 
