@@ -4,10 +4,10 @@ Three book-size cases, each trained as the chapters train it, with K different s
 MILES, different learning rates, tau and mu):
 
 * ``mfeat``: MILES on Multiple Features (pix + fou views, MLP encoders (64,), concatenation,
-  batch 128): :func:`mmrepro.trainer.fit_many` vs :func:`mmrepro.trainer.fit` per run;
+  batch 128): :func:`mmrepro.core.trainer.fit_many` vs :func:`mmrepro.core.trainer.fit` per run;
 * ``pbcseq``: MultiModN on pbcseq (the chapter's benchmark: static, signs and lab visits,
-  state 50, hidden 32, dropout 0.2, batch 16): :func:`mmrepro.multimodn.batched.fit_many` vs
-  :func:`mmrepro.multimodn.fit` per run;
+  state 50, hidden 32, dropout 0.2, batch 16): :func:`mmrepro.papers.multimodn.batched.fit_many_multimodn` vs
+  :func:`mmrepro.papers.multimodn.fit_multimodn` per run;
 * ``av_digits``: MILES on AV digits (ResNet-10 encoders of base width 8 with the ImageNet stem,
   1,200 training rows, batch 64), as ``mfeat``.
 
@@ -31,14 +31,13 @@ from typing import Callable
 
 import torch
 
-from mmrepro.balancing import MILES
-from mmrepro.data import load_dataset
-from mmrepro.experiments import Arch, JointSetup
-from mmrepro.experiments.joint import build_model
-from mmrepro.multimodn import experiments as mmn
-from mmrepro.multimodn import fit as mmn_fit
-from mmrepro.multimodn.batched import fit_many as mmn_fit_many
-from mmrepro.trainer import fit, fit_many
+from mmrepro.core.data import load_dataset
+from mmrepro.core.trainer import fit, fit_many
+from mmrepro.papers.miles.scheduler import MILES
+from mmrepro.papers.miles.setup import Arch, JointSetup, build_model
+from mmrepro.papers.multimodn import benchmarks as B
+from mmrepro.papers.multimodn import fit_multimodn as mmn_fit
+from mmrepro.papers.multimodn.batched import fit_many_multimodn as mmn_fit_many
 
 
 @dataclass
@@ -75,13 +74,13 @@ def miles_case(name: str, setup: JointSetup, arch: Arch, epochs: int, batch_size
 
 
 def pbcseq_case(epochs: int) -> Case:
-    bench = mmn.BENCHMARKS["pbcseq"]
-    ds = mmn.load_benchmark(bench, 0)
+    bench = B.BENCHMARKS["pbcseq"]
+    ds = B.load_benchmark(bench, 0)
     train, val = ds.split("train"), ds.split("val")
 
     def model(k: int):
         torch.manual_seed(k)
-        return mmn.make_model("MultiModN", ds, bench, list(bench.tasks))
+        return B.make_model("MultiModN", ds, bench, list(bench.tasks))
 
     def sequential(K: int) -> list:
         return [mmn_fit(model(k), train, val, epochs=epochs, batch_size=bench.batch_size, seed=k) for k in range(K)]

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mmrepro.metrics import bootstrap_ci, bootstrap_indices, interval
-
+from mmrepro.core.metrics import bootstrap_ci, bootstrap_indices, interval
 
 SKLEARN = {"auroc": roc_auc_score, "auprc": average_precision_score}
 

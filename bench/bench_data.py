@@ -36,7 +36,7 @@ def quick_accuracy(ds, modality: str) -> float:
 def main() -> int:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["MMREPRO_CACHE"] = cache
-        from mmrepro.data import load_av_digits
+        from mmrepro.core.data import load_av_digits
 
         t0 = time.perf_counter()
         ds = load_av_digits(seed=0)

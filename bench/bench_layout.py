@@ -1,6 +1,6 @@
 """Benchmark: the memory order of the ResNet encoders on CPU. One training step (forward, backward,
 Adam) of MIND's AV-digits student encoder (ResNet-3, width 32, compact stem, 64 images of 28 x 28)
-with weights and activations channels-last (what :class:`~mmrepro.models.ResNetEncoder` does)
+with weights and activations channels-last (what :class:`~mmrepro.core.models.ResNetEncoder` does)
 against the same network in the usual NCHW order; one thread, interleaved, best of ``--repeats``.
 Both give the same outputs (checked here in eval mode, to float32 round-off).
 
@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from mmrepro.device import set_threads
-from mmrepro.models import ResNetEncoder
+from mmrepro.common.device import set_threads
+from mmrepro.core.models import ResNetEncoder
 
 
 def nchw(encoder: ResNetEncoder) -> ResNetEncoder:

@@ -1,6 +1,6 @@
 """Benchmark: the Figure 2 sweep of the MFH paper (6 gamma settings x seeds; teacher, KD student and
 no-KD student per run) trained as a plain per-run loop (one nn.Linear, autograd and optim.SGD per
-model, as the reference code does) and as one batched optimisation (mmrepro.mfh.experiments.distill).
+model, as the reference code does) and as one batched optimisation (mmrepro.papers.mfh.distillation.distill).
 
 Prints both wall times, the speed ratio and the largest difference between the two ways in any
 per-setting mean accuracy. Paper settings by default: 10 seeds, 200 train / 1,000 test, 1,000
@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from mmrepro.data.mvd import increase_gamma
-from mmrepro.mfh.experiments import distill, distill_loop, summarise
+from mmrepro.papers.mfh.distillation import distill, distill_loop, summarise_distillation
+from mmrepro.papers.mfh.generator import increase_gamma
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     t_loop = time.perf_counter() - t0
     print(f"per-run loop: {t_loop:8.2f} s")
 
-    s_vec, s_loop = summarise(batch, vec), summarise(batch, loop)
+    s_vec, s_loop = summarise_distillation(batch, vec), summarise_distillation(batch, loop)
     cols = [c for c in s_vec if c.endswith("_mean")]
     diff = float((s_vec[cols] - s_loop[cols]).abs().to_numpy().max())
     runs_diff = max(int((vec[k] != loop[k]).sum()) for k in vec)

@@ -1,14 +1,14 @@
 """Benchmark: MultiModN epoch time, per-sample masking in mini-batches vs batch-size-1 skipping.
 
 The reference implementation skips an encoder for a whole batch when any row is NaN, so per-sample
-skipping there needs batch size 1 (its Titanic missingness pipeline).  ``mmrepro.multimodn`` masks
+skipping there needs batch size 1 (its Titanic missingness pipeline).  ``mmrepro.papers.multimodn`` masks
 per sample inside a batch.  Both sides train the same model (time-series mode on pbcseq: static +
 signs + up to 16 lab visits; the 106 non-trial patients lack signs and labs) with Adam and
 gradient clipping; the batch-1 side encodes only each patient's present modalities and visits.
 Before timing, the two ways must give the same predictions for every patient.
 The speed-up is bounded by the ratio of sequential encoder calls: a mini-batch runs every time
 point up to its longest patient, while batch size 1 runs each patient's own visits only, so it grows
-with the batch size.  ``fit(bucket_by_length=True)`` (batches of patients with similar series
+with the batch size.  ``fit_multimodn(bucket_by_length=True)`` (batches of patients with similar series
 length, batch order shuffled; off by default) shortens each batch's time loop; both numbers are
 printed, masking alone and masking + bucketing.
 Run: .venv/bin/python bench/bench_multimodn.py [--epochs 7 --batch-sizes 16 32 --data pbc|synthetic]
@@ -23,11 +23,11 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from mmrepro.multimodn import MultiModN, fit
+from mmrepro.papers.multimodn import MultiModN, fit_multimodn
 
 
 def pbc_data(seed: int) -> SimpleNamespace:
-    from mmrepro.data import load_dataset
+    from mmrepro.core.data import load_dataset
 
     ds = load_dataset("pbc", seed=seed, labs="series", history_years=15).split("train")
     y = {t: ds.y[t] for t in ("death_5y", "stage")}
@@ -124,7 +124,7 @@ def main() -> None:
         times[None].append((time.perf_counter() - t0, time.process_time() - c0))
         for (batch_size, bucket), mmn in models.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            fit(mmn, data, epochs=1, batch_size=batch_size, seed=args.seed + epoch, bucket_by_length=bucket)
+            fit_multimodn(mmn, data, epochs=1, batch_size=batch_size, seed=args.seed + epoch, bucket_by_length=bucket)
             times[batch_size, bucket].append((time.perf_counter() - t0, time.process_time() - c0))
     med = {way: [statistics.median(col) for col in zip(*rows)] for way, rows in times.items()}
     s_wall, s_cpu = med[None]

@@ -2,7 +2,7 @@
 regression, L2 with C = 1) on the frozen audio embeddings of the chapter's vanilla concatenation
 model (AV digits, MLP encoders, trained as the `book` profile trains it), solved by scikit-learn's
 default lbfgs (what a plain call does) and by Newton-CG to a gradient tolerance of 1e-6 (what
-``mmrepro.experiments.joint.probe_accuracy`` uses).
+``mmrepro.papers.miles.setup.probe_accuracy`` uses).
 
 Prints each solver's median time over ``--repeats`` fits, the speed ratio, and each solution's
 largest coefficient distance to a reference solved by lbfgs to 1e-10 (how converged each is).
@@ -21,10 +21,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mmrepro.data import load_dataset
-from mmrepro.device import set_threads
-from mmrepro.experiments import Arch, build_model, flattened
-from mmrepro.trainer import fit
+from mmrepro.common.device import set_threads
+from mmrepro.core.data import load_dataset
+from mmrepro.core.trainer import fit
+from mmrepro.papers.miles.setup import Arch, build_model, flattened
 
 
 def main() -> None:

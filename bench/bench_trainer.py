@@ -16,11 +16,11 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mmrepro.data import MultimodalDataset, Task
-from mmrepro.device import resolve_device
-from mmrepro.losses import Supervised
-from mmrepro.models import LSTMEncoder, MultimodalNet, ResNetEncoder
-from mmrepro.trainer import _Rows, fit
+from mmrepro.common.device import resolve_device
+from mmrepro.core.data import MultimodalDataset, Task
+from mmrepro.core.losses import Supervised
+from mmrepro.core.models import LSTMEncoder, MultimodalNet, ResNetEncoder
+from mmrepro.core.trainer import _Rows, fit
 
 
 def make_data(n: int, size: int = 28, steps: int = 24, feats: int = 8, n_classes: int = 10) -> MultimodalDataset:

@@ -1,67 +1,69 @@
 """mmrepro: reproductions of MFH, MIND, MILES and MultiModN.
 
+The package has five layers, each importing only from itself and the layers before it:
+``common`` (argument checks, files, device, style) < ``core`` (the science two or more papers share:
+data, models, losses, balancing baselines, trainer, metrics, statistics) < ``runs`` (search, repeats,
+executors, run cache, cost) < ``papers`` (one folder per paper, none importing another) < ``publish``
+(notebook contract, claims, scorecard, book, classroom, command line).
+
 Top-level names are imported lazily, so that ``import mmrepro`` (and the
 command line) stays fast and a chapter only pays for what it uses.
 """
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version as _version
 
-try:
-    __version__ = _version("mmrepro")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from mmrepro.common.version import __version__
 
 _EXPORTS: dict[str, str] = {
     # MFH theory (Lemma 1, Theorem 1)
-    "lemma1_max": "mmrepro.mfh.theory",
-    "theorem1_bound": "mmrepro.mfh.theory",
+    "lemma1_max": "mmrepro.papers.mfh.theory",
+    "theorem1_bound": "mmrepro.papers.mfh.theory",
     # balancing (MILES Algorithm 1)
-    "miles_decision": "mmrepro.balancing.miles",
-    "MILES": "mmrepro.balancing.miles",
+    "miles_decision": "mmrepro.papers.miles.scheduler",
+    "MILES": "mmrepro.papers.miles.scheduler",
     # metrics
-    "conditional_utilization": "mmrepro.metrics",
-    "bootstrap_ci": "mmrepro.metrics",
-    "score": "mmrepro.metrics",
-    "d_util": "mmrepro.metrics",
-    "delta_ab": "mmrepro.metrics",
+    "conditional_utilization": "mmrepro.core.metrics",
+    "bootstrap_ci": "mmrepro.core.metrics",
+    "score": "mmrepro.core.metrics",
+    "d_util": "mmrepro.core.metrics",
+    "delta_ab": "mmrepro.core.metrics",
     # MultiModN Appendix B
-    "modularity_score": "mmrepro.multimodn.modularity",
-    "MultiModN": "mmrepro.multimodn",
-    "PFusion": "mmrepro.multimodn",
+    "modularity_score": "mmrepro.papers.multimodn.modularity",
+    "MultiModN": "mmrepro.papers.multimodn",
+    "PFusion": "mmrepro.papers.multimodn",
     # data
-    "MultimodalDataset": "mmrepro.data",
-    "load_dataset": "mmrepro.data",
-    "Task": "mmrepro.data",
-    "mcar": "mmrepro.data",
-    "mar": "mmrepro.data",
-    "mnar": "mmrepro.data",
-    "mnar_flip": "mmrepro.data",
+    "MultimodalDataset": "mmrepro.core.data",
+    "load_dataset": "mmrepro.core.data",
+    "Task": "mmrepro.core.data",
+    "mcar": "mmrepro.core.data",
+    "mar": "mmrepro.core.data",
+    "mnar": "mmrepro.core.data",
+    "mnar_flip": "mmrepro.core.data",
     # models, losses, training
-    "MultimodalNet": "mmrepro.models",
-    "ResNetEncoder": "mmrepro.models",
-    "LSTMEncoder": "mmrepro.models",
-    "MLPEncoder": "mmrepro.models",
-    "count_parameters": "mmrepro.models",
-    "fit": "mmrepro.trainer",
-    "fit_many": "mmrepro.trainer",
-    "evaluate": "mmrepro.trainer",
-    "MIND": "mmrepro.losses",
-    "TS": "mmrepro.losses",
-    "MKE": "mmrepro.losses",
-    "Supervised": "mmrepro.losses",
-    "MSES": "mmrepro.balancing",
-    "MSLR": "mmrepro.balancing",
-    "OGM": "mmrepro.balancing",
-    "GBlend": "mmrepro.balancing",
+    "MultimodalNet": "mmrepro.core.models",
+    "ResNetEncoder": "mmrepro.core.models",
+    "LSTMEncoder": "mmrepro.core.models",
+    "MLPEncoder": "mmrepro.core.models",
+    "count_parameters": "mmrepro.core.models",
+    "fit": "mmrepro.core.trainer",
+    "fit_many": "mmrepro.core.trainer",
+    "evaluate": "mmrepro.core.trainer",
+    "MIND": "mmrepro.papers.mind.objectives",
+    "TS": "mmrepro.papers.mind.objectives",
+    "MKE": "mmrepro.papers.mind.objectives",
+    "Supervised": "mmrepro.core.losses",
+    "MSES": "mmrepro.core.balancing",
+    "MSLR": "mmrepro.core.balancing",
+    "OGM": "mmrepro.core.balancing",
+    "GBlend": "mmrepro.core.balancing",
     # experiment runners (random search on validation, one test evaluation, repeated seeds)
-    "random_search": "mmrepro.experiments",
-    "search_then_repeat": "mmrepro.experiments",
+    "random_search": "mmrepro.runs.search",
+    "search_then_repeat": "mmrepro.runs.repeat",
     # notebook contract
-    "start": "mmrepro.notebook",
-    "resolve_device": "mmrepro.device",
-    "seed_everything": "mmrepro.device",
+    "start": "mmrepro.publish.notebook",
+    "resolve_device": "mmrepro.common.device",
+    "seed_everything": "mmrepro.common.device",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -13,13 +13,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmrepro import assignments, book
-from mmrepro.assignments import AssignmentError, read_exercises
-from mmrepro.cli import main
+from mmrepro.publish import assignments, parameters
+from mmrepro.publish.assignments import AssignmentError, read_exercises
+from mmrepro.publish.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "exercises.md"
-CHAPTERS = [p for p in book.notebooks(ROOT) if p.parent.name == "notebooks"]
+CHAPTERS = [p for p in parameters.notebooks(ROOT) if p.parent.name == "notebooks"]
 PAPERMILL = Path(sys.executable).parent / "papermill"
 
 
@@ -106,8 +106,8 @@ def test_a_chapter_without_exercises_is_refused(tmp_path):
     (lambda s: s.replace("A mean, 2 points", "A mean"), "needs a ':label:' and its points"),
     (lambda s: s.replace(":label: fixture-clip", ":label: fixture-mean"), "two exercises are labelled 'fixture-mean'"),
     (lambda s: s.replace("[hidden-check, remove-cell]", "[hidden-check]"), "must also be tagged 'remove-cell'"),
-    (lambda s: s.replace("    import numpy as np\n    from mmrepro.exercises import agree\n    agree(clip_to",
-                         "    from mmrepro.exercises import agree\n    agree(clip_to"), "uses ['np'] from the notebook"),
+    (lambda s: s.replace("    import numpy as np\n    from mmrepro.publish.exercises import agree\n    agree(clip_to",
+                         "    from mmrepro.publish.exercises import agree\n    agree(clip_to"), "uses ['np'] from the notebook"),
     (lambda s: s.replace("    # BEGIN SOLUTION\n    values = np.asarray(values, dtype=float)\n    return np.minimum",
                          "    values = np.asarray(values, dtype=float)\n    return np.minimum").replace(
         "high)\n    # END SOLUTION", "high)"), "no '# BEGIN SOLUTION' / '# END SOLUTION' lines"),

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro.balancing import MILES, MSES, MSLR, OGM, gblend_weights, miles_decision, miles_decision_pairwise
-from mmrepro.balancing.ogm import ogm_coefficients
-from mmrepro.metrics import conditional_utilization
-from mmrepro.models import MLPEncoder, MultimodalNet
+from mmrepro.core.balancing import MSES, MSLR, OGM, gblend_weights
+from mmrepro.core.balancing.ogm import ogm_coefficients
+from mmrepro.core.metrics import conditional_utilization
+from mmrepro.core.models import MLPEncoder, MultimodalNet
+from mmrepro.papers.miles.scheduler import MILES, miles_decision, miles_decision_pairwise
 
 MU = 0.5
 # (u_A, u_B, tau, expected (m_A, m_B), Algorithm 1 lines)
@@ -108,7 +109,7 @@ def test_ogm_coefficients():
 @pytest.mark.parametrize("ge", [False, True])
 def test_ogm_modulates_encoder_gradients(ge):
     # two runs with their own alpha and batch, modulated in one call (the stacked form fit uses)
-    from mmrepro.models.stacked import RunStreams, StackedMultimodalNet
+    from mmrepro.core.models.stacked import RunStreams, StackedMultimodalNet
 
     torch.manual_seed(0)
     nets = [MultimodalNet({"a": MLPEncoder(64, (256,)), "b": MLPEncoder(64, (256,))}, "multiclass", 3, "concat")
@@ -238,7 +239,7 @@ def test_lower_is_better_metrics():
 
 def test_gblend_windows_span_window_epochs():
     # the first estimate used to come one epoch early (anchor at epoch 0, update at epoch window - 1)
-    from mmrepro.balancing import GBlend
+    from mmrepro.core.balancing import GBlend
 
     tr = _fake_trainer()
     gb = GBlend(window=3)

@@ -11,12 +11,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mmrepro.balancing import MILES, MSES, MSLR, OGM, BalancingMethod, GBlend
-from mmrepro.data import MultimodalDataset, load_dataset
-from mmrepro.losses import MIND, MKE, TS, Supervised
-from mmrepro.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
-from mmrepro.models.stacked import RunStreams, StackedMultimodalNet, run_dropout
-from mmrepro.trainer import fit, fit_many
+from mmrepro.core.balancing import MSES, MSLR, OGM, BalancingMethod, GBlend
+from mmrepro.core.data import MultimodalDataset, load_dataset
+from mmrepro.core.losses import Supervised
+from mmrepro.core.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
+from mmrepro.core.models.stacked import RunStreams, StackedMultimodalNet, run_dropout
+from mmrepro.core.trainer import fit, fit_many
+from mmrepro.papers.miles.scheduler import MILES
+from mmrepro.papers.mind.objectives import MIND, MKE, TS
 from tests.test_trainer import _mixed_dataset
 
 SEEDS = (3, 7, 11)
@@ -249,7 +251,7 @@ def test_errors(data):
 def test_run_optimizer_is_torch_optim_per_run(name):
     """Each run's slice follows torch.optim.Adam / SGD at the run's own rate (set mid-way, as the
     balancing methods do)."""
-    from mmrepro.optim import RunOptimizer
+    from mmrepro.core.optim import RunOptimizer
 
     torch.manual_seed(0)
     stacked = torch.nn.Parameter(torch.randn(3, 4, 5, dtype=torch.float64))
@@ -275,7 +277,7 @@ def test_run_optimizer_is_torch_optim_per_run(name):
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
 def test_score_runs_is_score_per_run(kind):
-    from mmrepro.metrics import METRICS, score, score_runs
+    from mmrepro.core.metrics import METRICS, score, score_runs
 
     g = torch.Generator().manual_seed(1)
     shape = {"binary": (3, 40), "multiclass": (3, 40, 4), "multilabel": (3, 40, 2)}[kind]

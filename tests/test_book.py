@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mmrepro import book, scorecard
-from mmrepro import claims
+from mmrepro.publish import book, claims, parameters, scorecard
 
 from .browser import chromium, inspect_pages
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = [p for p in book.notebooks(ROOT) if p.parent.name == "notebooks"]
+CHAPTERS = [p for p in parameters.notebooks(ROOT) if p.parent.name == "notebooks"]
 
 
 @pytest.fixture(scope="session")

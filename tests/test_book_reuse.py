@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrepro import book
+from mmrepro.publish import book, execution, parameters
 
 from .processes import assert_ends
 
@@ -34,7 +34,7 @@ profile: str = "book"  # the chapters' profile
 ```
 
 ```{code-cell} ipython3
-from mmrepro.notebook import results_dir
+from mmrepro.publish.notebook import results_dir
 
 print(sorted(p.name for p in results_dir().glob("*.json")))
 ```
@@ -104,7 +104,7 @@ def test_a_second_build_after_an_unchanged_first_one_executes_nothing(project, c
     nb = json.loads((build / "executed" / "beta.ipynb").read_text())
     del nb["metadata"]["mmrepro"]
     (build / "executed" / "beta.ipynb").write_text(json.dumps(nb))
-    with pytest.raises(book.BookError, match=r"beta.ipynb is not a completed run; run `mmrepro book` without "
+    with pytest.raises(parameters.BookError, match=r"beta.ipynb is not a completed run; run `mmrepro book` without "
                                              r"--no-execute"):
         REAL_STAGE(root, build)
 
@@ -114,7 +114,7 @@ def test_a_failing_chapter_does_not_discard_the_others(project, capsys):
     source = root / "notebooks" / "beta.md"
     good_beta = source.read_text()
     source.write_text(good_beta.replace("fail: bool = False", "fail: bool = True"))  # beta fails
-    with pytest.raises(book.BookError, match=r"beta failed \(see above\); the book was not built. The other "
+    with pytest.raises(parameters.BookError, match=r"beta failed \(see above\); the book was not built. The other "
                                              r"notebooks' executed copies and results are kept"):
         book.build_book(root, profile="smoke", build=build)
     out = capsys.readouterr().out
@@ -148,7 +148,7 @@ def test_force_parameters_data_and_results_decide_what_runs(project, tmp_path, m
         nb = nbformat.v4.new_notebook()
         results = build / "results" / f"{path.stem}.json"
         nb.metadata["mmrepro"] = {**record, "complete": True,
-                                  "results_sha256": book.sha256_file(results) if results.is_file() else None}
+                                  "results_sha256": execution.sha256_file(results) if results.is_file() else None}
         (build / "executed").mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(build / "executed" / f"{path.stem}.ipynb"))
 
@@ -188,15 +188,15 @@ def test_force_parameters_data_and_results_decide_what_runs(project, tmp_path, m
     (root / "notebooks" / "beta.md").write_text(chapter("beta") + "\n")  # its source
     assert build_and_say()[0] == ["beta"]
 
-    from mmrepro.cli import parser
+    from mmrepro.publish.cli import parser
 
     assert parser().parse_args(["book", "--force"]).force and not parser().parse_args(["book"]).force
     assert parser().parse_args(["book"]).jobs is None and parser().parse_args(["book", "--jobs", "2"]).jobs == 2
-    parts = book.fingerprint(root / "notebooks" / "alpha.md", {"profile": "book"}, root, build)
+    parts = execution.notebook_fingerprint(root / "notebooks" / "alpha.md", {"profile": "book"}, root, build)
     assert set(parts) == {"source", "parameters", "package", "data", "machine"}
     assert set(parts["package"]) == {"version", "source", "libraries", "python"}
     assert parts["data"]["root"] == str(data.resolve())
-    assert "results" in book.fingerprint(root / "book" / "summary.md", {"profile": "book"}, root, build)
+    assert "results" in execution.notebook_fingerprint(root / "book" / "summary.md", {"profile": "book"}, root, build)
 
 
 RENDEZVOUS = '''
@@ -225,7 +225,7 @@ def test_chapters_run_side_by_side_and_a_failure_costs_the_other_nothing(tmp_pat
     side_by_side(root, meet)
     beta = root / "notebooks" / "beta.md"
     beta.write_text(beta.read_text().replace("fail: bool = False", "fail: bool = True"))
-    with pytest.raises(book.BookError, match=r"beta failed \(see above\); the book was not built"):
+    with pytest.raises(parameters.BookError, match=r"beta failed \(see above\); the book was not built"):
         book.build_book(root, profile="smoke", build=build, jobs=2)
     out = capsys.readouterr().out
     assert "executed notebooks/alpha.md" in out
@@ -233,7 +233,7 @@ def test_chapters_run_side_by_side_and_a_failure_costs_the_other_nothing(tmp_pat
     assert "skipped  book/summary.md: it summarises the chapters, and beta failed" in out
     assert set(snapshot(build)) == {"executed/alpha.ipynb", "results/alpha.json", "results/alpha/runs_2.png"}
     assert (build / "failed" / "beta.ipynb").is_file()
-    with pytest.raises(book.BookError, match="jobs must be a whole number >= 1"):
+    with pytest.raises(parameters.BookError, match="jobs must be a whole number >= 1"):
         book.build_book(root, profile="smoke", build=build, jobs=0)
 
 
@@ -249,7 +249,7 @@ def test_an_interrupted_parallel_build_stops_every_chapter_and_keeps_what_finish
     root, build = make_project(tmp_path / "project"), tmp_path / "build"
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    cli = [sys.executable, "-m", "mmrepro.cli", "book", "--profile", "smoke", "--build", str(build), "--jobs", "2"]
+    cli = [sys.executable, "-m", "mmrepro.publish.cli", "book", "--profile", "smoke", "--build", str(build), "--jobs", "2"]
     assert subprocess.run([*cli[:-2], "--jobs", "1", "--no-execute"], cwd=root, env=env,
                           capture_output=True).returncode == 2  # nothing executed yet: the build refuses
     for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):

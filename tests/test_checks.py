@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro.checks import MAX_SEED, available_cores, check_int, check_number, check_seed, check_threads
-from mmrepro.device import seed_everything, set_threads
+from mmrepro.common.checks import MAX_SEED, available_cores, check_int, check_number, check_seed, check_threads
+from mmrepro.common.device import seed_everything, set_threads
 
 
 @pytest.mark.parametrize("call, error, match", [
@@ -29,7 +29,7 @@ def test_checks_name_the_argument(call, error, match):
 def test_numpy_integers_are_integers_and_large_seeds_within_bounds_work():
     assert check_int("n", np.int64(3), 1) == 3 and check_number("x", np.float32(0.5), 0, 1) == 0.5
     seed_everything(MAX_SEED)
-    from mmrepro.data import load_dataset
+    from mmrepro.core.data import load_dataset
 
     with pytest.raises(ValueError, match=r"seed=4294967296 is out of range"):
         load_dataset("synthetic_bimodal", seed=MAX_SEED + 1)

@@ -1,21 +1,27 @@
 """The claim contract: verdicts decided by intervals, records validated field by field, and the
-intervals themselves (mmrepro.stats) cross-checked against scipy."""
+intervals themselves (mmrepro.core.stats) cross-checked against scipy."""
 from __future__ import annotations
 
 import json
 import math
 
 import numpy as np
-import scipy.stats
 import pytest
+import scipy.stats
 from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats as sst
 
-from mmrepro import claims, scorecard
-from mmrepro.claims import ClaimError, decide, validate
-from mmrepro.stats import (Evidence, clustered_evidence, mean_evidence, paired_bootstrap_evidence, paired_evidence,
-                           t_interval)
+from mmrepro.core.stats import (
+    Evidence,
+    clustered_evidence,
+    mean_evidence,
+    paired_bootstrap_evidence,
+    paired_evidence,
+    t_interval,
+)
+from mmrepro.publish import claims, scorecard
+from mmrepro.publish.claims import ClaimError, decide, validate
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 

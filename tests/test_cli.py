@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrepro.cli import main
+from mmrepro.publish.cli import main
 
 from .processes import assert_ends
 
@@ -81,23 +81,23 @@ def test_outside_a_project(tmp_path, monkeypatch, capsys):
 
 def test_every_notebook_declares_readable_parameters(capsys, monkeypatch):
     """papermill must read every annotated parameter (else `mmrepro run -p` could not set it)."""
-    from mmrepro import book
+    from mmrepro.publish import parameters
 
     root = Path(__file__).resolve().parents[1]
-    for path in book.notebooks(root):
-        names = {p.name for p in book.parameters(path)}
+    for path in parameters.notebooks(root):
+        names = {p.name for p in parameters.parameters(path)}
         assert {"profile"} <= names, path.name
         if path.parent.name == "notebooks":
             assert {"seed", "device"} <= names, path.name
 
 
 def test_unreadable_parameter_line_is_an_error(tmp_path):
-    from mmrepro import book
+    from mmrepro.publish import parameters
 
     bad = tmp_path / "bad.md"
     bad.write_text(FIXTURE.read_text().replace("# a rate in (0, 1]", "# a rate, e.g. rate = 0.5"))
-    with pytest.raises(book.BookError, match=r"cannot read parameter\(s\) \['rate'\]"):
-        book.parameters(bad)
+    with pytest.raises(parameters.BookError, match=r"cannot read parameter\(s\) \['rate'\]"):
+        parameters.parameters(bad)
 
 
 def test_claims_prints_the_scorecard_in_the_terminal(tmp_path, monkeypatch, capsys):
@@ -153,7 +153,7 @@ def test_an_interrupted_run_stops_cleanly_and_keeps_the_previous_output(tmp_path
     tmp.mkdir()
     runtime.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(runtime)}
-    cli = [sys.executable, "-m", "mmrepro.cli", "run", str(FIXTURE), "--profile", "smoke", "--build", str(build)]
+    cli = [sys.executable, "-m", "mmrepro.publish.cli", "run", str(FIXTURE), "--profile", "smoke", "--build", str(build)]
     subprocess.run(cli, cwd=ROOT, env=env, check=True, capture_output=True)
     good = snapshot(build)
     for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from mmrepro.data import DataError, load_av_digits
-from mmrepro.data.audio import add_noise, hz_to_mel, log_mel_images, mel_filterbank, mel_to_hz, pad_batch, read_wav
-from mmrepro.data.av_digits import parse_recording, pca_energy_removed, spectrograms
-from mmrepro.data.sources import fsdd_recordings
+from mmrepro.core.data import DataError, load_av_digits
+from mmrepro.core.data.audio import add_noise, hz_to_mel, log_mel_images, mel_filterbank, mel_to_hz, pad_batch, read_wav
+from mmrepro.core.data.av_digits import parse_recording, pca_energy_removed, spectrograms
+from mmrepro.core.data.sources import fsdd_recordings
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -183,7 +183,7 @@ def test_batched_resize_matches_torch_interpolate():
 
 def test_pairing_with_separate_mnist_pools():
     """images='mnist': train/val pairs draw from MNIST's training pool, test pairs from its test pool."""
-    from mmrepro.data.av_digits import _pair
+    from mmrepro.core.data.av_digits import _pair
 
     digits = np.repeat(np.arange(10), 6)
     split_of = np.tile([0, 0, 0, 1, 2, 2], 10)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from mmrepro.data import MultimodalDataset, Task, load_synthetic_bimodal
-from mmrepro.data.splits import standardize, stratified_split
+from mmrepro.core.data import MultimodalDataset, Task, load_synthetic_bimodal
+from mmrepro.core.data.splits import standardize, stratified_split
 
 
 def _tiny(n=6):

@@ -5,8 +5,8 @@ import hashlib
 
 import pytest
 
-from mmrepro.data import DataError, fsdd_recordings, mfeat_files
-from mmrepro.data.storage import download, read_manifest, safe_extract
+from mmrepro.core.data import DataError, fsdd_recordings, mfeat_files
+from mmrepro.core.data.storage import download, read_manifest, safe_extract
 from tests.data.fixtures import fsdd_fixture, serve, tar_bytes
 
 

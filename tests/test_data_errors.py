@@ -6,12 +6,12 @@ import shutil
 import pytest
 import torch
 
-from mmrepro.data import DataError, load_dataset
-from mmrepro.data.audio import read_wav
-from mmrepro.data.cache import cache_key, cached
-from mmrepro.data.mfeat import read_mfeat_csv
-from mmrepro.data.sources import mfeat_files
-from mmrepro.data.storage import read_manifest, verify_files
+from mmrepro.core.data import DataError, load_dataset
+from mmrepro.core.data.audio import read_wav
+from mmrepro.core.data.cache import cache_key, cached
+from mmrepro.core.data.mfeat import read_mfeat_csv
+from mmrepro.core.data.sources import mfeat_files
+from mmrepro.core.data.storage import read_manifest, verify_files
 from tests.data.fixtures import SHARED_DATA, wav_bytes
 
 
@@ -110,7 +110,7 @@ def test_a_flipped_bit_in_a_cache_entry_is_detected_and_recomputed(tmp_path, whe
 
 
 def test_verified_entries_round_trip_and_refuse_tampering(tmp_path):
-    from mmrepro.data.cache import CorruptEntry, load_verified, save_verified
+    from mmrepro.core.data.cache import CorruptEntry, load_verified, save_verified
 
     path = save_verified({"w": torch.ones(3), "score": 0.5, "names": ["a"]}, tmp_path / "e.pt")
     assert load_verified(path)["score"] == 0.5 and [p.name for p in tmp_path.iterdir()] == ["e.pt"]
@@ -122,7 +122,7 @@ def test_verified_entries_round_trip_and_refuse_tampering(tmp_path):
 
 
 def test_wrong_shape_checkpoint_is_rejected_before_any_weight_changes():
-    from mmrepro.data.cache import CorruptEntry, load_state_checked
+    from mmrepro.core.data.cache import CorruptEntry, load_state_checked
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 5))  # same first layer shape
@@ -163,7 +163,7 @@ def test_bad_options(name, options, match):
 
 
 def test_full_mnist_offline_says_what_to_do(tmp_path, monkeypatch):
-    from mmrepro.data.av_digits import mnist_images
+    from mmrepro.core.data.av_digits import mnist_images
 
     monkeypatch.setenv("MMREPRO_DATA", str(tmp_path))
     monkeypatch.setenv("MMREPRO_OFFLINE", "1")
@@ -208,7 +208,7 @@ def test_permission_errors_become_data_errors_with_the_fix(tmp_path, monkeypatch
     """(Simulated: the tests may run as root, who may read anything.)"""
     import builtins
 
-    import mmrepro.files
+    import mmrepro.common.files
 
     shutil.copytree(SHARED_DATA / "mfeat", tmp_path / "mfeat")
     real_open = builtins.open
@@ -219,7 +219,7 @@ def test_permission_errors_become_data_errors_with_the_fix(tmp_path, monkeypatch
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", denied)
-    monkeypatch.setattr(mmrepro.files, "open", denied, raising=False)
+    monkeypatch.setattr(mmrepro.common.files, "open", denied, raising=False)
     with pytest.raises(DataError, match=r"cannot use data file .*mfeat-zer.csv: permission denied: make it readable "
                                         r"and writable for you \(e.g. chmod u\+rw .*\), or point MMREPRO_DATA"):
         verify_files(tmp_path / "mfeat", read_manifest("mfeat"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmrepro.data import load_synthetic_bimodal, mar, mcar, mnar, mnar_flip
+from mmrepro.core.data import load_synthetic_bimodal, mar, mcar, mnar, mnar_flip
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_mnar_flip_pattern(ds):
 
 
 def test_lengths_zeroed_for_sequences():
-    from mmrepro.data import load_nyc_weather
+    from mmrepro.core.data import load_nyc_weather
 
     w = load_nyc_weather()
     out = mcar(w, "wind", 0.5, seed=0)

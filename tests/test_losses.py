@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss
 
-from mmrepro.losses import MIND, MKE, TS, Supervised, kd_loss, multihead_loss, supervised_loss
-from mmrepro.models import MLPEncoder, MultimodalNet, ensemble_probs
+from mmrepro.core.losses import Supervised, kd_loss, multihead_loss, supervised_loss
+from mmrepro.core.models import MLPEncoder, MultimodalNet, ensemble_probs
+from mmrepro.papers.mind.objectives import MIND, MKE, TS
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 

@@ -1,4 +1,4 @@
-"""Tests for mmrepro.metrics: utilisation (MIND eq. 6, MILES eqs. 4-5), score, bootstrap_ci."""
+"""Tests for mmrepro.core.metrics: utilisation (MIND eq. 6, MILES eqs. 4-5), score, bootstrap_ci."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from mmrepro.metrics import (
+from mmrepro.core.metrics import (
     METRICS,
     BootstrapResult,
     _replicates_fast,

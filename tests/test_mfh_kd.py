@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro.data import mvd
-from mmrepro.mfh.experiments import distill, distill_loop, summarise
-from mmrepro.mfh.kd import LinearBatch, fit, fit_one, init_linear, objective
-
+from mmrepro.papers.mfh import generator as mvd
+from mmrepro.papers.mfh.distillation import distill, distill_loop, summarise_distillation
+from mmrepro.papers.mfh.kd import LinearBatch, fit_linear, fit_one, init_linear, objective
 
 
 def _toy(runs=3, n=40, d=6, seed=0):
@@ -31,7 +30,7 @@ def test_init_is_nn_linear_uniform_and_keyed():
 def test_fit_gradient_matches_autograd_of_eq1():
     x, y, t = _toy()
     init = init_linear(np.arange(3)[:, None], 6, dtype=torch.float64)
-    one = fit(x, y, init, epochs=1, lr=1.0, ce_weight=torch.tensor([1.0, 0.5, 0.0]),
+    one = fit_linear(x, y, init, epochs=1, lr=1.0, ce_weight=torch.tensor([1.0, 0.5, 0.0]),
               kd_weight=torch.tensor([1.0, 2.0, 1.0]), teacher_probs=t)
     w = init.weight.clone().requires_grad_()
     b = init.bias.clone().requires_grad_()
@@ -48,7 +47,7 @@ def test_fit_gradient_matches_autograd_of_eq1():
 def test_fit_equals_per_run_loop():
     x, y, t = _toy(runs=4)
     init = init_linear(np.arange(4)[:, None], 6, dtype=torch.float64)
-    batched = fit(x, y, init, epochs=60, lr=0.1, kd_weight=1.0, teacher_probs=t)
+    batched = fit_linear(x, y, init, epochs=60, lr=0.1, kd_weight=1.0, teacher_probs=t)
     for r in range(4):
         m = fit_one(x[r], y[r], init.weight[r], init.bias[r], epochs=60, lr=0.1, kd_weight=1.0, teacher_probs=t[r])
         assert torch.allclose(m.weight.detach().T, batched.weight[r], atol=1e-10)
@@ -61,7 +60,7 @@ def test_fit_multiclass_equals_per_run_loop():
     y = torch.randint(0, 3, (2, 30), generator=g)
     t = torch.softmax(torch.randn(2, 30, 3, generator=g, dtype=torch.float64), -1)
     init = init_linear([[0], [1]], 4, n_classes=3, dtype=torch.float64)
-    batched = fit(x, y, init, epochs=40, ce_weight=0.0, kd_weight=1.0, teacher_probs=t)
+    batched = fit_linear(x, y, init, epochs=40, ce_weight=0.0, kd_weight=1.0, teacher_probs=t)
     for r in range(2):
         m = fit_one(x[r], y[r], init.weight[r], init.bias[r], epochs=40, ce_weight=0.0, kd_weight=1.0, teacher_probs=t[r])
         assert torch.allclose(m.weight.detach().T, batched.weight[r], atol=1e-10)
@@ -73,7 +72,7 @@ def test_distill_equals_plain_loop_statistics():
     loop = distill_loop(b, epochs=80, dtype=torch.float64)
     for k in ("teacher_regular", "kd_regular", "no_kd"):
         assert torch.equal(vec[k], loop[k]), k
-    s = summarise(b, vec)
+    s = summarise_distillation(b, vec)
     assert list(s["overlap"]) == [0, 10] and "kd_regular_std" in s
 
 
@@ -91,7 +90,7 @@ def test_masked_teacher_equals_training_on_kept_columns():
     keep = b.shared_a[0]
     init = init_linear(np.array([[0, 0, 100]]), 50, fan_in=[5], dtype=torch.float64)
     small = LinearBatch(init.weight[:, keep], init.bias)
-    m = fit(b.train.xa[:, :, keep].double(), b.train.y, small, epochs=50)
+    m = fit_linear(b.train.xa[:, :, keep].double(), b.train.y, small, epochs=50)
     assert float(m.accuracy(b.test.xa[:, :, keep].double(), b.test.y)[0]) == float(res["teacher_general"][0])
 
 
@@ -103,14 +102,14 @@ def test_masked_teacher_equals_training_on_kept_columns():
 def test_fit_errors(kwargs, match):
     x, y, _ = _toy()
     with pytest.raises(ValueError, match=match):
-        fit(x, y, init_linear(np.arange(3)[:, None], 6, dtype=torch.float64), **kwargs)
+        fit_linear(x, y, init_linear(np.arange(3)[:, None], 6, dtype=torch.float64), **kwargs)
 
 
 def test_shape_errors():
     x, y, _ = _toy()
     init = init_linear(np.arange(3)[:, None], 6, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"x must have shape \(runs=3, n, d=6\)"):
-        fit(x[:, :, :5], y, init)
+        fit_linear(x[:, :, :5], y, init)
     b = mvd.increase_gamma([0], overlaps=(2,), n_train=10, n_test=10)
     with pytest.raises(ValueError, match="teacher mask 'x'"):
         distill(b, {"x": torch.zeros(1, 25, dtype=torch.bool)})
@@ -123,13 +122,13 @@ def test_shared_inputs_equal_repeated_inputs():
     init = init_linear(np.arange(6)[:, None], 6, dtype=torch.float64)
     yy, tt = y.repeat(3, 1), t.repeat(3, 1, 1)
     kd = torch.tensor([0.0, 0.0, 1.0, 1.0, 2.0, 2.0])
-    shared = fit(x, yy, init, epochs=30, kd_weight=kd, teacher_probs=tt, index=torch.arange(2).repeat(3))
-    plain = fit(x.repeat(3, 1, 1), yy, init, epochs=30, kd_weight=kd, teacher_probs=tt)
+    shared = fit_linear(x, yy, init, epochs=30, kd_weight=kd, teacher_probs=tt, index=torch.arange(2).repeat(3))
+    plain = fit_linear(x.repeat(3, 1, 1), yy, init, epochs=30, kd_weight=kd, teacher_probs=tt)
     assert torch.allclose(shared.weight, plain.weight, atol=1e-12) and torch.allclose(shared.bias, plain.bias, atol=1e-12)
-    uneven = fit(x, y[[0, 0, 1]], init[:3], epochs=5, index=torch.tensor([0, 0, 1]))   # falls back to repeating
+    uneven = fit_linear(x, y[[0, 0, 1]], init[:3], epochs=5, index=torch.tensor([0, 0, 1]))   # falls back to repeating
     assert uneven.weight.shape == (3, 6, 2)
     with pytest.raises(ValueError, match="index must hold 3 row numbers"):
-        fit(x, y[[0, 0, 1]], init[:3], index=torch.tensor([0, 2, 1]))
+        fit_linear(x, y[[0, 0, 1]], init[:3], index=torch.tensor([0, 2, 1]))
 
 
 def test_batchmean_is_eq1_as_written_and_matches_the_loop():
@@ -140,7 +139,7 @@ def test_batchmean_is_eq1_as_written_and_matches_the_loop():
     t = torch.softmax(torch.randn(2, 25, 5, generator=g, dtype=torch.float64), -1)
     init = init_linear([[0], [1]], 4, n_classes=5, dtype=torch.float64)
     rho = 0.3
-    one = fit(x, y, init, epochs=1, lr=1.0, ce_weight=rho, kd_weight=1 - rho, teacher_probs=t,
+    one = fit_linear(x, y, init, epochs=1, lr=1.0, ce_weight=rho, kd_weight=1 - rho, teacher_probs=t,
               kl_reduction="batchmean")
     w = init.weight.clone().requires_grad_()
     b = init.bias.clone().requires_grad_()
@@ -154,10 +153,10 @@ def test_batchmean_is_eq1_as_written_and_matches_the_loop():
                                     kl_reduction="batchmean"), (rho * ce + (1 - rho) * kl).detach())
     assert torch.allclose(objective(init, x, y, ce_weight=0.0, kd_weight=1.0, teacher_probs=t, kl_reduction="mean"),
                           kl.detach() / 5)
-    many = fit(x, y, init, epochs=30, ce_weight=rho, kd_weight=1 - rho, teacher_probs=t, kl_reduction="batchmean")
+    many = fit_linear(x, y, init, epochs=30, ce_weight=rho, kd_weight=1 - rho, teacher_probs=t, kl_reduction="batchmean")
     for r in range(2):
         m = fit_one(x[r], y[r], init.weight[r], init.bias[r], epochs=30, ce_weight=rho, kd_weight=1 - rho,
                     teacher_probs=t[r], kl_reduction="batchmean")
         assert torch.allclose(m.weight.detach().T, many.weight[r], atol=1e-10)
     with pytest.raises(ValueError, match="kl_reduction must be one of"):
-        fit(x, y, init, epochs=1, kd_weight=1.0, teacher_probs=t, kl_reduction="sum")
+        fit_linear(x, y, init, epochs=1, kd_weight=1.0, teacher_probs=t, kl_reduction="sum")

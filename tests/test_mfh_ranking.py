@@ -3,11 +3,16 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro.data import mvd
-from mmrepro.mfh.kd import LinearBatch, run_generator
-from mmrepro.mfh.ranking import (align_unimodal, correlation_groups, nullify, permutation_salience, precision_at_k,
-                                  select_channels)
-
+from mmrepro.papers.mfh import generator as mvd
+from mmrepro.papers.mfh.kd import LinearBatch, run_generator
+from mmrepro.papers.mfh.ranking import (
+    align_unimodal,
+    correlation_groups,
+    nullify,
+    permutation_salience,
+    precision_at_k,
+    select_channels,
+)
 
 
 def test_closed_form_salience_equals_naive_permutation_loop():

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro.mfh.case_study import LateFusion, case_study, cnn, summarise_case_study
-from mmrepro.mfh import realdata
+from mmrepro.papers.mfh import realdata
+from mmrepro.papers.mfh.case_study import LateFusion, case_study, cnn, summarise_case_study
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, rel_entr
 
 from mmrepro import lemma1_max, theorem1_bound
-from mmrepro.mfh.theory import distillation_risk, epsilon_star, lemma1_argmax, lemma1_loss, lemma2_sides
-from mmrepro.mfh.theorem import fixed_epsilon_curve, theorem1_trials
+from mmrepro.papers.mfh.theorem import fixed_epsilon_curve, theorem1_trials
+from mmrepro.papers.mfh.theory import distillation_risk, epsilon_star, lemma1_argmax, lemma1_loss, lemma2_sides
 
 
 def _bernoulli_kl(b, a):

@@ -5,18 +5,32 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro import claims as contract
-from mmrepro.losses import MIND, MKE, TS, Supervised
-from mmrepro.metrics import score
-from mmrepro.mind import chapter as C
-from mmrepro.mind import evidence as ev
-from mmrepro.mind.experiments import (ABLATION_METHODS, METHODS, TS_GRID, UNIMODAL, Setup, Students, build,
-                                      head_predictions, param_counts, sample_hps, train)
-from mmrepro.mind.problems import arch_name, build_encoder, load_problem, pbc_problem
-from mmrepro.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
-from mmrepro.models import FUSION_HEAD, count_parameters
-from mmrepro.notebook import Params, Run
-from mmrepro.stats import paired_bootstrap_evidence
+from mmrepro.core.losses import Supervised
+from mmrepro.core.metrics import score
+from mmrepro.core.models import FUSION_HEAD, count_parameters
+from mmrepro.core.stats import paired_bootstrap_evidence
+from mmrepro.papers.mind import evidence as ev
+from mmrepro.papers.mind import findings as FD
+from mmrepro.papers.mind import report as C
+from mmrepro.papers.mind import results as R
+from mmrepro.papers.mind.objectives import MIND, MKE, TS
+from mmrepro.papers.mind.problems import arch_name, encoder_from_spec, load_problem, pbc_problem
+from mmrepro.papers.mind.students import (
+    ABLATION_METHODS,
+    STUDENT_METHODS,
+    TS_GRID,
+    UNIMODAL,
+    Setup,
+    Students,
+    build,
+    head_predictions,
+    param_counts,
+    sample_hps,
+    train,
+)
+from mmrepro.papers.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
+from mmrepro.publish import claims as contract
+from mmrepro.publish.notebook import ChapterRun, Params
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +92,7 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="paired_fraction must be in"):
         load_problem("av_digits", paired_fraction=0.0)
     with pytest.raises(ValueError, match="unknown encoder type 'cnn'"):
-        build_encoder({"type": "cnn"})
+        encoder_from_spec({"type": "cnn"})
     with pytest.raises(ValueError, match="at least one trial"):
         sample_hps("mind", 0, 0, (1e-4, 1e-2), (0.1, 10))
 
@@ -128,12 +142,12 @@ def test_k_beyond_the_candidate_teachers_is_an_error_not_a_truncation(pbc, teach
     with pytest.raises(ValueError, match="k=4 teachers per ensemble"):
         Setup(pbc, teachers, k=4)
     with pytest.raises(ValueError, match=r"k=4 teachers per ensemble.*\{'labs': 3, 'static': 3\}"):  # before any training
-        C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=1, epochs=1, n_trials=1, n_seeds=2, omega_epochs=1,
+        R.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=1, epochs=1, n_trials=1, n_seeds=2, omega_epochs=1,
                       n_boot=10, k=4)
 
 
 def test_a_corrupt_or_mismatching_cached_teacher_is_retrained_from_a_clean_start(pbc, tmp_path, monkeypatch):
-    from mmrepro.data.cache import load_verified, save_verified
+    from mmrepro.core.data.cache import load_verified, save_verified
 
     monkeypatch.setenv("MMREPRO_CACHE", str(tmp_path))
     spec, other = pbc.teacher_specs["labs"][0], pbc.teacher_specs["labs"][1]
@@ -208,9 +222,9 @@ def test_param_counts(pbc, teachers):
 
 def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     monkeypatch.setenv("MMREPRO_CACHE", str(tmp_path))
-    r = C.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=2, epochs=2, n_trials=1, n_seeds=2, omega_epochs=2,
+    r = R.run_problem(pbc, teacher_lrs=[3e-3], teacher_epochs=2, epochs=2, n_trials=1, n_seeds=2, omega_epochs=2,
                       n_boot=30)
-    assert set(r.runs) == set(METHODS + ABLATION_METHODS + UNIMODAL) - {"ume"}
+    assert set(r.runs) == set(STUDENT_METHODS + ABLATION_METHODS + UNIMODAL) - {"ume"}
     assert all([s.seed for s in runs] == [s.seed for s in r.runs["mind"]] for runs in r.runs.values())  # paired
     y = pbc.data.y[pbc.task][pbc.paired["test"]].numpy()
     # a reported value is the seed mean of the selected configuration's test metric
@@ -220,22 +234,22 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
         r.runs["mind"][0].evaluate_test()
     again = Students(r.setup)(r.runs["mind"][0].config, r.runs["mind"][0].seed).evaluate_test()  # same seed, same run
     assert np.allclose(again[FUSION_HEAD], r.tests["mind"][0][FUSION_HEAD])
-    run = Run(name="mind", params=Params({}), device="cpu", seed=0, profile="book")
-    C.record_claims(run, r)
+    run = ChapterRun(name="mind", params=Params({}), device="cpu", seed=0, profile="book")
+    FD.record_claims(run, r)
     cl = {c["id"]: c for c in run.claims}
     for c in run.claims:
         assert contract.validate(c) == c["verdict"]
     # one claim per baseline, per modality head (vs -3H and vs the teacher), per ablation component, ω, compression
-    assert len([i for i in cl if i.startswith("fused-")]) == len(METHODS) - 1
+    assert len([i for i in cl if i.startswith("fused-")]) == len(STUDENT_METHODS) - 1
     assert len([i for i in cl if i.startswith("head-")]) == 4 and len([i for i in cl if i.startswith("ablation-")]) == 5
     assert cl["compression-pbc_death"]["passed"] == (r.sizes["ratio_largest"] >= 3)
     assert cl["fused-pbc_death-vs-ts"]["estimate"] == pytest.approx(
         100 * (r.metric("mind", FUSION_HEAD).estimate - r.metric("ts", FUSION_HEAD).estimate))
     assert cl["fused-pbc_death-vs-ts"]["n"] == 2 and "2 seeds x 33 test rows" in cl["fused-pbc_death-vs-ts"]["interval_method"]
-    assert len(C.baseline_table(r)) == len(METHODS) and len(C.ablation_table(r)) == 6
+    assert len(C.baseline_table(r)) == len(STUDENT_METHODS) and len(C.ablation_table(r)) == 6
     assert len(C.omega_summary(r)) == 6 and C.under_utilised(r) in pbc.modalities
     assert len(C.omega_per_seed(r)) == 12 and cl["omega-pbc_death-balance"]["n"] == 2
-    assert len(C.student_check([r], C.LEARNS_MARGIN)) == 4 and len(C.seed_table([r])) == len(METHODS) - 1
+    assert len(C.student_check([r], R.LEARNS_MARGIN)) == 4 and len(C.seed_table([r])) == len(STUDENT_METHODS) - 1
     assert len(C.epoch_table([r])) == len(r.runs) and set(C.epoch_table([r])["epochs"]) == {2}
     assert len(C.unimodal_table(r)) == 2 * 3 + len(r.teachers) and len(C.teacher_advantage([r])) == 2
     # the student's encoder on the teachers' rows: its size, their rows; the advantage splits exactly in two
@@ -244,11 +258,11 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
         teachers = [t for t in r.teachers if t["modality"] == mod]
         assert [t["model"] for t in alone] == [arch_name(pbc.student_specs[mod])]
         assert alone[0]["n_train"] == teachers[0]["n_train"] > len(pbc.paired["train"])
-        whole, rows, size = (r.difference(a, b).estimate for a, b in (((C.TEACHER, mod), (uni, mod)),
-                             ((C.ALONE_ALL, mod), (uni, mod)), ((C.TEACHER, mod), (C.ALONE_ALL, mod))))
+        whole, rows, size = (r.difference(a, b).estimate for a, b in (((R.TEACHER, mod), (uni, mod)),
+                             ((R.ALONE_ALL, mod), (uni, mod)), ((R.TEACHER, mod), (R.ALONE_ALL, mod))))
         assert whole == pytest.approx(rows + size)
     assert C.premise_in_words([r]).count("having more rows") == 2
-    assert C.verdict_summary(run.claims)[["holds", "inconclusive", "does not hold"]].to_numpy().sum() == len(
+    assert FD.verdict_summary(run.claims)[["holds", "inconclusive", "does not hold"]].to_numpy().sum() == len(
         [c for c in run.claims if c["kind"] == "empirical"])
 
 
@@ -264,7 +278,7 @@ def test_two_stage_bootstrap():
                                        - np.mean([score("auroc", y, p, "binary") for p in b]))
     same = ev.difference("auroc", y, a, a, "binary", draws)
     assert same.estimate == 0 and same.interval == (0.0, 0.0)
-    # one run per side: exactly the paired bootstrap over test rows of mmrepro.stats
+    # one run per side: exactly the paired bootstrap over test rows of mmrepro.core.stats
     one = ev.difference("auroc", y, a[:1], b[:1], "binary", ev.Draws.make(60, 1, 400, seed=1))
     ref = paired_bootstrap_evidence("auroc", y, a[0], b[0], "binary", n_boot=400, seed=1)
     assert one.estimate == pytest.approx(ref.estimate) and one.interval == pytest.approx(ref.interval)

@@ -4,9 +4,16 @@ import math
 import pytest
 import torch
 
-from mmrepro.models import RESNET_STAGES, LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder, count_parameters, probabilities
-from mmrepro.models.ensemble import soft_targets, ume_proba
-
+from mmrepro.core.models import (
+    RESNET_STAGES,
+    LSTMEncoder,
+    MLPEncoder,
+    MultimodalNet,
+    ResNetEncoder,
+    count_parameters,
+    probabilities,
+)
+from mmrepro.core.models.ensemble import soft_targets, ume_proba
 
 
 @pytest.mark.parametrize("depth,stages", [(3, 1), (6, 2), (10, 4), (18, 4), (34, 4)])
@@ -229,7 +236,7 @@ def test_resnet_computes_channels_last_with_the_values_of_the_usual_order():
     in the usual (NCHW) order, and stacked runs keep each run's weights channels-last."""
     import copy
 
-    from mmrepro.models.stacked import StackedResNetEncoder
+    from mmrepro.core.models.stacked import StackedResNetEncoder
 
     torch.manual_seed(0)
     enc = ResNetEncoder(3, 1, 8, stem="compact").eval()

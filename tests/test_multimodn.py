@@ -7,11 +7,21 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score, mean_squared_error, roc_auc_score
 
-from mmrepro.data import MultimodalDataset, Task
-from mmrepro.multimodn import (FusionTransformer, MultiModN, PFusion, Standardizer, cumulative_probabilities, evaluation_pairs,
-                               fit, importance_scores, output_loss, selection_score)
-from mmrepro.multimodn.heads import TaskSpec, pair_losses
-from mmrepro.multimodn.train import epoch_batches
+from mmrepro.core.data import MultimodalDataset, Task
+from mmrepro.papers.multimodn import (
+    FusionTransformer,
+    MultiModN,
+    PFusion,
+    Standardizer,
+    cumulative_probabilities,
+    evaluation_pairs,
+    fit_multimodn,
+    importance_scores,
+    output_loss,
+    selection_score,
+)
+from mmrepro.papers.multimodn.heads import TaskSpec, pair_losses
+from mmrepro.papers.multimodn.train import epoch_batches
 
 NAN = float("nan")
 
@@ -83,7 +93,7 @@ def test_nan_or_inf_inside_a_present_row_is_an_error_not_a_skip(bad):
                        r"mark a missing modality with present\['a'\]=False"):
         model(x, present)
     with pytest.raises(ValueError, match=r"x\['a'\] has NaN or inf"):
-        fit(model, type("D", (), {"x": x, "present": present, "y": y})(), epochs=1)
+        fit_multimodn(model, type("D", (), {"x": x, "present": present, "y": y})(), epochs=1)
     x, present, lengths, _ = series_batch()
     x["u"][1, 2, 0] = bad  # within sample 1's length 3
     with pytest.raises(ValueError, match=r"x\['u'\] has NaN or inf in 1 row\(s\) marked present \(first: row 1\)"):
@@ -161,11 +171,11 @@ def test_shuffle_order_draws_permutations_per_batch(monkeypatch):
         return original(*args, order=order)
 
     monkeypatch.setattr(model, "loss", spy)
-    fit(model, data, epochs=8, batch_size=3, shuffle_order=True)
+    fit_multimodn(model, data, epochs=8, batch_size=3, shuffle_order=True)
     assert len(seen) == 16 and all(sorted(o) == ["a", "b", "c"] for o in seen)
     assert len(set(seen)) > 1
     with pytest.raises(ValueError, match="shuffle_order applies to MultiModN only"):
-        fit(PFusion({"a": 3}, {"yb": "binary"}), data, shuffle_order=True)
+        fit_multimodn(PFusion({"a": 3}, {"yb": "binary"}), data, shuffle_order=True)
 
 
 # ----------------------------------------------------------------------------- time series
@@ -287,7 +297,7 @@ def test_fit_loss_history_is_pinned():
     x, present, lengths, y = series_batch()
     data = type("D", (), {"x": x, "present": present, "lengths": lengths, "y": y})()
     model = series_model()
-    r = fit(model, data, epochs=4, batch_size=3, seed=5, shuffle_order=True)
+    r = fit_multimodn(model, data, epochs=4, batch_size=3, seed=5, shuffle_order=True)
     assert [h["train_loss"] for h in r.history] == pytest.approx(
         [3.2238139510154724, 1.1294126510620117, 1.1072494089603424, 3.212908983230591], rel=1e-5)
     pred = model.eval().predict(x, present, lengths)["stat"].flatten()
@@ -316,12 +326,12 @@ def test_fit_bucket_by_length_is_an_explicit_deterministic_option():
     runs = []
     for bucket in (True, True, False):
         model = series_model()
-        runs.append([h["train_loss"] for h in fit(model, data, epochs=3, batch_size=2, seed=1,
+        runs.append([h["train_loss"] for h in fit_multimodn(model, data, epochs=3, batch_size=2, seed=1,
                                                    bucket_by_length=bucket).history])
     assert runs[0] == runs[1] and runs[0] != runs[2]
     xs, ps, ys = static_batch()
     with pytest.raises(ValueError, match="bucket_by_length needs sequence data"):
-        fit(static_model(), type("D", (), {"x": xs, "present": ps, "y": ys})(), bucket_by_length=True)
+        fit_multimodn(static_model(), type("D", (), {"x": xs, "present": ps, "y": ys})(), bucket_by_length=True)
 
 # ----------------------------------------------------------------------------- decoders per kind
 def test_pair_losses_match_torch_for_each_kind():
@@ -460,7 +470,7 @@ def test_fit_learns_selects_and_is_deterministic():
     for _ in range(2):
         torch.manual_seed(3)
         model = MultiModN({"a": 2, "b": 2}, ds.tasks, state_size=6, hidden=8, dropout=0.1)
-        results.append(fit(model, ds.split("train"), ds.split("val"), epochs=40, batch_size=16, lr=1e-2, seed=3))
+        results.append(fit_multimodn(model, ds.split("train"), ds.split("val"), epochs=40, batch_size=16, lr=1e-2, seed=3))
         states.append(model.state_dict())
     assert results[0] == results[1]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
@@ -480,7 +490,7 @@ def test_fit_pfusion_and_evaluation_pairs_shapes():
     ds = easy_dataset()
     torch.manual_seed(0)
     model = PFusion({"a": 2, "b": 2}, {"t": ds.tasks["t"]}, embedding_size=4, hidden=8)
-    r = fit(model, ds.split("train"), ds.split("val"), epochs=3, select_tasks=["t"])
+    r = fit_multimodn(model, ds.split("train"), ds.split("val"), epochs=3, select_tasks=["t"])
     assert 1 <= r.best_epoch <= 3
     pairs = evaluation_pairs(model, ds.split("test"))
     assert set(pairs) == {"t"} and pairs["t"][0].shape == pairs["t"][1].shape == (20,)
@@ -538,9 +548,9 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="fusion='late' is not one of"):
         PFusion({"a": 3}, {"t": "binary"}, fusion="late")
     with pytest.raises(ValueError, match="select_tasks"):
-        fit(model, type("D", (), {"x": x, "present": present, "y": y})(), select_tasks=["nope"])
+        fit_multimodn(model, type("D", (), {"x": x, "present": present, "y": y})(), select_tasks=["nope"])
     with pytest.raises(ValueError, match="data must have x, present, y"):
-        fit(model, object())
+        fit_multimodn(model, object())
 
 
 # ----------------------------------------------------------------------------- state-change penalty
@@ -574,7 +584,7 @@ def keras_parameter_count(width, length, setting, n_outputs):
 
 
 def test_transformer_tokens_pad_missing_inputs_and_count_parameters():
-    from mmrepro.multimodn.transformer import EDU_WEATHER, MIMIC
+    from mmrepro.papers.multimodn.transformer import EDU_WEATHER, MIMIC
 
     x, present, y = static_batch()
     tf = FusionTransformer({"a": 3, "b": 2, "c": 4}, {"yb": "binary", "yr": "regression"}, setting=MIMIC).eval()
@@ -610,7 +620,7 @@ def test_transformer_time_series_tokens_repeat_static_inputs_and_respect_lengths
 
 def test_transformer_attention_is_softmax_attention_with_its_own_head_size():
     """Each head: softmax(q k^T / sqrt(head_size)) v, heads of head_size each (not width / heads)."""
-    from mmrepro.multimodn.transformer import _Attention
+    from mmrepro.papers.multimodn.transformer import _Attention
 
     torch.manual_seed(0)
     att = _Attention(width=5, heads=3, head_size=4, dropout=0.25).eval()
@@ -633,6 +643,6 @@ def test_fit_trains_the_transformer_and_selects_on_validation():
                              splits={"train": torch.arange(150), "val": torch.arange(150, 200)})
     torch.manual_seed(0)
     tf = FusionTransformer({"a": 3, "b": 2}, {"t": "binary"})
-    result = fit(tf, data.split("train"), data.split("val"), epochs=15, batch_size=32, seed=0)
+    result = fit_multimodn(tf, data.split("train"), data.split("val"), epochs=15, batch_size=32, seed=0)
     truth, prob = evaluation_pairs(tf, data.split("val"))["t"]
     assert roc_auc_score(truth, prob) > 0.85 and result.best_epoch >= 1

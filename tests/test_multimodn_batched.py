@@ -1,12 +1,12 @@
-"""multimodn.fit_many: K MultiModN runs trained as one stacked model give the numbers of K separate
+"""multimodn.fit_many_multimodn: K MultiModN runs trained as one stacked model give the numbers of K separate
 fit calls (per-epoch losses and validation scores, selected epochs, final weights; 1e-5 in float64)."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from mmrepro.multimodn import MultiModN, fit
-from mmrepro.multimodn.batched import fit_many
+from mmrepro.papers.multimodn import MultiModN, fit_multimodn
+from mmrepro.papers.multimodn.batched import fit_many_multimodn
 
 SEEDS, LRS = (1, 4, 9), (1e-3, 3e-3, 1e-2)
 
@@ -50,9 +50,9 @@ def test_fit_many_matches_separate_fits(no_labs, batch_size, change):
     train, val = split(d, slice(0, 36)), split(d, slice(36, 48))
     kw = dict(epochs=3, batch_size=batch_size, select_tasks=["death", "stage"])
     alone = [model(s, state_change_weight=change) for s in SEEDS]
-    results = [fit(m, train, val, seed=s, lr=lr, **kw) for m, s, lr in zip(alone, SEEDS, LRS)]
+    results = [fit_multimodn(m, train, val, seed=s, lr=lr, **kw) for m, s, lr in zip(alone, SEEDS, LRS)]
     together = [model(s, state_change_weight=change) for s in SEEDS]
-    batched = fit_many(together, train, val, seeds=SEEDS, lrs=LRS, **kw)
+    batched = fit_many_multimodn(together, train, val, seeds=SEEDS, lrs=LRS, **kw)
     for a, b, ma, mb in zip(results, batched, alone, together):
         assert a.best_epoch == b.best_epoch
         for ra, rb in zip(a.history, b.history):
@@ -69,9 +69,9 @@ def test_dropout_runs_do_not_depend_on_their_companions():
     d = series()
     train, val = split(d, slice(0, 36)), split(d, slice(36, 48))
     kw = dict(epochs=2, batch_size=8)
-    together = fit_many([model(s, dropout=0.3) for s in SEEDS], train, val, seeds=SEEDS, lrs=LRS, **kw)
+    together = fit_many_multimodn([model(s, dropout=0.3) for s in SEEDS], train, val, seeds=SEEDS, lrs=LRS, **kw)
     for s, lr, run in zip(SEEDS, LRS, together):
-        alone = fit_many([model(s, dropout=0.3)], train, val, seeds=[s], lrs=[lr], **kw)[0]
+        alone = fit_many_multimodn([model(s, dropout=0.3)], train, val, seeds=[s], lrs=[lr], **kw)[0]
         assert alone.best_epoch == run.best_epoch
         for ra, rb in zip(alone.history, run.history):
             assert ra == pytest.approx(rb, abs=1e-5)
@@ -81,8 +81,8 @@ def test_errors():
     d = series()
     train = split(d, slice(0, 36))
     with pytest.raises(ValueError, match="one seed and one learning rate per model"):
-        fit_many([model(0)], train, seeds=[0, 1])
+        fit_many_multimodn([model(0)], train, seeds=[0, 1])
     other = MultiModN({"static": 3, "signs": 2, "labs": 4}, {"death": ("binary", 1)}, sequence_modalities=["labs"],
                       state_size=6, hidden=5).double()
     with pytest.raises(ValueError, match="one MultiModN architecture"):
-        fit_many([model(0), other], train, seeds=[0, 1])
+        fit_many_multimodn([model(0), other], train, seeds=[0, 1])

@@ -1,4 +1,4 @@
-"""Tests of the MultiModN chapter's experiment runners (mmrepro.multimodn.experiments)."""
+"""Tests of the MultiModN chapter's experiment runners (mmrepro.papers.multimodn.benchmarks and .studies)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,35 +10,35 @@ import pytest
 import torch
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
-from mmrepro.multimodn import experiments as X
-from mmrepro.multimodn import FusionTransformer, MultiModN, PFusion
-from mmrepro.multimodn.transformer import MIMIC
-
+from mmrepro.papers.multimodn import FusionTransformer, MultiModN, PFusion
+from mmrepro.papers.multimodn import benchmarks as B
+from mmrepro.papers.multimodn import studies as X
+from mmrepro.papers.multimodn.transformer import MIMIC
 
 
 @pytest.fixture(scope="module")
 def pbc():
-    return X.load_benchmark("pbc", X.Run(0, 0))
+    return B.load_benchmark("pbc", B.FoldRun(0, 0))
 
 
 def test_runs_and_unknown_benchmark():
-    runs = X.runs(2, 3, 5)
+    runs = B.fold_runs(2, 3, 5)
     assert [(r.fold, r.init) for r in runs] == [(0, 5), (0, 6), (0, 7), (1, 5), (1, 6), (1, 7)]
     assert {(r.seed, r.n_folds) for r in runs} == {(5, 2)}
     with pytest.raises(ValueError, match="n_folds must be an int >= 2"):
-        X.runs(1, 1)
+        B.fold_runs(1, 1)
     with pytest.raises(ValueError, match="n_inits must be an int >= 1"):
-        X.runs(2, 0)
+        B.fold_runs(2, 0)
     with pytest.raises(ValueError, match="unknown benchmark 'mimic'"):
-        X.load_benchmark("mimic")
+        B.load_benchmark("mimic")
 
 
 def test_folds_partition_each_dataset_once():
     """Test folds are disjoint and cover the cohort; validation comes from the training part; the
     standardisation is fitted on each fold's training rows."""
     tests = []
-    for run in X.runs(5, 1):
-        ds = X.load_benchmark("pbc", run)
+    for run in B.fold_runs(5, 1):
+        ds = B.load_benchmark("pbc", run)
         ids = {k: set(ds.meta["patient_id"][v].tolist()) for k, v in ds.splits.items()}
         assert not (ids["test"] & ids["train"]) and not (ids["test"] & ids["val"]) and not (ids["val"] & ids["train"])
         assert len(ids["val"]) == pytest.approx(0.1 * ds.n, abs=3)
@@ -46,18 +46,18 @@ def test_folds_partition_each_dataset_once():
         age = ds.x["static"][ds.splits["train"], 0]
         assert float(age.mean()) == pytest.approx(0, abs=0.15)  # standardised with the whole fold's training rows
     assert sum(map(len, tests)) == len(set().union(*tests)) == 312
-    death = [float(torch.nanmean(X.load_benchmark("pbc", r).split("test").y["death_5y"])) for r in X.runs(5, 1)]
+    death = [float(torch.nanmean(B.load_benchmark("pbc", r).split("test").y["death_5y"])) for r in B.fold_runs(5, 1)]
     assert max(death) - min(death) < 0.12  # stratified by outcome
-    other = X.load_benchmark("pbc", X.Run(0, 0, seed=1))
-    assert not torch.equal(other.splits["test"], X.load_benchmark("pbc", X.Run(0, 0)).splits["test"])
+    other = B.load_benchmark("pbc", B.FoldRun(0, 0, seed=1))
+    assert not torch.equal(other.splits["test"], B.load_benchmark("pbc", B.FoldRun(0, 0)).splits["test"])
 
 
 def test_restrict_keeps_splits_aligned():
-    from mmrepro.data import load_dataset
+    from mmrepro.core.data import load_dataset
 
     full = load_dataset("pbc", seed=0)
     trial = full.meta["trial"].bool()
-    ds = X.restrict(full, trial)
+    ds = B.restrict(full, trial)
     assert ds.n == int(trial.sum()) and all(bool(p.all()) for p in ds.present.values())
     original = trial.nonzero().flatten()
     for name, idx in ds.splits.items():
@@ -65,21 +65,21 @@ def test_restrict_keeps_splits_aligned():
         assert torch.equal(original[idx], want)
     assert sum(len(v) for v in ds.splits.values()) == ds.n
     with pytest.raises(ValueError, match="bool mask"):
-        X.restrict(full, trial.long())
+        B.restrict(full, trial.long())
 
 
 def test_thin_time_keeps_the_last_step():
-    ds = X.load_benchmark("nyc_weather")
-    thin = X.thin_time(ds, 6)
+    ds = B.load_benchmark("nyc_weather")
+    thin = B.thin_time(ds, 6)
     assert thin.x["air"].shape[1] == 4 and thin.x["static"].shape == ds.x["static"].shape
     ok = ds.present["wind"]
     assert torch.equal(thin.x["wind"][ok, -1], ds.x["wind"][ok, 23])
     assert torch.equal(thin.x["wind"][ok, 0], ds.x["wind"][ok, 5])
     assert torch.equal(thin.lengths["air"], ds.lengths["air"] // 6)
     with pytest.raises(ValueError, match="positive int"):
-        X.thin_time(ds, 0)
-    bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=3)
-    assert X.load_benchmark(bench).x["precip"].shape[1] == 8
+        B.thin_time(ds, 0)
+    bench = dataclasses.replace(B.BENCHMARKS["nyc_weather"], time_every=3)
+    assert B.load_benchmark(bench).x["precip"].shape[1] == 8
 
 
 def test_paired_differences_pair_runs_and_drop_undefined():
@@ -98,53 +98,53 @@ def test_task_metrics_against_sklearn():
     rng = np.random.default_rng(0)
     y = rng.normal(size=50)
     p = y + rng.normal(scale=0.5, size=50)
-    m = X.task_metrics("regression", y, p)
+    m = B.task_metrics("regression", y, p)
     assert m["mse"] == pytest.approx(mean_squared_error(y, p))
     assert m["auroc"] == pytest.approx(roc_auc_score(y > 0, p))
-    b = X.task_metrics("binary", np.array([0.0, 1, 1, 0]), np.array([0.2, 0.9, 0.4, 0.6]))
+    b = B.task_metrics("binary", np.array([0.0, 1, 1, 0]), np.array([0.2, 0.9, 0.4, 0.6]))
     assert b["auroc"] == pytest.approx(0.75) and b["bac"] == pytest.approx(0.5)
-    assert math.isnan(X.task_metrics("binary", np.ones(3), np.array([0.2, 0.7, 0.9]))["auroc"])
+    assert math.isnan(B.task_metrics("binary", np.ones(3), np.array([0.2, 0.7, 0.9]))["auroc"])
     with pytest.raises(ValueError, match="multilabel"):
-        X.task_metrics("multilabel", np.ones((2, 2)), np.ones((2, 2)))
+        B.task_metrics("multilabel", np.ones((2, 2)), np.ones((2, 2)))
 
 
 def test_make_model_aligns_pfusion_width(pbc):
-    bench = X.BENCHMARKS["pbc"]
-    pf = X.make_model("P-Fusion", pbc, bench, ["death_5y"])
+    bench = B.BENCHMARKS["pbc"]
+    pf = B.make_model("P-Fusion", pbc, bench, ["death_5y"])
     assert isinstance(pf, PFusion)
     widths = {m: enc[-2].out_features for m, enc in pf.encoders.items()}
     assert set(widths.values()) == {math.ceil(bench.state_size / len(pbc.x))}
-    mm = X.make_model("MultiModN", pbc, bench, ["death_5y", "stage"])
+    mm = B.make_model("MultiModN", pbc, bench, ["death_5y", "stage"])
     assert isinstance(mm, MultiModN) and mm.state_size == bench.state_size and set(mm.tasks) == {"death_5y", "stage"}
     assert (mm.error_weight, mm.state_change_weight) == (1.0, 0.0)
-    titanic = X.load_benchmark("titanic")
-    penalised = X.make_model("MultiModN", titanic, X.BENCHMARKS["titanic"], ["survived"])
+    titanic = B.load_benchmark("titanic")
+    penalised = B.make_model("MultiModN", titanic, B.BENCHMARKS["titanic"], ["survived"])
     assert (penalised.error_weight, penalised.state_change_weight) == (0.7, 0.003)  # the reference's Titanic weights
-    tf = X.make_model("Transformer", pbc, bench, ["death_5y", "stage"])
+    tf = B.make_model("Transformer", pbc, bench, ["death_5y", "stage"])
     assert isinstance(tf, FusionTransformer) and tf.setting == MIMIC and set(tf.tasks) == {"death_5y", "stage"}
     with pytest.raises(ValueError, match="unknown model kind"):
-        X.make_model("HAIM", pbc, bench, ["death_5y"])
+        B.make_model("HAIM", pbc, bench, ["death_5y"])
 
 
 def test_with_only_means_skip_for_multimodn_and_pad_for_pfusion(pbc):
     torch.manual_seed(0)
-    bench = X.BENCHMARKS["pbc"]
+    bench = B.BENCHMARKS["pbc"]
     test = pbc.split("test")
-    mm = X.make_model("MultiModN", pbc, bench, ["death_5y"]).eval()
-    only = X.with_only(test, ["static", "labs"])
+    mm = B.make_model("MultiModN", pbc, bench, ["death_5y"]).eval()
+    only = B.with_only(test, ["static", "labs"])
     assert not bool(only.present["signs"].any()) and bool(only.present["labs"].all())
     got = mm.predict(only.x, only.present)["death_5y"]
     want = mm.predict(test.x, test.present, order=["static", "labs"])["death_5y"]
     torch.testing.assert_close(got, want)
-    pf = X.make_model("P-Fusion", pbc, bench, ["death_5y"]).eval()
+    pf = B.make_model("P-Fusion", pbc, bench, ["death_5y"]).eval()
     zeroed = dict(test.x, signs=torch.zeros_like(test.x["signs"]))
     torch.testing.assert_close(pf.predict(only.x, only.present)["death_5y"], pf.predict(zeroed)["death_5y"])
     with pytest.raises(ValueError, match="not in"):
-        X.with_only(test, ["image"])
+        B.with_only(test, ["image"])
 
 
 def test_parity_rows_kinds_variants_and_determinism():
-    run = X.Run(0, 0)
+    run = B.FoldRun(0, 0)
     seen = []
     rows, inspected = X.parity("titanic", [run], epochs=1, subsets_task="survived",
                                variants={"no penalty": {"loss_weights": (1, 0)}},
@@ -163,8 +163,8 @@ def test_parity_rows_kinds_variants_and_determinism():
 
 
 def test_repetitions_objective_settings_keys_and_rebuilt_models():
-    ds = X.load_benchmark("titanic", X.Run(0, 0))
-    obj = X.Repetitions(X.BENCHMARKS["titanic"], {"fold 0": ds})
+    ds = B.load_benchmark("titanic", B.FoldRun(0, 0))
+    obj = X.Repetitions(B.BENCHMARKS["titanic"], {"fold 0": ds})
     config = {"model": "MultiModN", "tasks": ["survived"], "select": None, "data": "fold 0", "epochs": 1,
               "setting": {"state_size": 3, "loss_weights": [1.0, 0.0]}}
     trained = obj(config, 4)
@@ -172,7 +172,7 @@ def test_repetitions_objective_settings_keys_and_rebuilt_models():
     assert model.state_size == 3 and model.state_change_weight == 0.0 and trained.best_epoch == 1
     x = ds.split("test")
     torch.manual_seed(4)
-    again = X.make_model("MultiModN", ds, dataclasses.replace(X.BENCHMARKS["titanic"], state_size=3,
+    again = B.make_model("MultiModN", ds, dataclasses.replace(B.BENCHMARKS["titanic"], state_size=3,
                                                                loss_weights=(1.0, 0.0)), ["survived"])
     again.load_state_dict(trained.state)
     torch.testing.assert_close(model.predict(x.x, x.present)["survived"], again.eval().predict(x.x, x.present)["survived"])
@@ -182,16 +182,16 @@ def test_repetitions_objective_settings_keys_and_rebuilt_models():
 
 
 def test_parity_multitask_models():
-    bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
-    rows, _ = X.parity(bench, [X.Run(1, 0)], epochs=1, kinds=("P-Fusion",), multitask=("MultiModN", "Transformer"))
+    bench = dataclasses.replace(B.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
+    rows, _ = X.parity(bench, [B.FoldRun(1, 0)], epochs=1, kinds=("P-Fusion",), multitask=("MultiModN", "Transformer"))
     for name in ("MultiModN multi-task", "Transformer multi-task"):
         multi = rows[rows["model"] == name]
         assert set(multi["task"]) == {"temp_24h", "humid_48h"} and set(multi["metric"]) == {"mse", "auroc"}
 
 
 def test_parity_trains_transformers_in_the_first_inits_only():
-    bench = dataclasses.replace(X.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
-    runs = [X.Run(1, 3), X.Run(1, 4)]
+    bench = dataclasses.replace(B.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
+    runs = [B.FoldRun(1, 3), B.FoldRun(1, 4)]
     rows, _ = X.parity(bench, runs, epochs=1, kinds=("P-Fusion", "Transformer"), multitask=("Transformer",),
                        transformer_inits=1)
     inits = rows.groupby("model")["init"].unique().apply(sorted).to_dict()
@@ -201,7 +201,7 @@ def test_parity_trains_transformers_in_the_first_inits_only():
 
 
 def test_missingness_rows():
-    rows = X.missingness("pbc", "death_5y", "labs", [0.0, 0.5], [X.Run(0, 0)], epochs=1)
+    rows = X.missingness("pbc", "death_5y", "labs", [0.0, 0.5], [B.FoldRun(0, 0)], epochs=1)
     assert set(map(tuple, rows[["pattern", "test"]].drop_duplicates().to_numpy())) == {
         ("MNAR", "none"), ("MNAR", "flip"), ("MAR", "none"), ("MAR", "MAR")}
     zero = rows[(rows["rate"] == 0) & (rows["metric"] == "auroc")]
@@ -211,19 +211,19 @@ def test_missingness_rows():
 
 
 def test_sensitivity_varies_one_parameter_at_a_time():
-    rows = X.sensitivity("titanic", "survived", {"state_size": [1, 20], "dropout": [0.0]}, [X.Run(0, 0)], epochs=1)
+    rows = X.sensitivity("titanic", "survived", {"state_size": [1, 20], "dropout": [0.0]}, [B.FoldRun(0, 0)], epochs=1)
     settings = rows[rows.metric == "bac"].groupby("parameter")["setting"].apply(sorted).to_dict()
     assert settings == {"state_size": [1, 20], "dropout": [0.0, 0.2]}  # the centre (20, 0.2) under both
     centre = rows[(rows.metric == "bac") & (((rows.parameter == "state_size") & (rows.setting == 20))
                                             | ((rows.parameter == "dropout") & (rows.setting == 0.2)))]
     assert centre["value"].nunique() == 1
     with pytest.raises(ValueError, match="cannot vary"):
-        X.sensitivity("titanic", "survived", {"lr": [0.1]}, [X.Run(0, 0)], epochs=1)
+        X.sensitivity("titanic", "survived", {"lr": [0.1]}, [B.FoldRun(0, 0)], epochs=1)
 
 
 def test_interpretability_tables(pbc):
     torch.manual_seed(0)
-    model = X.make_model("MultiModN", pbc, X.BENCHMARKS["pbc"], ["death_5y", "stage"])
+    model = B.make_model("MultiModN", pbc, B.BENCHMARKS["pbc"], ["death_5y", "stage"])
     test = pbc.split("test")
     imp = X.importance_table(model, test, {"stage": [2, 3]})
     assert len(imp) == 2 * 3 and set(imp["modality"]) == set(pbc.modalities)
@@ -251,8 +251,8 @@ def test_repetitions_many_is_one_call_per_job():
     """MultiModN repetitions trained together (dropout on: each run's own stream) or one by one
     give the same runs; P-Fusion jobs are trained one by one. Float32: parameters agree within 1e-4;
     the validation AUROC may move by a pair that float rounding reorders (about 2e-4 here)."""
-    bench = dataclasses.replace(X.BENCHMARKS["titanic"], state_size=6, hidden=8)
-    obj = X.Repetitions(bench, {"fold 0": X.load_benchmark(bench, X.Run(0, 0))})
+    bench = dataclasses.replace(B.BENCHMARKS["titanic"], state_size=6, hidden=8)
+    obj = X.Repetitions(bench, {"fold 0": B.load_benchmark(bench, B.FoldRun(0, 0))})
     for kind in ("MultiModN", "P-Fusion"):
         config = {"model": kind, "tasks": ["survived"], "select": None, "data": "fold 0", "epochs": 2}
         jobs = [(dict(config), s) for s in (0, 1, 2)]

@@ -3,8 +3,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from mmrepro.multimodn.modularity import (modularity_networkx, modularity_score, module_graph,
-                                          paper_modularity)
+from mmrepro.papers.multimodn.modularity import modularity_networkx, modularity_score, module_graph, paper_modularity
 
 SIZES = [(m, t) for m in range(1, 13) for t in range(1, 9)]
 

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmrepro import scorecard
-from mmrepro.notebook import ParameterError, Params, Run, _injected_names, resolve_parameters, to_jsonable
+from mmrepro.publish import scorecard
+from mmrepro.publish.notebook import (
+    ChapterRun,
+    ParameterError,
+    Params,
+    _injected_names,
+    resolve_parameters,
+    to_jsonable,
+)
 
 DECLARED = {"profile": str, "seed": int, "device": str, "n_seeds": int, "lr": float, "tag": str | None}
 PROFILES = {"smoke": {"n_seeds": 2}, "book": {"n_seeds": 5}, "paper": {"n_seeds": 10}}
@@ -76,17 +83,17 @@ def test_to_jsonable_handles_arrays_tensors_and_nan():
 
 
 def make_run():
-    return Run(name="demo", params=Params({"profile": "smoke", "seed": 1}), device=torch.device("cpu"),
+    return ChapterRun(name="demo", params=Params({"profile": "smoke", "seed": 1}), device=torch.device("cpu"),
                seed=1, profile="smoke")
 
 
 def make_book_run():
-    return Run(name="demo", params=Params({"profile": "book", "seed": 1}), device=torch.device("cpu"),
+    return ChapterRun(name="demo", params=Params({"profile": "book", "seed": 1}), device=torch.device("cpu"),
                seed=1, profile="book")
 
 
 def test_claims_keys_and_save(tmp_path, monkeypatch):
-    from mmrepro.stats import Evidence
+    from mmrepro.core.stats import Evidence
 
     monkeypatch.setenv("MMREPRO_RESULTS", str(tmp_path))
     run = make_book_run()
@@ -115,8 +122,8 @@ def test_claims_keys_and_save(tmp_path, monkeypatch):
 
 
 def test_smoke_runs_mark_empirical_claims_not_comparable_but_keep_checks(tmp_path, monkeypatch):
-    from mmrepro.notebook import SMOKE_REASON
-    from mmrepro.stats import Evidence
+    from mmrepro.core.stats import Evidence
+    from mmrepro.publish.notebook import SMOKE_REASON
 
     run = make_run()
     c = run.claim(id="c1", paper="P", where="T1", paper_value=1, criterion="c",
@@ -128,8 +135,8 @@ def test_smoke_runs_mark_empirical_claims_not_comparable_but_keep_checks(tmp_pat
 
 
 def test_a_verdict_cannot_be_passed_in():
-    from mmrepro.claims import ClaimError
-    from mmrepro.stats import Evidence
+    from mmrepro.core.stats import Evidence
+    from mmrepro.publish.claims import ClaimError
 
     run = make_book_run()
     with pytest.raises(ClaimError, match=r"claim 'c1': unexpected field\(s\) \['holds'\]"):
@@ -208,7 +215,7 @@ def test_figures_are_written_atomically_and_older_ones_removed_on_save(tmp_path,
 def test_claims_table_filters_by_prefixes_and_glue_claims_shows_them_styled(monkeypatch):
     import myst_nb
 
-    from mmrepro.stats import Evidence
+    from mmrepro.core.stats import Evidence
 
     glued = {}
     monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: glued.update({key: value}))

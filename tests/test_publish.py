@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from mmrepro import book, claims
-from mmrepro.cli import main
+from mmrepro.publish import book, claims, parameters
+from mmrepro.publish.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "contract.md"
@@ -22,7 +22,7 @@ PAPERMILL = Path(sys.executable).parent / "papermill"
 def test_export_writes_papermill_ready_notebooks(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     assert main(["export", "--out", str(tmp_path)]) == 0
-    chapters = [p for p in book.notebooks(ROOT) if p.parent.name == "notebooks"]
+    chapters = [p for p in parameters.notebooks(ROOT) if p.parent.name == "notebooks"]
     assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == sorted(f"{c.stem}.ipynb" for c in chapters)
     for chapter in chapters:
         nb = nbformat.read(tmp_path / f"{chapter.stem}.ipynb", as_version=4)
@@ -31,7 +31,7 @@ def test_export_writes_papermill_ready_notebooks(tmp_path, monkeypatch, capsys):
         assert len(tagged) == 1 and "profile: str" in tagged[0].source
         helped = subprocess.run([str(PAPERMILL), "--help-notebook", str(tmp_path / f"{chapter.stem}.ipynb")],
                                 capture_output=True, text=True, check=True).stdout
-        for p in book.parameters(chapter):
+        for p in parameters.parameters(chapter):
             assert re.search(rf"\b{p.name}: {p.type} \(default ", helped), (chapter.stem, p.name)
     assert main(["export", "nowhere", "--out", str(tmp_path)]) == 2
     assert "no notebook called 'nowhere'" in capsys.readouterr().err
@@ -82,7 +82,7 @@ def test_mmrepro_engine_reads_a_reply_a_blocking_wait_would_miss():
 
     from papermill.engines import papermill_engines
 
-    from mmrepro import papermill_engine
+    from mmrepro.publish import papermill_engine
 
     class Channel:  # a socket whose blocking wait misses the message; timed waits see it the third time
         def __init__(self):
@@ -113,7 +113,7 @@ def test_mmrepro_engine_starts_a_kernel_again_when_it_dies_before_answering(tmp_
     import nbformat
     import papermill
 
-    from mmrepro import papermill_engine
+    from mmrepro.publish import papermill_engine
 
     marker, script = tmp_path / "died", tmp_path / "dies_once.py"
     script.write_text(f"import os, sys\nif not os.path.exists({str(marker)!r}):\n    open({str(marker)!r}, 'w').close()\n"

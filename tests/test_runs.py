@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmrepro import book
-from mmrepro.experiments import LogUniform, random_search, run_jobs, search_then_repeat
-from mmrepro.experiments.jobs import check_jobs, groups
+from mmrepro.publish import execution
 from mmrepro.runs.cache import RunCache, default_cache, load_verified, run_cache_dir
 from mmrepro.runs.executors import RayExecutor
+from mmrepro.runs.jobs import run_jobs
 from mmrepro.runs.keys import code_digest
+from mmrepro.runs.protocol import check_jobs, groups
+from mmrepro.runs.repeat import search_then_repeat
+from mmrepro.runs.search import random_search
+from mmrepro.runs.space import LogUniform
 
 
 @dataclass
@@ -165,8 +168,9 @@ def test_clear_and_where_the_cache_lives(store, monkeypatch, tmp_path):
 SWEEP = """
 import json, os, time
 from dataclasses import dataclass
-from mmrepro import book
-from mmrepro.experiments import LogUniform, random_search
+from mmrepro.publish import book
+from mmrepro.runs.space import LogUniform
+from mmrepro.runs.search import random_search
 
 
 @dataclass
@@ -229,7 +233,7 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypa
 
 
 def test_cache_command(tmp_path, monkeypatch, capsys):
-    from mmrepro import cli
+    from mmrepro.publish import cli
 
     monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path / "c"))
     assert cli.main(["cache", "info"]) == 0 and "empty" in capsys.readouterr().out
@@ -260,7 +264,7 @@ def test_ray_executor_and_local_give_identical_results(tmp_path, monkeypatch):
     results = {}
     for ex in ("local", "ray"):
         monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path / f"cache-{ex}"))
-        book.execute(SWEEP_NOTEBOOK, tmp_path / ex, {"profile": "smoke", "executor": ex}, root)
+        execution.execute(SWEEP_NOTEBOOK, tmp_path / ex, {"profile": "smoke", "executor": ex}, root)
         results[ex] = json.loads((tmp_path / ex / "results" / "sweep.json").read_text())
         assert len(RunCache(tmp_path / f"cache-{ex}").entries()) == 2 + 1 + 2 + 2 * 2  # trials, repeat, parity, mind
     for r in results.values():
@@ -288,8 +292,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_plan_resolves_parameters_as_a_run_would():
-    from mmrepro.notebook import ParameterError
-    from mmrepro.runs.plan import resolve
+    from mmrepro.publish.notebook import ParameterError
+    from mmrepro.publish.planning import resolve
 
     mind = ROOT / "notebooks" / "mind.md"
     paper = resolve(mind, "paper")
@@ -319,25 +323,26 @@ class Counting:
 
 
 def test_multimodn_plan_counts_the_runs_the_chapter_trains(monkeypatch, tmp_path):
-    from mmrepro.multimodn import experiments as X
-    from mmrepro.runs.chapters import multimodn
+    from mmrepro.papers.multimodn import benchmarks as B
+    from mmrepro.papers.multimodn import studies as X
+    from mmrepro.papers.multimodn.plan import sections
 
     monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path))  # runs cached by earlier tests would not reach the executor
 
     P = {"n_folds": 2, "n_inits": 1, "seed": 0, "epochs": 1, "transformer_epochs": 1, "weather_every": 6,
          "mnar_rates": [0.0, 0.5], "sensitivity_grid": {"state_size": [1, 50]}, "sensitivity_inits": 1}
-    sections = {s.name: s for s in multimodn(P, torch.device("cpu"))}
+    sections = {s.name: s for s in sections(P, torch.device("cpu"))}
     counted = Counting()
-    X.parity("titanic", X.runs(2, 1), 1, variants={"no penalty": {"loss_weights": (1.0, 0.0)}}, executor=counted)
-    X.missingness("pbc", "death_5y", "labs", P["mnar_rates"], X.runs(2, 1), 1, executor=counted)
-    X.sensitivity("pbcseq", "death_5y", P["sensitivity_grid"], X.runs(2, 1), 1, executor=counted)
+    X.parity("titanic", B.fold_runs(2, 1), 1, variants={"no penalty": {"loss_weights": (1.0, 0.0)}}, executor=counted)
+    X.missingness("pbc", "death_5y", "labs", P["mnar_rates"], B.fold_runs(2, 1), 1, executor=counted)
+    X.sensitivity("pbcseq", "death_5y", P["sensitivity_grid"], B.fold_runs(2, 1), 1, executor=counted)
     planned = sum(s.runs for name, s in sections.items()
                   if "titanic" in name or "Experiment 4" in name or "Figure 9" in name)
     assert counted.jobs == {"Repetitions": planned} and planned == 2 * (4 + 2 * 3 + 2)
 
 
 def test_plan_command_counts_and_estimates(capsys, monkeypatch):
-    from mmrepro import cli
+    from mmrepro.publish import cli
 
     monkeypatch.chdir(ROOT)
     for chapter in ("mfh", "miles", "mind", "multimodn"):

@@ -5,12 +5,13 @@ import math
 import pytest
 import torch
 
-from mmrepro.balancing import MILES, MSES, MSLR, OGM, GBlend
-from mmrepro.data import MultimodalDataset, Task, load_dataset
-from mmrepro.losses import MIND, MKE, TS, Supervised
-from mmrepro.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
-from mmrepro.trainer import evaluate, fit
-
+from mmrepro.core.balancing import MSES, MSLR, OGM, GBlend
+from mmrepro.core.data import MultimodalDataset, Task, load_dataset
+from mmrepro.core.losses import Supervised
+from mmrepro.core.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
+from mmrepro.core.trainer import evaluate, fit
+from mmrepro.papers.miles.scheduler import MILES
+from mmrepro.papers.mind.objectives import MIND, MKE, TS
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_images_sequences_missing_rows_and_multilabel():
 def test_recompute_bn_evaluates_with_the_training_rows_statistics():
     """recompute_bn: the selected checkpoint's BatchNorm statistics are those of the training rows under its
     weights (precise BN), and the training itself (the weights' path) is unchanged."""
-    from mmrepro.trainer import _Rows, recompute_batchnorm
+    from mmrepro.core.trainer import _Rows, recompute_batchnorm
 
     d = _mixed_dataset()
     runs = {}
@@ -253,7 +254,7 @@ def test_methods_that_read_validation_metrics_need_val(data):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_teacher_soft_targets_when_rows_stay_in_host_memory(data, monkeypatch):
     # rows too large for the GPU stay on the host; the teachers (on the GPU) used to get host tensors
-    import mmrepro.trainer as trainer_mod
+    import mmrepro.core.trainer as trainer_mod
 
     monkeypatch.setattr(trainer_mod, "_fits_on", lambda device, nbytes: False)
     teachers = {"a": [_teacher("a", 1)], "b": [_teacher("b", 2)]}
@@ -358,7 +359,7 @@ def test_fit_settings_are_checked_with_their_name(data, setting, value, error, m
 
 
 def test_check_fit_inputs_is_the_shared_entry_check(data):
-    from mmrepro.trainer import check_fit_inputs
+    from mmrepro.core.trainer import check_fit_inputs
 
     task = check_fit_inputs(net(), data.split("train"), data.split("val"), epochs=3, lr=1e-3, seed=0)
     assert task.name == "label" and task.kind == "multiclass"

@@ -1,2 +1,3 @@
-"""Running many runs: executors (this process, or Ray beyond one machine), the run cache and
-cost plans. The objective protocol they serve is :mod:`mmrepro.experiments.jobs`."""
+"""The engine the papers call to train many runs: the objective protocol (:mod:`~mmrepro.runs.protocol`),
+random search and seed repeats, executors (this process, or Ray beyond one machine), the run cache and
+its keys, and the cost accounting behind ``mmrepro plan``."""

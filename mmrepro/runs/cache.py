@@ -1,6 +1,6 @@
 """The run cache: every finished run stored under a key of everything that determines it.
 
-:func:`mmrepro.experiments.run_jobs` asks an objective for ``key(config, seed)`` (architecture,
+:func:`mmrepro.runs.jobs.run_jobs` asks an objective for ``key(config, seed)`` (architecture,
 objective or method with hyper-parameters, dataset and split fingerprint, seed, epochs, batch
 size, device type) and adds the cache format, the package version, a digest of the package's
 source (:func:`mmrepro.runs.keys.code_digest`) and the torch version. The SHA-256 of that JSON
@@ -10,7 +10,7 @@ run instead of training it.
 Where: ``$MMREPRO_RUN_CACHE`` if set (``off`` disables the cache), else the per-user cache folder
 ``<user cache>/mmrepro/runs`` (platformdirs, beside the data cache). One file per run,
 ``<objective>/<sha256>.run``, written atomically behind a SHA-256 of its bytes
-(:func:`mmrepro.data.cache.save_verified`, the package's one verified store); an entry that fails
+(:func:`mmrepro.core.data.cache.save_verified`, the package's one verified store); an entry that fails
 that check (or whose stored key differs) is reported, removed and recomputed. Loading an entry
 updates its modification time, so ``mmrepro cache clear --older-than DAYS`` removes runs unused for
 that long.
@@ -32,10 +32,10 @@ from typing import Any
 import platformdirs
 import torch
 
-from mmrepro.data.cache import CorruptEntry, load_verified, save_verified
+from mmrepro.core.data.cache import CorruptEntry, load_verified, save_verified
 from mmrepro.runs.keys import code_digest
 
-FORMAT = 2  # bump when the entry layout changes (2: entries in mmrepro.data.cache's verified format)
+RUN_CACHE_FORMAT = 2  # bump when the entry layout changes (2: entries in mmrepro.core.data.cache's verified format)
 ENV = "MMREPRO_RUN_CACHE"
 SUFFIX = ".run"
 
@@ -79,9 +79,9 @@ class RunCache:
 
     def key(self, parts: dict[str, Any]) -> RunKey:
         """The full key of an objective's ``key(config, seed)`` dict."""
-        from mmrepro import __version__
+        from mmrepro.common.version import __version__
 
-        full = {"cache_format": FORMAT, "mmrepro": __version__, "code": code_digest(),
+        full = {"cache_format": RUN_CACHE_FORMAT, "mmrepro": __version__, "code": code_digest(),
                 "torch": torch.__version__, **parts}
         try:
             text = json.dumps(full, sort_keys=True, allow_nan=False)
@@ -168,7 +168,7 @@ def size_text(n: float) -> str:
     return ""
 
 
-def describe(cache: RunCache | None) -> str:
+def describe_cache(cache: RunCache | None) -> str:
     """``mmrepro cache info``: where the cache is and, per objective, runs, size and last use."""
     if cache is None:
         return f"the run cache is off ({ENV}=off): every run is trained"

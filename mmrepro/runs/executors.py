@@ -1,9 +1,9 @@
-"""Executors: where the chunks of jobs of :func:`mmrepro.experiments.jobs.run_jobs` are trained.
+"""Executors: where the chunks of jobs of :func:`mmrepro.runs.jobs.run_jobs` are trained.
 
 ``"local"`` trains them one after another in this process; ``"ray"`` makes each chunk a Ray task
 (:class:`RayExecutor`), on a local Ray instance or on the cluster named by ``RAY_ADDRESS``. An
 executor has two methods: ``chunk_size(objective, n)`` (how many jobs of a group of ``n`` go into
-one call of :func:`~mmrepro.experiments.jobs.train_chunk`) and ``run(objective, chunks)``, which
+one call of :func:`~mmrepro.runs.protocol.train_chunk`) and ``run(objective, chunks)``, which
 yields ``(chunk index, candidates)`` as chunks finish, in any order.
 
 Ray is an optional extra (``pip install -e ".[cluster]"``): it is imported only when a Ray
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
-if TYPE_CHECKING:
-    from mmrepro.experiments.jobs import Job, Objective
+from mmrepro.runs.protocol import Job, Objective, train_chunk
 
 EXECUTORS = ("local", "ray")
 MAX_CHUNK = 64  # jobs per `many` call: the largest K batched training is measured at
@@ -37,8 +36,6 @@ class LocalExecutor:
         return max(1, min(n, MAX_CHUNK)) if hasattr(objective, "many") else 1
 
     def run(self, objective: Objective, chunks: Sequence[Sequence[Job]]) -> Iterator[tuple[int, list[Any]]]:
-        from mmrepro.experiments.jobs import train_chunk
-
         for i, chunk in enumerate(chunks):
             yield i, train_chunk(objective, chunk)
 
@@ -61,10 +58,8 @@ def device_type(objective: Objective) -> str:
 
 def _train_task(objective: Objective, jobs: Sequence[Job], threads: int) -> list[Any]:
     """One Ray task: a chunk trained on a worker with the threads it was given, deterministic kernels
-    requested as :func:`mmrepro.device.seed_everything` does for the notebook."""
+    requested as :func:`mmrepro.common.device.seed_everything` does for the notebook."""
     import torch
-
-    from mmrepro.experiments.jobs import train_chunk
 
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -53,7 +53,7 @@ def fingerprint(*values: Any) -> str:
 
 
 def dataset_fingerprint(ds: Any) -> str:
-    """Digest of what training on a :class:`~mmrepro.data.MultimodalDataset` sees: its name, inputs,
+    """Digest of what training on a :class:`~mmrepro.core.data.MultimodalDataset` sees: its name, inputs,
     presence, lengths, targets, tasks and split indices (not its free-form metadata)."""
     return fingerprint(ds.name, ds.x, ds.present, ds.lengths, ds.y, ds.tasks, ds.splits)
 

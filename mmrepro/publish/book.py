@@ -1,0 +1,287 @@
+"""Build the Jupyter Book: run the chapters that changed (side by side, :func:`build_book`), stage the
+executed notebooks with the book's pages and the vendored MathJax, and render the HTML with warnings as
+errors. ``site/`` in the build folder holds the staged sources, ``site/_build/html/`` the rendered book;
+one notebook's run is :mod:`mmrepro.publish.execution`.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import nbformat
+
+from mmrepro.common.files import write_atomic
+from mmrepro.publish.execution import execute, notebook_fingerprint, prepare_build, stale_reason
+from mmrepro.publish.notebook import PROFILES
+from mmrepro.publish.parameters import (
+    BookError,
+    Interrupted,
+    check_parameters,
+    is_chapter,
+    is_notebook,
+    notebooks,
+    parameters,
+    root_or_fail,
+    toc_files,
+)
+
+MATHJAX = Path("node_modules") / "mathjax" / "es5"
+
+
+def ensure_mathjax(root: Path) -> Path:
+    """MathJax 3 from npm (package.json) so the book renders formulas without a CDN."""
+    target = root / MATHJAX
+    if not (target / "tex-chtml.js").is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise BookError("MathJax is not installed and npm is missing: install Node.js/npm, "
+                            "then run `npm install` in the project folder.")
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-package-lock"], cwd=root, check=True)
+    return target
+
+
+def _hide_parameter_cells(nb) -> int:
+    """Tag the declared and the injected parameters cells ``remove-cell``; the index after the last of them."""
+    after = 0
+    for i, cell in enumerate(nb.cells):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags):
+            after = i + 1
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+    return after
+
+
+def parameters_dropdown(results: dict[str, Any]) -> str:
+    """A folded MyST dropdown listing the run's parameters: name, value and where the value came from."""
+    sources = results.get("param_sources", {})
+    lines = [":::{dropdown} Parameters of this run", f"Profile `{results['profile']}`, seed {results['seed']}, "
+             f"device {results.get('device_name') or results['device']}. Change any of them with "
+             "`mmrepro run NAME -p NAME VALUE` or `papermill ... -p NAME VALUE` (see *Running the notebooks*).",
+             "", "| parameter | value | source |", "| --- | --- | --- |"]
+    for name, value in results["params"].items():
+        shown = repr(value).replace("|", "\\|")
+        lines.append(f"| `{name}` | `{shown}` | {sources.get(name, '—')} |")
+    return "\n".join([*lines, ":::"])
+
+
+def stage(root: Path, build: Path) -> Path:
+    """Copy the pages, the executed notebooks and MathJax into ``build/site`` for Sphinx."""
+    site = build / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, site / name)
+    for page in toc_files(root):
+        rel = page.relative_to(root)
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        if is_notebook(page):
+            executed = build / "executed" / f"{page.stem}.ipynb"
+            if not executed.is_file():
+                raise BookError(f"{rel} has not been executed; run `mmrepro book` without --no-execute.")
+            nb = nbformat.read(executed, as_version=4)
+            if not nb.metadata.get("mmrepro", {}).get("complete"):
+                raise BookError(f"{executed} is not a completed run; run `mmrepro book` without --no-execute.")
+            after = _hide_parameter_cells(nb)
+            results = build / "results" / f"{page.stem}.json"
+            if is_chapter(page, root) and results.is_file():  # chapters: a folded parameters table instead
+                nb.cells.insert(after, nbformat.v4.new_markdown_cell(parameters_dropdown(json.loads(results.read_text()))))
+            nbformat.write(nb, (site / rel).with_suffix(".ipynb"))
+        else:
+            shutil.copy2(page, site / rel)
+    for extra in (root / "book").glob("*"):
+        if extra.suffix in {".png", ".svg", ".css"}:
+            shutil.copy2(extra, site / "book" / extra.name)
+    shutil.copytree(ensure_mathjax(root), site / "_vendor" / "mathjax")
+    return site
+
+
+def _jupyter_book() -> str:
+    """The jupyter-book executable of this environment (beside the running Python), else on PATH."""
+    beside = Path(sys.executable).parent / "jupyter-book"
+    found = str(beside) if beside.is_file() else shutil.which("jupyter-book")
+    if found is None:
+        raise BookError("jupyter-book is not installed in this environment: pip install -e . again.")
+    return found
+
+
+def _last_seconds(build: Path, name: str) -> float | None:
+    """How long the last completed run of ``name`` in this build took (its results file), if known."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        return float(json.loads((build / "results" / f"{name}.json").read_text())["seconds"])
+    return None
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A signal handler that stops the run as Ctrl-C does (KeyboardInterrupt named after the signal)."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _worker_init() -> None:
+    """A chapter worker runs in its own process group (a terminal's Ctrl-C reaches only `mmrepro book`,
+    which passes it on) and stops on SIGTERM as cleanly as on Ctrl-C, keeping its partial run in failed/."""
+    os.setpgrp()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def _run_all(runs: list[tuple[Path, dict[str, Any]]], build: Path, profile: str, root: Path,
+             jobs: int) -> dict[str, BookError | None]:
+    """Execute ``runs`` (path, fingerprint), ``jobs`` at a time, each in its own process (one kernel
+    each), the longest by its last recorded runtime first; ``{name: None or the error}``, printed as
+    each ends. Ctrl-C or SIGTERM stops every run (each keeps its partial notebook in failed/) and
+    raises :class:`Interrupted`."""
+    runs = sorted(runs, key=lambda r: -(_last_seconds(build, r[0].stem) or 0.0))  # stable: toc order otherwise
+    outcome: dict[str, BookError | None] = {}
+
+    def done(path: Path, err: BookError | None) -> None:
+        outcome[path.stem] = err
+        rel = path.relative_to(root)
+        print(f"failed   {rel}: {err}" if err else f"executed {rel}", flush=True)
+
+    if jobs == 1 or len(runs) == 1:
+        for path, parts in runs:
+            try:
+                execute(path, build, {"profile": profile}, root, record={"fingerprint": parts})
+                done(path, None)
+            except Interrupted:
+                raise
+            except BookError as err:
+                done(path, err)
+        return outcome
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(runs)), initializer=_worker_init,
+                                  mp_context=multiprocessing.get_context("spawn"))
+    futures: dict[cf.Future, Path] = {}
+    try:
+        for path, parts in runs:
+            futures[pool.submit(execute, path, build, {"profile": profile}, root, {"fingerprint": parts})] = path
+        for future in cf.as_completed(futures):
+            try:
+                future.result()
+                done(futures[future], None)
+            except BookError as err:
+                done(futures[future], err)
+    except KeyboardInterrupt as err:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(OSError):
+                proc.terminate()  # SIGTERM: the run stops as on Ctrl-C
+        pool.shutdown(wait=True, cancel_futures=True)
+        kept = [str(f.exception()) for f in futures if f.done() and not f.cancelled()
+                and isinstance(f.exception(), Interrupted)]
+        raise Interrupted("; ".join(kept) or f"interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold "
+                          "only completed runs") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return outcome
+
+
+def _record_data(build: Path, names: Sequence[str], before: Mapping[str, Any]) -> dict[str, Any]:
+    """The data fingerprint after this build's chapters ran, written into the records of those that
+    ran: files a chapter downloads (content pinned by the shipped SHA-256 manifests) are part of the
+    data the next build sees, so they must not make these chapters look out of date. Anything else
+    about the data that changed during the runs (its folder, the manifests, the data packages) is
+    left as each run recorded it, and then does make them run again."""
+    from mmrepro.core.data.storage import data_fingerprint
+
+    after = data_fingerprint()
+    if after == before or any(after[k] != before[k] for k in after if k != "files_sha256"):
+        return after
+    for name in names:
+        executed = build / "executed" / f"{name}.ipynb"
+        nb = nbformat.read(executed, as_version=4)
+        nb.metadata["mmrepro"]["fingerprint"]["data"] = after
+        write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
+    return after
+
+
+def build_book(root: Path | None = None, profile: str = "book", build: Path | None = None,
+               execute_notebooks: bool = True, force: bool = False, jobs: int | None = 1) -> Path:
+    """Execute the notebooks with ``profile`` and build the HTML book with ``-W --keep-going``.
+
+    A notebook whose executed copy was run from the same :func:`~mmrepro.publish.execution.notebook_fingerprint` is reused (``force``: run
+    every notebook again). The chapters run ``jobs`` at a time (None: all at once), each in its own
+    process; a failing chapter does not stop the others, and nothing of theirs is lost. The pages that summarise the
+    chapters (the scorecard) run afterwards, only when every chapter succeeded, and the book is built
+    only then. Prints one line per notebook: reused (and why not, when it runs), executed, failed or
+    skipped."""
+    if profile not in PROFILES:
+        raise BookError(f"profile {profile!r} is not one of {', '.join(PROFILES)}.")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise BookError(f"jobs must be a whole number >= 1 (chapters run at a time) or None (all at once), "
+                        f"got {jobs!r}.")
+    root = root_or_fail(root)
+    build = prepare_build(build or root / "_build")
+    outcome: dict[str, list[str]] = {"reused": [], "executed": [], "failed": [], "skipped": []}
+    paths = notebooks(root)
+    if not execute_notebooks:
+        for path in paths:
+            executed = build / "executed" / f"{path.stem}.ipynb"
+            reason = stale_reason(executed, notebook_fingerprint(path, check_parameters(path, {"profile": profile}), root,
+                                                        build), build / "results" / f"{path.stem}.json")
+            if reason and executed.is_file():
+                print(f"note: {path.relative_to(root)} is shown as last executed, although {reason}", flush=True)
+    else:
+        from mmrepro.core.data.storage import data_fingerprint
+
+        chapters = [p for p in paths if is_chapter(p, root)]
+        data = data_fingerprint()
+        for group in (chapters, [p for p in paths if p not in chapters]):  # summaries see the chapters' results
+            if group is not chapters and outcome["failed"]:
+                for path in group:
+                    print(f"skipped  {path.relative_to(root)}: it summarises the chapters, and "
+                          f"{', '.join(outcome['failed'])} failed", flush=True)
+                    outcome["skipped"].append(path.stem)
+                continue
+            runs = []
+            for path in group:
+                parts = notebook_fingerprint(path, check_parameters(path, {"profile": profile}), root, build, data)
+                reason = "--force" if force else stale_reason(build / "executed" / f"{path.stem}.ipynb", parts,
+                                                              build / "results" / f"{path.stem}.json")
+                if reason is None:
+                    print(f"reused   {path.relative_to(root)} (nothing it depends on changed)", flush=True)
+                    outcome["reused"].append(path.stem)
+                else:
+                    print(f"running  {path.relative_to(root)} (profile={profile}; {reason})", flush=True)
+                    runs.append((path, parts))
+            at_once = (jobs or len(runs) or 1) if group is chapters else 1
+            for name, err in _run_all(runs, build, profile, root, at_once).items():
+                outcome["failed" if err else "executed"].append(name)
+            if group is chapters:  # every chapter this build shows now stands for the data as the runs left it
+                data = _record_data(build, outcome["executed"] + outcome["reused"], data)
+        print("notebooks: " + "; ".join(f"{k} {', '.join(sorted(v, key=[p.stem for p in paths].index))}"
+                                        for k, v in outcome.items() if v), flush=True)
+    if outcome["failed"]:
+        raise BookError(f"{', '.join(outcome['failed'])} failed (see above); the book was not built. The other "
+                        "notebooks' executed copies and results are kept: the next `mmrepro book` reuses them "
+                        "and runs only what failed or changed.")
+    site = stage(root, build)
+    done = subprocess.run([_jupyter_book(), "build", str(site), "-W", "--keep-going"], cwd=root)
+    if done.returncode != 0:
+        raise BookError(f"the book build reported warnings or errors (exit {done.returncode}); see above.")
+    return site / "_build" / "html"
+
+
+def export(paths: list[Path], out: Path) -> list[Path]:
+    """Write each MyST notebook as an unexecuted ``.ipynb`` that plain papermill can run (kernelspec, a cell
+    tagged ``parameters`` with typed, commented parameters); returns the written paths."""
+    import jupytext
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        parameters(path)  # fails with a clear message when papermill could not read a parameter
+        nb = jupytext.read(path)
+        nb.metadata.pop("jupytext", None)
+        nb.metadata["language_info"] = {"name": "python"}
+        written.append(write_atomic(out / f"{path.stem}.ipynb", lambda tmp: nbformat.write(nb, str(tmp))))
+    return written

@@ -1,0 +1,203 @@
+"""``mmrepro`` command line: run one notebook, build the book, print the claims, list notebooks, make and grade
+classroom assignments."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from mmrepro.publish import assignments, book, execution, parameters
+from mmrepro.publish.notebook import PROFILES
+
+
+def _run(args: argparse.Namespace) -> int:
+    root = parameters.root_or_fail()
+    path = parameters.find_notebook(args.notebook, root)
+    params = {name: parameters.parse_value(value) for name, value in args.param}
+    if args.profile:
+        params["profile"] = args.profile
+    values = parameters.check_parameters(path, params)  # before any kernel starts
+    build = execution.prepare_build(Path(args.build) if args.build else root / "_build")
+    record = {"fingerprint": execution.notebook_fingerprint(path, values, root, build)}
+    out = execution.execute(path, build, params, root, record=record)
+    results = build / "results" / f"{path.stem}.json"
+    print(f"executed notebook: {out}" + (f"\nresults: {results}" if results.is_file() else ""))
+    return 0
+
+
+def _book(args: argparse.Namespace) -> int:
+    build = Path(args.build) if args.build else None
+    html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute,
+                           force=args.force, jobs=args.jobs)
+    print(f"book: {html / 'index.html'}")
+    return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from mmrepro.publish import scorecard
+    from mmrepro.publish.notebook import results_dir
+
+    folder = Path(args.results) if args.results else results_dir()
+    try:
+        results = scorecard.load_results(folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise parameters.BookError(str(err)) from None
+    if not results:
+        raise parameters.BookError(f"no results files in {folder}: run a chapter first (mmrepro run NAME).")
+    print(scorecard.terminal_report(results))
+    return 0
+
+
+def _chapters(names: list[str]) -> list[Path]:
+    """The named chapters' sources, or every chapter's when no name is given."""
+    root = parameters.root_or_fail()
+    return [parameters.find_notebook(n, root) for n in names] if names else [
+        p for p in parameters.notebooks(root) if parameters.is_chapter(p, root)]
+
+
+def _export(args: argparse.Namespace) -> int:
+    for path in book.export(_chapters(args.chapters), Path(args.out)):
+        print(path)
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    for path in assignments.assign(_chapters(args.chapters), Path(args.out)):
+        print(path)
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None)
+    print(report.text())
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from mmrepro.runs.cache import default_cache, describe_cache, size_text
+
+    store = default_cache()
+    if args.action == "info" or store is None:
+        print(describe_cache(store))
+        return 0
+    if args.older_than is not None and args.older_than < 0:
+        raise parameters.BookError(f"--older-than must be a number of days >= 0, got {args.older_than:g}.")
+    n, freed = store.clear(args.older_than)
+    age = f" unused for more than {args.older_than:g} days" if args.older_than is not None else ""
+    print(f"removed {n} cached run(s){age} ({size_text(freed)}) from {store.root}")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from mmrepro.publish.notebook import ParameterError, _device_name
+    from mmrepro.publish.planning import plan_notebook
+    from mmrepro.runs.cost import report
+
+    root = parameters.root_or_fail()
+    path = parameters.find_notebook(args.notebook, root)
+    params = {name: parameters.parse_value(value) for name, value in args.param}
+    try:
+        est = plan_notebook(path, args.profile, params, calibrate=not args.count_only)
+    except (ParameterError, ValueError) as err:
+        raise parameters.BookError(str(err)) from None
+    print(report(est, _device_name(__import__("torch").device(est.device))))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    root = parameters.root_or_fail()
+    for path in parameters.notebooks(root):
+        print(f"{path.stem}  ({path.relative_to(root)})")
+        for p in parameters.parameters(path):
+            print(f"    {p.name}: {p.type} = {p.default}  # {p.help}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mmrepro", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute one notebook through papermill")
+    run.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
+    run.add_argument("--profile", choices=PROFILES, help="smoke (seconds), book (laptop CPU), paper (GPU)")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="set a parameter (repeatable); VALUE is read as a Python literal when it is one")
+    run.add_argument("--build", help="build folder (default: <project>/_build)")
+    run.set_defaults(func=_run)
+
+    bk = sub.add_parser("book", help="execute the notebooks that changed and build the HTML book (-W)")
+    bk.add_argument("--profile", choices=PROFILES, default="book")
+    bk.add_argument("--build", help="build folder (default: <project>/_build)")
+    bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
+    bk.add_argument("--force", action="store_true",
+                    help="run every notebook again, even those whose executed copy is up to date")
+    bk.add_argument("--jobs", type=int, default=None, metavar="N",
+                    help="chapters run at a time, each in its own process on one thread (default: all at "
+                         "once; the system shares the CPU cores between them)")
+    bk.set_defaults(func=_book)
+
+    cl = sub.add_parser("claims", help="print every claim of the executed chapters with its interval and verdict")
+    cl.add_argument("--results", help="folder of results files (default: <project>/_build/results)")
+    cl.set_defaults(func=_claims)
+
+    ex = sub.add_parser("export", help="write chapters as unexecuted .ipynb notebooks that plain papermill runs")
+    ex.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
+    ex.add_argument("--out", required=True, help="folder for the .ipynb files")
+    ex.set_defaults(func=_export)
+
+    asg = sub.add_parser("assign", help="write student, solution and autograder versions of chapters' exercises")
+    asg.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
+    asg.add_argument("--out", required=True, help="folder for student/, solution/ and autograder/")
+    asg.set_defaults(func=_assign)
+
+    gr = sub.add_parser("grade", help="grade a submitted student notebook (otter-grader, locally)")
+    gr.add_argument("submission", help="the student's .ipynb")
+    gr.add_argument("--autograder", help="DIR/autograder written by mmrepro assign (default: built now from "
+                                         "this checkout's chapter)")
+    gr.set_defaults(func=_grade)
+
+    pl = sub.add_parser("plan", help="count a notebook's training runs and estimate its time on this device")
+    pl.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
+    pl.add_argument("--profile", choices=PROFILES, help="smoke, book or paper (default: the notebook's)")
+    pl.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="set a parameter as `mmrepro run` does (repeatable)")
+    pl.add_argument("--count-only", action="store_true", help="count runs and epochs without the timing calibration")
+    pl.set_defaults(func=_plan)
+
+    ca = sub.add_parser("cache", help="show or clear the cache of finished runs (MMREPRO_RUN_CACHE)")
+    ca.add_argument("action", choices=("info", "clear"), help="info: where it is and what it holds; clear: remove runs")
+    ca.add_argument("--older-than", type=float, metavar="DAYS", help="clear only runs unused for more than DAYS days")
+    ca.set_defaults(func=_cache)
+
+    ls = sub.add_parser("list", help="show notebooks and their parameters")
+    ls.set_defaults(func=_list)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; errors and interruptions end in one line on stderr (exit 2, or 130 when interrupted)."""
+    args = parser().parse_args(argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, book.raise_interrupt)  # SIGTERM stops as cleanly as Ctrl-C
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = None
+    try:
+        return args.func(args)
+    except parameters.Interrupted as err:
+        print(f"mmrepro: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt as err:
+        print(f"mmrepro: interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
+              file=sys.stderr)
+        return 130
+    except (parameters.BookError, assignments.AssignmentError) as err:
+        print(f"mmrepro: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""The notebook contract: validated parameters, profiles, results and claims.
+
+Every chapter's second cell is::
+
+    run = start("mfh", globals(), profiles={"smoke": {...}, "book": {...}, "paper": {...}})
+
+``start`` reads the parameters declared (with type annotations) in the cell tagged
+``parameters``, rejects names that papermill injected but the notebook never
+declared (papermill itself only warns), checks every value's type, fills the
+parameters left at ``None`` from the chosen profile, seeds everything and
+resolves the device.  The returned :class:`ChapterRun` collects every reported number
+and every checked claim and writes them, with provenance, to one JSON file.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import subprocess
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from mmrepro.common.checks import check_seed
+from mmrepro.common.files import write_atomic, write_bytes_atomic
+
+PROFILES = ("smoke", "book", "paper")
+# Empirical claims of a smoke run are recorded with this reason instead of a verdict.
+SMOKE_REASON = "the smoke profile only checks that the code runs (tiny models, few epochs and runs)"
+_INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects
+RUN_OUTPUT_ENV = "MMREPRO_RUN_OUTPUT"
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown or has an invalid value."""
+
+
+# ----------------------------------------------------------------------------- parameters
+
+def _injected_names(history: list[str]) -> set[str]:
+    """Names assigned by papermill's injected-parameters cell (the latest one), if any."""
+    for source in reversed(history):
+        if source.lstrip().startswith(_INJECTED_HEADER):
+            tree = ast.parse(source)
+            return {t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    return set()
+
+
+def _allows_none(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def _base_types(annotation: Any) -> tuple[type, ...]:
+    if isinstance(annotation, (types.UnionType,)) or typing.get_origin(annotation) is typing.Union:
+        return tuple(t for t in typing.get_args(annotation) if t is not type(None))
+    origin = typing.get_origin(annotation)
+    return (origin,) if origin is not None else (annotation,)
+
+
+def coerce_parameter(name: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against the declared annotation; ints are accepted for floats."""
+    if value is None:
+        return None
+    allowed = _base_types(annotation)
+    if isinstance(value, bool) and bool not in allowed:
+        raise ParameterError(f"parameter {name!r} must be {_type_name(annotation)}, got the boolean {value!r}.")
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value) if int not in allowed else value
+    if list in allowed and isinstance(value, tuple):
+        return list(value)
+    if not isinstance(value, allowed):
+        raise ParameterError(
+            f"parameter {name!r} must be {_type_name(annotation)}, got {value!r} ({type(value).__name__})."
+        )
+    return value
+
+
+def _type_name(annotation: Any) -> str:
+    return " or ".join(t.__name__ for t in _base_types(annotation))
+
+
+class Params(Mapping[str, Any]):
+    """Read-only attribute access to the resolved parameters (``P.n_seeds``)."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no parameter {name!r}; known: {sorted(self._values)}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return "Params(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+
+def resolve_parameters(
+    declared: Mapping[str, Any],
+    values: Mapping[str, Any],
+    profiles: Mapping[str, Mapping[str, Any]],
+    injected: set[str] = frozenset(),
+    choices: Mapping[str, typing.Sequence[Any]] | None = None,
+    checks: Mapping[str, tuple[Callable[[Any], bool], str]] | None = None,
+) -> dict[str, Any]:
+    """Validate parameter values against their declarations and fill ``None`` from the profile.
+
+    ``declared`` maps name -> annotation, ``values`` name -> current value, ``injected``
+    the names a caller (papermill) set.  ``checks`` maps name -> (predicate, what it
+    must be) for value constraints beyond the type.
+    """
+    for required in ("profile", "seed", "device"):
+        if required not in declared:
+            raise ParameterError(f"the parameters cell must declare {required!r} (with a type annotation).")
+    unknown = sorted(set(injected) - set(declared))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; this notebook accepts: "
+            f"{', '.join(sorted(declared))}."
+        )
+    profile = values.get("profile")
+    if profile not in PROFILES:
+        raise ParameterError(f"profile={profile!r} is not one of {', '.join(PROFILES)}.")
+    if set(profiles) != set(PROFILES):
+        raise ParameterError(f"profiles must define exactly {PROFILES}, got {sorted(profiles)}.")
+    for prof, settings in profiles.items():
+        extra = sorted(set(settings) - set(declared))
+        if extra:
+            raise ParameterError(f"profile {prof!r} sets undeclared parameter(s) {extra}; declare them first.")
+
+    resolved: dict[str, Any] = {}
+    for name, annotation in declared.items():
+        value = coerce_parameter(name, values.get(name), annotation)
+        if value is None and name in profiles[profile]:
+            value = coerce_parameter(name, profiles[profile][name], annotation)
+        if value is None and not _allows_none(annotation):
+            raise ParameterError(f"parameter {name!r} has no value: set it, or give it one in profile {profile!r}.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParameterError(f"parameter {name!r} must be finite, got {value!r}.")
+        resolved[name] = value
+    for name, allowed in (choices or {}).items():
+        if name not in resolved:
+            raise ParameterError(f"choices given for undeclared parameter {name!r}.")
+        if resolved[name] not in allowed:
+            raise ParameterError(f"{name}={resolved[name]!r} is not one of {list(allowed)}.")
+    for name, (predicate, must_be) in (checks or {}).items():
+        if resolved.get(name) is not None and not predicate(resolved[name]):
+            raise ParameterError(f"{name}={resolved[name]!r} is invalid: it must be {must_be}.")
+    try:
+        check_seed(resolved["seed"])
+    except (TypeError, ValueError) as err:
+        raise ParameterError(str(err)) from None
+    return resolved
+
+
+# ----------------------------------------------------------------------------- provenance
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` (default: cwd) holding ``_toc.yml``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file():
+            return folder
+    return None
+
+
+def results_dir() -> Path:
+    """The results files of the executed chapters (what the scorecard reads): ``$MMREPRO_RESULTS``,
+    else ``<project>/_build/results``, else ``./_build/results``."""
+    if os.environ.get("MMREPRO_RESULTS"):
+        return Path(os.environ["MMREPRO_RESULTS"])
+    return (project_root() or Path.cwd()) / "_build" / "results"
+
+
+def output_dir() -> Path:
+    """Where this run writes its results file and figures: ``$MMREPRO_RUN_OUTPUT`` (a staging folder set by
+    ``mmrepro run`` / ``mmrepro book``, moved into the results folder only when the whole notebook has
+    run), else :func:`results_dir`."""
+    staged = os.environ.get(RUN_OUTPUT_ENV)
+    return Path(staged) if staged else results_dir()
+
+
+def git_sha(root: Path | None = None) -> str | None:
+    """Commit of the project checkout, suffixed ``-dirty`` when tracked files differ; None outside git."""
+    root = root or project_root() or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Numbers, arrays, tensors and frames as plain JSON values (NaN becomes null)."""
+    if hasattr(value, "detach"):  # torch tensor
+        value = value.detach().cpu().numpy()
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # pandas DataFrame
+        return [to_jsonable(r) for r in value.to_dict(orient="records")]
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v) for v in value.tolist()] if value.ndim else to_jsonable(value.item())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    raise TypeError(f"cannot record a value of type {type(value).__name__} in the results file.")
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class ChapterRun:
+    """One execution of a chapter: parameters, provenance, reported values and claims."""
+
+    name: str
+    params: Params
+    device: Any
+    seed: int
+    profile: str
+    values: dict[str, Any] = field(default_factory=dict)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    sources: dict[str, str] = field(default_factory=dict)  # parameter -> "default" | "profile" | "user"
+
+    def _key(self, key: str) -> str:
+        if not isinstance(key, str) or not key or any(c.isspace() for c in key):
+            raise ValueError(f"result key {key!r} must be a non-empty string without spaces.")
+        if key in self.values:
+            raise ValueError(f"result key {key!r} was already recorded; every key must be unique.")
+        return key
+
+    def record(self, key: str, value: Any) -> Any:
+        """Store a value in the results file without showing it."""
+        self.values[self._key(key)] = to_jsonable(value)
+        return value
+
+    def glue(self, key: str, value: Any, fmt: str = "{:.3f}") -> Any:
+        """Record ``value`` and glue its formatted text for ``{glue:text}`key```."""
+        from myst_nb import glue
+
+        self.record(key, value)
+        text = value if isinstance(value, str) else fmt.format(value)
+        # A str glues as its repr, which {glue:text} literal-evaluates back to exactly ``text``
+        # (gluing the number would turn "1.00" into "1.0").
+        glue(key, text, display=False)
+        return value
+
+    def glue_table(self, key: str, table: Any, display: bool = True) -> Any:
+        """Record a pandas table (as records) and glue it; shown in place when ``display``.
+
+        A default 0..n-1 index is hidden in the page (a meaningful index, e.g. gamma, is kept)."""
+        import pandas as pd
+        from IPython.display import HTML
+        from myst_nb import glue
+
+        self.record(key, table)
+        shown = table
+        if isinstance(table, pd.DataFrame) and isinstance(table.index, pd.RangeIndex):
+            shown = HTML(table.to_html(index=False, na_rep="—"))  # a 0..n-1 index says nothing
+        glue(key, shown, display=display)
+        return table
+
+    def glue_figure(self, key: str, fig: Any, display: bool = True) -> Path:
+        """Save a matplotlib figure (atomically) in ``<output_dir>/<name>/<key>.png``, glue it, and close
+        it; returns the PNG path. :meth:`save` removes the figures of earlier runs this run did not draw."""
+        import matplotlib.pyplot as plt
+        from myst_nb import glue
+
+        path = output_dir() / self.name / f"{self._key(key)}.png"
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
+        self.values[key] = {"figure": str(path.name)}
+        glue(key, fig, display=display)
+        plt.close(fig)
+        return path
+
+    def _add_claim(self, record: dict[str, Any]) -> dict[str, Any]:
+        if any(c["id"] == record["id"] for c in self.claims):
+            raise ValueError(f"claim id {record['id']!r} was already recorded.")
+        self.claims.append(record)
+        return record
+
+    def claim(self, *, id: str, paper: str, where: str, paper_value: Any, criterion: str, evidence: Any,
+              threshold: float | tuple[float, float], direction: str, unit: str = "", reason: str | None = None,
+              **unexpected: Any) -> dict[str, Any]:
+        """Record an empirical claim (see :mod:`mmrepro.publish.claims`); its verdict is decided from ``evidence``
+        (:mod:`mmrepro.core.stats`), ``threshold`` and ``direction``, never passed in. ``reason`` marks the
+        setting as not comparable with the paper's; a ``smoke`` run gives every claim that reason."""
+        from mmrepro.publish import claims
+
+        if unexpected:
+            raise claims.ClaimError(f"claim {id!r}: unexpected field(s) {sorted(unexpected)}; a verdict is "
+                                    "computed from evidence, threshold and direction, never passed in")
+        if reason is None and self.profile == "smoke":
+            reason = SMOKE_REASON
+        return self._add_claim(claims.empirical(
+            id=id, chapter=self.name, paper=paper, where=where, paper_value=to_jsonable(paper_value),
+            criterion=criterion, evidence=evidence, threshold=threshold, direction=direction, unit=unit,
+            reason=reason))
+
+    def check(self, *, id: str, paper: str, where: str, paper_value: Any, criterion: str, passed: Any,
+              observed: str) -> dict[str, Any]:
+        """Record an exact or proof-style check (an identity, a bound in every trial, a count) that passes or fails."""
+        from mmrepro.publish import claims
+
+        return self._add_claim(claims.check(id=id, chapter=self.name, paper=paper, where=where,
+                                            paper_value=to_jsonable(paper_value), criterion=criterion,
+                                            passed=bool(passed) if isinstance(passed, np.bool_) else passed,
+                                            observed=observed))
+
+    def claims_table(self, *prefixes: str):
+        """The claims recorded so far (those whose id starts with one of ``prefixes``; all without) as a
+        table of readable cells (:func:`mmrepro.publish.scorecard.claim_rows`)."""
+        from mmrepro.publish.scorecard import claim_rows
+
+        return claim_rows([c for c in self.claims if c["id"].startswith(prefixes or "")], chapter=False)
+
+    def glue_claims(self, key: str, *prefixes: str, display: bool = True) -> None:
+        """Glue (and show, when ``display``) the claims whose id starts with one of ``prefixes`` as the book
+        shows claims: claim, criterion, paper, ours [interval], n, threshold and a coloured verdict. The
+        claims themselves are in the results file already."""
+        from myst_nb import glue
+
+        from mmrepro.publish.scorecard import styled
+
+        glue(key, styled(self.claims_table(*prefixes)), display=display)
+
+    def glue_markdown(self, key: str, text: str, display: bool = False) -> str:
+        """Record ``text`` and glue it as Markdown, shown where a ``{glue:md}`` block names ``key`` (plain
+        prose, where ``{glue:text}`` would set a whole sentence in bold)."""
+        from IPython.display import Markdown
+        from myst_nb import glue
+
+        self.record(key, text)
+        glue(key, Markdown(text), display=display)
+        return text
+
+    def glue_in_words(self, key: str, *prefixes: str, display: bool = False) -> str:
+        """Glue as Markdown (:meth:`glue_markdown`) the empirical claims whose id starts with one of
+        ``prefixes`` grouped by verdict, in words (:func:`mmrepro.publish.scorecard.in_words`)."""
+        from mmrepro.publish.scorecard import in_words
+
+        return self.glue_markdown(key, in_words([c for c in self.claims if c["id"].startswith(prefixes or "")]),
+                                  display)
+
+    def save(self) -> Path:
+        """Write ``<output_dir>/<name>.json`` atomically and return its path; figures in ``<output_dir>/<name>/``
+        that this run did not draw (left by an earlier run) are removed."""
+        from mmrepro.common.version import __version__
+
+        payload = {
+            "notebook": self.name, "profile": self.profile, "seed": self.seed,
+            "device": str(self.device), "device_name": _device_name(self.device),
+            "mmrepro_version": __version__, "git_sha": git_sha(),
+            "seconds": round(time.time() - self.started, 2),
+            "params": to_jsonable(dict(self.params)), "param_sources": self.sources,
+            "values": self.values, "claims": self.claims,
+        }
+        folder = output_dir()
+        figures = {v["figure"] for v in self.values.values() if isinstance(v, dict) and set(v) == {"figure"}}
+        if (folder / self.name).is_dir():
+            for old in (folder / self.name).glob("*.png"):
+                if old.name not in figures:
+                    old.unlink()
+        return write_bytes_atomic(folder / f"{self.name}.json", json.dumps(payload, indent=2, allow_nan=False).encode())
+
+
+def _device_name(device: Any) -> str:
+    import platform
+
+    import torch
+
+    if getattr(device, "type", None) == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[str, Any]],
+          choices: Mapping[str, typing.Sequence[Any]] | None = None,
+          checks: Mapping[str, tuple[Callable[[Any], bool], str]] | None = None) -> ChapterRun:
+    """Validate a chapter's parameters (see module docstring) and begin its run.
+
+    ``namespace`` is the notebook's ``globals()``: declared parameters are its
+    top-level annotations, injected ones come from the kernel's input history.
+    """
+    from mmrepro.common import style
+    from mmrepro.common.device import resolve_device, seed_everything
+
+    declared = dict(namespace.get("__annotations__", {}))
+    injected = _injected_names(list(namespace.get("In", [])))
+    given = {k: namespace.get(k) for k in declared}
+    values = resolve_parameters(declared, given, profiles, injected, choices, checks)
+    sources = {k: "user" if k in injected else "profile" if given[k] is None and values[k] is not None
+               else "default" for k in declared}
+    try:
+        device = resolve_device(values["device"])
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
+    seed_everything(values["seed"])
+    style.use()
+    namespace.update(values)  # the resolved values replace the None placeholders
+    return ChapterRun(name=name, params=Params(values), device=device, seed=values["seed"],
+               profile=values["profile"], sources=sources)

@@ -1,0 +1,216 @@
+"""The chapters as the command line sees them: which notebooks the book holds (``_toc.yml``), the
+parameters each declares, and those parameters resolved and checked without a kernel
+(:func:`static_parameters`), so that a bad value stops a run before anything starts."""
+from __future__ import annotations
+
+import ast
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from mmrepro.publish.notebook import ParameterError, coerce_parameter, project_root, resolve_parameters
+
+
+class BookError(RuntimeError):
+    """The book or one of its notebooks could not be built."""
+
+
+class Interrupted(BookError):
+    """A run was stopped by Ctrl-C or SIGTERM; the message says what was kept."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter as declared in a notebook's ``parameters`` cell."""
+
+    name: str
+    type: str
+    default: str
+    help: str
+
+
+def root_or_fail(root: Path | None = None) -> Path:
+    found = project_root(root)
+    if found is None:
+        raise BookError("no _toc.yml found here or above: run mmrepro from the project checkout.")
+    return found
+
+
+def is_notebook(path: Path) -> bool:
+    """A MyST page is a notebook when its front matter names a jupytext kernelspec."""
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return False
+    front = yaml.safe_load(text.split("---", 2)[1]) or {}
+    return "kernelspec" in front
+
+
+def toc_files(root: Path) -> list[Path]:
+    """Every page of ``_toc.yml`` in reading order, as ``.md`` paths."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages: list[str] = [toc["root"]]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                pages.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    missing = [p for p in pages if not (root / f"{p}.md").is_file()]
+    if missing:
+        raise BookError(f"_toc.yml lists {missing} but there is no such .md file; fix _toc.yml.")
+    return [root / f"{p}.md" for p in pages]
+
+
+def notebooks(root: Path) -> list[Path]:
+    """The executable pages of the book (chapters, then pages such as the scorecard)."""
+    return [p for p in toc_files(root) if is_notebook(p)]
+
+
+def find_notebook(name_or_path: str, root: Path) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".md" and candidate.is_file():
+        return candidate.resolve()
+    for path in notebooks(root):
+        if path.stem == name_or_path:
+            return path
+    names = ", ".join(p.stem for p in notebooks(root))
+    raise BookError(f"no notebook called {name_or_path!r}; choose one of: {names}.")
+
+
+def parameters(path: Path) -> list[Parameter]:
+    """The declared parameters of a notebook (what ``papermill --help-notebook`` would show)."""
+    import jupytext
+    from papermill.translators import PythonTranslator
+
+    nb = jupytext.read(path)
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            found = [Parameter(p.name, p.inferred_type_name, p.default, p.help)
+                     for p in PythonTranslator.inspect(cell)]
+            declared = [n.target.id for n in ast.parse(cell.source).body
+                        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+            unread = [n for n in declared if n not in {p.name for p in found}]
+            if unread:  # papermill skips such lines with a printed warning, so they could not be set
+                raise BookError(f"papermill cannot read parameter(s) {unread} in {path.name}: write each as "
+                                "`name: type = value  # comment` on one line, with no '=' in the comment.")
+            return found
+    raise BookError(f"{path} has no cell tagged 'parameters'.")
+
+
+def parse_value(text: str) -> Any:
+    """A command-line parameter value: a Python literal when it is one, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+# ----------------------------------------------------------------------------- checks before a kernel starts
+
+def _code_cells(path: Path) -> list[Any]:
+    import jupytext
+
+    return [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+
+
+def _start_arguments(cells: list[Any], namespace: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``profiles``, ``choices`` and ``checks`` of the notebook's ``start(...)`` call, evaluated in
+    ``namespace`` (the parameters, plus the imports and literal constants of the statements before the
+    call in its cell); None when the notebook calls no ``start`` or its arguments need more than that."""
+    for cell in cells:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython magics
+            continue
+        for stmt in tree.body:
+            call = getattr(stmt, "value", None)
+            func = getattr(call, "func", None)
+            name = getattr(func, "id", None) or getattr(func, "attr", None)
+            if isinstance(stmt, (ast.Assign, ast.Expr)) and isinstance(call, ast.Call) and name == "start":
+                nodes = {"profiles": call.args[2] if len(call.args) > 2 else None,
+                         **{k.arg: k.value for k in call.keywords if k.arg in ("profiles", "choices", "checks")}}
+                try:
+                    return {k: eval(compile(ast.Expression(v), "<start arguments>", "eval", dont_inherit=True), namespace)  # noqa: S307
+                            for k, v in nodes.items() if v is not None}
+                except Exception:  # noqa: BLE001 - needs the kernel (e.g. an imported name): checked there
+                    return None
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                try:
+                    exec(compile(ast.Module([stmt], []), "<imports>", "exec", dont_inherit=True), namespace)  # noqa: S102
+                except Exception:  # noqa: BLE001 - checked in the kernel instead
+                    return None
+            if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+                with contextlib.suppress(ValueError, SyntaxError, TypeError):
+                    value = ast.literal_eval(stmt.value)
+                    namespace.update({t.id: value for t in stmt.targets})
+    return None
+
+
+def static_parameters(path: Path, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What a run of notebook ``path`` with ``params`` would get, without running it: the values the
+    notebook sees (the defaults of its parameters cell updated with ``params``) and, for a notebook that
+    calls ``start``, the parameters ``start`` would resolve (None when it calls none, or its checks
+    need the kernel's state).
+
+    Checks unknown names, types (:func:`mmrepro.publish.notebook.coerce_parameter`) and, through the same
+    :func:`~mmrepro.publish.notebook.resolve_parameters` as ``start``, profiles, choices, checks and the device;
+    raises :class:`~mmrepro.publish.notebook.ParameterError` for anything ``start`` would reject."""
+    parameters(path)  # every declared parameter must be one papermill can set
+    cells = _code_cells(path)
+    at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(cells[at].source, f"{path.name}, parameters cell", "exec", dont_inherit=True), namespace)  # noqa: S102
+    except Exception as err:  # noqa: BLE001
+        raise BookError(f"the parameters cell of {path.name} does not run ({type(err).__name__}: {err}).") from None
+    declared = dict(namespace.get("__annotations__", {}))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
+    namespace.update(params)
+    values = {name: namespace.get(name) for name in declared}
+    for name, value in params.items():
+        coerce_parameter(name, value, declared[name])
+    contract = _start_arguments(cells[at + 1:], namespace)
+    if contract is None or "profiles" not in contract:
+        return values, None
+    try:
+        resolved = resolve_parameters(declared, values, contract["profiles"], set(params),
+                                      contract.get("choices"), contract.get("checks"))
+    except ParameterError:
+        raise
+    except Exception:  # noqa: BLE001 - a check that needs the kernel's state: start() runs it there
+        return values, None
+    from mmrepro.common.device import resolve_device
+
+    try:
+        resolve_device(resolved["device"])
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
+    return values, resolved
+
+
+def check_parameters(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`static_parameters` before a run: the values the notebook will see, or BookError saying
+    what is wrong and that nothing was run."""
+    try:
+        return static_parameters(path, params)[0]
+    except ParameterError as err:
+        raise BookError(f"{path.stem}: {str(err).rstrip('.')}; nothing was run.") from None
+
+
+def is_chapter(path: Path, root: Path) -> bool:
+    """Chapters live in ``notebooks/``; the other executable pages (the scorecard) read their results."""
+    try:
+        return path.resolve().relative_to(root.resolve()).parts[0] == "notebooks"
+    except ValueError:  # a notebook outside the project (mmrepro run path/to/x.md)
+        return True

@@ -1,0 +1,160 @@
+"""Knowing the cost before paying it: the pieces of ``mmrepro plan``.
+
+A paper's plan (``mmrepro/papers/<paper>/plan.py``) turns its chapter's resolved parameters into
+:class:`Section` s: how many training runs each section of the notebook trains and for how many
+epochs, and a :class:`Cost` that measures, on this device, the seconds of one epoch of one run (a
+short calibration: a few epochs of the real model on a slice of the real training rows, scaled to
+all rows). :func:`estimate` prices the sections and :func:`report` prints them; the command itself,
+which resolves a notebook's parameters without a kernel, is :mod:`mmrepro.publish.planning`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+PROBE_ROWS = 256  # training rows a calibration run uses (scaled to the full training set)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one epoch of one run costs: ``probe()`` returns its seconds, measured on this device."""
+
+    name: str
+    probe: Callable[[], float] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Section:
+    """``runs`` training runs of ``epochs`` epochs (at most: early stopping may end them sooner).
+
+    ``units`` is how many times one measured ``cost`` epoch is paid per epoch: the runs for
+    sections that train run after run (the default), 1 for a section that trains all its runs as
+    one vectorised batch."""
+
+    name: str
+    runs: int
+    epochs: int
+    cost: Cost | None
+    units: int | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        return self.runs * self.epochs
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds of one call. With CUDA, wall seconds (the device synchronised after the call); on a
+    CPU, the process's CPU seconds per torch thread, so that other programs sharing the machine do
+    not inflate the estimate (what the call takes on the same machine when it is otherwise idle)."""
+    import torch
+
+    if torch.cuda.is_available():
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+    start = time.process_time()
+    fn()
+    return (time.process_time() - start) / torch.get_num_threads()
+
+
+def epoch_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int = 1) -> float:
+    """Seconds of one epoch: ``train(epochs)`` timed after a one-epoch warm-up, divided by
+    ``epochs`` and multiplied by ``scale`` (full rows / probed rows). Model construction and the
+    final evaluation are inside the timing, so the figure is slightly high."""
+    train(1)
+    return timed(lambda: train(epochs)) / epochs * scale
+
+
+def row_scale(n_full: int, n_probe: int, n_val: int = 0) -> float:
+    """Scale from a probe on ``n_probe`` training rows to ``n_full`` (validation rows stay whole)."""
+    return (n_full + n_val) / max(1, n_probe + n_val)
+
+
+# ----------------------------------------------------------------------------- estimating
+
+@dataclass
+class Estimate:
+    """A plan with its calibration: seconds per epoch of each cost, and the total."""
+
+    notebook: str
+    params: dict[str, Any]
+    device: str
+    sections: list[Section]
+    per_epoch: dict[str, float]
+    calibration_s: float
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.per_epoch)
+
+    def seconds(self, s: Section) -> float:
+        if s.cost is None or s.cost.name not in self.per_epoch:
+            return 0.0
+        return (s.runs if s.units is None else s.units) * s.epochs * self.per_epoch[s.cost.name]
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds(s) for s in self.sections)
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = [{"section": s.name, "runs": s.runs, "epochs/run": s.epochs, "epochs": s.total_epochs,
+                "s/epoch": self.per_epoch.get(s.cost.name) if s.cost else None, "estimate_s": self.seconds(s)}
+               for s in self.sections]
+        out.append({"section": "total", "runs": sum(s.runs for s in self.sections), "epochs/run": None,
+                    "epochs": sum(s.total_epochs for s in self.sections), "s/epoch": None,
+                    "estimate_s": self.total_s})
+        return out
+
+
+def estimate(notebook: str, params: dict[str, Any], sections: list[Section], device: str,
+             calibrate: bool = True) -> Estimate:
+    """Measure every distinct cost of ``sections`` once (its probe) and price the plan; without
+    ``calibrate`` only the runs and epochs are counted."""
+    start = time.perf_counter()
+    per_epoch: dict[str, float] = {}
+    for s in sections if calibrate else []:
+        if s.cost is not None and s.cost.name not in per_epoch and s.runs and s.epochs:
+            per_epoch[s.cost.name] = s.cost.probe()
+    return Estimate(notebook, params, device, sections, per_epoch, time.perf_counter() - start)
+
+
+def duration(seconds: float) -> str:
+    """3 s, 4.2 min, 1 h 05 min."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    h = int(seconds // 3600)
+    return f"{h} h {round((seconds - 3600 * h) / 60):02d} min"
+
+
+def report(e: Estimate, device_name: str) -> str:
+    """The table ``mmrepro plan`` prints."""
+    rows = e.rows()
+    width = max(len(r["section"]) for r in rows)
+    head = f"{'section':<{width}}  {'runs':>6}  {'epochs/run':>10}  {'epochs':>8}"
+    if e.calibrated:
+        head += f"  {'s/epoch':>8}  {'estimate':>10}"
+    lines = [f"{e.notebook}, profile {e.params['profile']}, on {e.device} ({device_name})", head, "-" * len(head)]
+    for r in rows:
+        if r["section"] == "total":
+            lines.append("-" * len(head))
+        per = "" if r["s/epoch"] is None else (f"{r['s/epoch']:.3f}" if r["s/epoch"] < 10 else f"{r['s/epoch']:.1f}")
+        line = f"{r['section']:<{width}}  {r['runs']:>6}  {'' if r['epochs/run'] is None else r['epochs/run']:>10}"
+        line += f"  {r['epochs']:>8}"
+        if e.calibrated:
+            line += f"  {per:>8}  {duration(r['estimate_s']):>10}"
+        lines.append(line)
+    if not e.calibrated:
+        return "\n".join(lines + ["not calibrated (--count-only): no time estimate"])
+    clock = "wall time" if e.device.startswith("cuda") else "CPU time per torch thread, as on an idle machine"
+    lines.append(f"calibration took {duration(e.calibration_s)}: each s/epoch is one epoch of one run of that "
+                 f"section's model, timed here ({clock}) on up to {PROBE_ROWS} training rows and scaled to all "
+                 "of them (for a vectorised section: one epoch of the whole batch). Epochs are upper bounds "
+                 "where early stopping may end a run; runs found in the run cache are not trained again, and "
+                 "data loading, evaluation and figures are not counted.")
+    return "\n".join(lines)
