@@ -30,7 +30,8 @@ finite = st.floats(-1e6, 1e6, allow_nan=False)
 def test_above_holds_only_when_the_whole_interval_is_above(a, b, t):
     lo, hi = sorted((a, b))
     verdict = decide((lo, hi), t, "above")
-    assert verdict == ("holds" if lo > t else "does not hold" if hi <= t else "inconclusive")
+    expected = "holds" if lo > t else "does not hold" if hi <= t else "inconclusive"
+    assert verdict == ("inconclusive" if lo == hi else expected)  # a zero-width interval decides nothing
 
 
 @given(finite, finite, finite)
@@ -41,9 +42,9 @@ def test_below_is_above_mirrored(a, b, t):
     above_of_negated = decide((-hi, -lo), -t, "above")
     assert below == mirrored[above_of_negated] or (below, above_of_negated) in {
         ("does not hold", "does not hold")}
-    if hi < t:
+    if hi < t and lo < hi:
         assert below == "holds"
-    if lo > t:
+    if lo > t and lo < hi:
         assert below == "does not hold"
 
 
@@ -54,13 +55,15 @@ def test_within_a_margin(a, b, m1, m2):
     verdict = decide((lo, hi), margin, "within")
     inside = margin[0] <= lo and hi <= margin[1]
     outside = hi < margin[0] or lo > margin[1]
-    assert verdict == ("holds" if inside else "does not hold" if outside else "inconclusive")
+    expected = "holds" if inside else "does not hold" if outside else "inconclusive"
+    assert verdict == ("inconclusive" if lo == hi else expected)
 
 
 def test_verdict_rule_examples():
     assert decide((0.1, 0.4), 0.0, "above") == "holds"
     assert decide((-27.1, 23.8), 0.0, "above") == "inconclusive"  # MILES' best-fused interval of the review
-    assert decide((0.0, 0.0), 0.0, "above") == "does not hold"  # an exact tie is no improvement
+    assert decide((-0.2, 0.0), 0.0, "above") == "does not hold"  # an upper end at the threshold is no improvement
+    assert decide((0.0, 0.0), 0.0, "above") == "inconclusive"  # zero width: exact (a check) or too coarse, never decisive
     assert decide((-0.3, -0.1), 0.0, "below") == "holds"
     assert decide((-0.01, 0.015), (-0.02, 0.02), "within") == "holds"
     assert decide((-0.05, 0.01), (-0.02, 0.02), "within") == "inconclusive"
@@ -136,7 +139,8 @@ def test_scorecard_refuses_a_results_file_with_a_wrong_verdict(tmp_path):
 
 def test_describe_and_oriented_figure_coordinates():
     cells = claims.describe(record())
-    assert cells == {"ours": "0.5 points [0.2, 0.8]", "n": "5", "threshold": "> 0 points", "verdict": "holds"}
+    assert cells == {"ours": "0.5 points [0.2, 0.8]", "n": "5", "threshold": "> 0 points", "verdict": "holds",
+                     "paper effect": "—", "outcome": "reproduces"}
     z, lo, hi = scorecard.oriented(record())
     assert (z, lo, hi) == pytest.approx((0.5 / 0.3, 0.5 / 0.3 - 1, 0.5 / 0.3 + 1))
     below = record(direction="below", verdict="does not hold")

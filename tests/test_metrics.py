@@ -15,13 +15,13 @@ from sklearn import metrics as skm
 from mmrepro.core.metrics import (
     METRICS,
     BootstrapResult,
-    _replicates_fast,
     bootstrap_ci,
     bootstrap_indices,
     conditional_utilization,
     d_util,
     delta_ab,
     interval,
+    resampled_scores,
     score,
     unimodal_gap,
 )
@@ -145,7 +145,7 @@ def test_fast_path_equals_sklearn_on_every_resample(name, kind):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = _sklearn_replicates(name, y, s, kind, idx)
-    fast = _replicates_fast(name, y, s, kind, idx, 0.5)
+    fast = resampled_scores(name, y, s, kind, idx, 0.5)
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
 
@@ -167,7 +167,7 @@ def test_fast_path_property_multilabel_ties(n, n_labels, levels, seed, name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = _sklearn_replicates(name, y, s, "multilabel", idx)
-    fast = _replicates_fast(name, y, s, "multilabel", idx, 0.5)
+    fast = resampled_scores(name, y, s, "multilabel", idx, 0.5)
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
 
@@ -183,7 +183,7 @@ def test_fast_path_property_multiclass_labels(n, n_classes, seed, name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = _sklearn_replicates(name, y, pred, "multiclass", idx)
-    np.testing.assert_allclose(_replicates_fast(name, y, pred, "multiclass", idx, 0.5), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(resampled_scores(name, y, pred, "multiclass", idx, 0.5), ref, rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- bootstrap_ci

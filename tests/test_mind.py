@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 from mmrepro.core.losses import Supervised
@@ -245,7 +246,8 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     assert cl["compression-pbc_death"]["passed"] == (r.sizes["ratio_largest"] >= 3)
     assert cl["fused-pbc_death-vs-ts"]["estimate"] == pytest.approx(
         100 * (r.metric("mind", FUSION_HEAD).estimate - r.metric("ts", FUSION_HEAD).estimate))
-    assert cl["fused-pbc_death-vs-ts"]["n"] == 2 and "2 seeds x 33 test rows" in cl["fused-pbc_death-vs-ts"]["interval_method"]
+    assert cl["fused-pbc_death-vs-ts"]["n"] == 2
+    assert "Student t over 2 seeds plus a bootstrap over 33 test rows" in cl["fused-pbc_death-vs-ts"]["interval_method"]
     assert len(C.baseline_table(r)) == len(STUDENT_METHODS) and len(C.ablation_table(r)) == 6
     assert len(C.omega_summary(r)) == 6 and C.under_utilised(r) in pbc.modalities
     assert len(C.omega_per_seed(r)) == 12 and cl["omega-pbc_death-balance"]["n"] == 2
@@ -266,28 +268,35 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
         [c for c in run.claims if c["kind"] == "empirical"])
 
 
-def test_two_stage_bootstrap():
+def test_seed_and_row_evidence_of_a_difference():
+    """MIND's differences count the seeds (Student t on the per-seed differences) and the test rows (the
+    bootstrap variance of the seed-averaged difference), added: checked against that computation by hand."""
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 60).astype(float)
     a = [np.clip(y * 0.3 + rng.random(60) * 0.7, 0, 1) for _ in range(3)]
     b = [rng.random(60) for _ in range(3)]
-    draws = ev.Draws.make(60, 3, 400, seed=1)
+    draws = ev.Draws.make(60, 400, seed=1)
     d = ev.difference("auroc", y, a, b, "binary", draws)
-    assert d.n == 3 and d.interval[0] <= d.estimate <= d.interval[1] and d.interval[0] > 0
-    assert d.estimate == pytest.approx(np.mean([score("auroc", y, p, "binary") for p in a])
-                                       - np.mean([score("auroc", y, p, "binary") for p in b]))
+    per_seed = np.array([score("auroc", y, pa, "binary") - score("auroc", y, pb, "binary") for pa, pb in zip(a, b)])
+    reps = np.mean([[score("auroc", y[i], pa[i], "binary") for i in draws.rows] for pa in a], axis=0) - np.mean(
+        [[score("auroc", y[i], pb[i], "binary") for i in draws.rows] for pb in b], axis=0)
+    v_s, v_r = per_seed.var(ddof=1) / 3, reps.var(ddof=1)
+    df = (v_s + v_r) ** 2 / (v_s**2 / 2 + v_r**2 / 59)
+    half = scipy.stats.t.ppf(0.975, df) * np.sqrt(v_s + v_r)
+    assert d.n == 3 and d.estimate == pytest.approx(per_seed.mean())
+    assert d.interval == pytest.approx((per_seed.mean() - half, per_seed.mean() + half))
     same = ev.difference("auroc", y, a, a, "binary", draws)
-    assert same.estimate == 0 and same.interval == (0.0, 0.0)
-    # one run per side: exactly the paired bootstrap over test rows of mmrepro.core.stats
-    one = ev.difference("auroc", y, a[:1], b[:1], "binary", ev.Draws.make(60, 1, 400, seed=1))
+    assert same.estimate == 0 and same.interval == (0.0, 0.0)  # zero width: the contract reads it as undecided
+    # one run per side: the rows alone, the paired bootstrap over test rows of mmrepro.core.stats
+    one = ev.difference("auroc", y, a[:1], b[:1], "binary", draws)
     ref = paired_bootstrap_evidence("auroc", y, a[0], b[0], "binary", n_boot=400, seed=1)
     assert one.estimate == pytest.approx(ref.estimate) and one.interval == pytest.approx(ref.interval)
     # seed variation widens the interval: differences that flip sign between seeds are not decided
     noisy = [np.clip(y * (0.6 if k % 2 else -0.6) + rng.random(60) * 0.4, 0, 1) for k in range(3)]
     wide = ev.difference("auroc", y, noisy, b, "binary", draws)
     assert wide.interval[1] - wide.interval[0] > d.interval[1] - d.interval[0]
-    with pytest.raises(ValueError, match="2 runs but the draws resample 3 seeds"):
-        ev.replicates("auroc", y, a[:2], "binary", draws)
+    with pytest.raises(ValueError, match="cannot pair 2 runs with 3 runs"):
+        ev.scored("auroc", y, a[:2], "binary", draws) - ev.scored("auroc", y, b, "binary", draws)
 
 
 def test_students_many_is_one_call_per_job(pbc, teachers):

@@ -227,4 +227,4 @@ def test_claims_table_filters_by_prefixes_and_glue_claims_shows_them_styled(monk
     assert list(run.claims_table()["claim"]) == ["a-1", "b-1", "c-1"]
     run.glue_claims("claims", "a-", "c-", display=False)
     html = glued["claims"].to_html()
-    assert "a-1" in html and "b-1" not in html and "background-color" in html  # the verdicts are coloured
+    assert "a-1" in html and "b-1" not in html and "background:#cdebcf" in html  # the outcomes are coloured

@@ -211,7 +211,7 @@ def score_runs(name: str, y_true: Any, y_score: Any, task_kind: str, valid: Any)
     or where the metric is undefined (e.g. AUROC with one class). Accuracy is counted for every run
     in one pass (the same number as scikit-learn's ``accuracy_score``: binary and multilabel scores
     thresholded at 0.5, multilabel as subset accuracy); the other metrics are computed run by run by the
-    bootstrap's exact fast path (:func:`_replicates_fast` on the identity resample, equal to
+    bootstrap's exact fast path (:func:`resampled_scores` on the identity resample, equal to
     scikit-learn's to float round-off), since scikit-learn's input validation cost far more than the
     metric on the few hundred rows scored after every epoch.
     """
@@ -234,7 +234,7 @@ def score_runs(name: str, y_true: Any, y_score: Any, task_kind: str, valid: Any)
         if name in RANK_METRICS and task_kind == "multiclass" and s.ndim != 2:
             raise ValueError("multiclass auroc needs y_score of shape (N, C) (class probabilities)")
         try:
-            out.append(float(_replicates_fast(name, t, s, task_kind, np.arange(len(t))[None], 0.5)[0]))
+            out.append(float(resampled_scores(name, t, s, task_kind, np.arange(len(t))[None], 0.5)[0]))
         except ValueError:  # undefined on this run's rows (e.g. AUROC where a label has one class)
             out.append(float("nan"))
     return out
@@ -343,7 +343,7 @@ def bootstrap_ci(
     MIND reports 95 % intervals from 1,000 resamples, Sec. 5).
 
     ``metric`` is either a name from ``METRICS`` -- the fast path: the statistic of every resample
-    is computed at once from resample counts (:func:`_replicates_fast`), equal to scikit-learn on
+    is computed at once from resample counts (:func:`resampled_scores`), equal to scikit-learn on
     every resample up to float round-off -- or a callable ``metric(y_true, y_score) -> float``
     called once per resample on numpy arrays (the general path). ``task_kind`` and ``threshold``
     are as in :func:`score` (the kind is inferred from the shapes when omitted) and apply to names.
@@ -369,7 +369,7 @@ def bootstrap_ci(
         point = score(metric, yt0, ys0, kind, threshold)
         yt, ys = prepare(yt0, ys0, kind)
         idx = bootstrap_indices(yt.shape[0], n_boot, seed)
-        reps = _replicates_fast(metric, yt, ys, kind, idx, threshold)
+        reps = resampled_scores(metric, yt, ys, kind, idx, threshold)
     elif callable(metric):
         if task_kind is not None:
             raise ValueError("task_kind applies to metric names only; a callable metric gets the raw arrays")
@@ -408,7 +408,7 @@ def _counts_chunks(idx: np.ndarray, row_size: int, budget: int = 2**16, pad: boo
         yield slice(start, start + block.shape[0]), counts.astype(np.float64)
 
 
-def _replicates_fast(
+def resampled_scores(
     name: str, yt: np.ndarray, ys: np.ndarray, task_kind: str, idx: np.ndarray, threshold: float
 ) -> np.ndarray:
     """Metric ``name`` on every resample in ``idx`` at once; NaN marks an undefined resample.

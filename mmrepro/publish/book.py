@@ -103,6 +103,8 @@ def stage(root: Path, build: Path) -> Path:
     for extra in (root / "book").glob("*"):
         if extra.suffix in {".png", ".svg", ".css"}:
             shutil.copy2(extra, site / "book" / extra.name)
+    if (root / "_static").is_dir():  # the book's stylesheet (html_static_path in _config.yml)
+        shutil.copytree(root / "_static", site / "_static")
     shutil.copytree(ensure_mathjax(root), site / "_vendor" / "mathjax")
     return site
 

@@ -38,14 +38,27 @@ def _claims(args: argparse.Namespace) -> int:
     from mmrepro.publish import scorecard
     from mmrepro.publish.notebook import results_dir
 
-    folder = Path(args.results) if args.results else results_dir()
+    folder = Path(args.results) if args.results else (Path(args.build) / "results" if args.build else results_dir())
     try:
         results = scorecard.load_results(folder)
     except (FileNotFoundError, ValueError) as err:
         raise parameters.BookError(str(err)) from None
     if not results:
         raise parameters.BookError(f"no results files in {folder}: run a chapter first (mmrepro run NAME).")
-    print(scorecard.terminal_report(results))
+    if args.chapter is not None and args.chapter not in {r["notebook"] for r in results}:
+        raise parameters.BookError(f"--chapter {args.chapter!r} has no results in {folder}; chapters there: "
+                                   f"{', '.join(r['notebook'] for r in results)}.")
+    if not (args.headline or args.chapter or args.outcome):
+        print(scorecard.terminal_report(results))
+        return 0
+    try:
+        chosen = scorecard.select(results, chapter=args.chapter, headline=args.headline, outcome=args.outcome)
+    except ValueError as err:
+        raise parameters.BookError(str(err)) from None
+    for record in chosen:
+        print(f"{record['chapter']}: {scorecard.claim_line(record, 120 - len(record['chapter']) - 2)}")
+    if not chosen:
+        print("no claim matches these filters")
     return 0
 
 
@@ -137,8 +150,13 @@ def parser() -> argparse.ArgumentParser:
                          "once; the system shares the CPU cores between them)")
     bk.set_defaults(func=_book)
 
-    cl = sub.add_parser("claims", help="print every claim of the executed chapters with its interval and verdict")
-    cl.add_argument("--results", help="folder of results files (default: <project>/_build/results)")
+    cl = sub.add_parser("claims", help="print every claim of the executed chapters: outcome, estimate [interval] "
+                                       "vs the paper's effect, one line each")
+    cl.add_argument("--results", help="folder of results files (default: <build>/results)")
+    cl.add_argument("--build", help="build folder whose results to read (default: <project>/_build)")
+    cl.add_argument("--chapter", help="only this chapter's claims (mfh, mind, miles, multimodn)")
+    cl.add_argument("--headline", action="store_true", help="only the papers' headline claims")
+    cl.add_argument("--outcome", help="only claims with this outcome (e.g. undecided, 'not reproduced')")
     cl.set_defaults(func=_claims)
 
     ex = sub.add_parser("export", help="write chapters as unexecuted .ipynb notebooks that plain papermill runs")

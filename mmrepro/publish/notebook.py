@@ -304,22 +304,45 @@ class ChapterRun:
         return record
 
     def claim(self, *, id: str, paper: str, where: str, paper_value: Any, criterion: str, evidence: Any,
-              threshold: float | tuple[float, float], direction: str, unit: str = "", reason: str | None = None,
-              **unexpected: Any) -> dict[str, Any]:
-        """Record an empirical claim (see :mod:`mmrepro.publish.claims`); its verdict is decided from ``evidence``
-        (:mod:`mmrepro.core.stats`), ``threshold`` and ``direction``, never passed in. ``reason`` marks the
-        setting as not comparable with the paper's; a ``smoke`` run gives every claim that reason."""
+              threshold: float | tuple[float, float], direction: str, paper_effect: float | None = None,
+              headline: bool = False, summary: str | None = None, premise: str | None = None, unit: str = "",
+              reason: str | None = None, **unexpected: Any) -> dict[str, Any]:
+        """Record an empirical claim (see :mod:`mmrepro.publish.claims`); its verdict and outcome are decided from
+        ``evidence`` (:mod:`mmrepro.core.stats`), ``threshold``, ``direction`` and ``paper_effect`` (the paper's
+        number on the claim's scale), never passed in. A ``headline`` claim (what the paper's abstract and
+        contributions say it shows) needs a ``summary`` in words. ``reason`` marks the setting as not
+        comparable with the paper's; a ``smoke`` run gives every claim that reason.
+
+        The premise rule, the same in every chapter: ``premise`` names an earlier claim that measures the
+        phenomenon this one presupposes (an imbalance, a teacher's advantage, skill above chance). Unless
+        that claim's outcome establishes it (one of :data:`~mmrepro.publish.claims.REPRODUCING`), this claim is
+        not comparable, with the premise's interval as the reason; where it is established but smaller than
+        the paper's, this claim is scored and ``premise_note`` says so."""
         from mmrepro.publish import claims
 
         if unexpected:
             raise claims.ClaimError(f"claim {id!r}: unexpected field(s) {sorted(unexpected)}; a verdict is "
                                     "computed from evidence, threshold and direction, never passed in")
+        note = None
+        if premise is not None:
+            found = [c for c in self.claims if c["id"] == premise]
+            if not found:
+                raise claims.ClaimError(f"claim {id!r}: its premise {premise!r} must be recorded first")
+            base = found[0]
+            shown = claims.describe(base)["ours"]
+            if base["outcome"] not in claims.REPRODUCING and reason is None:
+                reason = f"premise absent: {premise} is {shown} ({base['outcome']})"
+            elif base["outcome"] == claims.SMALLER:
+                note = f"premise {premise} present but smaller than the paper's: {shown}, paper {base['paper_effect']:g}"
         if reason is None and self.profile == "smoke":
             reason = SMOKE_REASON
-        return self._add_claim(claims.empirical(
+        record = claims.empirical(
             id=id, chapter=self.name, paper=paper, where=where, paper_value=to_jsonable(paper_value),
-            criterion=criterion, evidence=evidence, threshold=threshold, direction=direction, unit=unit,
-            reason=reason))
+            criterion=criterion, evidence=evidence, threshold=threshold, direction=direction,
+            paper_effect=paper_effect, headline=headline, summary=summary, unit=unit, reason=reason, premise=premise)
+        if note is not None:
+            record["premise_note"] = note
+        return self._add_claim(record)
 
     def check(self, *, id: str, paper: str, where: str, paper_value: Any, criterion: str, passed: Any,
               observed: str) -> dict[str, Any]:
@@ -365,6 +388,17 @@ class ChapterRun:
 
         return self.glue_markdown(key, in_words([c for c in self.claims if c["id"].startswith(prefixes or "")]),
                                   display)
+
+    def glue_in_brief(self, caveat: str, key: str = "in_brief") -> str:
+        """Glue the chapter's "In brief" box (an HTML element with id ``in-brief``, shown where a
+        ``{glue:md}`` block names ``key``, right under the chapter's title): one line per headline claim with
+        its outcome, our estimate and interval against the paper's number, then ``caveat``, the one caveat
+        that matters most (stand-in data, scale). Call it after every claim is recorded."""
+        from mmrepro.publish.scorecard import in_brief
+
+        headline = [c for c in self.claims if c.get("headline")]
+        self.record(f"{key}_caveat", caveat)  # the scorecard's box repeats it
+        return self.glue_markdown(key, in_brief({self.name: headline}, {self.name: caveat}, profile=self.profile))
 
     def save(self) -> Path:
         """Write ``<output_dir>/<name>.json`` atomically and return its path; figures in ``<output_dir>/<name>/``

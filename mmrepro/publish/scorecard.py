@@ -17,11 +17,19 @@ from mmrepro.publish import claims as contract
 
 _REQUIRED = ("notebook", "profile", "seed", "device", "mmrepro_version", "git_sha", "claims")
 COUNT_COLUMNS = (*contract.EMPIRICAL_VERDICTS, "checks passed", "checks failed")
+OUTCOME_COLUMNS = (*contract.OUTCOMES, "checks passed", "checks failed")
 _CHECK_COLUMN = {contract.PASSES: "checks passed", contract.FAILS_CHECK: "checks failed"}
 COLOURS = {contract.HOLDS: "#cdebcf", contract.FAILS: "#f6cccc", contract.INCONCLUSIVE: "#fbe9b7",
            contract.NOT_COMPARABLE: "#e4e4e4", contract.PASSES: "#cdebcf", contract.FAILS_CHECK: "#f6cccc"}
 LINE_COLOURS = {contract.HOLDS: "#2e7d32", contract.FAILS: "#c62828", contract.INCONCLUSIVE: "#b7860b",
                 contract.NOT_COMPARABLE: "#8a8a8a"}
+# outcome -> (background, text colour): greens reproduce, red is contradicted, orange not reproduced
+OUTCOME_COLOURS = {contract.REPRODUCES: ("#cdebcf", "#1b5e20"), contract.SMALLER: ("#e3f1d4", "#33691e"),
+                   contract.LARGER: ("#e3f1d4", "#33691e"), contract.CONTRADICTED: ("#f6cccc", "#8e0000"),
+                   contract.NOT_REPRODUCED: ("#fde0c5", "#8a3b00"), contract.UNDECIDED: ("#fbe9b7", "#6d5200"),
+                   contract.OUT_OF_SCOPE: ("#e4e4e4", "#424242"), contract.PASSES: ("#cdebcf", "#1b5e20"),
+                   contract.FAILS_CHECK: ("#f6cccc", "#8e0000")}
+PAPERS = {"mfh": "The Modality Focusing Hypothesis", "mind": "MIND", "miles": "MILES", "multimodn": "MultiModN"}
 
 
 def load_results(folder: Path) -> list[dict]:
@@ -60,36 +68,37 @@ def _paper_cell(value: Any) -> str:
 
 
 def claim_rows(records: Iterable[Mapping[str, Any]], chapter: bool = True) -> pd.DataFrame:
-    """One readable row per claim: (chapter,) claim, where, criterion, paper, ours [95 % interval], n,
-    interval method, threshold, verdict."""
+    """One readable row per claim: (chapter,) claim, where, criterion, paper, paper effect, ours [95 % interval],
+    n, interval method, threshold, verdict, outcome and, for an undecided claim, the runs that would decide it."""
     rows = []
     for c in records:
         cells = contract.describe(c)
         rows.append({**({"chapter": c["chapter"]} if chapter else {}), "claim": c["id"], "where": c["where"],
                      "criterion": c["criterion"], "paper": _paper_cell(c["paper_value"]),
-                     "ours [95 % interval]": cells["ours"], "n": cells["n"],
+                     "paper effect": cells["paper effect"], "ours [95 % interval]": cells["ours"], "n": cells["n"],
                      "interval": c.get("interval_method") or "", "threshold": cells["threshold"],
-                     "verdict": cells["verdict"]})
-    columns = [*(["chapter"] if chapter else []), "claim", "where", "criterion", "paper", "ours [95 % interval]",
-               "n", "interval", "threshold", "verdict"]
+                     "verdict": cells["verdict"], "outcome": cells["outcome"],
+                     "to decide": contract.decide_hint(c) if cells["outcome"] == contract.UNDECIDED else "",
+                     "note": c.get("reason") or c.get("premise_note") or ""})
+    columns = [*(["chapter"] if chapter else []), "claim", "where", "criterion", "paper", "paper effect",
+               "ours [95 % interval]", "n", "interval", "threshold", "verdict", "outcome", "to decide", "note"]
     return pd.DataFrame(rows, columns=columns)
 
 
 def in_words(records: Iterable[Mapping[str, Any]]) -> str:
-    """The empirical claims in plain Markdown, grouped by verdict: for each, where the paper says it,
-    our criterion and our estimate with its 95 % interval. Checks are left out (they pass or fail
-    exactly and are tabled apart); a group without claims is not listed."""
+    """The empirical claims in plain Markdown, grouped by outcome: for each, where the paper says it, our
+    criterion and our estimate with its 95 % interval against the paper's. Checks are left out (they pass or
+    fail exactly and are tabled apart); an outcome without claims is not listed."""
     groups: dict[str, list[str]] = {}
     for c in records:
         if c["kind"] != "empirical":
             continue
-        cells = contract.describe(c)
-        groups.setdefault(c["verdict"], []).append(f"{c['where']}: {c['criterion']} — ours {cells['ours']}")
+        groups.setdefault(c["outcome"], []).append(f"{c['where']}: {c['criterion']} — ours {estimate_text(c)}")
     lines = []
-    for verdict in contract.EMPIRICAL_VERDICTS:
-        if groups.get(verdict):
-            lines.append(f"**{verdict.capitalize()}** ({len(groups[verdict])}):\n")
-            lines.extend(f"- {item}" for item in groups[verdict])
+    for result in contract.OUTCOMES:
+        if groups.get(result):
+            lines.append(f"**{result.capitalize()}** ({len(groups[result])}):\n")
+            lines.extend(f"- {item}" for item in groups[result])
             lines.append("")
     return "\n".join(lines) if lines else "No empirical claim was recorded."
 
@@ -127,37 +136,38 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
 
 def styled(rows: pd.DataFrame):
     """A claims table (from :func:`claim_rows`) for the page: the claim with where it is in the paper, the
-    criterion, the paper's value, ours with its interval, n with how the interval was computed, the
-    threshold and the verdict (coloured). A "not comparable" reason is given once, under the table."""
+    criterion, the paper's value, ours with its interval, the threshold and the outcome (coloured, with the
+    runs that would decide an undecided claim). How the intervals were computed is said once under the
+    table when every row shares it, else under each n; a "not comparable" reason is given once, as a note."""
     from html import escape
 
-    reasons = sorted({v.split(" (", 1)[1][:-1] for v in rows["verdict"] if v.startswith(contract.NOT_COMPARABLE + " (")})
-    marks = {r: "*" * (i + 1) for i, r in enumerate(reasons)}
+    notes = sorted({n for n in rows["note"] if n})
+    marks = {r: "*" * (i + 1) if i < 3 else f"[{i + 1}]" for i, r in enumerate(notes)}
+    methods = {m for m in rows["interval"] if m}
+    small = '<br><span style="color:#666;font-size:0.9em">{}</span>'
 
-    def verdict(v: str) -> str:
-        if v.startswith(contract.NOT_COMPARABLE + " ("):
-            return f"{contract.NOT_COMPARABLE}{marks[v.split(' (', 1)[1][:-1]]}"
-        return v
+    def outcome(o: str, hint: str, note: str) -> str:
+        return badge(o) + (marks[note] if note else "") + (small.format(escape(hint)) if hint else "")
 
-    small = '<br><span style="color:#666">{}</span>'
     shown = pd.DataFrame({
         "claim": [f"<code>{escape(c)}</code>" + small.format(escape(w)) for c, w in zip(rows["claim"], rows["where"])],
         "criterion": rows["criterion"].map(escape), "paper": rows["paper"].map(escape),
-        "ours [95 % interval]": rows["ours [95 % interval]"].map(escape),
-        "n": [escape(n) + (small.format(escape(m)) if m else "") for n, m in zip(rows["n"], rows["interval"])],
-        "threshold": rows["threshold"].map(escape), "verdict": rows["verdict"].map(verdict)})
-
-    def colour(v: str) -> str:
-        key = next((k for k in COLOURS if v.rstrip("*") == k), None)
-        return f"background-color: {COLOURS[key]}" if key else ""
-
-    styler = (shown.style.hide(axis="index").map(colour, subset=["verdict"])
-              .set_table_styles([{"selector": "td, th", "props": "font-size: 0.78em; vertical-align: top;"},
-                                 {"selector": "td:nth-child(2)", "props": "min-width: 16em;"}]))
-    if reasons:
-        styler = styler.set_caption("<br>".join(f"{marks[r]} {escape(r)}" for r in reasons)).set_table_styles(
-            [{"selector": "caption", "props": "caption-side: bottom; font-size: 0.78em; text-align: left;"}],
-            overwrite=False)
+        "ours [95 % interval]": [escape(o) + (small.format("n = " + escape(n) + (f", {escape(m)}" if len(methods) > 1
+                                                                              and m else "")) if n else "")
+                                 for o, n, m in zip(rows["ours [95 % interval]"], rows["n"], rows["interval"])],
+        "threshold": rows["threshold"].map(escape),
+        "outcome": [outcome(o, h, n) for o, h, n in zip(rows["outcome"], rows["to decide"], rows["note"])]})
+    styler = (shown.style.hide(axis="index")
+              .set_table_attributes('class="claims-table"')
+              .set_table_styles([{"selector": "td, th", "props": "font-size: 0.8em; vertical-align: top; "
+                                                              "padding: 0.25em 0.5em;"},
+                                 {"selector": "td:nth-child(1)", "props": "white-space: nowrap;"},
+                                 {"selector": "caption", "props": "caption-side: bottom; font-size: 0.78em; "
+                                                                  "text-align: left;"}]))
+    caption = ([f"Intervals: {escape(next(iter(methods)))}."] if len(methods) == 1 else []) + [
+        f"{marks[r]} {escape(r)}" for r in notes]
+    if caption:
+        styler = styler.set_caption("<br>".join(caption))
     return styler
 
 
@@ -177,8 +187,8 @@ def oriented(record: Mapping[str, Any]) -> tuple[float, float, float]:
 
 
 def interval_figure(results: list[dict], clip: float = 6.0):
-    """Per chapter, every decided-or-not empirical claim's interval against its threshold (at 0), the
-    paper's side shaded, coloured by verdict; intervals in units of their half-width (see :func:`oriented`)."""
+    """Per chapter, every empirical claim's interval against its threshold (at 0), the paper's side shaded,
+    coloured by outcome; intervals in units of their half-width (see :func:`oriented`)."""
     import matplotlib.pyplot as plt
 
     chapters = [(r["notebook"], [c for c in r["claims"] if c["kind"] == "empirical" and c["estimate"] is not None])
@@ -190,14 +200,14 @@ def interval_figure(results: list[dict], clip: float = 6.0):
         ax.axis("off")
         return fig
     heights = [max(len(cs), 2) for _, cs in chapters]
-    fig, axes = plt.subplots(len(chapters), 1, figsize=(9, 0.17 * sum(heights) + 1.0 * len(chapters)),
+    fig, axes = plt.subplots(len(chapters), 1, figsize=(9, 0.19 * sum(heights) + 1.0 * len(chapters) + 0.6),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, (name, cs) in zip(axes[:, 0], chapters):
         ax.axvspan(0, clip + 0.5, color="#e8f4e8", zorder=0)
         ax.axvline(0, color="0.3", lw=1)
         for i, c in enumerate(cs):
             z, lo, hi = oriented(c)
-            colour = LINE_COLOURS[c["verdict"]]
+            colour = OUTCOME_COLOURS[c["outcome"]][1]
             left, right = max(lo, -clip), min(hi, clip)
             if left < right:
                 ax.plot([left, right], [i, i], color=colour, lw=2.2, solid_capstyle="butt")
@@ -205,27 +215,160 @@ def interval_figure(results: list[dict], clip: float = 6.0):
                 ax.plot([np.sign(z) * clip], [i], ">" if z > 0 else "<", color=colour, ms=5)
             else:
                 ax.plot([z], [i], "o", color=colour, ms=4)
-        ax.set_yticks(range(len(cs)), [c["id"] for c in cs], fontsize=6.5)
+        ax.set_yticks(range(len(cs)), [c["id"] for c in cs], fontsize=8)
         ax.set_ylim(len(cs) - 0.5, -0.5)
         ax.set_xlim(-clip - 0.5, clip + 0.5)
         ax.set_title(name, loc="left", fontsize=10, fontweight="bold")
         ax.tick_params(axis="x", labelsize=8)
     axes[-1, 0].set_xlabel("estimate − threshold, in half-widths of its 95 % interval (paper's side shaded, "
                            f"clipped at ±{clip:g})", fontsize=8.5)
-    handles = [plt.Line2D([], [], color=v, lw=2.2, label=k) for k, v in LINE_COLOURS.items()]
-    axes[0, 0].legend(handles=handles, fontsize=7.5, loc="lower right", ncol=2, framealpha=0.9)
-    fig.tight_layout()
+    used = {c["outcome"] for _, cs in chapters for c in cs}
+    handles = [plt.Line2D([], [], color=OUTCOME_COLOURS[o][1], lw=2.2, label=o) for o in contract.OUTCOMES if o in used]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=min(len(handles), 4), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.035 + 0.02 * (len(handles) > 4), 1, 1))
     return fig
 
 
-def terminal_report(results: list[dict], width: int = 200) -> str:
-    """The scorecard as text: counts per chapter, then every claim (``mmrepro claims``)."""
-    with pd.option_context("display.width", width, "display.max_colwidth", 48, "display.max_rows", None):
+def terminal_report(results: list[dict], width: int = 120) -> str:
+    """The scorecard as text (``mmrepro claims``): outcome counts per chapter, then one line per claim."""
+    with pd.option_context("display.width", width, "display.max_columns", None):
+        counts = outcome_counts(results)
+        counts.columns = [c.replace("reproduces, ", "").replace(" effect", "") for c in counts.columns]
         parts = [f"{sum(len(r['claims']) for r in results)} claims from {len(results)} chapter(s), "
                  f"profile(s) {', '.join(sorted({r['profile'] for r in results}))}", "",
-                 verdict_counts(results).to_string(), ""]
-        for r in results:
-            rows = claim_rows(_records([r]), chapter=False)
-            parts += [f"== {r['notebook']} ({r['profile']}, seed {r['seed']}, {r['git_sha'] or 'no git'})",
-                      rows.drop(columns=["criterion", "interval"]).to_string(index=False), ""]
+                 counts.loc[:, (counts != 0).any()].to_string(), ""]
+    for r in results:
+        parts.append(f"== {r['notebook']} ({r['profile']}, seed {r['seed']}, {r['git_sha'] or 'no git'})")
+        parts += [claim_line(c, width) for c in _records([r])]
+        parts.append("")
     return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+def badge(outcome: str) -> str:
+    """An outcome (or check verdict) as a small coloured label (HTML)."""
+    from html import escape
+
+    bg, fg = OUTCOME_COLOURS.get(outcome, ("#eeeeee", "#222222"))
+    return (f'<span class="outcome" style="background:{bg};color:{fg};padding:0 0.35em;border-radius:3px;'
+            f'white-space:nowrap;font-size:0.9em">{escape(outcome)}</span>')
+
+
+def _signed(value: float, signed: bool) -> str:
+    text = contract.number(value)
+    return f"+{text}" if signed and value > 0 else text.replace("-", "−")
+
+
+def estimate_text(record: Mapping[str, Any]) -> str:
+    """Our estimate with its interval against the paper's number, in the claim's unit (one line)."""
+    if record.get("estimate") is None:
+        return "no estimate"
+    unit = f" {record['unit']}" if record.get("unit") else ""
+    signed = record["direction"] != "within" and record["threshold"] == 0
+    lo, hi = record["interval"]
+    text = f"{_signed(record['estimate'], signed)}{unit} [{_signed(lo, signed)}, {_signed(hi, signed)}]"
+    if record.get("paper_effect") is not None:
+        text += f" vs paper {_signed(record['paper_effect'], signed)}"
+    return text
+
+
+def in_brief(headlines: Mapping[str, Iterable[Mapping[str, Any]]], caveats: Mapping[str, str], profile: str,
+             titles: bool = False) -> str:
+    """The "In brief" box (HTML, an element with id ``in-brief``): per chapter, one line per headline claim
+    (its outcome, what the paper claims, our estimate and interval against the paper's number), then the
+    chapter's main caveat. ``titles`` puts each chapter's paper above its lines (the scorecard's box)."""
+    from html import escape
+
+    parts = [f'<div id="in-brief" class="in-brief"><p><strong>In brief</strong> — does it reproduce? The paper\'s '
+             f'headline claims at the <code>{escape(profile)}</code> profile (95 % intervals).</p>']
+    for chapter, records in headlines.items():
+        records = list(records)
+        if titles:
+            parts.append(f"<p><strong>{escape(PAPERS.get(chapter, chapter))}</strong></p>")
+        parts.append("<ul>")
+        if not records:
+            parts.append("<li>no headline claim was recorded</li>")
+        for c in records:
+            why = f' <span style="color:#666">({escape(c["reason"])})</span>' if c.get("reason") else ""
+            parts.append(f"<li>{badge(c['outcome'])} {escape(c.get('summary') or c['criterion'])}: "
+                         f"{escape(estimate_text(c))}{why}</li>")
+        parts.append("</ul>")
+        if caveats.get(chapter):
+            parts.append(f'<p style="font-size:0.92em"><em>Caveat:</em> {escape(caveats[chapter])}</p>')
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def headline_summary(result: Mapping[str, Any] | None) -> str:
+    """A chapter's headline claims in a few words ("2 of 4 reproduce; 1 undecided, 1 not reproduced")."""
+    if result is None:
+        return "not run in this build"
+    outcomes = [c["outcome"] for c in result["claims"] if c.get("headline")]
+    if not outcomes:
+        return "no headline claim recorded"
+    good = sum(o in contract.REPRODUCING for o in outcomes)
+    rest = [f"{n} {o}" for o in contract.OUTCOMES if o not in contract.REPRODUCING and (n := outcomes.count(o))]
+    return f"{good} of {len(outcomes)} reproduce" + (f"; {', '.join(rest)}" if rest else "")
+
+
+def outcome_counts(results: list[dict]) -> pd.DataFrame:
+    """Per chapter: empirical claims per outcome, then checks passed and failed (every column, even when zero)."""
+    counts = {}
+    for r in results:
+        row = dict.fromkeys(OUTCOME_COLUMNS, 0)
+        for c in r["claims"]:
+            row[c["outcome"] if c["kind"] == "empirical" else _CHECK_COLUMN[c["verdict"]]] += 1
+        counts[r["notebook"]] = row
+    table = pd.DataFrame.from_dict(counts, orient="index", columns=list(OUTCOME_COLUMNS))
+    table.loc["all"] = table.sum()
+    table.index.name = "chapter"
+    return table
+
+
+def plan_command(chapter: str, profile: str, record: Mapping[str, Any]) -> str:
+    """The ``mmrepro plan`` command that prices the runs an undecided claim would need ("" when none is set
+    by a parameter)."""
+    params = (record.get("runs_to_decide") or {}).get("parameters") or {}
+    if not params:
+        return ""
+    return f"mmrepro plan {chapter} --profile {profile} " + " ".join(f"-p {k} {v}" for k, v in params.items())
+
+
+def undecided_table(results: list[dict]) -> pd.DataFrame:
+    """Every undecided claim with about how many runs would decide it and the command that prices them."""
+    rows = []
+    for r in results:
+        for c in r["claims"]:
+            if c["kind"] == "empirical" and c["outcome"] == contract.UNDECIDED:
+                rows.append({"chapter": r["notebook"], "claim": c["id"], "ours vs paper": estimate_text(c),
+                             "runs to decide": contract.decide_hint(c),
+                             "price it": plan_command(r["notebook"], r["profile"], c)})
+    return pd.DataFrame(rows, columns=["chapter", "claim", "ours vs paper", "runs to decide", "price it"])
+
+
+def claim_line(record: Mapping[str, Any], width: int = 120) -> str:
+    """One claim on one terminal line of at most ``width`` characters: id, outcome, estimate [interval] vs paper."""
+    head = f"{record['id']}  {record['outcome'] if record['kind'] == 'empirical' else 'check ' + record['verdict']}"
+    tail = estimate_text(record) if record["kind"] == "empirical" else str(record["observed"])
+    line = f"{head}  {tail}"
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def select(results: list[dict], *, chapter: str | None = None, headline: bool = False,
+           outcome: str | None = None) -> list[dict]:
+    """The claims of ``results`` (with their chapter) that pass the filters of ``mmrepro claims``."""
+    if outcome is not None and outcome not in (*contract.OUTCOMES, *contract.CHECK_VERDICTS):
+        raise ValueError(f"--outcome must be one of {', '.join(contract.OUTCOMES)} (or a check's passes / fails), "
+                         f"got {outcome!r}")
+    out = []
+    for c in _records(results):
+        if chapter is not None and c["chapter"] != chapter:
+            continue
+        if headline and not c.get("headline"):
+            continue
+        if outcome is not None and (c["outcome"] if c["kind"] == "empirical" else c["verdict"]) != outcome:
+            continue
+        out.append(c)
+    return out

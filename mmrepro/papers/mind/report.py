@@ -9,7 +9,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from mmrepro.core.metrics import score
 from mmrepro.core.models import FUSION_HEAD
 from mmrepro.core.stats import Evidence
 from mmrepro.papers.mind import evidence as ev
@@ -76,9 +75,7 @@ def unimodal_table(r: ProblemResults) -> pd.DataFrame:
             row = {"modality": mod, "model": f"teacher {t['model']}, lr {t['lr']:.0e}" + (" *" if t["in_ensemble"] else ""),
                    "training rows": t["n_train"]}
             for x in p.report_metrics:
-                point = score(x, r.y_test, t["test"], p.kind)
-                row[x] = _cell(ev.evidence(point, ev.replicates(x, r.y_test, [t["test"]], p.kind, r.draws), 1,
-                                           len(r.y_test)))
+                row[x] = _cell(ev.evidence(ev.scored(x, r.y_test, [t["test"]], p.kind, r.draws), len(r.y_test)))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -448,9 +445,7 @@ class LabelView:
         return [p[:, self.j] for p in self.r.preds(method, head)]
 
     def metric(self, method: str, head: str, metric: str) -> Evidence:
-        p = self.preds(method, head)
-        point = ev.seed_mean(metric, self.y_test, p, "binary")
-        return ev.evidence(point, ev.replicates(metric, self.y_test, p, "binary", self.r.draws), len(p),
+        return ev.evidence(ev.scored(metric, self.y_test, self.preds(method, head), "binary", self.r.draws),
                            len(self.y_test))
 
     def difference(self, a: tuple[str, str], b: tuple[str, str], metric: str) -> Evidence:

@@ -58,7 +58,7 @@ class ProblemResults:
     omega: list[OmegaRun]
     sizes: dict[str, Any]
     y_test: np.ndarray                         # targets of the paired test rows
-    draws: ev.Draws                            # the resamples (seeds, test rows) every comparison shares
+    draws: ev.Draws                            # the test-row resamples every comparison shares
     _scored: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -67,7 +67,7 @@ class ProblemResults:
 
     @property
     def n_seeds(self) -> int:
-        return self.draws.seeds.shape[1]
+        return len(self.tests["mind"])
 
     def preds(self, method: str, head: str) -> list[np.ndarray]:
         """Test predictions of ``head`` (``"fusion"`` or a modality) of ``method``: one array per seed
@@ -80,27 +80,23 @@ class ProblemResults:
             return [next(t["test"] for t in models if t["modality"] == head and t["rank"] == 1)]
         return [t[head] for t in self.tests[method]]
 
-    def score(self, method: str, head: str, metric: str) -> tuple[float, np.ndarray, int]:
-        """A head's seed-mean test metric, its bootstrap replicates (:func:`~mmrepro.papers.mind.evidence.replicates`)
-        and its number of runs, computed once per problem: every table and claim reuses them."""
+    def score(self, method: str, head: str, metric: str) -> ev.Scored:
+        """A head's test metric per seed, its seed mean and its row-bootstrap replicates
+        (:func:`~mmrepro.papers.mind.evidence.scored`), computed once per problem: every table and claim reuses them."""
         key = (method, head, metric)
         if key not in self._scored:
-            p = self.preds(method, head)
-            self._scored[key] = (ev.seed_mean(metric, self.y_test, p, self.problem.kind),
-                                 ev.replicates(metric, self.y_test, p, self.problem.kind, self.draws), len(p))
+            self._scored[key] = ev.scored(metric, self.y_test, self.preds(method, head), self.problem.kind, self.draws)
         return self._scored[key]
 
     def metric(self, method: str, head: str, metric: str | None = None) -> Evidence:
-        """Seed-mean test metric of a head with its two-stage bootstrap interval."""
-        point, reps, n = self.score(method, head, metric or self.problem.report_metrics[0])
-        return ev.evidence(point, reps, n, len(self.y_test))
+        """Seed-mean test metric of a head with its interval (seeds and rows counted)."""
+        return ev.evidence(self.score(method, head, metric or self.problem.report_metrics[0]), len(self.y_test))
 
     def difference(self, a: tuple[str, str], b: tuple[str, str], metric: str | None = None) -> Evidence:
         """(method, head) ``a`` minus ``b`` on the test rows, in points, paired by seed and row
-        (:func:`~mmrepro.papers.mind.evidence.difference`, from the stored replicates)."""
+        (:func:`~mmrepro.papers.mind.evidence.evidence` of the paired difference, from the stored scores)."""
         metric = metric or self.problem.report_metrics[0]
-        (pa, ra, na), (pb, rb, nb) = self.score(*a, metric), self.score(*b, metric)
-        return ev.evidence(pa - pb, ra - rb, max(na, nb), len(self.y_test)).scaled(100)
+        return ev.evidence(self.score(*a, metric) - self.score(*b, metric), len(self.y_test), difference=True).scaled(100)
 
     def per_seed(self, method: str, head: str = FUSION_HEAD, metric: str | None = None) -> list[float]:
         metric = metric or self.problem.report_metrics[0]
@@ -145,7 +141,7 @@ def run_problem(problem: Problem, *, teacher_lrs: Sequence[float], teacher_epoch
     ume_val = _val_metrics(problem, ume_predictions(setup, val_rows), val_rows)
     return ProblemResults(problem, setup, found, runs, tests, ume, ume_val, _candidates(problem, teachers, k),
                           _candidates(problem, alone_all, 0), omega, param_counts(setup), y_test,
-                          ev.Draws.make(len(y_test), n_seeds, n_boot, seed))
+                          ev.Draws.make(len(y_test), n_boot, seed))
 
 
 def _candidates(problem: Problem, trained: dict[str, list], k: int) -> list[dict[str, Any]]:
