@@ -196,8 +196,8 @@ def styled(rows: pd.DataFrame):
         "outcome": [outcome(o, h, n) for o, h, n in zip(rows["outcome"], rows["to decide"], rows["note"])]})
     styler = (shown.style.hide(axis="index")
               .set_table_attributes('class="claims-table"')
-              .set_table_styles([{"selector": "td, th", "props": "font-size: 0.8em; vertical-align: top; "
-                                                              "padding: 0.3em 0.5em;"},
+              .set_table_styles([{"selector": "td, th", "props": "font-size: 0.78em; vertical-align: top; "
+                                                              "padding: 0.3em 0.4em;"},
                                  {"selector": "td:nth-child(1)", "props": "min-width: 16em;"},
                                  {"selector": "caption", "props": "caption-side: bottom; font-size: 0.78em; "
                                                                   "text-align: left;"}]))
@@ -322,7 +322,7 @@ def run_summary(result: Mapping[str, Any], build: Path | None = None) -> str:
     if any(c.get("headline") for c in result["claims"]):
         lines.append(f"  headline claims: {headline_summary(result)}")
     if result["profile"] == "smoke":
-        lines.append("  (the smoke profile only checks that the code runs: its empirical claims are not comparable)")
+        lines.append("  (smoke: only checks that the code runs; no claim is compared)")
     where = f" --build {build}" if build is not None else ""
     lines.append(f"every claim: mmrepro claims{where} --chapter {name}")
     return "\n".join(lines)
