@@ -33,8 +33,9 @@ def test_list_shows_notebooks_parameters_and_what_each_profile_sets(capsys, monk
     out = capsys.readouterr().out
     assert "scorecard" in out and "profile: str" in out and "seed: int" in out
     for path in parameters.notebooks(ROOT):
+        section = out.split(f"\n{path.stem}  (")[1].split("\n\n")[0]
         for name, values in parameters.profile_values(path).items():
-            line = next(x for x in out.splitlines() if x.strip().startswith(f"{name}: "))
+            line = next(x for x in section.splitlines() if x.strip().startswith(f"{name}: "))
             assert all(f"{p} " in line or "every profile" in line for p in values), line
 
 
