@@ -11,6 +11,7 @@ import pytest
 from mmrepro.publish import book, claims, parameters, scorecard
 
 from .browser import chromium, inspect_pages
+from .pages import page_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [p for p in parameters.notebooks(ROOT) if p.parent.name == "notebooks"]
@@ -98,3 +99,56 @@ def test_pages_render_offline(built, tmp_path):
     for report in reports[3:]:  # the chapters
         assert report.images > 0, f"{report.url} shows no figure"
         assert report.math > 0, f"{report.url} shows no typeset math"
+
+
+def test_built_pages_show_no_warning_traceback_or_raw_value(built):
+    """No page of the built book shows a Python warning, a traceback, stderr output or a raw Python value
+    (a string's repr, ``<... at 0x...>``, ``np.float64(...)``) where formatted output belongs."""
+    found = page_problems(built / "site" / "_build" / "html")
+    assert not found, "\n".join(f"{page}:\n  " + "\n  ".join(leaks[:8]) for page, leaks in found.items())
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_exercises_are_numbered_as_in_the_student_notebook(built, chapter):
+    """Exercise N on the chapter's page is Exercise N of the student notebook `mmrepro assign` writes."""
+    from bs4 import BeautifulSoup
+
+    from mmrepro.publish import assignments
+
+    page = BeautifulSoup((built / "site" / "_build" / "html" / "notebooks" / f"{chapter.stem}.html").read_text(),
+                         "html.parser")
+    book_numbers = {div["id"]: int(re.match(r"Exercise (\d+)", div.select_one("p.admonition-title").get_text(
+        " ", strip=True)).group(1)) for div in page.select("div.exercise")}
+    exercises = assignments.read_exercises(chapter)
+    student = [c.source.splitlines()[0] for c in assignments.master_notebook(exercises).cells
+               if c.cell_type == "markdown" and c.source.startswith("### Exercise ")]
+    assert len(student) == len(exercises.questions) == len(book_numbers) > 0
+    for prompt, question in zip(student, exercises.questions):
+        number = int(re.match(r"### Exercise (\d+):", prompt).group(1))
+        assert book_numbers[question.name] == number, (question.name, book_numbers, student)
+
+
+def test_commands_on_the_built_pages_name_real_parameters(built):
+    """Every `mmrepro run|plan CHAPTER ... -p NAME VALUE` a built page prints (the scorecard's commands
+    that price the runs deciding an undecided claim, the chapters' own) is accepted by that chapter."""
+    from bs4 import BeautifulSoup
+
+    command = re.compile(r"mmrepro (?:run|plan) (\w+)((?: --?[\w-]+(?: [^\s-][^\s]*)?)*)")
+    chapters = {c.stem: c for c in CHAPTERS}
+    wrong = []
+    for page in sorted((built / "site" / "_build" / "html").rglob("*.html")):
+        text = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").get_text(" ")
+        for m in command.finditer(text):
+            if m.group(1) not in chapters:
+                continue
+            options = re.findall(r"-p (\w+) (\S+)", m.group(2))
+            profile = re.search(r"--profile (\w+)", m.group(2))
+            given = {n: parameters.parse_value(v) for n, v in options if not re.fullmatch(r"[A-Z_]+", v)}
+            given.pop("device", None)  # no CUDA on a test machine
+            if profile:
+                given["profile"] = profile.group(1)
+            try:
+                parameters.static_parameters(chapters[m.group(1)], given)
+            except (ValueError, parameters.BookError) as err:
+                wrong.append(f"{page.name}: `{m.group(0)}`: {err}")
+    assert not wrong, "\n".join(wrong)

@@ -25,19 +25,45 @@ def snapshot(build: Path) -> dict[str, bytes]:
             for p in sorted((build / d).rglob("*")) if p.is_file()}
 
 
-def test_list_shows_notebooks_and_parameters(capsys, monkeypatch):
+def test_list_shows_notebooks_parameters_and_what_each_profile_sets(capsys, monkeypatch):
+    from mmrepro.publish import parameters
+
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "scorecard" in out and "profile: str" in out and "seed: int" in out
+    for path in parameters.notebooks(ROOT):
+        section = out.split(f"\n{path.stem}  (")[1].split("\n\n")[0]
+        for name, values in parameters.profile_values(path).items():
+            line = next(x for x in section.splitlines() if x.strip().startswith(f"{name}: "))
+            assert all(f"{p} " in line or "every profile" in line for p in values), line
 
 
-def test_run_executes_with_parameters(tmp_path, monkeypatch):
+def test_profile_values_are_read_from_the_start_call():
+    from mmrepro.publish import parameters
+
+    assert parameters.profile_values(FIXTURE) == {"n_runs": {"smoke": 2, "book": 3, "paper": 4}}
+    assert parameters.with_profiles("runs (profile: smoke 2, book 3, paper 4)", {"smoke": 2, "book": 3, "paper": 4}) \
+        == "runs (smoke 2, book 3, paper 4)"  # a hand-written list is replaced, not repeated
+    assert parameters.with_profiles("noise (dB)", {"smoke": 0.0, "book": 0.0, "paper": 0.0}) == \
+        "noise (dB) (every profile: 0.0)"
+    assert parameters.with_profiles("levels", {"smoke": "0", "book": "5,0,-5"}) == "levels (smoke 0; book '5,0,-5')"
+    long = parameters.with_profiles("lrs", {"paper": [1e-6, 2e-6, 3e-6, 4e-6, 5e-6, 6e-6, 1e-4]})
+    assert long == "lrs (paper 7 values, 1e-06 to 0.0001)"
+    assert "=" not in parameters.with_profiles("x", {"book": "a=b"})  # papermill stops reading a comment at '='
+
+
+def test_run_executes_with_parameters(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     assert main(["run", str(FIXTURE), "--profile", "smoke", "-p", "n_runs", "5", "--build", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "results" / "contract.json").read_text())
     assert data["params"]["n_runs"] == 5 and data["profile"] == "smoke"
     assert (tmp_path / "executed" / "contract.ipynb").is_file()
+    out = capsys.readouterr().out  # ends with the chapter's claims counted by outcome
+    assert "contract, smoke profile, seed 0, " in out and ": 1 claims" in out
+    assert "  checks (1): 1 passed" in out and f"every claim: mmrepro claims --build {tmp_path} --chapter contract" in out
+
+
 
 
 def test_run_rejects_unknown_parameters_and_notebooks(tmp_path, monkeypatch, capsys):
@@ -73,10 +99,30 @@ def test_parameters_are_checked_before_a_kernel_starts(tmp_path, monkeypatch, ca
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-def test_outside_a_project(tmp_path, monkeypatch, capsys):
+def test_commands_outside_the_checkout(tmp_path, monkeypatch, capsys):
+    """From another folder: --root or MMREPRO_ROOT name the project; a notebook's path brings its own;
+    else the checkout the package is imported from is used, and said; with none of them, one line says
+    where to run."""
+    from mmrepro.publish import parameters
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MMREPRO_ROOT", raising=False)
+    assert main(["list", "--root", str(ROOT)]) == 0
+    out, err = capsys.readouterr()
+    assert "mfh  (notebooks/mfh.md)" in out and err == ""
+    monkeypatch.setenv("MMREPRO_ROOT", str(ROOT / "notebooks"))  # a folder inside the checkout will do
+    assert main(["export", "mind", "--out", str(tmp_path / "nb")]) == 0 and (tmp_path / "nb" / "mind.ipynb").is_file()
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv("MMREPRO_ROOT")
+    assert parameters.locate_root(near=FIXTURE) == (ROOT, "notebook")
+    assert main(["list"]) == 0  # the checkout this package is imported from
+    assert f"mmrepro: project {ROOT} (the checkout this package is installed from" in capsys.readouterr().err
+    assert main(["list", "--root", str(tmp_path)]) == 2
+    assert f"--root {tmp_path} is not an mmrepro project (no _toc.yml there or above)" in capsys.readouterr().err
+    monkeypatch.setattr(parameters, "installed_checkout", lambda: None)  # installed without a checkout
     assert main(["list"]) == 2
-    assert "no _toc.yml found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no mmrepro project here" in err and "--root DIR" in err and "MMREPRO_ROOT=DIR" in err
 
 
 def test_every_notebook_declares_readable_parameters(capsys, monkeypatch):

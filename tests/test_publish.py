@@ -33,6 +33,9 @@ def test_export_writes_papermill_ready_notebooks(tmp_path, monkeypatch, capsys):
                                 capture_output=True, text=True, check=True).stdout
         for p in parameters.parameters(chapter):
             assert re.search(rf"\b{p.name}: {p.type} \(default ", helped), (chapter.stem, p.name)
+        for name, values in parameters.profile_values(chapter).items():  # what smoke, book and paper set
+            shown = re.search(rf"\b{name}: [^\n]*(?:\n {{20,}}[^\n]*)?", helped).group(0)  # help: same or next line
+            assert "every profile" in shown or all(f"{p} " in shown for p in values), shown
     assert main(["export", "nowhere", "--out", str(tmp_path)]) == 2
     assert "no notebook called 'nowhere'" in capsys.readouterr().err
 
@@ -128,3 +131,33 @@ def test_mmrepro_engine_starts_a_kernel_again_when_it_dies_before_answering(tmp_
     out = papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), kernel_name="dies-once",
                                      engine_name=papermill_engine.ENGINE, progress_bar=False)
     assert marker.is_file() and out.cells[0].outputs[0]["text"].strip() == "42"
+
+
+def test_the_progress_bar_names_the_section_being_run():
+    """`mmrepro run`'s progress bar (papermill's, through the mmrepro engine) says which section runs."""
+    import nbformat
+    import papermill.engines  # noqa: F401 - first: it loads the engine entry points, this one among them
+
+    from mmrepro.publish import papermill_engine
+
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    cells = [code("x = 1"), md("# Title\n\ntext"), code("y"), md("## Theorem 1: a bound\n### Proof"), code("z"),
+             md("no heading here"), code("w")]
+    assert papermill_engine.sections(cells) == ["", "Title", "Title", "Proof", "Proof", "Proof", "Proof"]
+
+    class Bar:
+        desc, disable = "mfh", False
+
+        def set_description(self, text):
+            self.desc = text
+
+    class Manager:
+        nb, pbar, started = nbformat.v4.new_notebook(cells=cells), Bar(), []
+
+        def cell_start(self, cell, cell_index=None, **kwargs):
+            self.started.append(cell_index)
+
+    manager = Manager()
+    papermill_engine.follow_sections(manager)
+    manager.cell_start(cells[4], 4)
+    assert manager.started == [4] and manager.pbar.desc == "mfh · Proof"

@@ -30,8 +30,11 @@ from mmrepro.publish.parameters import (
     is_notebook,
     notebooks,
     parameters,
+    parameters_of_cell,
+    profile_values,
     root_or_fail,
     toc_files,
+    with_profiles,
 )
 
 MATHJAX = Path("node_modules") / "mathjax" / "es5"
@@ -273,17 +276,39 @@ def build_book(root: Path | None = None, profile: str = "book", build: Path | No
     return site / "_build" / "html"
 
 
+def annotate_parameters(source: str, values: Mapping[str, Mapping[str, Any]]) -> str:
+    """A parameters cell with what each profile sets appended to the comment of every parameter a profile
+    fills (:func:`~mmrepro.publish.parameters.with_profiles`), so that ``papermill --help-notebook`` shows it."""
+    lines = []
+    for line in source.splitlines():
+        name = line.split(":", 1)[0].strip()
+        if name in values and not line.startswith((" ", "\t")):
+            code, _, comment = line.partition("#")
+            line = f"{code.rstrip()}  # {with_profiles(comment.strip(), values[name])}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def export(paths: list[Path], out: Path) -> list[Path]:
     """Write each MyST notebook as an unexecuted ``.ipynb`` that plain papermill can run (kernelspec, a cell
-    tagged ``parameters`` with typed, commented parameters); returns the written paths."""
+    tagged ``parameters`` with typed, commented parameters, each comment ending with what the ``smoke``,
+    ``book`` and ``paper`` profiles set); returns the written paths."""
     import jupytext
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in paths:
-        parameters(path)  # fails with a clear message when papermill could not read a parameter
+        declared = parameters(path)  # fails with a clear message when papermill could not read a parameter
         nb = jupytext.read(path)
         nb.metadata.pop("jupytext", None)
         nb.metadata["language_info"] = {"name": "python"}
+        values = profile_values(path)
+        for cell in nb.cells:
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                cell.source = annotate_parameters(cell.source, values)
+                read = [p.name for p in parameters_of_cell(cell)]
+                if read != [p.name for p in declared]:  # papermill must still read every parameter
+                    raise BookError(f"exporting {path.name}: papermill reads {read} after the profile values were "
+                                    f"added, {[p.name for p in declared]} before.")
         written.append(write_atomic(out / f"{path.stem}.ipynb", lambda tmp: nbformat.write(nb, str(tmp))))
     return written

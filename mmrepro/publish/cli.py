@@ -3,6 +3,8 @@ classroom assignments."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -10,9 +12,27 @@ from pathlib import Path
 from mmrepro.publish import assignments, book, execution, parameters
 from mmrepro.publish.notebook import PROFILES
 
+_WHERE = """
+Where: every command works on one project checkout (the folder holding _toc.yml and notebooks/): the
+one given by --root or $MMREPRO_ROOT, else the one holding the working folder (or the notebook named
+by path), else the checkout this package was installed from with `pip install -e`. Outputs go to
+<project>/_build unless --build says otherwise.
+"""
+
+
+def _root(args: argparse.Namespace, near: str | None = None) -> Path:
+    """The project the command works on (:func:`mmrepro.publish.parameters.locate_root`); says so on stderr
+    when it is not the working folder's but the checkout the package is installed from."""
+    candidate = Path(near) if near and near.endswith(".md") and Path(near).is_file() else None
+    root, how = parameters.locate_root(getattr(args, "root", None), candidate)
+    if how == "installed":
+        print(f"mmrepro: project {root} (the checkout this package is installed from; --root DIR or "
+              f"{parameters.ROOT_ENV}=DIR chooses another)", file=sys.stderr)
+    return root
+
 
 def _run(args: argparse.Namespace) -> int:
-    root = parameters.root_or_fail()
+    root = _root(args, args.notebook)
     path = parameters.find_notebook(args.notebook, root)
     params = {name: parameters.parse_value(value) for name, value in args.param}
     if args.profile:
@@ -20,15 +40,20 @@ def _run(args: argparse.Namespace) -> int:
     values = parameters.check_parameters(path, params)  # before any kernel starts
     build = execution.prepare_build(Path(args.build) if args.build else root / "_build")
     record = {"fingerprint": execution.notebook_fingerprint(path, values, root, build)}
-    out = execution.execute(path, build, params, root, record=record)
+    out = execution.execute(path, build, params, root, record=record, progress=True)
     results = build / "results" / f"{path.stem}.json"
-    print(f"executed notebook: {out}" + (f"\nresults: {results}" if results.is_file() else ""))
+    print(f"executed notebook: {out}")
+    if results.is_file():
+        from mmrepro.publish import scorecard
+
+        print(f"results: {results}\n")
+        print(scorecard.run_summary(json.loads(results.read_text()), build if args.build else None))
     return 0
 
 
 def _book(args: argparse.Namespace) -> int:
     build = Path(args.build) if args.build else None
-    html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute,
+    html = book.build_book(_root(args), profile=args.profile, build=build, execute_notebooks=not args.no_execute,
                            force=args.force, jobs=args.jobs)
     print(f"book: {html / 'index.html'}")
     return 0
@@ -38,7 +63,12 @@ def _claims(args: argparse.Namespace) -> int:
     from mmrepro.publish import scorecard
     from mmrepro.publish.notebook import results_dir
 
-    folder = Path(args.results) if args.results else (Path(args.build) / "results" if args.build else results_dir())
+    if args.results or args.build:
+        folder = Path(args.results) if args.results else Path(args.build) / "results"
+    elif os.environ.get("MMREPRO_RESULTS"):
+        folder = results_dir()
+    else:
+        folder = _root(args) / "_build" / "results"
     try:
         results = scorecard.load_results(folder)
     except (FileNotFoundError, ValueError) as err:
@@ -62,27 +92,29 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chapters(names: list[str]) -> list[Path]:
+def _chapters(args: argparse.Namespace) -> list[Path]:
     """The named chapters' sources, or every chapter's when no name is given."""
-    root = parameters.root_or_fail()
+    names = args.chapters
+    root = _root(args, next((n for n in names if n.endswith(".md")), None))
     return [parameters.find_notebook(n, root) for n in names] if names else [
         p for p in parameters.notebooks(root) if parameters.is_chapter(p, root)]
 
 
 def _export(args: argparse.Namespace) -> int:
-    for path in book.export(_chapters(args.chapters), Path(args.out)):
+    for path in book.export(_chapters(args), Path(args.out)):
         print(path)
     return 0
 
 
 def _assign(args: argparse.Namespace) -> int:
-    for path in assignments.assign(_chapters(args.chapters), Path(args.out)):
+    for path in assignments.assign(_chapters(args), Path(args.out)):
         print(path)
     return 0
 
 
 def _grade(args: argparse.Namespace) -> int:
-    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None)
+    root = None if args.autograder else _root(args)  # without --autograder: built from the project's chapter
+    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None, root)
     print(report.text())
     return 0
 
@@ -107,7 +139,7 @@ def _plan(args: argparse.Namespace) -> int:
     from mmrepro.publish.planning import plan_notebook
     from mmrepro.runs.cost import report
 
-    root = parameters.root_or_fail()
+    root = _root(args, args.notebook)
     path = parameters.find_notebook(args.notebook, root)
     params = {name: parameters.parse_value(value) for name, value in args.param}
     try:
@@ -119,19 +151,27 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    root = parameters.root_or_fail()
+    root = _root(args)
+    print(f"notebooks of {root} (at the end of a comment: what the smoke, book and paper profiles set; "
+          "change any with `mmrepro run NAME -p PARAMETER VALUE`)")
     for path in parameters.notebooks(root):
-        print(f"{path.stem}  ({path.relative_to(root)})")
+        print(f"\n{path.stem}  ({path.relative_to(root)})")
+        values = parameters.profile_values(path)
         for p in parameters.parameters(path):
-            print(f"    {p.name}: {p.type} = {p.default}  # {p.help}")
+            print(f"    {p.name}: {p.type} = {p.default}  # {parameters.with_profiles(p.help, values.get(p.name))}")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mmrepro", description=__doc__)
+    top = argparse.ArgumentParser(prog="mmrepro", description=__doc__ + _WHERE,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True)
+    project = argparse.ArgumentParser(add_help=False)
+    project.add_argument("--root", metavar="DIR", help=f"the project checkout (the folder with _toc.yml); default: "
+                         f"${parameters.ROOT_ENV}, else the one holding the notebook or the working folder, else "
+                         "the checkout mmrepro is installed from")
 
-    run = sub.add_parser("run", help="execute one notebook through papermill")
+    run = sub.add_parser("run", parents=[project], help="execute one notebook through papermill")
     run.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
     run.add_argument("--profile", choices=PROFILES, help="smoke (seconds), book (laptop CPU), paper (GPU)")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -139,7 +179,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--build", help="build folder (default: <project>/_build)")
     run.set_defaults(func=_run)
 
-    bk = sub.add_parser("book", help="execute the notebooks that changed and build the HTML book (-W)")
+    bk = sub.add_parser("book", parents=[project],
+                        help="execute the notebooks that changed and build the HTML book (-W)")
     bk.add_argument("--profile", choices=PROFILES, default="book")
     bk.add_argument("--build", help="build folder (default: <project>/_build)")
     bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
@@ -150,8 +191,9 @@ def parser() -> argparse.ArgumentParser:
                          "once; the system shares the CPU cores between them)")
     bk.set_defaults(func=_book)
 
-    cl = sub.add_parser("claims", help="print every claim of the executed chapters: outcome, estimate [interval] "
-                                       "vs the paper's effect, one line each")
+    cl = sub.add_parser("claims", parents=[project],
+                        help="print every claim of the executed chapters: outcome, estimate [interval] vs the "
+                             "paper's effect, one line each")
     cl.add_argument("--results", help="folder of results files (default: <build>/results)")
     cl.add_argument("--build", help="build folder whose results to read (default: <project>/_build)")
     cl.add_argument("--chapter", help="only this chapter's claims (mfh, mind, miles, multimodn)")
@@ -159,23 +201,26 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--outcome", help="only claims with this outcome (e.g. undecided, 'not reproduced')")
     cl.set_defaults(func=_claims)
 
-    ex = sub.add_parser("export", help="write chapters as unexecuted .ipynb notebooks that plain papermill runs")
+    ex = sub.add_parser("export", parents=[project],
+                        help="write chapters as unexecuted .ipynb notebooks that plain papermill runs")
     ex.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
     ex.add_argument("--out", required=True, help="folder for the .ipynb files")
     ex.set_defaults(func=_export)
 
-    asg = sub.add_parser("assign", help="write student, solution and autograder versions of chapters' exercises")
+    asg = sub.add_parser("assign", parents=[project],
+                         help="write student, solution and autograder versions of chapters' exercises")
     asg.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
     asg.add_argument("--out", required=True, help="folder for student/, solution/ and autograder/")
     asg.set_defaults(func=_assign)
 
-    gr = sub.add_parser("grade", help="grade a submitted student notebook (otter-grader, locally)")
+    gr = sub.add_parser("grade", parents=[project], help="grade a submitted student notebook (otter-grader, locally)")
     gr.add_argument("submission", help="the student's .ipynb")
     gr.add_argument("--autograder", help="DIR/autograder written by mmrepro assign (default: built now from "
                                          "this checkout's chapter)")
     gr.set_defaults(func=_grade)
 
-    pl = sub.add_parser("plan", help="count a notebook's training runs and estimate its time on this device")
+    pl = sub.add_parser("plan", parents=[project],
+                        help="count a notebook's training runs and estimate its time on this device")
     pl.add_argument("notebook", help="notebook name (see `mmrepro list`) or path to its .md")
     pl.add_argument("--profile", choices=PROFILES, help="smoke, book or paper (default: the notebook's)")
     pl.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -188,7 +233,7 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--older-than", type=float, metavar="DAYS", help="clear only runs unused for more than DAYS days")
     ca.set_defaults(func=_cache)
 
-    ls = sub.add_parser("list", help="show notebooks and their parameters")
+    ls = sub.add_parser("list", parents=[project], help="show notebooks and their parameters")
     ls.set_defaults(func=_list)
     return top
 

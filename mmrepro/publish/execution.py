@@ -178,9 +178,14 @@ def _short(path: Path) -> str:
     return str(path)
 
 
+# The kernel's own log (its start-up warning that it talks over local TCP unencrypted) is kept to errors.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
-            record: Mapping[str, Any] | None = None) -> Path:
-    """Run one notebook through papermill (converted from MyST by jupytext) into ``build/executed``.
+            record: Mapping[str, Any] | None = None, progress: bool = False) -> Path:
+    """Run one notebook through papermill (converted from MyST by jupytext) into ``build/executed``;
+    ``progress`` shows a progress bar of the cells run on stderr, named after the section being run.
 
     The run happens in a staging folder; only when the notebook ran to its end are its executed copy,
     results file and figures moved into place (``record``, e.g. the run's :func:`fingerprint`, is stored
@@ -202,9 +207,11 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
             with _environment(env):
                 # the kernel is stopped at once when the run ends or is interrupted: a graceful shutdown
                 # interrupts running code first, and the kernel then prints a traceback of its own
+                bar = {"desc": name, "unit": "cell", "leave": False, "dynamic_ncols": True} if progress else False
                 papermill.execute_notebook(jupytext.read(path), str(partial), parameters=params,
-                                           kernel_name=KERNEL, cwd=str(root), progress_bar=False,
-                                           shutdown_kernel="immediate", engine_name=papermill_engine.ENGINE)
+                                           kernel_name=KERNEL, cwd=str(root), progress_bar=bar,
+                                           shutdown_kernel="immediate", engine_name=papermill_engine.ENGINE,
+                                           extra_arguments=KERNEL_ARGUMENTS)
         except KeyboardInterrupt as err:
             why = str(err) or "Ctrl-C"
             raise Interrupted(f"{name} interrupted ({why}): {_kept(executed, partial, build, name)}.") from None

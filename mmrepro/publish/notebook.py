@@ -402,7 +402,8 @@ class ChapterRun:
 
     def save(self) -> Path:
         """Write ``<output_dir>/<name>.json`` atomically and return its path; figures in ``<output_dir>/<name>/``
-        that this run did not draw (left by an earlier run) are removed."""
+        that this run did not draw (left by an earlier run) are removed, and a local Ray instance the run
+        started (``executor="ray"``) is ended (:func:`mmrepro.runs.executors.stop_ray`)."""
         from mmrepro.common.version import __version__
 
         payload = {
@@ -419,7 +420,11 @@ class ChapterRun:
             for old in (folder / self.name).glob("*.png"):
                 if old.name not in figures:
                     old.unlink()
-        return write_bytes_atomic(folder / f"{self.name}.json", json.dumps(payload, indent=2, allow_nan=False).encode())
+        written = write_bytes_atomic(folder / f"{self.name}.json", json.dumps(payload, indent=2, allow_nan=False).encode())
+        from mmrepro.runs.executors import stop_ray
+
+        stop_ray()  # the chapter's work is done: a local Ray instance it started ends with it
+        return written
 
 
 def _device_name(device: Any) -> str:

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from mmrepro.publish.notebook import ParameterError, coerce_parameter, project_root, resolve_parameters
+from mmrepro.publish.notebook import (
+    PROFILES,
+    ParameterError,
+    coerce_parameter,
+    project_root,
+    resolve_parameters,
+)
 
 
 class BookError(RuntimeError):
@@ -32,11 +40,41 @@ class Parameter:
     help: str
 
 
-def root_or_fail(root: Path | None = None) -> Path:
-    found = project_root(root)
-    if found is None:
-        raise BookError("no _toc.yml found here or above: run mmrepro from the project checkout.")
-    return found
+ROOT_ENV = "MMREPRO_ROOT"  # the project checkout, for commands run outside it
+
+
+def installed_checkout() -> Path | None:
+    """The checkout this mmrepro package is imported from (``pip install -e``), when it holds a book."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "_toc.yml").is_file() else None
+
+
+def locate_root(root: Path | str | None = None, near: Path | None = None) -> tuple[Path, str]:
+    """The project (the folder holding ``_toc.yml``) and how it was found, trying in turn: ``root``
+    (``--root``) and ``$MMREPRO_ROOT`` (each that folder or one above it), the project that holds
+    ``near`` (a notebook given by path), the working folder and those above it, and the checkout the
+    package is installed from (``pip install -e``). BookError when none is a project."""
+    for given, name in ((root, "--root"), (os.environ.get(ROOT_ENV) or None, ROOT_ENV)):
+        if given is not None:
+            found = project_root(Path(given).expanduser())
+            if found is None:
+                raise BookError(f"{name} {given} is not an mmrepro project (no _toc.yml there or above): give "
+                                "the folder of your checkout, the one holding _toc.yml and notebooks/.")
+            return found, name
+    if near is not None and (found := project_root(Path(near).resolve().parent)) is not None:
+        return found, "notebook"
+    if (found := project_root()) is not None:
+        return found, "cwd"
+    if (found := installed_checkout()) is not None:
+        return found, "installed"
+    raise BookError(f"no mmrepro project here: {Path.cwd()} and the folders above it hold no _toc.yml, and the "
+                    "installed package is not inside a checkout. Run mmrepro in your checkout (the folder with "
+                    f"_toc.yml and notebooks/), or pass --root DIR, or set {ROOT_ENV}=DIR.")
+
+
+def root_or_fail(root: Path | str | None = None, near: Path | None = None) -> Path:
+    """:func:`locate_root`'s project folder."""
+    return locate_root(root, near)[0]
 
 
 def is_notebook(path: Path) -> bool:
@@ -89,13 +127,11 @@ def find_notebook(name_or_path: str, root: Path) -> Path:
 def parameters(path: Path) -> list[Parameter]:
     """The declared parameters of a notebook (what ``papermill --help-notebook`` would show)."""
     import jupytext
-    from papermill.translators import PythonTranslator
 
     nb = jupytext.read(path)
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            found = [Parameter(p.name, p.inferred_type_name, p.default, p.help)
-                     for p in PythonTranslator.inspect(cell)]
+            found = parameters_of_cell(cell)
             declared = [n.target.id for n in ast.parse(cell.source).body
                         if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
             unread = [n for n in declared if n not in {p.name for p in found}]
@@ -104,6 +140,13 @@ def parameters(path: Path) -> list[Parameter]:
                                 "`name: type = value  # comment` on one line, with no '=' in the comment.")
             return found
     raise BookError(f"{path} has no cell tagged 'parameters'.")
+
+
+def parameters_of_cell(cell: Any) -> list[Parameter]:
+    """The parameters papermill reads from a ``parameters`` cell (name, type, default, comment)."""
+    from papermill.translators import PythonTranslator
+
+    return [Parameter(p.name, p.inferred_type_name, p.default, p.help) for p in PythonTranslator.inspect(cell)]
 
 
 def parse_value(text: str) -> Any:
@@ -197,6 +240,68 @@ def static_parameters(path: Path, params: Mapping[str, Any]) -> tuple[dict[str, 
     except ValueError as err:
         raise ParameterError(str(err)) from None
     return values, resolved
+
+
+def profile_values(path: Path) -> dict[str, dict[str, Any]]:
+    """What each profile sets for the parameters the notebook leaves at None, read from its
+    ``start(..., profiles=...)`` call without a kernel (as :func:`static_parameters` reads it):
+    ``{name: {profile: value}}``, the profiles in the order smoke, book, paper. Empty when the notebook
+    calls no ``start`` or its profiles need the kernel."""
+    cells = _code_cells(path)
+    at = next((i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if at is None:
+        return {}
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(cells[at].source, f"{path.name}, parameters cell", "exec", dont_inherit=True), namespace)  # noqa: S102
+    except Exception:  # noqa: BLE001 - static_parameters reports it
+        return {}
+    declared = dict(namespace.get("__annotations__", {}))
+    contract = _start_arguments(cells[at + 1:], namespace)
+    profiles = (contract or {}).get("profiles")
+    if not isinstance(profiles, Mapping):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for name in declared:
+        if namespace.get(name) is None:
+            per = {p: profiles[p][name] for p in PROFILES if isinstance(profiles.get(p), Mapping) and name in profiles[p]}
+            if per:
+                found[name] = per
+    return found
+
+
+def _shown(value: Any, width: int = 40) -> str:
+    """A profile's value as typed after ``-p NAME`` (a string bare unless it holds a comma or a space); a long
+    list as its length and ends, a long dict as its keys with the number of values of each."""
+    if isinstance(value, str):
+        text = repr(value) if ("," in value or " " in value) else value
+    else:
+        text = repr(value)
+    if len(text) > width and isinstance(value, list) and value:
+        text = f"{len(value)} values, {value[0]!r} to {value[-1]!r}"
+    elif len(text) > width and isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} ×{len(v)}" if isinstance(v, (list, tuple)) else str(k) for k, v in value.items()) + "}"
+    return text.replace("=", ":")  # papermill stops reading a parameter's comment at an '='
+
+
+# A parenthesis at the end of a parameter's comment that lists profile values by hand, e.g. "(profile: smoke 2, book 5)"
+_HANDWRITTEN = re.compile(r"\s*\((?:profiles?:?\s|smoke\s|book\s|paper\s)[^()]*(?:\([^()]*\)[^()]*)*\)\s*$")
+
+
+def with_profiles(help_text: str, values: Mapping[str, Any] | None) -> str:
+    """A parameter's comment followed by what each profile sets, e.g. ``runs per setting (smoke 2, book 5,
+    paper 10)``, or ``(every profile: 0.0)``; a hand-written list of profile values at the comment's end is
+    replaced, so that the two cannot disagree."""
+    if not values:
+        return help_text
+    shown = {p: _shown(v) for p, v in values.items()}
+    if len(values) == len(PROFILES) and len(set(shown.values())) == 1:
+        note = f"(every profile: {next(iter(shown.values()))})"
+    else:
+        sep = "; " if any("," in t for t in shown.values()) else ", "
+        note = "(" + sep.join(f"{p} {t}" for p, t in shown.items()) + ")"
+    base = _HANDWRITTEN.sub("", help_text).rstrip()
+    return f"{base} {note}" if base else note
 
 
 def check_parameters(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -125,47 +125,87 @@ def verdict_counts(results: list[dict]) -> pd.DataFrame:
     return table
 
 
+def _commit(sha: str | None) -> str:
+    """A results file's commit, short ("5adae11"), with "+ changes" when the checkout had uncommitted changes."""
+    if not sha:
+        return "—"
+    return sha.removesuffix("-dirty")[:7] + (" + changes" if sha.endswith("-dirty") else "")
+
+
 def runs_table(results: list[dict]) -> pd.DataFrame:
-    """Provenance of each chapter's run."""
+    """Provenance of each chapter's run: profile, seed, minutes, claims, commit, device and package version."""
     return pd.DataFrame([{"chapter": r["notebook"], "profile": r["profile"], "seed": r["seed"],
-                          "device": r.get("device_name") or r["device"], "version": r["mmrepro_version"],
-                          "git": (r["git_sha"] or "—")[:12] + ("-dirty" if str(r["git_sha"]).endswith("-dirty") else ""),
-                          "minutes": f"{r.get('seconds', 0) / 60:.1f}", "claims": len(r["claims"])}
-                         for r in results])
+                          "minutes": round(float(r.get("seconds") or 0) / 60, 1), "claims": len(r["claims"]),
+                          "commit": _commit(r["git_sha"]), "device": r.get("device_name") or r["device"],
+                          "mmrepro": r["mmrepro_version"]} for r in results],
+                        columns=["chapter", "profile", "seed", "minutes", "claims", "commit", "device", "mmrepro"])
+
+
+def runs_styled(results: list[dict]):
+    """:func:`runs_table` for the page: numbers right-aligned, the commit in monospace on one line, and the
+    device and package version said once under the table when every run shares them."""
+    from html import escape
+
+    table = runs_table(results)
+    shared = [c for c in ("device", "mmrepro") if table[c].nunique() == 1]
+    caption = "; ".join([f"{'device' if c == 'device' else 'mmrepro version'}: {escape(str(table[c].iloc[0]))}"
+                         for c in shared] + ["commit: the git commit each chapter ran from (+ changes: with "
+                                             "uncommitted changes)"])
+    table = table.drop(columns=shared)
+    styler = (table.style.hide(axis="index").format({"minutes": "{:.1f}"})
+              .set_table_attributes('class="runs-table"')
+              .set_properties(subset=["seed", "minutes", "claims"], **{"text-align": "right"})
+              .set_properties(subset=["commit"], **{"font-family": "monospace", "white-space": "nowrap"})
+              .set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: 0.85em; "
+                                                                  "text-align: left;"}]))
+    return styler.set_caption(caption)
 
 
 def styled(rows: pd.DataFrame):
-    """A claims table (from :func:`claim_rows`) for the page: the claim with where it is in the paper, the
-    criterion, the paper's value, ours with its interval, the threshold and the outcome (coloured, with the
-    runs that would decide an undecided claim). How the intervals were computed is said once under the
-    table when every row shares it, else under each n; a "not comparable" reason is given once, as a note."""
+    """A claims table (from :func:`claim_rows`) for the page, in five columns that fit the text column: the
+    claim (our criterion, then its id on one line and where the paper says it), the paper's value, ours with
+    its interval and n, the threshold, and the outcome (coloured, with the runs that would decide an
+    undecided claim). How the intervals were computed is said under the table (a letter after n tells
+    which, when they differ); a "not comparable" reason is given once, as a note under the table."""
     from html import escape
 
     notes = sorted({n for n in rows["note"] if n})
     marks = {r: "*" * (i + 1) if i < 3 else f"[{i + 1}]" for i, r in enumerate(notes)}
-    methods = {m for m in rows["interval"] if m}
-    small = '<br><span style="color:#666;font-size:0.9em">{}</span>'
+    methods = sorted({m for m in rows["interval"] if m})
+    letters = {m: chr(ord("a") + i) for i, m in enumerate(methods)} if len(methods) > 1 else {}
+    small = '<br><span class="claim-sub" style="color:#666;font-size:0.88em">{}</span>'
 
     def outcome(o: str, hint: str, note: str) -> str:
         return badge(o) + (marks[note] if note else "") + (small.format(escape(hint)) if hint else "")
 
+    def ours(o: str, n: str, m: str) -> str:
+        which = f" ({letters[m]})" if m in letters else ""
+        value, bracket, interval = o.partition(" [")  # the interval on a line of its own, never broken
+        if not n:  # a check's observation is shown as it is
+            return escape(o)
+        text = escape(value) + (f'<br><span style="white-space:nowrap">[{escape(interval)}</span>' if bracket else "")
+        return text + small.format(f"n = {escape(n)}{which}")
+
     shown = pd.DataFrame({
-        "claim": [f"<code>{escape(c)}</code>" + small.format(escape(w)) for c, w in zip(rows["claim"], rows["where"])],
-        "criterion": rows["criterion"].map(escape), "paper": rows["paper"].map(escape),
-        "ours [95 % interval]": [escape(o) + (small.format("n = " + escape(n) + (f", {escape(m)}" if len(methods) > 1
-                                                                              and m else "")) if n else "")
-                                 for o, n, m in zip(rows["ours [95 % interval]"], rows["n"], rows["interval"])],
+        "claim": [escape(c) + small.format(f'<code class="claim-id">{escape(i)}</code> · {escape(w)}')
+                  for c, i, w in zip(rows["criterion"], rows["claim"], rows["where"])],
+        "paper": rows["paper"].map(escape),
+        "ours [95 % interval]": [ours(o, n, m) for o, n, m in zip(rows["ours [95 % interval]"], rows["n"],
+                                                                   rows["interval"])],
         "threshold": rows["threshold"].map(escape),
         "outcome": [outcome(o, h, n) for o, h, n in zip(rows["outcome"], rows["to decide"], rows["note"])]})
     styler = (shown.style.hide(axis="index")
               .set_table_attributes('class="claims-table"')
-              .set_table_styles([{"selector": "td, th", "props": "font-size: 0.8em; vertical-align: top; "
-                                                              "padding: 0.25em 0.5em;"},
-                                 {"selector": "td:nth-child(1)", "props": "white-space: nowrap;"},
+              .set_table_styles([{"selector": "td, th", "props": "font-size: 0.78em; vertical-align: top; "
+                                                              "padding: 0.3em 0.4em;"},
+                                 {"selector": "td:nth-child(1)", "props": "min-width: 16em;"},
                                  {"selector": "caption", "props": "caption-side: bottom; font-size: 0.78em; "
                                                                   "text-align: left;"}]))
-    caption = ([f"Intervals: {escape(next(iter(methods)))}."] if len(methods) == 1 else []) + [
-        f"{marks[r]} {escape(r)}" for r in notes]
+    if len(methods) == 1:
+        intervals = [f"Intervals: {escape(methods[0])}."]
+    else:
+        intervals = [f"({letters[m]}) {escape(m)}" for m in methods]
+    caption = intervals + [f"{marks[r]} {escape(r)}" for r in notes]
     if caption:
         styler = styler.set_caption("<br>".join(caption))
     return styler
@@ -188,7 +228,9 @@ def oriented(record: Mapping[str, Any]) -> tuple[float, float, float]:
 
 def interval_figure(results: list[dict], clip: float = 6.0):
     """Per chapter, every empirical claim's interval against its threshold (at 0), the paper's side shaded,
-    coloured by outcome; intervals in units of their half-width (see :func:`oriented`)."""
+    coloured by outcome; intervals in units of their half-width (see :func:`oriented`). Drawn at the text
+    column's width (about 7 inches) so that its labels are shown at their size; the legend sits above the
+    plots, clear of the intervals."""
     import matplotlib.pyplot as plt
 
     chapters = [(r["notebook"], [c for c in r["claims"] if c["kind"] == "empirical" and c["estimate"] is not None])
@@ -199,9 +241,13 @@ def interval_figure(results: list[dict], clip: float = 6.0):
         ax.text(0.5, 0.5, "no empirical claim with an interval", ha="center", va="center")
         ax.axis("off")
         return fig
+    used = [o for o in contract.OUTCOMES if any(c["outcome"] == o for _, cs in chapters for c in cs)]
+    legend_rows = -(-len(used) // 3)
     heights = [max(len(cs), 2) for _, cs in chapters]
-    fig, axes = plt.subplots(len(chapters), 1, figsize=(9, 0.19 * sum(heights) + 1.0 * len(chapters) + 0.6),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    top = 0.35 + 0.25 * legend_rows  # inches above the first plot: the legend
+    height = 0.22 * sum(heights) + 0.85 * len(chapters) + 0.5 + top
+    fig, axes = plt.subplots(len(chapters), 1, figsize=(7.2, height), gridspec_kw={"height_ratios": heights},
+                             squeeze=False)
     for ax, (name, cs) in zip(axes[:, 0], chapters):
         ax.axvspan(0, clip + 0.5, color="#e8f4e8", zorder=0)
         ax.axvline(0, color="0.3", lw=1)
@@ -212,37 +258,74 @@ def interval_figure(results: list[dict], clip: float = 6.0):
             if left < right:
                 ax.plot([left, right], [i, i], color=colour, lw=2.2, solid_capstyle="butt")
             if abs(z) > clip:  # beyond the plotted range: an arrow at the edge it points past
-                ax.plot([np.sign(z) * clip], [i], ">" if z > 0 else "<", color=colour, ms=5)
+                ax.plot([np.sign(z) * clip], [i], ">" if z > 0 else "<", color=colour, ms=6)
             else:
-                ax.plot([z], [i], "o", color=colour, ms=4)
-        ax.set_yticks(range(len(cs)), [c["id"] for c in cs], fontsize=8)
+                ax.plot([z], [i], "o", color=colour, ms=4.5)
+        ax.set_yticks(range(len(cs)), [c["id"] for c in cs], fontsize=9)
         ax.set_ylim(len(cs) - 0.5, -0.5)
         ax.set_xlim(-clip - 0.5, clip + 0.5)
-        ax.set_title(name, loc="left", fontsize=10, fontweight="bold")
-        ax.tick_params(axis="x", labelsize=8)
-    axes[-1, 0].set_xlabel("estimate − threshold, in half-widths of its 95 % interval (paper's side shaded, "
-                           f"clipped at ±{clip:g})", fontsize=8.5)
-    used = {c["outcome"] for _, cs in chapters for c in cs}
-    handles = [plt.Line2D([], [], color=OUTCOME_COLOURS[o][1], lw=2.2, label=o) for o in contract.OUTCOMES if o in used]
-    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=min(len(handles), 4), frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.035 + 0.02 * (len(handles) > 4), 1, 1))
+        ax.set_title(f"{PAPERS.get(name, name)} ({name})", loc="left", fontsize=11, fontweight="bold")
+        ax.tick_params(axis="x", labelsize=9)
+        ax.grid(axis="y", visible=False)
+    axes[-1, 0].set_xlabel("estimate − threshold, in half-widths of its 95 % interval\n(the paper's side shaded; "
+                           f"clipped at ±{clip:g})", fontsize=9.5)
+    handles = [plt.Line2D([], [], color=OUTCOME_COLOURS[o][1], lw=2.5, label=o) for o in used]
+    fig.legend(handles=handles, fontsize=9.5, loc="upper center", ncol=min(len(handles), 3), frameon=False,
+               bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / height))
     return fig
 
 
 def terminal_report(results: list[dict], width: int = 120) -> str:
     """The scorecard as text (``mmrepro claims``): outcome counts per chapter, then one line per claim."""
-    with pd.option_context("display.width", width, "display.max_columns", None):
-        counts = outcome_counts(results)
-        counts.columns = [c.replace("reproduces, ", "").replace(" effect", "") for c in counts.columns]
-        parts = [f"{sum(len(r['claims']) for r in results)} claims from {len(results)} chapter(s), "
-                 f"profile(s) {', '.join(sorted({r['profile'] for r in results}))}", "",
-                 counts.loc[:, (counts != 0).any()].to_string(), ""]
+    parts = [f"{sum(len(r['claims']) for r in results)} claims from {len(results)} chapter(s), "
+             f"profile(s) {', '.join(sorted({r['profile'] for r in results}))}", "", counts_text(results, width), ""]
     for r in results:
         parts.append(f"== {r['notebook']} ({r['profile']}, seed {r['seed']}, {r['git_sha'] or 'no git'})")
         parts += [claim_line(c, width) for c in _records([r])]
         parts.append("")
     return "\n".join(parts)
+
+
+def counts_text(results: list[dict], width: int = 120, total: bool = True) -> str:
+    """:func:`outcome_counts` as a terminal table, the columns that are zero everywhere left out (the
+    two "reproduces, …" outcomes shortened to "smaller" and "larger"); ``total``: with the "all" row."""
+    counts = outcome_counts(results)
+    if not total:
+        counts = counts.drop(index="all")
+    counts.columns = [c.replace("reproduces, ", "").replace(" effect", "") for c in counts.columns]
+    with pd.option_context("display.width", width, "display.max_columns", None):
+        return counts.loc[:, (counts != 0).any()].to_string()
+
+
+def _duration(seconds: float) -> str:
+    """A run's wall time in minutes, as the scorecard's runs table gives it."""
+    return f"{seconds / 60:.1f} min"
+
+
+def run_summary(result: Mapping[str, Any], build: Path | None = None) -> str:
+    """What ``mmrepro run`` prints when a chapter has run: its claims counted by outcome
+    (:func:`outcome_counts`), its headline claims in a few words (:func:`headline_summary`) and the
+    command that lists every claim."""
+    name = result["notebook"]
+    head = (f"{name}, {result['profile']} profile, seed {result['seed']}, "
+            f"{_duration(float(result.get('seconds') or 0))}")
+    if not result["claims"]:
+        return f"{head}: no claims recorded"
+    row = outcome_counts([dict(result)]).loc[name]
+    empirical = {o: int(row[o]) for o in contract.OUTCOMES if row[o]}
+    passed, failed = int(row["checks passed"]), int(row["checks failed"])
+    lines = [f"{head}: {len(result['claims'])} claims",
+             f"  empirical claims ({sum(empirical.values())}): "
+             + (" · ".join(f"{o} {n}" for o, n in empirical.items()) or "none"),
+             f"  checks ({passed + failed}): {passed} passed" + (f", {failed} FAILED" if failed else "")]
+    if any(c.get("headline") for c in result["claims"]):
+        lines.append(f"  headline claims: {headline_summary(result)}")
+    if result["profile"] == "smoke":
+        lines.append("  (smoke: only checks that the code runs; no claim is compared)")
+    where = f" --build {build}" if build is not None else ""
+    lines.append(f"every claim: mmrepro claims{where} --chapter {name}")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- outcomes

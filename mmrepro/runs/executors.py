@@ -7,12 +7,22 @@ one call of :func:`~mmrepro.runs.protocol.train_chunk`) and ``run(objective, chu
 yields ``(chunk index, candidates)`` as chunks finish, in any order.
 
 Ray is an optional extra (``pip install -e ".[cluster]"``): it is imported only when a Ray
-executor runs.
+executor runs. A local instance started here is ended by :func:`stop_ray` (which
+:meth:`mmrepro.publish.notebook.ChapterRun.save` calls at the end of every chapter), so no Ray
+process or session folder outlives the run.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import math
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 from mmrepro.runs.protocol import Job, Objective, train_chunk
@@ -49,6 +59,85 @@ def _ray():
     return ray
 
 
+_LOCAL: dict[str, str] = {}  # the local Ray instance this process started: {"temp": its temp folder}
+
+
+def start_ray() -> Any:
+    """Ray, connected: to the cluster named by ``RAY_ADDRESS`` or started with ``ray start`` on this machine
+    (both left running), else to a local instance started here, in a temp folder of its own, which
+    :func:`stop_ray` ends (at the latest when this process exits, or after a notebook cell that fails).
+    Ray's start-up messages and warnings go to its session logs, not to the notebook."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray
+    from ray._private.services import canonicalize_bootstrap_address
+
+    options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    address = canonicalize_bootstrap_address(None)  # RAY_ADDRESS, else the cluster of `ray start`, else None
+    if address is None:
+        _LOCAL["temp"] = tempfile.mkdtemp(prefix="mmrepro-ray-")
+        options.update(address="local", _temp_dir=_LOCAL["temp"])
+        atexit.register(stop_ray)
+        _stop_after_failed_cell()
+    # a local instance's processes inherit this, so their stray output stays in its temp folder too
+    log = Path(_LOCAL["temp"]) / "mmrepro-ray-start.log" if "temp" in _LOCAL else os.devnull
+    with open(log, "a") as sink, warnings.catch_warnings(), _fd_redirected(sink):
+        warnings.simplefilter("ignore")
+        ray.init(**options)
+    return ray
+
+
+def stop_ray() -> None:
+    """End the local Ray instance :func:`start_ray` started (its processes and its temp folder); a
+    cluster it joined is only disconnected from. Nothing when Ray is not running."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ray.shutdown()
+    temp = _LOCAL.pop("temp", None)
+    if temp is not None:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _fd_redirected(sink: Any) -> Iterator[None]:
+    """Send what is written to stdout and stderr, by Python or by the processes and libraries writing to
+    the file descriptors directly, to ``sink`` (a notebook kernel would show it as cell output)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = []
+    try:
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(sink.fileno(), fd)
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _stop_after_failed_cell() -> None:
+    """In a notebook kernel, stop Ray after a cell that raises: papermill ends the run there and kills the
+    kernel, which would leave Ray's processes and session folder behind."""
+    with contextlib.suppress(ImportError):
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            return
+
+        def after(result: Any) -> None:
+            if not result.success:
+                stop_ray()
+                shell.events.unregister("post_run_cell", after)
+
+        shell.events.register("post_run_cell", after)
+
+
 def device_type(objective: Objective) -> str:
     """``cuda`` when the objective trains on a CUDA device (its ``device`` attribute), else ``cpu``."""
     import torch
@@ -73,8 +162,9 @@ class RayExecutor:
     at once (at most :data:`MAX_CHUNK`; with ``objective.many`` the chunk is one batched call). A
     task that fails (worker lost, CUDA or OS error) is retried up to ``max_retries`` times.
 
-    ``ray.init()`` joins the cluster named by ``RAY_ADDRESS`` (or one started on this machine with
-    ``ray start``), else starts a local instance; worker output stays in Ray's session logs."""
+    :func:`start_ray` joins the cluster named by ``RAY_ADDRESS`` (or one started on this machine with
+    ``ray start``), else starts a local instance that :func:`stop_ray` ends; worker output stays in Ray's
+    session logs."""
 
     def __init__(self, num_cpus: float = 1, gpu_fraction: float = 0.25, max_retries: int = 3) -> None:
         if num_cpus <= 0 or not 0 < gpu_fraction <= 1 or max_retries < 0:
@@ -83,10 +173,7 @@ class RayExecutor:
         self.num_cpus, self.gpu_fraction, self.max_retries = num_cpus, gpu_fraction, max_retries
 
     def _ray(self):
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        return ray
+        return start_ray()
 
     def _gpus(self, objective: Objective) -> float:
         return self.gpu_fraction if device_type(objective) == "cuda" else 0.0
