@@ -5,7 +5,7 @@ Figures 2-3 and Table 2 (Sections 4.2, 5.2), Lemma 1-2 and Theorem 1 (Section 4.
 One colour per model name in every figure (:data:`MODEL_COLOURS`)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,17 @@ MODEL_COLOURS = {"teacher": _pal[7], "no-KD student": _pal[1], "KD student": _pa
                  "shared weights": _pal[8], "plain": _pal[5]}
 RUN_NAMES = {"teacher_regular": "teacher", "no_kd": "no-KD student", "kd_regular": "KD student"}
 TEACHER_NAMES = {"general": "modality-general", "specific": "modality-specific", "random": "random"}
+
+
+def for_people(table: pd.DataFrame, fmt: Callable[[float], str]) -> pd.DataFrame:
+    """``table`` with every float cell written by ``fmt`` (e.g. :func:`mmrepro.publish.claims.number`: three
+    significant digits, thousands separated), NaN as a dash; other cells as they are."""
+    def cell(v: Any) -> Any:
+        if isinstance(v, (float, np.floating)):
+            return "—" if np.isnan(v) else fmt(float(v))
+        return v
+
+    return table.map(cell)
 
 
 def long_runs(sweep: Sweep, x: str, names: dict[str, str] = RUN_NAMES) -> pd.DataFrame:
@@ -42,7 +53,7 @@ def accuracy_figure(sweep: Sweep, x: str, xlabel: str, title: str):
     sns.lineplot(data=data, x="x", y="accuracy", hue="model", style="model", markers=True, dashes=False,
                  errorbar="sd", palette=MODEL_COLOURS, ax=ax)
     ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=title)
-    ax.legend(title=None, fontsize=8)
+    ax.legend(title=None)
     wide = data.pivot_table(index=["x", "seed"], columns="model", values="accuracy").reset_index()
     wide["gain"] = wide["KD student"] - wide["no-KD student"]
     ax = axes[1]
@@ -57,14 +68,14 @@ def figure2_table(sweep: Sweep) -> pd.DataFrame:
     s = sweep.summary
     t = s[["gamma", "teacher_regular_mean", "no_kd_mean", "kd_regular_mean", "kd_regular_std"]].copy()
     t["gain"] = s["kd_regular_mean"] - s["no_kd_mean"]
-    return t.round(2).set_axis(["gamma", "teacher", "no-KD student", "KD student", "KD student s.d.", "gain"], axis=1)
+    return t.round(2).set_axis(["γ", "teacher", "no-KD student", "KD student", "KD student s.d.", "KD gain"], axis=1)
 
 
 def figure3_table(sweep: Sweep) -> pd.DataFrame:
     """Figure 3 in numbers: per alpha the teacher and the students (means over seeds, %)."""
     return sweep.summary[["alpha", "gamma", "teacher_regular_mean", "no_kd_mean", "kd_regular_mean",
                           "kd_regular_std"]].round(2).set_axis(
-        ["alpha", "gamma", "teacher", "no-KD student", "KD student", "KD student s.d."], axis=1)
+        ["α", "γ", "teacher", "no-KD student", "KD student", "KD student s.d."], axis=1)
 
 
 TABLE2_COLUMNS = {"regular teacher": "teacher_regular", "general teacher": "teacher_general", "No-KD": "no_kd",
@@ -78,9 +89,10 @@ def table2_means(sweep: Sweep) -> pd.DataFrame:
 
 
 def table2_table(sweep: Sweep, paper: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 reproduced next to the paper's values."""
+    """Table 2 reproduced, each cell "ours (paper)" in %, one row per gamma (five columns, to fit the page)."""
     ours = table2_means(sweep)
-    return pd.concat({"reproduced": ours.set_index("gamma"), "paper": paper.set_index("gamma")}, axis=1).round(2)
+    cells = {col: [f"{o:.2f} ({p:.2f})" for o, p in zip(ours[col], paper[col])] for col in TABLE2_COLUMNS}
+    return pd.DataFrame(cells, index=pd.Index([f"{g:.2f}" for g in ours["gamma"]], name="γ"))
 
 
 def table2_row(sweep: Sweep) -> list[float]:
@@ -107,21 +119,37 @@ def theorem_summary(trials: pd.DataFrame) -> pd.DataFrame:
                                        risk_gd=("risk_gd", "mean"), risk_trivial=("risk_zero", "mean")).reset_index()
 
 
+THEOREM_COLUMNS = {"gamma": "γ", "lam": "λ", "eps_star": "ε*", "bound": "bound n f(ε*)",
+                   "risk_gd": "risk after gradient descent", "risk_trivial": "risk of θ_s = 0"}
+
+
+def theorem_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`theorem_summary` with the paper's symbols as column names, one row per gamma."""
+    table = summary.rename(columns=THEOREM_COLUMNS)
+    return table.set_index("γ").set_axis([f"{g:.2f}" for g in summary["gamma"]]).rename_axis("γ")
+
+
+def lemma2_table(lemma2: pd.DataFrame) -> pd.DataFrame:
+    """Lemma 2 on random matrix pairs, with readable column names."""
+    return lemma2.rename(columns={"shape": "Z^a vs Z^b", "scale": "entry scale", "trials": "pairs",
+                                  "holds": "inequality holds", "median_ratio": "median right / left side"})
+
+
 def theorem_figure(summary: pd.DataFrame, curve: pd.DataFrame, trivial: float):
     """Left: the mean bound and the mean risk reached per gamma (per-trial constants). Right: the bound with one
     (lambda, eps) for all trials against the largest risk of the trivial student."""
-    fig, axes = style.subplots(1, 2, height=3.6)
+    fig, axes = style.subplots(1, 2, height=4.4)
     ax = axes[0]
     ax.semilogy(summary["gamma"], summary["bound"].clip(lower=1e-12), "o-", label="bound (per-trial constants)")
     ax.semilogy(summary["gamma"], summary["risk_gd"].clip(lower=1e-12), "s-", label="risk after gradient descent")
     ax.semilogy(summary["gamma"], summary["risk_trivial"], "k:", label=r"risk of $\theta_s = 0$")
     ax.set(xlabel=r"$\gamma$", ylabel=r"$R_n^{dis}$ (log scale; 0 drawn at $10^{-12}$)", title="Theorem 1, per trial")
-    ax.legend(fontsize=7.5)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
     ax = axes[1]
     ax.semilogy(curve["gamma"], curve["bound"].clip(lower=1e-6), label=r"bound, one $(\lambda, \epsilon)$ for all trials")
     ax.axhline(trivial, color="k", ls=":", label=r"largest risk of $\theta_s = 0$")
     ax.set(xlabel=r"$\gamma$", ylabel="bound (log scale)", title=r"Theorem 1 read as stated")
-    ax.legend(fontsize=7.5)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -130,7 +158,7 @@ def algorithm1_table(ranking: Ranking) -> pd.DataFrame:
     """Algorithm 1 on the Table 2 data: precision@k, and the teachers kept to the top-, random and bottom-k
     channels with their students (means over seeds, %)."""
     rk = ranking.teachers.summary
-    return pd.DataFrame({"gamma": rk["gamma"], "precision@k": ranking.precision.mean(1).numpy(),
+    return pd.DataFrame({"γ": rk["gamma"], "precision@k": ranking.precision.mean(1).numpy(),
                          "top-k teacher": rk["teacher_top_mean"], "random-k teacher": rk["teacher_random_mean"],
                          "bottom-k teacher": rk["teacher_bottom_mean"], "top-k student": rk["kd_top_mean"],
                          "random-k student": rk["kd_random_mean"], "bottom-k student": rk["kd_bottom_mean"],
@@ -150,13 +178,15 @@ def salience_figure(ranking: Ranking, setting: int = 1):
     ax.set_xticks(range(0, 50, 5), range(0, 50, 5))
     ax.set(xlabel="channel of modality a", ylabel="salience p (Alg. 1)",
            title=rf"Algorithm 1 salience, $\gamma$ = {float(batch.gamma[r0]):.1f}, one seed")
-    ax.legend(title=None, fontsize=8)
+    ax.legend(title=None)
     return fig
 
 
 def permutations_table(prec_m: pd.DataFrame) -> pd.DataFrame:
     """Mean precision@k over seeds by gamma (rows) and permutations M (columns)."""
-    return prec_m.pivot_table(index="gamma", columns="M", values="precision").round(3)
+    table = prec_m.pivot_table(index="gamma", columns="M", values="precision").round(3)
+    table.columns = [f"M = {m}" for m in table.columns]
+    return table.rename_axis("γ")
 
 
 def candidates_summary(cand: pd.DataFrame) -> pd.DataFrame:
@@ -177,7 +207,7 @@ def known_part_table(kp: pd.DataFrame) -> pd.DataFrame:
            [["regular", "general", "specific"]])
     tab.insert(0, "no_kd", float(kp.loc[kp.teacher == "no_kd", "test_digit"].mean()))
     tab = tab.round(2)
-    tab.index = [f"rho = {r:g}" for r in tab.index]
+    tab.index = [f"ρ = {r:g}" for r in tab.index]
     tab.columns = ["No-KD (labels only)", "Regular-KD", "Modality-general-KD", "Modality-specific-KD"]
     return tab
 
@@ -217,11 +247,11 @@ def figure5(rk_real: pd.DataFrame, no_kd: float):
     axes[0].axhline(no_kd, color=MODEL_COLOURS["no-KD student"], ls="--", lw=1, label="no KD")
     axes[0].set(xlabel="share r of teacher channels nullified", ylabel="student digit accuracy (%)",
                 title="Figure 5: students")
-    axes[0].legend(title=None, fontsize=8)
+    axes[0].legend(title=None)
     sns.lineplot(data=curve, x="r", y="teacher_group_acc", hue="teacher", style="teacher", markers=True, dashes=False,
                  errorbar=("ci", 95), palette=MODEL_COLOURS, legend=False, ax=axes[1])
-    sns.lineplot(data=curve, x="r", y="teacher_digit_acc", hue="teacher", markers=False, dashes=[(2, 2)],
-                 style="teacher", errorbar=None, palette=MODEL_COLOURS, legend=False, ax=axes[1])
+    sns.lineplot(data=curve, x="r", y="teacher_digit_acc", hue="teacher", errorbar=None, palette=MODEL_COLOURS,
+                 legend=False, linestyle=":", ax=axes[1])
     axes[1].set(xlabel="share r of teacher channels nullified", ylabel="teacher accuracy (%)",
                 title="Teachers: group (solid), digit (dotted)")
     return fig
@@ -234,7 +264,7 @@ def figure6(prec_m: pd.DataFrame, pm: pd.DataFrame):
     sns.lineplot(data=prec_m, x="M", y="precision", hue="gamma", marker="o", errorbar=("ci", 95), palette="crest",
                  ax=axes[0])
     axes[0].set(xscale="log", xlabel="permutations M", ylabel="precision@k", title="Gaussian (Table 2 data)")
-    axes[0].legend(title=r"$\gamma$", fontsize=8)
+    axes[0].legend(title=r"$\gamma$")
     sns.lineplot(data=pm, x="m", y="test_digit", marker="o", errorbar=("ci", 95),
                  color=MODEL_COLOURS["modality-general"], ax=axes[1])
     axes[1].set(xscale="log", xlabel="permutations M", ylabel="student digit accuracy (%)",
@@ -251,7 +281,7 @@ def convergence_figure(trace: pd.DataFrame):
     sns.lineplot(data=plot, x="epoch", y="objective", hue="teacher", errorbar=("ci", 95), palette=MODEL_COLOURS, ax=ax)
     ax.set(xlabel="epoch (full batch)", ylabel="Eq. (1) objective, rho = 0",
            title="Distilled students converge (nullifying teachers: r = 50 %)")
-    ax.legend(title=None, fontsize=8)
+    ax.legend(title=None)
     return fig
 
 
@@ -271,12 +301,14 @@ def table7_table(t7: pd.DataFrame) -> pd.DataFrame:
 
 
 def case_table(cs: pd.DataFrame, paper: dict[tuple[str, float], tuple[float, float]]) -> pd.DataFrame:
-    """Table 1 / Table 5 pattern (mean and s.d. over runs), the paper's AV-MNIST values alongside."""
-    table = summarise_case_study(cs)
-    table["paper teacher acc"] = [paper[(m, r)][0] for m, r in zip(table["method"], table["rho"])]
-    table["paper student acc"] = [paper[(m, r)][1] for m, r in zip(table["method"], table["rho"])]
-    table["rho"] = ["—" if r == 1.0 else f"{r:g}" for r in table["rho"]]
-    return table.round(2)
+    """Table 1 / Table 5 pattern: per method and rho the teacher's accuracy and the student's (mean ± s.d. over
+    runs), each followed by the paper's AV-MNIST value in parentheses (five columns, to fit the page)."""
+    t = summarise_case_study(cs)
+    ref = [paper[(m, r)] for m, r in zip(t["method"], t["rho"])]
+    teacher = ["—" if np.isnan(a) else f"{a:.1f} ({p[0]:.1f})" for a, p in zip(t["teacher_acc"], ref)]
+    student = [f"{a:.1f} ± {sd:.1f} ({p[1]:.1f})" for a, sd, p in zip(t["student_acc"], t["student_std"], ref)]
+    return pd.DataFrame({"method": t["method"], "ρ": ["—" if r == 1.0 else f"{r:g}" for r in t["rho"]],
+                         "teacher": t["teacher_modality"], "teacher acc. (%)": teacher, "student acc. (%)": student})
 
 
 def venn_heatmap(vs: pd.DataFrame, n_seeds: int):
