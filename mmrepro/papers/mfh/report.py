@@ -308,7 +308,7 @@ def case_table(cs: pd.DataFrame, paper: dict[tuple[str, float], tuple[float, flo
     teacher = ["—" if np.isnan(a) else f"{a:.1f} ({p[0]:.1f})" for a, p in zip(t["teacher_acc"], ref)]
     student = [f"{a:.1f} ± {sd:.1f} ({p[1]:.1f})" for a, sd, p in zip(t["student_acc"], t["student_std"], ref)]
     return pd.DataFrame({"method": t["method"], "ρ": ["—" if r == 1.0 else f"{r:g}" for r in t["rho"]],
-                         "teacher": t["teacher_modality"], "teacher acc. (%)": teacher, "student acc. (%)": student})
+                         "teacher": t["teacher_modality"].replace("-", "—"), "teacher acc. (%)": teacher, "student acc. (%)": student})
 
 
 def venn_heatmap(vs: pd.DataFrame, n_seeds: int):
