@@ -97,7 +97,7 @@ def _predict(model: nn.Module, inputs: tuple[Tensor, ...], batch_size: int = 500
 @dataclass
 class CaseRun:
     """One seed of the case study (plain data): a row per method with the teacher's and the student's
-    test accuracy."""
+    test accuracy and, per test row, whether each was right (``teacher_hits``, ``student_hits``)."""
 
     config: dict
     seed: int
@@ -123,7 +123,7 @@ class CaseStudy:
     def __call__(self, config: dict, seed: int) -> CaseRun:
         device, tr, te = self.device, self.tr, self.te
         img, aud, y = self.img.to(device), self.aud.to(device), self.y.to(device)
-        acc = lambda logits, rows: float((logits.argmax(1) == y[rows]).double().mean()) * 100  # noqa: E731
+        hit = lambda logits, rows: (logits.argmax(1) == y[rows]).cpu()  # noqa: E731
         gen = run_generator(seed, 11)
         torch.manual_seed(seed)
         audio_t = train_classifier(audio_teacher().to(device), (aud[tr],), y[tr], epochs=self.teacher_epochs, gen=gen)
@@ -131,17 +131,20 @@ class CaseStudy:
                                 gen=gen)
         soft_um = torch.softmax(_predict(audio_t, (aud[tr],)), 1)
         soft_cm = torch.softmax(_predict(mm_t, (img[tr], aud[tr])), 1)
-        t_um, t_cm = acc(_predict(audio_t, (aud[te],)), te), acc(_predict(mm_t, (img[te], aud[te])), te)
+        t_um, t_cm = hit(_predict(audio_t, (aud[te],)), te), hit(_predict(mm_t, (img[te], aud[te])), te)
         rows = []
-        runs = [("No-KD", None, "-", float("nan"), 1.0)] + [
-            (m, soft, t_mod, t_acc, float(r)) for r in self.rhos
-            for m, soft, t_mod, t_acc in (("UM-KD", soft_um, "A", t_um), ("CM-KD", soft_cm, "I+A", t_cm))]
-        for method, soft, t_mod, t_acc, rho in runs:
+        runs = [("No-KD", None, "-", None, 1.0)] + [
+            (m, soft, t_mod, t_hits, float(r)) for r in self.rhos
+            for m, soft, t_mod, t_hits in (("UM-KD", soft_um, "A", t_um), ("CM-KD", soft_cm, "I+A", t_cm))]
+        for method, soft, t_mod, t_hits, rho in runs:
             torch.manual_seed(seed + 1)                     # same student initialisation for all methods
             trained = train_classifier(student().to(device), (aud[tr],), y[tr], epochs=self.epochs, soft=soft,
                                        rho=rho, gen=run_generator(seed, 12))
-            rows.append(dict(seed=seed, method=method, rho=rho, teacher_modality=t_mod, teacher_acc=t_acc,
-                             student_modality="A", student_acc=acc(_predict(trained, (aud[te],)), te)))
+            s_hits = hit(_predict(trained, (aud[te],)), te)
+            rows.append(dict(seed=seed, method=method, rho=rho, teacher_modality=t_mod,
+                             teacher_acc=float("nan") if t_hits is None else float(t_hits.double().mean()) * 100,
+                             student_modality="A", student_acc=float(s_hits.double().mean()) * 100,
+                             teacher_hits=t_hits, student_hits=s_hits))
         return CaseRun(dict(config), seed, rows)
 
 
@@ -149,8 +152,8 @@ def case_study(data, seeds, *, epochs: int = 10, teacher_epochs: int | None = No
                downsample: int = 1, max_train: int | None = None,
                device: torch.device | str = "cpu", executor: str = "local") -> pd.DataFrame:
     """Table 1 / Table 5 pattern on a MultimodalDataset with modalities ``image`` and ``audio`` and task
-    ``digit``. One row per (seed, method, rho): teacher modality/accuracy and student accuracy (%); the
-    no-KD student (labels only) has rho = 1.
+    ``digit``. One row per (seed, method, rho): teacher modality/accuracy and student accuracy (%), and their
+    per-row hits on the test rows (bool tensors; no teacher: None); the no-KD student (labels only) has rho = 1.
     ``downsample`` > 1 average-pools both inputs by that factor first and ``max_train`` keeps only
     the first training rows (cheaper CPU runs). Seeds train through
     :func:`mmrepro.runs.jobs.run_jobs` on ``executor`` ("local" or "ray")."""

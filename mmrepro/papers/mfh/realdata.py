@@ -117,10 +117,12 @@ def _train(x: Tensor, y: Tensor, keys, n_classes: int, epochs: int, **kw) -> Lin
     return fit_linear(x, y, init_linear(keys, x.shape[2], n_classes), epochs=epochs, lr=LR, kl_reduction="batchmean", **kw)
 
 
-def candidate_table(seeds, epochs: int = 300) -> pd.DataFrame:
+def candidate_table(seeds, epochs: int = 300, views: PairedViews | None = None) -> pd.DataFrame:
     """Is there label information in the teacher's modality that the student's lacks? For each open
     paired dataset here, the test accuracy (%) of a softmax regression on the teacher's modality and
-    on the student's, per seed (no KD: what each modality alone reaches with the same model class)."""
+    on the student's, per seed (no KD: what each modality alone reaches with the same model class), with the
+    per-row ``hits`` (1 where right) behind each accuracy. ``views``: the AV-digits features of these seeds
+    when already built (:func:`av_speaker`), else built here."""
     from mmrepro.core.data import load_mfeat, load_pbc
 
     seeds = [int(s) for s in seeds]
@@ -129,11 +131,14 @@ def candidate_table(seeds, epochs: int = 300) -> pd.DataFrame:
     def probe(name, label, teacher, student, xs, ys, n_classes):
         for mod, key in ((teacher, "a"), (student, "b")):
             m = _train(xs["train"][key], ys["train"], _keys(seeds, 900), n_classes, epochs)
-            for s, acc in zip(seeds, _accuracy(m, xs["test"][key], ys["test"])):
+            hits = (m.logits(xs["test"][key]).argmax(-1) == ys["test"]).double().numpy()
+            for s, h in zip(seeds, hits):
                 rows.append(dict(dataset=name, label=label, role="teacher" if key == "a" else "student",
-                                 modality=mod, seed=s, accuracy=acc))
+                                 modality=mod, seed=s, accuracy=float(h.mean() * 100), hits=h))
 
-    v = av_speaker(seeds)
+    if views is not None and views.seeds != seeds:
+        raise ValueError(f"views were built for seeds {views.seeds}, not {seeds}")
+    v = av_speaker(seeds) if views is None else views
     probe("AV digits", "digit x speaker group (20)", "audio", "image", v.x, v.y, 20)
     probe("AV digits", "digit (10)", "audio", "image", v.x, v.digit, 10)
     probe("AV digits", "speaker group (2)", "audio", "image", v.x, v.group, 2)
@@ -172,7 +177,8 @@ def distil(xb: Tensor, y: Tensor, soft: Tensor, seeds, role: int, *, rho, epochs
     scalar or (T,) (rho = 1: labels only), Eq. (1) with the per-sample KL. Inputs are shared across
     teachers (one product per seed). Returns (accuracies {split: (T, S) %}, trace) where ``trace``
     has one row per (checkpoint, teacher, seed) with the objective and the training accuracy when
-    ``trace_every`` > 0 -- the evidence that the students converge."""
+    ``trace_every`` > 0 -- the evidence that the students converge. Each ``evaluate`` split also gives
+    ``<split>_hits`` (T, S, n): 1 where a student is right on a row, so that intervals can count the test rows."""
     T, S, n, K = soft.shape
     rho = torch.as_tensor(rho, dtype=torch.float32).expand(T)
     keys = np.concatenate([np.c_[_keys(seeds, role + t)] for t in range(T)])
@@ -196,10 +202,12 @@ def distil(xb: Tensor, y: Tensor, soft: Tensor, seeds, role: int, *, rho, epochs
     out = {}
     for name, (xs, ys) in (evaluate or {}).items():
         logits = model.logits(xs[index])
-        out[name] = (logits.argmax(-1) == ys.repeat(T, 1)).double().mean(-1).numpy().reshape(T, S) * 100
+        hits = (logits.argmax(-1) == ys.repeat(T, 1)).double().numpy().reshape(T, S, -1)
+        out[name], out[f"{name}_hits"] = hits.mean(-1) * 100, hits
         if K == 20:   # the digit x group label: also score the digit, the part an image can show
             digit = _probs_digit_group(torch.softmax(logits, -1))[0].argmax(-1)
-            out[f"{name}_digit"] = (digit == ys.repeat(T, 1) // 2).double().mean(-1).numpy().reshape(T, S) * 100
+            hits = (digit == ys.repeat(T, 1) // 2).double().numpy().reshape(T, S, -1)
+            out[f"{name}_digit"], out[f"{name}_digit_hits"] = hits.mean(-1) * 100, hits
     return out, pd.DataFrame(trace)
 
 
@@ -231,22 +239,33 @@ def known_part_teachers(v: PairedViews, rhos=(0.0, 0.5), *, epochs: int = 200) -
                      evaluate={sp: (v.x[sp]["b"], v.y[sp]) for sp in ("val", "test")})
     names = kinds * len(rhos) + ["no_kd"]
     t_acc = _accuracy(audio, v.x["test"]["a"], v.y["test"])
-    return _long({k: accs[k] for k in ("val", "test", "val_digit", "test_digit")}, names, seeds,
+    return _long({k: accs[k] for k in ("val", "test", "val_digit", "test_digit", "test_digit_hits")}, names, seeds,
                  rho=[float(r) for r in rhos for _ in kinds] + [1.0], teacher_acc=[float(t_acc.mean())] * len(names))
 
 
-def _teacher_scores(p: Tensor, v: PairedViews, split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Accuracy (%) of 20-class probabilities p (..., n, 20) on the label, the digit and the speaker group."""
+def _teacher_hits(p: Tensor, v: PairedViews, split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row (..., n), 1 where 20-class probabilities p (..., n, 20) are right on the label, the digit and the
+    speaker group (their means are the accuracies)."""
     pd_, pg = _probs_digit_group(p)
-    hit = lambda q, y: (q.argmax(-1) == y).double().mean(-1).numpy() * 100  # noqa: E731
+    hit = lambda q, y: (q.argmax(-1) == y).double().numpy()  # noqa: E731
     return hit(p, v.y[split]), hit(pd_, v.digit[split]), hit(pg, v.group[split])
 
 
+def _scores(hits: tuple[np.ndarray, ...], prefix: str = "teacher") -> dict[str, np.ndarray]:
+    """Accuracies (%) and per-row hits of :func:`_teacher_hits` under the names the tables use."""
+    out = {}
+    for name, h in zip((f"{prefix}_acc", f"{prefix}_digit_acc", f"{prefix}_group_acc"), hits):
+        out[name], out[name.replace("_acc", "_hits")] = h.mean(-1) * 100, h
+    return out
+
+
 def _long(table: dict[str, np.ndarray], names: list[str], seeds, **extra) -> pd.DataFrame:
+    """One row per (teacher, seed): a number per (T, S) array of ``table``, a per-row array per (T, S, n) one."""
     rows = []
     for t, name in enumerate(names):
         for j, s in enumerate(seeds):
-            rows.append(dict(teacher=name, seed=s, **{k: float(v[t, j]) for k, v in table.items()},
+            rows.append(dict(teacher=name, seed=s,
+                             **{k: (v[t, j] if np.ndim(v) == 3 else float(v[t, j])) for k, v in table.items()},
                              **{k: (v[t] if isinstance(v, list) else v) for k, v in extra.items()}))
     return pd.DataFrame(rows)
 
@@ -285,17 +304,14 @@ def ranking_sweep(v: PairedViews, ratios=(0.25, 0.5, 0.75), sweep=(0.125, 0.375,
         x = nullify(v.x[split]["a"].repeat(T, 1, 1), keep.reshape(T * S, d_a), fill.repeat(T, 1))
         return tea.probs(x).reshape(T, S, -1, K)
 
-    t_acc, t_dig, t_grp = _teacher_scores(teacher_out("test"), v)
-    extra_t = _teacher_scores(plain.probs(v.x["test"]["a"]), v)
+    hits = [np.concatenate([a, b[None], np.full((1, *b.shape), np.nan)])   # ranked teachers, plain, none (no-KD)
+            for a, b in zip(_teacher_hits(teacher_out("test"), v), _teacher_hits(plain.probs(v.x["test"]["a"]), v))]
     soft = torch.cat([teacher_out("train"), plain.probs(xa)[None], torch.full((1, S, xa.shape[1], K), 1.0 / K)])
     rho_all = torch.tensor([rho] * (T + 1) + [1.0])
     accs, trace = distil(xb, tr, soft, seeds, 100, rho=rho_all, epochs=epochs, trace_every=trace_every,
                          evaluate={sp: (v.x[sp]["b"], v.y[sp]) for sp in ("val", "test")})
-    nan = np.full((1, S), np.nan)
-    table = {"teacher_acc": np.concatenate([t_acc, extra_t[0][None], nan]),
-             "teacher_digit_acc": np.concatenate([t_dig, extra_t[1][None], nan]),
-             "teacher_group_acc": np.concatenate([t_grp, extra_t[2][None], nan]),
-             **{k: accs[k] for k in ("val", "test", "val_digit", "test_digit")}}
+    table = {**_scores(tuple(hits)),
+             **{k: accs[k] for k in ("val", "test", "val_digit", "test_digit", "test_digit_hits")}}
     df = _long(table, names + ["plain", "no_kd"], seeds, r=rs + [0.0, 0.0])
     if len(trace):
         trace["r"] = [(rs + [0.0, 0.0])[t] for t in trace["teacher"]]
@@ -325,8 +341,8 @@ def permutation_sweep(v: PairedViews, ms=(1, 3, 10, 30, 100), r: float = 0.5, *,
     accs, _ = distil(xb, tr, soft, seeds, 300, rho=rho, epochs=epochs,
                      evaluate={"test": (v.x["test"]["b"], v.y["test"])})
     overlap = (keeps & keeps[-1]).sum(-1).double().numpy() / k
-    return _long({"test": accs["test"], "test_digit": accs["test_digit"], "overlap_with_largest_m": overlap}, [f"M={m}" for m in ms], seeds,
-                 m=list(ms))
+    return _long({"test": accs["test"], "test_digit": accs["test_digit"], "test_digit_hits": accs["test_digit_hits"],
+                  "overlap_with_largest_m": overlap}, [f"M={m}" for m in ms], seeds, m=list(ms))
 
 
 def shared_weight(v: PairedViews, *, epochs: int = 300, rho: float = 0.5) -> pd.DataFrame:
@@ -335,20 +351,17 @@ def shared_weight(v: PairedViews, *, epochs: int = 300, rho: float = 0.5) -> pd.
     the image student on the audio inputs. One row per (teacher, seed): teacher test accuracy on the
     audio (20 classes, digit, group) and the student's test accuracy; plus the no-KD student."""
     seeds, K = v.seeds, v.n_classes
-    S = len(seeds)
     ja, jb, y = v.joint["train"]["a"], v.joint["train"]["b"], v.y["train"]
     regular = _train(ja, y, _keys(seeds, 400), K, epochs)
     shared = _train(torch.cat([ja, jb], 1), torch.cat([y, y], 1), _keys(seeds, 401), K, epochs)
     names = ["regular", "shared"]
-    t_acc, t_dig, t_grp = zip(*(_teacher_scores(m.probs(v.joint["test"]["a"]), v) for m in (regular, shared)))
+    hits = [np.concatenate([np.stack(h), np.full((1, *h[0].shape), np.nan)])    # regular, shared, none (no-KD)
+            for h in zip(*(_teacher_hits(m.probs(v.joint["test"]["a"]), v) for m in (regular, shared)))]
     soft = torch.stack([regular.probs(ja), shared.probs(ja), torch.full_like(regular.probs(ja), 1.0 / K)])
     accs, _ = distil(v.x["train"]["b"], y, soft, seeds, 500, rho=torch.tensor([rho, rho, 1.0]), epochs=epochs,
                      evaluate={"test": (v.x["test"]["b"], v.y["test"])})
-    nan = np.full((1, S), np.nan)
-    return _long({"teacher_acc": np.concatenate([np.stack(t_acc), nan]),
-                  "teacher_digit_acc": np.concatenate([np.stack(t_dig), nan]),
-                  "teacher_group_acc": np.concatenate([np.stack(t_grp), nan]),
-                  "test": accs["test"], "test_digit": accs["test_digit"]}, names + ["no_kd"], seeds)
+    return _long({**_scores(tuple(hits)), "test": accs["test"], "test_digit": accs["test_digit"],
+                  "test_digit_hits": accs["test_digit_hits"]}, names + ["no_kd"], seeds)
 
 
 def specific_teacher(v: PairedViews, *, epochs: int = 300, rho: float = 0.0) -> pd.DataFrame:
@@ -364,8 +377,9 @@ def specific_teacher(v: PairedViews, *, epochs: int = 300, rho: float = 0.0) -> 
     specific = _train(cat("train"), y, _keys(seeds, 602), K, epochs, ce_weight=0.0, kd_weight=1.0,
                       teacher_probs=audio.probs(v.x["train"]["a"]))
     names = ["regular", "specific"]
-    t_acc = np.stack([_accuracy(m, cat("test"), v.y["test"]) for m in (regular, specific)])
+    t_hits = np.stack([(m.logits(cat("test")).argmax(-1) == v.y["test"]).double().numpy() for m in (regular, specific)])
     soft = torch.stack([regular.probs(cat("train")), specific.probs(cat("train"))])
     accs, _ = distil(v.x["train"]["b"], y, soft, seeds, 700, rho=rho, epochs=epochs,
                      evaluate={"test": (v.x["test"]["b"], v.y["test"])})
-    return _long({"teacher_acc": t_acc, "test": accs["test"], "test_digit": accs["test_digit"]}, names, seeds)
+    return _long({"teacher_acc": t_hits.mean(-1) * 100, "teacher_hits": t_hits, "test": accs["test"],
+                  "test_digit": accs["test_digit"], "test_digit_hits": accs["test_digit_hits"]}, names, seeds)
