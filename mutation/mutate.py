@@ -21,8 +21,11 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import gc
+import importlib
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -226,44 +229,85 @@ def _function_object(module: object, qualname: str):
     return obj
 
 
-def _pytest_args(tests: tuple[str, ...]) -> list[str]:
-    return [*tests, "-x", "-q", "-p", "no:cacheprovider", "--no-header", "-W", "ignore"]
+def _run_items(items: list, target: Target, mutant: Mutant | None, limit: float) -> tuple[str, float]:
+    """Run the collected test ``items`` in a forked child, with ``mutant`` swapped in: 'killed' at the first
+    failing test, 'survived' when all pass, 'timeout' past ``limit`` seconds (for the unmutated code:
+    'passed' / 'failed')."""
+    from _pytest.runner import runtestprotocol
 
-
-def run_in_child(target: Target, mutant: Mutant | None, limit: float, log: Path) -> tuple[str, float]:
-    """'killed' / 'survived' / 'timeout' (or 'passed' / 'failed' for the unmutated baseline)."""
     start = time.monotonic()
     pid = os.fork()
-    if pid == 0:  # child
+    if pid == 0:  # child: no collection or start-up of its own, only the tests
         code = 3
         try:
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            import importlib
-
-            import pytest
-
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
             if mutant is not None:
                 fn = _function_object(importlib.import_module(_module_name(target.path)), mutant.function)
                 fn.__code__ = mutant.code
-            code = int(pytest.main(_pytest_args(target.tests)))
+            code = 0
+            for i, item in enumerate(items):
+                reports = runtestprotocol(item, nextitem=items[i + 1] if i + 1 < len(items) else None, log=False)
+                if any(r.failed for r in reports):
+                    code = 1
+                    break
         finally:
             os._exit(code)
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         elapsed = time.monotonic() - start
         if done:
-            rc = os.waitstatus_to_exitcode(status)
+            failed = os.waitstatus_to_exitcode(status) != 0
             break
         if elapsed > limit:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return "timeout", elapsed
-        time.sleep(0.05)
+        time.sleep(0.02)
     if mutant is None:
-        return ("passed" if rc == 0 else "failed"), elapsed
-    return ("survived" if rc == 0 else "killed"), elapsed
+        return ("failed" if failed else "passed"), elapsed
+    return ("killed" if failed else "survived"), elapsed
+
+
+class _Plugin:
+    """Collects the target's tests once (in the pytest session of :func:`run_target`), then runs them
+    unmutated and under every mutant instead of pytest's own test loop."""
+
+    def __init__(self, name: str, target: Target, mutants: list[Mutant], limit: float | None,
+                 equivalent: dict) -> None:
+        self.name, self.target, self.mutants, self.limit, self.equivalent = name, target, mutants, limit, equivalent
+        self.result: dict | None = None
+
+    def pytest_runtestloop(self, session) -> bool:
+        items = list(session.items)
+        gc.collect()
+        gc.freeze()  # children share the parent's heap untouched: no copy, no long collections
+        status, base = _run_items(items, self.target, None, 3600)
+        if status != "passed":
+            raise SystemExit(f"{self.name}: the unmutated tests fail ({', '.join(self.target.tests)})")
+        limit = self.limit or max(3 * base, 10.0)
+        print(f"{self.name}: {len(self.mutants)} mutants, {len(items)} tests in {', '.join(self.target.tests)} "
+              f"({base:.1f} s unmutated, limit {limit:.0f} s)", file=sys.stderr, flush=True)
+        for k, m in enumerate(self.mutants):
+            m.status, m.seconds = _run_items(items, self.target, m, limit)
+            if m.status == "survived" and m.key in self.equivalent:
+                m.status = "equivalent"
+            if m.status == "survived":
+                print(f"  SURVIVED {m.function}:{m.line} {m.change} | {m.source}", file=sys.stderr, flush=True)
+            if (k + 1) % 25 == 0:
+                print(f"  {k + 1} done", file=sys.stderr, flush=True)
+        counts = {s: sum(m.status == s for m in self.mutants) for s in STATUSES}
+        print(f"  {self.name}: {counts}", file=sys.stderr, flush=True)
+        self.result = {"path": self.target.path, "tests": list(self.target.tests), "counts": counts,
+                       "unmutated_seconds": round(base, 1),
+                       "survivors": [m.record() for m in self.mutants if m.status == "survived"],
+                       "equivalent": [m.record() | {"reason": self.equivalent[m.key]}
+                                      for m in self.mutants if m.status == "equivalent"]}
+        return True
+
+
+STATUSES = ("killed", "timeout", "survived", "equivalent")
 
 
 def load_equivalent() -> dict[tuple[str, str, str, int], str]:
@@ -280,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", action="append", choices=sorted(TARGETS), help="repeatable; default: all")
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     ap.add_argument("--limit", type=float, default=None,
-                    help="seconds per mutant (default: 3 x the unmutated run's time, at least 20)")
+                    help="seconds per mutant (default: 3 x the unmutated run's time, at least 10)")
     ap.add_argument("--tests", nargs="+", help="run these tests instead of the targets' own")
+    ap.add_argument("--sample", type=int, default=None, help="only this many mutants per target, drawn at random")
     ap.add_argument("--out", default=str(ROOT / "mutation" / "results.json"))
     args = ap.parse_args(argv)
     names = args.target or list(TARGETS)
@@ -289,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     all_mutants = {n: mutants(n, TARGETS[n]) for n in names}
+    if args.sample is not None:
+        rng = random.Random(0)
+        all_mutants = {n: sorted(rng.sample(ms, min(args.sample, len(ms))), key=ms.index)
+                       for n, ms in all_mutants.items()}
     if args.list:
         for n, ms in all_mutants.items():
             for m in ms:
@@ -303,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
     settings.register_profile("mutation", database=None, derandomize=True, deadline=None)
     settings.load_profile("mutation")
     equivalent = load_equivalent()
-    log = Path(f"/tmp/mutation-{os.getpid()}.log")
     results: dict[str, dict] = {}
     for n, ms in all_mutants.items():
         target = TARGETS[n] if not args.tests else Target(TARGETS[n].path, tuple(args.tests), TARGETS[n].functions)
@@ -311,37 +359,25 @@ def main(argv: list[str] | None = None) -> int:
         if present != target.tests:
             print(f"{n}: no {sorted(set(target.tests) - set(present))}; running the others", file=sys.stderr)
             target = Target(target.path, present, target.functions)
-        with open(os.devnull, "w") as null:  # import the test modules (and the package) once, here
+        plugin = _Plugin(n, target, ms, args.limit, equivalent)
+        with open(os.devnull, "w") as null:
             old = os.dup(1)
             os.dup2(null.fileno(), 1)
             try:
-                pytest.main([*target.tests, "--collect-only", "-q", "-p", "no:cacheprovider"])
+                pytest.main([*target.tests, "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception",
+                             "-W", "ignore"], plugins=[plugin])
             finally:
                 os.dup2(old, 1)
-        status, base = run_in_child(target, None, 3600, log)
-        if status != "passed":
-            print(f"{n}: the unmutated tests fail; see {log}", file=sys.stderr)
+        gc.unfreeze()
+        if plugin.result is None:
+            print(f"{n}: no result (the tests did not collect or the unmutated run failed)", file=sys.stderr)
             return 2
-        limit = args.limit or max(3 * base, 20.0)
-        print(f"{n}: {len(ms)} mutants, {', '.join(target.tests)} ({base:.1f} s unmutated, limit {limit:.0f} s)",
-              flush=True)
-        for m in ms:
-            m.status, m.seconds = run_in_child(target, m, limit, log)
-            if m.status == "survived" and m.key in equivalent:
-                m.status = "equivalent"
-            if m.status == "survived":
-                print(f"  SURVIVED {m.function}:{m.line} {m.change} | {m.source}", flush=True)
-        counts = {s: sum(m.status == s for m in ms) for s in ("killed", "timeout", "survived", "equivalent")}
-        print(f"  {n}: {counts}", flush=True)
-        results[n] = {"path": target.path, "tests": list(target.tests), "counts": counts,
-                      "unmutated_seconds": round(base, 1),
-                      "survivors": [m.record() for m in ms if m.status == "survived"],
-                      "equivalent": [m.record() | {"reason": equivalent[m.key]} for m in ms if m.status == "equivalent"]}
+        results[n] = plugin.result | ({"sample": args.sample} if args.sample is not None else {})
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.exists() else {}
     previous.update(results)
     out.write_text(json.dumps(previous, indent=1) + "\n")
-    total = {s: sum(r["counts"][s] for r in previous.values()) for s in ("killed", "timeout", "survived", "equivalent")}
+    total = {s: sum(r["counts"][s] for r in previous.values()) for s in STATUSES}
     print(f"all targets in {out.name}: {total}")
     return 1 if any(r["survivors"] for r in results.values()) else 0
 
