@@ -327,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds per mutant (default: 3 x the unmutated run's time, at least 10)")
     ap.add_argument("--tests", nargs="+", help="run these tests instead of the targets' own")
     ap.add_argument("--sample", type=int, default=None, help="only this many mutants per target, drawn at random")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="run only the survivors of the last run (in --out) again, after new tests were added")
     ap.add_argument("--out", default=str(ROOT / "mutation" / "results.json"))
     args = ap.parse_args(argv)
     names = args.target or list(TARGETS)
@@ -334,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     all_mutants = {n: mutants(n, TARGETS[n]) for n in names}
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    if args.rerun_survivors:
+        keys = {n: {(r["function"], r["source"], r["change"], r["occurrence"]) for r in previous[n]["survivors"]}
+                for n in all_mutants if n in previous}
+        all_mutants = {n: [m for m in ms if m.key in keys[n]] for n, ms in all_mutants.items() if n in keys}
     if args.sample is not None:
         rng = random.Random(0)
         all_mutants = {n: sorted(rng.sample(ms, min(args.sample, len(ms))), key=ms.index)
@@ -373,8 +381,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n}: no result (the tests did not collect or the unmutated run failed)", file=sys.stderr)
             return 2
         results[n] = plugin.result | ({"sample": args.sample} if args.sample is not None else {})
-    out = Path(args.out)
-    previous = json.loads(out.read_text()) if out.exists() else {}
+        if args.rerun_survivors:  # the mutants killed before stay killed (tests are only ever added)
+            old = previous[n]
+            for s in ("killed", "timeout"):
+                results[n]["counts"][s] += old["counts"][s]
+            results[n]["counts"]["equivalent"] += old["counts"]["equivalent"]
+            results[n]["equivalent"] = old["equivalent"] + results[n]["equivalent"]
     previous.update(results)
     out.write_text(json.dumps(previous, indent=1) + "\n")
     total = {s: sum(r["counts"][s] for r in previous.values()) for s in STATUSES}

@@ -484,7 +484,7 @@ def test_runs_to_decide_below_and_rounding_up():
 def test_runs_to_decide_within_outside_the_margins():
     # estimate 0.05 outside (-0.02, 0.02): to be shown outside, the nearer margin 0.02 decides (d = 0.03)
     runs, _ = runs_to_decide(0.05, (0.0, 0.1), (-0.02, 0.02), "within", design(("seeds", 4, 1.0, None)))
-    assert runs["factor"] == pytest.approx((0.05 / 0.03) ** 2, abs=0.01)
+    assert runs["factor"] == 2.78  # (0.05 / 0.03)^2 = 2.777..., recorded to two decimals
     runs, _ = runs_to_decide(-0.05, (-0.1, 0.0), (-0.02, 0.02), "within", design(("seeds", 4, 1.0, None)))
     assert runs["factor"] == pytest.approx((0.05 / 0.03) ** 2, abs=0.01)
     # inside, nearer the upper margin: d = 0.005 against the upper half-width 0.02
@@ -553,3 +553,5 @@ def test_claim_records_carry_what_the_rules_give():
         validate(within | {"estimate": 0.2})
     with pytest.raises(ClaimError, match="field 'n' must be a positive int"):
         validate(held | {"n": True})
+    with pytest.raises(ClaimError, match="field 'estimate' must be a finite number"):  # numbers or a reason
+        validate(held | {"estimate": None, "interval": None})
