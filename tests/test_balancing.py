@@ -506,3 +506,25 @@ def test_ogm_modulates_only_in_its_epochs_and_averages_its_coefficients():
     ogm.coeffs = [(0.2, 1.0), (0.6, 1.0), (1.0, 0.4)]
     assert ogm.on_epoch_end(SimpleNamespace(model=nets[0]), 0, {}) == pytest.approx({"ogm/k:a": 0.6, "ogm/k:b": 0.8})
     assert ogm.coeffs == [] and ogm.on_epoch_end(SimpleNamespace(model=nets[0]), 1, {}) == {}
+
+
+def test_mses_min_delta_nan_epochs_and_its_log():
+    tr = _fake_trainer()
+    mses = MSES(patience=2, min_delta=0.05)
+    mses.setup(tr)
+    assert not mses.should_stop
+    out = mses.on_epoch_end(tr, 0, _logs(math.nan, 0.5, 0.5))  # an undefined fusion metric: no improvement
+    assert mses.wait == {"a": 0, "b": 0, "fusion": 1} and out == {"mses/stopped:a": 0.0, "mses/stopped:b": 0.0,
+                                                                 "mses/stopped:fusion": 0.0}
+    mses.on_epoch_end(tr, 1, _logs(0.6, 0.54, 0.56))  # a gains 0.04 < min_delta: not an improvement; b gains 0.06
+    assert mses.wait == {"a": 1, "b": 0, "fusion": 0} and mses.best["b"] == 0.56
+    out = mses.on_epoch_end(tr, 2, _logs(0.6, 0.545, 0.62))  # a: 0.045 above its best, again no gain: stopped
+    assert mses.stopped == {"a": 2} and out["mses/stopped:a"] == 1.0 and out["mses/stopped:b"] == 0.0
+    assert {g["name"]: g["lr"] for g in tr.optimizer.param_groups} == {"a": 0.0, "b": 1e-3, "fusion": 1e-3}
+    # a lower-is-better metric: a fall of more than min_delta is the improvement
+    loss = MSES(patience=1, metric="loss", min_delta=0.1)
+    loss.setup(tr)
+    logs = lambda f, a, b: {"val/fusion/loss": f, "val/a/loss": a, "val/b/loss": b}  # noqa: E731
+    loss.on_epoch_end(tr, 0, logs(1.0, 1.0, 1.0))
+    loss.on_epoch_end(tr, 1, logs(0.85, 0.95, 1.2))  # fusion fell 0.15; a only 0.05; b rose
+    assert loss.stopped == {"a": 1, "b": 1}

@@ -250,6 +250,22 @@ def test_hierarchical_evidence_bounded_and_at_the_bound():
     assert ev.interval == (1.0, 1.0) and outcome(ev.interval, 0.5, "above", None) == UNDECIDED
 
 
+def test_two_seeds_and_two_rows_by_hand():
+    """The smallest design: K = 2 seeds, N = 2 rows; both sources have one degree of freedom."""
+    x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    ev = seed_row_evidence(x)
+    v_s = np.var([0.5, 1.0], ddof=1) / 2  # 0.0625
+    v_r = np.var([1.0, 0.5], ddof=1) / 2  # 0.0625
+    df = (v_s + v_r) ** 2 / (v_s**2 / 1 + v_r**2 / 1)  # = 2
+    half = sst.t.ppf(0.975, df) * math.sqrt(v_s + v_r)
+    assert df == pytest.approx(2.0) and ev.interval == pytest.approx((0.75 - half, 0.75 + half), rel=1e-12)
+    ev = hierarchical_evidence([0.5, 1.0], [0.6, 0.9, 0.75], n_rows=2)
+    v_r = np.var([0.6, 0.9, 0.75], ddof=1)
+    df = (v_s + v_r) ** 2 / (v_s**2 / 1 + v_r**2 / 1)
+    half = sst.t.ppf(0.975, df) * math.sqrt(v_s + v_r)
+    assert ev.interval == pytest.approx((0.75 - half, 0.75 + half), rel=1e-12)
+
+
 def test_no_variance_at_all_gives_zero_width_and_k_minus_1_df():
     ev = hierarchical_evidence([0.5, 0.5, 0.5], [0.5, 0.5], n_rows=10)
     assert ev.interval == (0.5, 0.5) and "df 2.0" in ev.method
@@ -383,6 +399,13 @@ def test_bootstrap_indices_draw_rows_with_replacement():
     distinct = np.mean([len(set(r)) == 3 for r in idx])
     assert distinct == pytest.approx(2 / 9, abs=0.03)
     np.testing.assert_array_equal(idx, bootstrap_indices(3, 4000, seed=5))
+    # the stream a seed gives (so that a seed reproduces the book's intervals): numpy's int32 draws
+    np.testing.assert_array_equal(bootstrap_indices(1000, 7, seed=2),
+                                  np.random.default_rng(2).integers(0, 1000, size=(7, 1000), dtype=np.int32))
+    assert bootstrap_indices(1, 1).tolist() == [[0]]  # one row, one resample: the smallest case
+    for bad in (dict(n=0, n_boot=5), dict(n=5, n_boot=0), dict(n=5, n_boot=True)):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            bootstrap_indices(**bad)
 
 
 # ----------------------------------------------------------------------------- Evidence records
@@ -396,6 +419,7 @@ def test_evidence_scaled_and_checked():
     assert Evidence(1.0, (0.0, 2.0), 3, "t").design() == {
         "parts": [{"unit": "units", "count": 3, "variance": 1.0, "parameter": None}], "floor": 0.0}
     assert Evidence(1.0, (1.0, 1.0), 1, "t").interval == (1.0, 1.0)  # zero width and n = 1 are records too
+    assert Evidence(1.0, (0.0, 2.0), 1, "t", (Part("seeds", 1, 0.0),)).parts[0].count == 1
     for factor in (0, -2):
         with pytest.raises(ValueError, match="factor must be positive"):
             ev.scaled(factor)
