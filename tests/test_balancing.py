@@ -528,3 +528,86 @@ def test_mses_min_delta_nan_epochs_and_its_log():
     loss.on_epoch_end(tr, 0, logs(1.0, 1.0, 1.0))
     loss.on_epoch_end(tr, 1, logs(0.85, 0.95, 1.2))  # fusion fell 0.15; a only 0.05; b rose
     assert loss.stopped == {"a": 1, "b": 1}
+
+
+def test_ogm_setup_epochs_and_a_batch_without_a_modality():
+    from mmrepro.core.balancing.ogm import true_target_score
+
+    tr = _fake_trainer()
+    ogm = OGM(alpha=0.5)
+    ogm.coeffs = [(0.5, 1.0)]
+    ogm.setup(tr)
+    assert ogm.coeffs == [] and OGM(ge=True).name == "ogm-ge" and ogm.name == "ogm"
+    with pytest.raises(ValueError, match="two modalities"):
+        OGM().setup(_fake_trainer(("a", "b", "c")))
+    lstm = SimpleNamespace(model=MultimodalNet({m: MLPEncoder(2, (3,)) for m in "ab"}, "multiclass", 3, "lstm",
+                                               multihead=False, token_dim=3, fusion_hidden=4))
+    with pytest.raises(ValueError, match="needs the unimodal heads"):
+        OGM().setup(lstm)
+    lstm.model.multihead = True
+    OGM().setup(lstm)
+    with pytest.raises(ValueError, match="end=2 must be after start=2"):
+        OGM(start=2, end=2)
+    # run 1's batch has no row of modality b: its score is 0, so that run skips the batch (no coefficient)
+    nets, model, out, batch = _ogm_setup((4,))
+    batch.present = {"a": batch.present["a"], "b": torch.stack([torch.ones(16, dtype=torch.bool),
+                                                                torch.zeros(16, dtype=torch.bool)])}
+    raw = {n: p.grad.clone() for n, p in model.named_parameters()}
+    runs = [OGM(alpha=0.5), OGM(alpha=0.5)]
+    OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=None), out, batch)
+    assert len(runs[0].coeffs) == 1 and runs[1].coeffs == []
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad[1], raw[n][1])  # run 1 untouched
+    # multilabel scores of stacked runs: the mask of each run applies to its own rows
+    z = torch.zeros(2, 2, 3)
+    y = torch.ones(2, 2, 3)
+    mask = torch.tensor([[True, False], [True, True]])
+    assert true_target_score(z, y, "multilabel", mask).tolist() == pytest.approx([1.5, 3.0])
+
+
+def test_miles_needs_validation_only_on_its_validation_split():
+    assert MILES().needs_val and not MILES(split="train").needs_val
+    assert MILES(metric="auroc").metrics == ("auroc",)
+
+
+def test_gblend_holdout_split_and_arguments():
+    from mmrepro.core.balancing import GBlend
+
+    gb = GBlend(holdout=0.2)
+    train, extra = gb.split_train(torch.arange(100, 150), torch.Generator().manual_seed(0))
+    hold = extra["holdout"]
+    assert len(hold) == 10 and len(train) == 40 and sorted(torch.cat([train, hold]).tolist()) == list(range(100, 150))
+    assert torch.equal(train, train.sort().values) and torch.equal(hold, hold.sort().values)
+    train, extra = GBlend(holdout=0.01).split_train(torch.arange(20), torch.Generator().manual_seed(0))
+    assert len(extra["holdout"]) == 1 and len(train) == 19  # at least one row held out
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="holdout"):
+            GBlend(holdout=bad)
+    with pytest.raises(ValueError, match="multihead=True"):
+        GBlend().setup(SimpleNamespace(model=SimpleNamespace(multihead=False)))
+    tr = _fake_trainer(("a", "b", "c"))
+    gb = GBlend()
+    gb.setup(tr)
+    assert gb.weights == pytest.approx({"fusion": 0.25, "a": 0.25, "b": 0.25, "c": 0.25})
+
+
+def test_mslr_smooth_ends_names_and_undefined_accuracies():
+    rates = {"a": 1e-3, "b": 3e-3}
+    assert MSLR(rates, "smooth", smooth=1.0).lrs == pytest.approx({"a": 2e-3, "b": 2e-3})
+    assert MSLR(rates, "smooth", smooth=0.0).lrs == pytest.approx(rates)
+    assert [MSLR(rates, s).name for s in ("keep", "smooth", "dynamic")] == ["mslr-k", "mslr-s", "mslr-d"]
+    assert MSLR(rates, "dynamic").needs_val and not MSLR(rates, "keep").needs_val
+    for bad in (-0.1, 1.1):
+        with pytest.raises(ValueError, match="smooth must be in"):
+            MSLR(rates, "smooth", smooth=bad)
+    with pytest.raises(ValueError, match="learning rates must be positive"):
+        MSLR({"a": 0.0, "b": 1e-3})
+    tr = _fake_trainer()
+    d = MSLR(rates, "dynamic", interval=2)
+    d.setup(tr)
+    for e, (a, b) in enumerate([(0.0, 0.5), (0.0, math.nan), (0.4, 0.5), (0.6, 0.5)]):
+        d.on_epoch_end(tr, e, {"val/a/accuracy": a, "val/b/accuracy": b})
+        if e == 1:  # a's mean is 0 and b's last value undefined: no change
+            assert d.lrs == pytest.approx(rates)
+    assert d.lrs == pytest.approx({"a": 1e-3 * 0.6 / 0.5, "b": 3e-3})
+    assert {g["name"]: g["lr"] for g in tr.optimizer.param_groups}["a"] == pytest.approx(1.2e-3)
