@@ -229,10 +229,11 @@ def _function_object(module: object, qualname: str):
     return obj
 
 
-def _run_items(items: list, target: Target, mutant: Mutant | None, limit: float) -> tuple[str, float]:
+def _run_items(items: list, target: Target, mutant: Mutant | None, limit: float,
+               killer: Path | None = None) -> tuple[str, float]:
     """Run the collected test ``items`` in a forked child, with ``mutant`` swapped in: 'killed' at the first
-    failing test, 'survived' when all pass, 'timeout' past ``limit`` seconds (for the unmutated code:
-    'passed' / 'failed')."""
+    failing test (whose node id the child writes to ``killer``), 'survived' when all pass, 'timeout' past
+    ``limit`` seconds (for the unmutated code: 'passed' / 'failed')."""
     from _pytest.runner import runtestprotocol
 
     start = time.monotonic()
@@ -251,6 +252,8 @@ def _run_items(items: list, target: Target, mutant: Mutant | None, limit: float)
                 reports = runtestprotocol(item, nextitem=items[i + 1] if i + 1 < len(items) else None, log=False)
                 if any(r.failed for r in reports):
                     code = 1
+                    if killer is not None:
+                        killer.write_text(item.nodeid)
                     break
         finally:
             os._exit(code)
@@ -289,8 +292,17 @@ class _Plugin:
         limit = self.limit or max(3 * base, 10.0)
         print(f"{self.name}: {len(self.mutants)} mutants, {len(items)} tests in {', '.join(self.target.tests)} "
               f"({base:.1f} s unmutated, limit {limit:.0f} s)", file=sys.stderr, flush=True)
+        killer = Path(f"/tmp/mutation-killer-{os.getpid()}")
+        first: dict[str, list[str]] = {}  # per function: the tests that killed its mutants, latest first
         for k, m in enumerate(self.mutants):
-            m.status, m.seconds = _run_items(items, self.target, m, limit)
+            # tests that killed a mutant of the same function run first: most mutants then die in one test
+            front = {nodeid: i for i, nodeid in enumerate(first.get(m.function, []))}
+            order = sorted(items, key=lambda it: front.get(it.nodeid, len(front)))
+            killer.unlink(missing_ok=True)
+            m.status, m.seconds = _run_items(order, self.target, m, limit, killer)
+            if m.status == "killed" and killer.exists():
+                nodeid = killer.read_text()
+                first[m.function] = [nodeid] + [n for n in first.get(m.function, []) if n != nodeid]
             if m.status == "survived" and m.key in self.equivalent:
                 m.status = "equivalent"
             if m.status == "survived":
