@@ -68,6 +68,11 @@ def test_output_loss_static_tasks_by_hand():
     close(output_loss(out, y), sum(pairs) / len(pairs))
     # every pair counted the same: a task with more known pairs weighs more (a pooled mean, not per task)
     close(output_loss(out, {"yb": torch.tensor([NAN, NAN]), "yc": y["yc"]}), sum(pairs[2:]) / 5)
+    # a static multilabel task: BCE averaged over a pair's known labels, every produced state
+    ml = hand_output({"yl": [[[0.0, LN3], [LN3, LN3]], [[0.0, 0.0], [0.0, 0.0]]]}, [[True, True], [True, False]],
+                     {"yl": ("multilabel", 2)})
+    close(output_loss(ml, {"yl": torch.tensor([[1.0, 0.0], [NAN, 1.0]])}),
+          ((LN2 + math.log(4)) / 2 + (math.log(4 / 3) + math.log(4)) / 2 + LN2) / 3)
     none = output_loss(out, {"yb": torch.tensor([NAN, NAN]), "yc": torch.tensor([-1, -1])})
     assert float(none) == 0.0
     with pytest.raises(ValueError, match="y lacks a target for task 'yc'"):
@@ -91,14 +96,16 @@ def test_output_loss_time_task_and_stacked_runs_by_hand():
 
 
 def test_state_change_by_hand():
-    states = [[[0.0, 0.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0]]]
+    states = [[[0.0, 0.0], [2.0, 1.0], [3.0, 1.0], [3.5, 1.0]]]
     out = hand_output({}, [[True, True, False, True]], {}, states=states)
-    # steps 1 and 3 updated: mean((1, 1)^2) = 1 and mean((1, 0)^2) = 0.5; step 2 (not an update) is not counted
-    close(state_change(out), (1 + 0.5) / 2)
+    # steps 1 and 3 updated: mean((2, 1)^2) = 2.5 and mean((0.5, 0)^2) = 0.125; step 2 (not an update) not counted
+    close(state_change(out), (2.5 + 0.125) / 2)
+    out = hand_output({}, [[True, False, False, True]], {}, states=states)  # one update: its change alone
+    close(state_change(out), 0.125)
     out = hand_output({}, [[True, False, False, False]], {}, states=states)
     assert float(state_change(out)) == 0.0
     two = hand_output({}, [[[True, True, False, True]], [[True, False, True, False]]], {}, states=[states, states])
-    assert state_change(two).tolist() == pytest.approx([0.75, 0.5])
+    assert state_change(two).tolist() == pytest.approx([(2.5 + 0.125) / 2, 0.5])
 
 
 def test_the_model_loss_weighs_error_and_state_change():
