@@ -354,6 +354,24 @@ def test_paired_bootstrap_is_mann_whitney_on_the_same_resamples():
     assert ev.method == f"paired percentile bootstrap over test rows ({int(np.isfinite(ref).sum())} resamples)"
 
 
+def test_paired_bootstrap_keeps_a_difference_of_scores_in_its_range(monkeypatch):
+    """The bounds handed to the interval: (-1, 1) for scores in [0, 1]; none for MSE, whose differences
+    are unbounded (they used to be clipped to (-1, 1) as well, which would make the normal fallback's
+    interval zero-width at any MSE difference beyond 1)."""
+    import mmrepro.core.stats as stats_module
+
+    seen = []
+    real = stats_module.percentile_interval
+    monkeypatch.setattr(stats_module, "percentile_interval",
+                        lambda point, reps, level, bounds=None: seen.append(bounds) or real(point, reps, level, bounds))
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    paired_bootstrap_evidence("auroc", y, rng.random(40), rng.random(40), "binary", n_boot=20)
+    yr = rng.normal(0, 3, 40)
+    ev = paired_bootstrap_evidence("mse", yr, yr + rng.normal(0, 3, 40), yr, "regression", n_boot=200)
+    assert seen == [(-1.0, 1.0), None] and ev.estimate > 1 and ev.interval[0] < ev.estimate < ev.interval[1]
+
+
 def test_paired_bootstrap_of_accuracy_agrees_with_scipys_bootstrap():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
