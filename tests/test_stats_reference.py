@@ -595,5 +595,8 @@ def test_claim_records_carry_what_the_rules_give():
         validate(within | {"estimate": 0.2})
     with pytest.raises(ClaimError, match="field 'n' must be a positive int"):
         validate(held | {"n": True})
+    assert validate(held | {"n": 1}) == HOLDS  # one unit (e.g. one test set's bootstrap) is a record too
+    with pytest.raises(ClaimError, match="field 'n' must be a positive int"):
+        validate(held | {"n": 0})
     with pytest.raises(ClaimError, match="field 'estimate' must be a finite number"):  # numbers or a reason
         validate(held | {"estimate": None, "interval": None})
