@@ -176,6 +176,16 @@ def test_paired_evidence_bounded_difference_by_hand():
         mean_evidence([0.5, 0.6], bounds=(1.0, 1.0))
 
 
+def test_paired_bounds_that_do_not_start_at_0():
+    """Scores in [1, 3]: their difference lies in [-2, 2]."""
+    a, b = [3.0, 3.0, 2.9], [1.0, 1.05, 1.0]
+    d = np.array(a) - np.array(b)
+    m, half = d.mean(), T975[2] * d.std(ddof=1) / math.sqrt(3)
+    assert m + half > 2
+    ev = paired_evidence(a, b, bounds=(1.0, 3.0))
+    assert ev.interval == pytest.approx(logit_interval(m, half, -2.0, 2.0), rel=1e-12)
+
+
 def test_values_on_the_stated_bounds_are_accepted():
     ev = mean_evidence([0.0, 1.0], bounds=(0.0, 1.0))
     assert ev.estimate == 0.5
@@ -305,6 +315,7 @@ def test_percentile_interval_by_hand():
     assert percentile_interval(0.5, with_nan)[1] == 101
     odd = np.r_[np.linspace(0, 1, 5), np.full(6, np.nan)]  # 5 of 11 kept: 11 // 2 = 5 is enough
     assert percentile_interval(0.5, odd)[1] == 5
+    assert percentile_interval(0.15, np.array([0.1, 0.2, np.nan, np.nan]))[1] == 2  # two of four: enough
     with pytest.raises(ValueError, match="undefined on 6 of 10 resamples"):
         percentile_interval(0.5, np.r_[np.linspace(0, 1, 4), np.full(6, np.nan)])
     with pytest.raises(ValueError, match="undefined on 1 of 2"):
@@ -321,6 +332,7 @@ def test_percentile_interval_falls_back_to_the_normal_one_when_the_point_is_not_
     assert how == "normal (bootstrap standard error)"
     # a percentile end on the point itself also falls back (no interval ends at its estimate)
     assert percentile_interval(0.6, np.r_[np.full(50, 0.6), np.linspace(0.6, 0.8, 50)])[2].startswith("normal")
+    assert percentile_interval(0.8, np.r_[np.full(50, 0.8), np.linspace(0.6, 0.8, 50)])[2].startswith("normal")
     # near a bound the normal interval moves to the logit scale of the bounds
     reps = np.linspace(0.1, 0.5, 401)
     (lo, hi), _, _ = percentile_interval(0.95, reps, bounds=(-1.0, 1.0))
@@ -383,6 +395,7 @@ def test_paired_bootstrap_of_accuracy_agrees_with_scipys_bootstrap():
                         rng=np.random.default_rng(2)).confidence_interval
     width = ev.interval[1] - ev.interval[0]
     assert ev.estimate == pytest.approx(diff.mean())
+    assert ev.method == "paired percentile bootstrap over test rows (4000 resamples)"  # no fallback needed
     assert abs(ev.interval[0] - ref.low) < 0.05 * width and abs(ev.interval[1] - ref.high) < 0.05 * width
 
 
@@ -438,6 +451,7 @@ def test_evidence_scaled_and_checked():
         "parts": [{"unit": "units", "count": 3, "variance": 1.0, "parameter": None}], "floor": 0.0}
     assert Evidence(1.0, (1.0, 1.0), 1, "t").interval == (1.0, 1.0)  # zero width and n = 1 are records too
     assert Evidence(1.0, (0.0, 2.0), 1, "t", (Part("seeds", 1, 0.0),)).parts[0].count == 1
+    assert ev.scaled(0.01).interval == pytest.approx((0.0005, 0.002))  # a factor below 1 is a scale too
     for factor in (0, -2):
         with pytest.raises(ValueError, match="factor must be positive"):
             ev.scaled(factor)
