@@ -420,6 +420,13 @@ def test_bootstrap_ci_edges_by_hand():
     assert interval(3.5, reps, 0.95, "percentile") == pytest.approx((1.1, 4.9))
     assert interval(3.5, reps, 0.95, "basic") == pytest.approx((2 * 3.5 - 4.9, 2 * 3.5 - 1.1))
     assert interval(3.5, reps, 0.5, "percentile") == pytest.approx((2.0, 4.0))
+    # one row: every resample is that row
+    assert tuple(bootstrap_ci("mse", np.zeros(1), np.full(1, 0.5), n_boot=5, task_kind="regression")) == (0.25,) * 3
+    with pytest.raises(ValueError, match="same number of rows"):  # a scalar score is no row
+        bootstrap_ci(lambda a, b: 0.0, np.zeros(1), np.float64(0.5))
+    for level in (0.0, 1.0):
+        with pytest.raises(ValueError, match="level must be a number strictly between 0 and 1"):
+            bootstrap_ci("mse", np.zeros(5), np.full(5, 0.5), level=level, task_kind="regression")
 
 
 def test_bootstrap_indices_draw_rows_with_replacement():
