@@ -558,6 +558,11 @@ def test_ogm_setup_epochs_and_a_batch_without_a_modality():
     assert len(runs[0].coeffs) == 1 and runs[1].coeffs == []
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad[1], raw[n][1])  # run 1 untouched
+    # and the same when the other modality is the missing one
+    batch.present = {"a": batch.present["b"], "b": torch.ones(2, 16, dtype=torch.bool)}
+    runs = [OGM(alpha=0.5), OGM(alpha=0.5)]
+    OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=None), out, batch)
+    assert len(runs[0].coeffs) == 1 and runs[1].coeffs == []
     # multilabel scores of stacked runs: the mask of each run applies to its own rows
     z = torch.zeros(2, 2, 3)
     y = torch.ones(2, 2, 3)
