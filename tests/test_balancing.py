@@ -320,6 +320,8 @@ def test_miles_pairwise_by_hand():
     assert miles_decision_pairwise(0.8, {"a": 0.3, "b": 0.7}, 0.1, 0.4) == {"a": 1.0, "b": 0.4}
     with pytest.raises(ValueError, match="fusion metric is 0"):
         miles_decision_pairwise(0.0, {"a": 0.3, "b": 0.7}, 0.1, 0.4)
+    # u is a share of the fusion metric: with M_F = 0.5, heads 0.45 and 0.3 give u = 0.4 and 0.1 (delta 0.3 > 0.2)
+    assert miles_decision_pairwise(0.5, {"a": 0.45, "b": 0.3}, 0.2, 0.4) == {"a": 0.4, "b": 1.0}
 
 
 def test_miles_scheduler_keeps_the_unassigned_multiplier_across_epochs():
@@ -426,6 +428,9 @@ def test_ogm_coefficients_by_hand_for_runs():
     assert k_b.tolist() == pytest.approx([1.0, 1 - math.tanh(0.4), 1.0, 1.0])
     with pytest.raises(ValueError, match="positive"):
         ogm_coefficients(s_a, -s_b, alpha)
+    for zero in ((0.0, 1.0), (1.0, 0.0)):
+        with pytest.raises(ValueError, match="positive"):
+            ogm_coefficients(*zero, 0.5)
 
 
 def _ogm_setup(widths, kind="multiclass", n_out=3):
@@ -526,7 +531,7 @@ def test_mses_min_delta_nan_epochs_and_its_log():
     loss.setup(tr)
     logs = lambda f, a, b: {"val/fusion/loss": f, "val/a/loss": a, "val/b/loss": b}  # noqa: E731
     loss.on_epoch_end(tr, 0, logs(1.0, 1.0, 1.0))
-    loss.on_epoch_end(tr, 1, logs(0.85, 0.95, 1.2))  # fusion fell 0.15; a only 0.05; b rose
+    loss.on_epoch_end(tr, 1, logs(0.85, 0.94, 1.2))  # fusion fell 0.15; a only 0.06; b rose
     assert loss.stopped == {"a": 1, "b": 1}
 
 
@@ -558,8 +563,20 @@ def test_ogm_setup_epochs_and_a_batch_without_a_modality():
     assert len(runs[0].coeffs) == 1 and runs[1].coeffs == []
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad[1], raw[n][1])  # run 1 untouched
+    # a score below 1 (one row of b in run 1's batch) is a score: that run is modulated
+    one = torch.zeros(2, 16, dtype=torch.bool)
+    one[:, 0] = True
+    batch.present = {"a": torch.ones(2, 16, dtype=torch.bool), "b": one}
+    runs = [OGM(alpha=0.5), OGM(alpha=0.5)]
+    OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=None), out, batch)
+    assert len(runs[0].coeffs) == len(runs[1].coeffs) == 1
+    batch.present = {"a": one, "b": torch.ones(2, 16, dtype=torch.bool)}
+    runs = [OGM(alpha=0.5), OGM(alpha=0.5)]
+    OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=None), out, batch)
+    assert len(runs[0].coeffs) == len(runs[1].coeffs) == 1
     # and the same when the other modality is the missing one
-    batch.present = {"a": batch.present["b"], "b": torch.ones(2, 16, dtype=torch.bool)}
+    batch.present = {"a": torch.stack([torch.ones(16, dtype=torch.bool), torch.zeros(16, dtype=torch.bool)]),
+                     "b": torch.ones(2, 16, dtype=torch.bool)}
     runs = [OGM(alpha=0.5), OGM(alpha=0.5)]
     OGM.before_step(runs, SimpleNamespace(model=model, epoch=0, noise=None), out, batch)
     assert len(runs[0].coeffs) == 1 and runs[1].coeffs == []
@@ -616,3 +633,45 @@ def test_mslr_smooth_ends_names_and_undefined_accuracies():
             assert d.lrs == pytest.approx(rates)
     assert d.lrs == pytest.approx({"a": 1e-3 * 0.6 / 0.5, "b": 3e-3})
     assert {g["name"]: g["lr"] for g in tr.optimizer.param_groups}["a"] == pytest.approx(1.2e-3)
+
+
+def test_gblend_weights_edges_and_its_update_by_hand():
+    from mmrepro.core.balancing import GBlend
+
+    # a head that generalised without overfitting more (dO = 0) takes (almost) all the weight
+    w = gblend_weights({"f": 1.0, "a": 1.0}, {"f": 1.5, "a": 1.5}, {"f": 0.8, "a": 0.8}, {"f": 1.3, "a": 1.4})
+    assert w["f"] == pytest.approx(1.0) and w["a"] == pytest.approx(0.0, abs=1e-9)
+    # small ratios still normalise to 1: dG = 0.01, dO = 1 for both heads -> equal, not the fallback by luck
+    w = gblend_weights({"f": 1.0, "a": 1.0}, {"f": 1.0, "a": 1.0}, {"f": 0.0, "a": 0.0}, {"f": 0.99, "a": 0.995})
+    assert w == pytest.approx({"f": 0.01 / 0.99**2 / (0.01 / 0.99**2 + 0.005 / 0.995**2),
+                               "a": 0.005 / 0.995**2 / (0.01 / 0.99**2 + 0.005 / 0.995**2)})
+    tr = _fake_trainer()
+    gb = GBlend(window=1)
+    gb.setup(tr)
+    hist = [({"fusion": 1.0, "a": 1.0, "b": 1.0}, {"fusion": 1.2, "a": 1.3, "b": 1.1}),
+            ({"fusion": 0.6, "a": 0.9, "b": 0.7}, {"fusion": 1.0, "a": 1.25, "b": 1.15})]
+    for e, (train, hold) in enumerate(hist):
+        logs = {f"train/{h}/loss": v for h, v in train.items()} | {f"holdout/{h}/loss": v for h, v in hold.items()}
+        out = gb.on_epoch_end(tr, e, logs)
+    # fusion: dG 0.2, dO (1.0 - 0.6) - (1.2 - 1.0) = 0.2 -> 5; a: dG 0.05, dO 0.05 -> 20; b: dG < 0 -> 0
+    assert out == pytest.approx({"gblend/w:fusion": 0.2, "gblend/w:a": 0.8, "gblend/w:b": 0.0})
+
+
+def test_mslr_dynamic_every_third_epoch_and_its_arguments():
+    tr = _fake_trainer()
+    d = MSLR({"a": 1e-3, "b": 1e-3}, "dynamic", interval=3)
+    assert d.metrics == ("accuracy",) and MSLR({"a": 1e-3}, "keep").metrics == ()
+    d.setup(tr)
+    accs = [(0.5, 0.5), (0.6, 0.5), (0.7, 0.5), (0.9, 0.2)]
+    for e, (a, b) in enumerate(accs):
+        d.on_epoch_end(tr, e, {"val/a/accuracy": a, "val/b/accuracy": b})
+        if e < 2:
+            assert d.lrs == pytest.approx({"a": 1e-3, "b": 1e-3})  # no update before the third epoch
+    assert d.lrs == pytest.approx({"a": 1e-3 * 0.7 / 0.6, "b": 1e-3})  # after epoch 2, from epochs 0-2
+    one = MSLR({"a": 1e-3, "b": 1e-3}, "dynamic", interval=1)  # every epoch: the ratio of a value to itself
+    one.setup(tr)
+    one.on_epoch_end(tr, 0, {"val/a/accuracy": 0.7, "val/b/accuracy": 0.2})
+    assert one.lrs == pytest.approx({"a": 1e-3, "b": 1e-3})
+    from mmrepro.core.balancing import GBlend
+
+    assert GBlend(window=1).window == 1

@@ -38,6 +38,14 @@ def test_pair_losses_by_hand():
     # regression: squared error
     loss, valid = pair_losses(TaskSpec("regression", 1), torch.tensor([[1.0], [-2.0]]), torch.tensor([3.0, NAN]))
     assert valid.tolist() == [True, False] and loss.tolist() == [4.0, 0.0]
+    # multilabel pairs of (rows, states, labels) with more labels than states: the mean over each pair's labels
+    z = torch.zeros(1, 2, 3)
+    target = torch.tensor([[[1.0, NAN, NAN], [0.0, 1.0, NAN]]])
+    loss, valid = pair_losses(TaskSpec("multilabel", 3), z, target)
+    assert valid.tolist() == [[True, True]] and loss[0].tolist() == pytest.approx([LN2, LN2])
+    z[0, 1, 1] = LN3
+    assert pair_losses(TaskSpec("multilabel", 3), z, target)[0][0].tolist() == pytest.approx(
+        [LN2, (LN2 + math.log(4 / 3)) / 2])
     # leading axes (runs, rows, states) are kept
     loss, valid = pair_losses(TaskSpec("binary", 1), torch.zeros(2, 3, 4, 1), torch.ones(2, 3, 4))
     assert loss.shape == valid.shape == (2, 3, 4) and loss.flatten().tolist() == pytest.approx([LN2] * 24)
@@ -73,6 +81,12 @@ def test_output_loss_static_tasks_by_hand():
                      {"yl": ("multilabel", 2)})
     close(output_loss(ml, {"yl": torch.tensor([[1.0, 0.0], [NAN, 1.0]])}),
           ((LN2 + math.log(4)) / 2 + (math.log(4 / 3) + math.log(4)) / 2 + LN2) / 3)
+    # the same multilabel task for two stacked runs: one mean per run
+    ml2 = hand_output({"yl": [ml.logits["yl"].tolist()] * 2}, [ml.updated.tolist(), [[True, False], [True, False]]],
+                      {"yl": ("multilabel", 2)})
+    got = output_loss(ml2, {"yl": torch.tensor([[[1.0, 0.0], [NAN, 1.0]]] * 2)})
+    assert got.tolist() == pytest.approx([((LN2 + math.log(4)) / 2 + (math.log(4 / 3) + math.log(4)) / 2 + LN2) / 3,
+                                          ((LN2 + math.log(4)) / 2 + LN2) / 2])
     none = output_loss(out, {"yb": torch.tensor([NAN, NAN]), "yc": torch.tensor([-1, -1])})
     assert float(none) == 0.0
     with pytest.raises(ValueError, match="y lacks a target for task 'yc'"):
