@@ -322,6 +322,7 @@ def test_miles_pairwise_by_hand():
         miles_decision_pairwise(0.0, {"a": 0.3, "b": 0.7}, 0.1, 0.4)
     # u is a share of the fusion metric: with M_F = 0.5, heads 0.45 and 0.3 give u = 0.4 and 0.1 (delta 0.3 > 0.2)
     assert miles_decision_pairwise(0.5, {"a": 0.45, "b": 0.3}, 0.2, 0.4) == {"a": 0.4, "b": 1.0}
+    assert miles_decision_pairwise(0.5, {"a": 0.3, "b": 0.45}, 0.2, 0.4) == {"a": 1.0, "b": 0.4}
 
 
 def test_miles_scheduler_keeps_the_unassigned_multiplier_across_epochs():
