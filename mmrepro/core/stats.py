@@ -309,7 +309,7 @@ def paired_bootstrap_evidence(metric: str, y_true: Any, score_a: Any, score_b: A
     """``metric(a) - metric(b)`` for two models scored on the same test rows, with a bootstrap interval
     over rows: both models are re-scored on the same resamples (resamples on which the metric is
     undefined for either are dropped). Percentile interval (:func:`percentile_interval`), inside the
-    metric's range."""
+    range of the difference (-1, 1) for the metrics in [0, 1]; unbounded for MSE."""
     from mmrepro.core.metrics import METRICS, bootstrap_indices, prepare, resampled_scores, score
 
     if metric not in METRICS:
@@ -321,7 +321,8 @@ def paired_bootstrap_evidence(metric: str, y_true: Any, score_a: Any, score_b: A
         raise ValueError(f"score_a {sa.shape} and score_b {sb.shape} must score the same rows")
     idx = bootstrap_indices(yt.shape[0], n_boot, seed)
     reps = resampled_scores(metric, yt, sa, task_kind, idx, 0.5) - resampled_scores(metric, yt, sb, task_kind, idx, 0.5)
-    interval, kept, how = percentile_interval(float(point), reps, level, bounds=(-1.0, 1.0))
+    bounds = None if metric == "mse" else (-1.0, 1.0)  # a difference of two scores in [0, 1]; MSE is unbounded
+    interval, kept, how = percentile_interval(float(point), reps, level, bounds=bounds)
     return Evidence(float(point), interval, int(yt.shape[0]), f"paired {how} bootstrap over test rows ({kept} resamples)",
                     (Part("test rows", int(yt.shape[0]), float(np.nanvar(reps, ddof=1)), row_parameter),))
 
