@@ -33,14 +33,14 @@ def _points(d: Evidence) -> str:
 
 
 def _selected(r: ProblemResults, method: str) -> str:
-    """The selected configuration (one split), or the range of each setting over the folds' selections."""
+    """The selected configuration (one split), or the range of the selected learning rate over the folds."""
     if method not in r.searches:
         return "-"
     hps = [s.best_hp for s in r.searches[method]]
     if len(hps) == 1:
         return ", ".join(f"{k}={v:.2g}" for k, v in hps[0].items())
-    spans = {k: (min(h[k] for h in hps), max(h[k] for h in hps)) for k in hps[0]}
-    return ", ".join(f"{k}={lo:.2g}" if lo == hi else f"{k} {lo:.2g}–{hi:.2g}" for k, (lo, hi) in spans.items())
+    lo, hi = min(h["lr"] for h in hps), max(h["lr"] for h in hps)
+    return f"lr={lo:.2g}" if lo == hi else f"lr {lo:.2g}–{hi:.2g}"
 
 
 def _heads(r: ProblemResults) -> tuple[str, str, str]:
@@ -61,7 +61,7 @@ def baseline_table(r: ProblemResults) -> pd.DataFrame:
             row[f"{mod} alone {prim}"] = _cell(r.metric(m, mod))
         row[f"val {p.select_metric}"] = round(float(np.mean([s.best_score for s in r.searches[m]])) if m in r.searches
                                               else r.ume_val[FUSION_HEAD][p.select_metric], 3)
-        row["selected" + (f" ({r.n_folds} folds)" if r.n_folds > 1 else "")] = _selected(r, m)
+        row["selected" if r.n_folds == 1 else f"selected lr ({r.n_folds} folds)"] = _selected(r, m)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -89,16 +89,14 @@ def unimodal_table(r: ProblemResults) -> pd.DataFrame:
 
 
 def ablation_table(r: ProblemResults) -> pd.DataFrame:
-    """Table 4 / B4: the six loss settings, fused and unimodal test metrics (mean over seeds [interval])."""
+    """Table 4 / B4: the six loss settings, the fused test metrics and each unimodal head's primary metric
+    (mean over seeds [interval])."""
     p = r.problem
     rows = []
     for label, m in zip(ABLATION, ABLATION_METHODS):
-        row = {"setting": label}
-        for h in _heads(r):
-            for x in p.report_metrics:
-                row[f"{'fused' if h == FUSION_HEAD else h} {x}"] = (
-                    "-" if (m == "base" and h != FUSION_HEAD) else _cell(r.metric(m, h, x)))
-        row["selected"] = _selected(r, m)
+        row = {"setting": label, **{f"fused {x}": _cell(r.metric(m, FUSION_HEAD, x)) for x in p.report_metrics}}
+        for h in p.modalities:
+            row[f"{h} {p.report_metrics[0]}"] = "-" if m == "base" else _cell(r.metric(m, h))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -133,7 +131,7 @@ def student_check(results: Sequence[ProblemResults], margin: float) -> pd.DataFr
         for mod, uni in zip(p.modalities, UNIMODAL):
             for m in ("base_3h", "mind"):
                 d = r.difference((m, mod), (uni, mod))
-                rows.append({"problem": p.name, "head": f"{method_name(m, p)}: {mod}", "metric": p.report_metrics[0],
+                rows.append({"problem": p.name, "head (metric)": f"{method_name(m, p)}: {mod} ({p.report_metrics[0]})",
                              "head's value": _cell(r.metric(m, mod)), "alone, same size": _cell(r.metric(uni, mod)),
                              "difference (points)": _points(d),
                              f"no more than {margin:g} points below": "yes" if d.interval[0] > -margin else
