@@ -109,3 +109,10 @@ def reference_mind_objective(logits: dict, y: Any, soft: dict, omega: dict) -> A
     out = ModelOutput(logits, {h: torch.ones(len(y), dtype=torch.bool) for h in logits}, {})
     objective = MIND(teachers={m: [] for m in omega}, omega=omega)
     return objective(SimpleNamespace(kind="multiclass"), SimpleNamespace(y=y, soft=soft), out)[0]
+
+
+def reference_ekd_loss(student_logits: Any, teacher_probs: Any) -> Any:
+    """MIND eq. 3 for a binary or multilabel head: the label-wise binary cross-entropy to the ensemble's
+    probabilities, summed over labels, averaged over the rows with a soft target
+    (:func:`mmrepro.core.losses.kd_loss` for a multilabel task, temperature 1)."""
+    return kd_loss(student_logits, teacher_probs, "multilabel")

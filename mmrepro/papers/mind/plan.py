@@ -2,7 +2,15 @@
 parameters into :class:`~mmrepro.runs.cost.Section` s, one per part of the notebook that trains, counted from
 the constants the chapter iterates over and from its parameters; each section's cost probe trains the
 section's real model on a slice of its real data for a few epochs. A chapter that changes what it trains
-changes this count too (``mmrepro plan`` is only as good as it)."""
+changes this count too (``mmrepro plan`` is only as good as it).
+
+What the chapter trains: AV digits on one hold-out split (``test_recordings`` test recordings per speaker and
+digit), the two PBC tasks on every fold of an ``n_folds``-fold partition (teachers and students refit per
+fold). Per split or fold: every teacher candidate (architectures x learning rates, per modality), the
+student's encoder trained as a teacher where it is not one of the teachers' architectures, a search of
+``n_trials`` (``pbc_trials``) configurations and ``seeds`` (``pbc_seeds``) repeats for each trained method and
+the same-size unimodal models, and, for the problems in ``ablations``, the ablation rows 3-5 and the six
+ω settings over the seeds."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -14,25 +22,33 @@ from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scal
 Params = dict[str, Any]
 
 
+def problem_settings(P: Params) -> dict[str, dict[str, Any]]:
+    """Per problem: the folds it trains on and its training budget, from the chapter's parameters."""
+    av = dict(folds=1, trials=P["n_trials"], seeds=P["seeds"], epochs=P["epochs"], teacher_epochs=P["teacher_epochs"],
+              lrs=P["teacher_lrs"], batch=64)
+    pbc = dict(folds=P["n_folds"], trials=P["pbc_trials"], seeds=P["pbc_seeds"], epochs=P["pbc_epochs"],
+               teacher_epochs=P["pbc_teacher_epochs"], lrs=P["pbc_teacher_lrs"], batch=16)
+    return {"av_digits": av, "pbc_death": pbc, "pbc_findings": pbc}
+
+
 def sections(P: Params, device: torch.device) -> list[Section]:
     from mmrepro.core.trainer import fit
     from mmrepro.papers.mind.problems import arch_name, load_problem
     from mmrepro.papers.mind.students import ABLATION_METHODS, OMEGA_SETTINGS, STUDENT_METHODS, UNIMODAL
 
-    problems = {
+    options = {
         "av_digits": dict(paired_fraction=P["paired_fraction"], audio_snr_db=P["audio_snr_db"],
-                          teacher_width=P["teacher_width"], student_width=P["width"]),
-        "pbc_death": dict(paired_fraction=P["pbc_paired_fraction"]),
-        "pbc_findings": dict(paired_fraction=P["pbc_paired_fraction"])}
+                          teacher_width=P["teacher_width"], student_width=P["width"],
+                          test_recordings=P["test_recordings"]),
+        "pbc_death": dict(paired_fraction=P["pbc_paired_fraction"], fold=0, n_folds=P["n_folds"]),
+        "pbc_findings": dict(paired_fraction=P["pbc_paired_fraction"], fold=0, n_folds=P["n_folds"])}
     out = []
-    for name, options in problems.items():
-        prob = load_problem(name, seed=P["seed"], **options)
-        av = name == "av_digits"
-        t_epochs, s_epochs = (P["teacher_epochs"], P["epochs"]) if av else (P["pbc_teacher_epochs"], P["pbc_epochs"])
-        lrs = P["teacher_lrs"] if av else P["pbc_teacher_lrs"]
-        batch = 64 if av else 16
+    for name, S in problem_settings(P).items():
+        prob = load_problem(name, seed=P["seed"], **options[name])
+        folds = S["folds"]
+        each = f" x {folds} folds" if folds > 1 else ""
 
-        def fit_cost(label: str, build: Callable[[], Any], rows: Any, val: Any, prob=prob, batch=batch) -> Cost:
+        def fit_cost(label: str, build: Callable[[], Any], rows: Any, val: Any, prob=prob, batch=S["batch"]) -> Cost:
             def probe() -> float:
                 sub = rows[:PROBE_ROWS]
 
@@ -46,23 +62,27 @@ def sections(P: Params, device: torch.device) -> list[Section]:
             return Cost(label, probe)
 
         for m in prob.modalities:
-            for spec in prob.teacher_specs[m]:
-                out.append(Section(f"{name}: teacher {m} {arch_name(spec)}", len(lrs), t_epochs,
-                                   fit_cost(f"{name} teacher {m} {spec}", lambda m=m, spec=spec, prob=prob:
-                                            prob.teacher(m, spec), prob.unimodal[m]["train"],
-                                            prob.unimodal[m]["val"])))
+            specs = list(prob.teacher_specs[m])
+            if prob.student_specs[m] not in specs:  # the student's encoder trained as the teachers are
+                specs.append(prob.student_specs[m])
+            for spec in specs:
+                out.append(Section(f"{name}: teacher {m} {arch_name(spec)}{each}", folds * len(S["lrs"]),
+                                   S["teacher_epochs"], fit_cost(f"{name} teacher {m} {spec}", lambda m=m, spec=spec,
+                                                                 prob=prob: prob.teacher(m, spec),
+                                                                 prob.unimodal[m]["train"], prob.unimodal[m]["val"])))
         student = fit_cost(f"{name} student", lambda prob=prob: prob.student(), prob.paired["train"],
                            prob.paired["val"])
-        per_selection = P["n_trials"] + P["seeds"]  # the search, then the selection repeated over the seeds
+        per_selection = folds * (S["trials"] + S["seeds"])  # the search, then the selection repeated over the seeds
         searched = [m for m in STUDENT_METHODS if m != "ume"]
-        out.append(Section(f"{name}: baselines ({len(searched)} methods)", len(searched) * per_selection, s_epochs,
-                           student))
-        out.append(Section(f"{name}: same-size unimodal models", len(UNIMODAL) * per_selection, s_epochs,
+        out.append(Section(f"{name}: baselines ({len(searched)} methods){each}", len(searched) * per_selection,
+                           S["epochs"], student))
+        out.append(Section(f"{name}: same-size unimodal models{each}", len(UNIMODAL) * per_selection, S["epochs"],
                            fit_cost(f"{name} unimodal", lambda prob=prob: prob.teacher(
                                prob.modalities[0], prob.student_specs[prob.modalities[0]]),
                                prob.paired["train"], prob.paired["val"])))
         if name in P["ablations"]:
             rows = [m for m in ABLATION_METHODS if m not in STUDENT_METHODS]
-            out.append(Section(f"{name}: ablation I (rows 3-5)", len(rows) * per_selection, s_epochs, student))
-            out.append(Section(f"{name}: ablation II (omega)", len(OMEGA_SETTINGS) * P["seeds"], s_epochs, student))
+            out.append(Section(f"{name}: ablation I (rows 3-5){each}", len(rows) * per_selection, S["epochs"], student))
+            out.append(Section(f"{name}: ablation II (omega){each}", folds * len(OMEGA_SETTINGS) * S["seeds"],
+                               S["epochs"], student))
     return out

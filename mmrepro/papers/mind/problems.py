@@ -4,17 +4,25 @@ MIND (Sec. 4, App. A.2, App. C) trains the multimodal student on the paired set 
 modality's teachers use every training row that has that modality. A :class:`Problem` holds both
 views of one dataset:
 
-* ``av_digits`` (the S-MNIST analogue of Table 5, multiclass): all 2,400 training pairs feed the
-  unimodal teachers, but only a seeded ``paired_fraction`` of them stays paired for the student; the
-  other pairs are broken up (their image and their recording are used only as unimodal samples), as
-  S-MNIST's teachers saw the whole training set and the student 8,000 samples of it.
+* ``av_digits`` (the S-MNIST analogue of Table 5, multiclass): every FSDD recording is paired with one
+  MNIST image of its digit, so a row is one recording and one image, each used once. The test split
+  holds ``test_recordings`` of the 50 recordings of every speaker and digit (FSDD's official 0-4 and more
+  drawn from training with the seed: 17 give 1,020 test rows), validation the loader's 5; all training
+  rows feed the unimodal teachers, but only a seeded ``paired_fraction`` of them stays paired for the
+  student; the other pairs are broken up (their image and their recording are used only as unimodal
+  samples), as S-MNIST's teachers saw the whole training set and the student 8,000 samples of it.
 * ``pbc_death`` / ``pbc_findings`` (the in-hospital-mortality and clinical-conditions analogues,
   binary and multilabel): modality ``labs`` is the pbcseq lab time series (an LSTM encoder, like
   MedFuse's EHR branch), modality ``static`` the baseline demographics and trial arm; outcomes are
-  counted from the end of the lab window (the data layer's landmark). The student keeps a seeded
-  ``paired_fraction`` of the trial patients' training pairs; the teachers train on all of them and,
-  where the outcome is known, on the 106 non-trial patients (their static data and their enrolment
-  labs as a one-visit series; ``findings`` is never known for them, so that task gains none).
+  counted from the end of the lab window (the data layer's landmark). With ``fold`` the patients are
+  split by a stratified ``n_folds``-fold partition (that fold is the test set, validation is carved from
+  the others, features standardised with the fold's training rows), so that the folds' test rows
+  together hold every patient once. The student keeps a seeded ``paired_fraction`` of the trial
+  patients' training pairs; the teachers train on all of them and, where the outcome is known, on the
+  106 non-trial patients (their static data and their enrolment labs as a one-visit series;
+  ``findings`` is never known for them, so that task gains none). As in the paper (App. C: a ResNet-10
+  and a 2-layer LSTM, the smallest teachers), the student's encoders are the smallest teachers'
+  architectures.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmrepro.common.checks import check_int
 from mmrepro.core.data import MultimodalDataset, load_dataset
 from mmrepro.core.models import LSTMEncoder, MLPEncoder, MultimodalNet, ResNetEncoder
 
@@ -69,6 +78,8 @@ class Problem:
     teacher_specs: dict[str, list[dict[str, Any]]]
     fusion: str                      # "concat" (Vanilla, App. C) or "lstm" (MedFuse)
     fusion_kw: dict[str, Any] = field(default_factory=dict)
+    fold: int | None = None          # the fold of an ``n_folds``-fold partition (None: one hold-out split)
+    n_folds: int | None = None
 
     @property
     def kind(self) -> str:
@@ -145,13 +156,37 @@ def _keep_pairs(train: Tensor, fraction: float, seed: int) -> Tensor:
     return train[torch.randperm(len(train), generator=gen)[:n]].sort().values
 
 
+def _test_recordings(d: MultimodalDataset, n_index: int, seed: int) -> dict[str, Tensor]:
+    """The loader's splits with the test split grown to ``n_index`` of the 50 recording indices of every
+    speaker and digit: FSDD's official 0-4 and ``n_index - 5`` indices drawn with ``seed`` from those the
+    loader put in training. A row is one recording and one image, so every recording and every image
+    stays in one split."""
+    from mmrepro.core.data.av_digits import parse_recording
+
+    names = d.meta["recordings"]
+    index = torch.tensor([parse_recording(names[int(r)])[2] for r in d.meta["recording_id"]])
+    train_index = torch.unique(index[d.splits["train"]])
+    extra = n_index - int(torch.unique(index[d.splits["test"]]).numel())
+    if not 0 <= extra <= len(train_index) - 1:
+        raise ValueError(f"test_recordings must be in [5, {5 + len(train_index) - 1}] (FSDD's 5 test recordings "
+                         f"plus some of the {len(train_index)} training ones, leaving one), got {n_index}")
+    gen = torch.Generator().manual_seed(seed + 104729)
+    moved = train_index[torch.randperm(len(train_index), generator=gen)[:extra]]
+    to_test = torch.isin(index, moved)
+    train = d.splits["train"][~to_test[d.splits["train"]]]
+    test = torch.cat([d.splits["test"], d.splits["train"][to_test[d.splits["train"]]]]).sort().values
+    return {"train": train, "val": d.splits["val"], "test": test}
+
+
 def av_digits_problem(seed: int = 0, paired_fraction: float = 0.25, audio_snr_db: float | None = None,
                       teacher_width: int = 64, student_width: int = 64, teacher_depths: tuple[int, ...] = (18, 10, 6),
-                      student_depth: int = 3, stem: str = "compact") -> Problem:
+                      student_depth: int = 3, stem: str = "compact", test_recordings: int = 17) -> Problem:
     """AV digits (image, audio) for MIND's Table 5 / App. C: Vanilla concatenation fusion, ResNet
-    teachers of three depths on all training rows, a ResNet-3 student on ``paired_fraction`` of them.
+    teachers of three depths on all training rows, a ResNet-3 student on ``paired_fraction`` of them;
+    ``test_recordings`` of every speaker's 50 recordings of a digit are test rows (17: 1,020 rows).
     At width 64 the student has the paper's ~151 k parameters and the ResNet-10 teacher its ~4.9 M."""
-    d = _restrict(load_dataset("av_digits", seed=seed, audio_snr_db=audio_snr_db), ("image", "audio"), "digit")
+    loaded = _restrict(load_dataset("av_digits", seed=seed, audio_snr_db=audio_snr_db), ("image", "audio"), "digit")
+    d = replace(loaded, splits=_test_recordings(loaded, check_int("test_recordings", test_recordings, 5), seed))
     mods = ("image", "audio")
     uni = _split_rows(d, "digit", mods)
     paired = {"train": _keep_pairs(uni["train"], paired_fraction, seed), "val": uni["val"], "test": uni["test"]}
@@ -167,10 +202,13 @@ def av_digits_problem(seed: int = 0, paired_fraction: float = 0.25, audio_snr_db
 
 def pbc_problem(task: str = "death", seed: int = 0, death_years: float = 5.0, history_years: float = 0.5,
                 paired_fraction: float = 0.5, nontrial_labs: bool = True, teacher_hidden: int = 32,
-                student_hidden: int = 8) -> Problem:
+                student_hidden: int | None = None, fold: int | None = None, n_folds: int = 5) -> Problem:
     """PBC (labs series, static) for MIND Tables 1-4: MedFuse LSTM fusion, 2/3/4-layer LSTM and three MLP
-    teachers, a student with a 2-layer LSTM (``student_hidden``) and a one-layer MLP. ``task`` is
-    ``"death"`` (binary, death within ``death_years``) or ``"findings"`` (multilabel).
+    teachers (``teacher_hidden`` wide), a student whose encoders are the smallest of them (a 2-layer LSTM
+    and a one-layer MLP, App. C; ``student_hidden`` gives them another width). MedFuse's fusion LSTM is
+    twice the time-series encoder's width (MedFuse: 512 over 256, the sizes of Table A1). ``task`` is ``"death"`` (binary, death within ``death_years``) or
+    ``"findings"`` (multilabel); ``fold`` (of ``n_folds``) picks the fold of a stratified K-fold partition
+    that is the test set (None: a 70/15/15 hold-out split).
 
     The student's pairs are the trial patients with a lab series; it keeps ``paired_fraction`` of the
     training pairs. Each modality's teachers train on every training row that has that modality and a
@@ -179,27 +217,29 @@ def pbc_problem(task: str = "death", seed: int = 0, death_years: float = 5.0, hi
     if task not in ("death", "findings"):
         raise ValueError(f"unknown PBC task {task!r}; valid: 'death', 'findings'")
     full = load_dataset("pbc", seed=seed, labs="series", death_years=death_years, history_years=history_years,
-                        nontrial_labs=nontrial_labs)
+                        nontrial_labs=nontrial_labs, fold=fold, n_folds=n_folds)
     tname = f"death_{death_years:g}y" if task == "death" else "findings"
     mods = ("labs", "static")
     d = _restrict(full, mods, tname)
     n_lab, n_static = d.x["labs"].shape[2], d.x["static"].shape[1]
     lstm = lambda layers, hidden: {"type": "lstm", "input_size": n_lab, "hidden": hidden, "layers": layers}  # noqa: E731
     mlp = lambda *h: {"type": "mlp", "in_features": n_static, "hidden": list(h)}  # noqa: E731
-    th = teacher_hidden
+    th, sh = teacher_hidden, student_hidden or teacher_hidden
+    teachers = {"labs": [lstm(k, th) for k in (2, 3, 4)],
+                "static": [mlp(th), mlp(2 * th, 2 * th), mlp(4 * th, 4 * th, 4 * th)]}
     pairs = _split_rows(d, tname, mods, only=full.meta["trial"])
     paired = {**pairs, "train": _keep_pairs(pairs["train"], paired_fraction, seed)}
     return Problem(
         name=f"pbc_{task}", title=f"PBC ({tname}, {d.tasks[tname].kind})", data=d, task=tname, modalities=mods,
         paired=paired, unimodal={m: _split_rows(d, tname, (m,)) for m in mods},
-        student_specs={"labs": lstm(2, student_hidden), "static": mlp(student_hidden)},
-        teacher_specs={"labs": [lstm(k, th) for k in (2, 3, 4)],
-                       "static": [mlp(th), mlp(2 * th, 2 * th), mlp(4 * th, 4 * th, 4 * th)]},
-        fusion="lstm", fusion_kw={"token_dim": student_hidden, "fusion_hidden": 2 * student_hidden, "dropout": 0.3})
+        student_specs={"labs": lstm(2, sh), "static": mlp(sh)}, teacher_specs=teachers,
+        fusion="lstm", fusion_kw={"token_dim": sh, "fusion_hidden": 2 * sh, "dropout": 0.3},
+        fold=fold, n_folds=None if fold is None else n_folds)
 
 
 def load_problem(name: str, seed: int = 0, **options: Any) -> Problem:
-    """``av_digits``, ``pbc_death`` or ``pbc_findings`` (options go to the builder)."""
+    """``av_digits``, ``pbc_death`` or ``pbc_findings`` (options go to the builder; ``fold`` / ``n_folds``
+    for PBC)."""
     if name == "av_digits":
         return av_digits_problem(seed=seed, **options)
     if name in ("pbc_death", "pbc_findings"):

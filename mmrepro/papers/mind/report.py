@@ -12,7 +12,7 @@ import pandas as pd
 from mmrepro.core.models import FUSION_HEAD
 from mmrepro.core.stats import Evidence
 from mmrepro.papers.mind import evidence as ev
-from mmrepro.papers.mind.results import ALONE_ALL, OMEGA_LABELS, TEACHER, ProblemResults
+from mmrepro.papers.mind.results import ALONE_ALL, ENSEMBLE, OMEGA_LABELS, TEACHER, ProblemResults
 from mmrepro.papers.mind.students import (
     ABLATION,
     ABLATION_METHODS,
@@ -33,9 +33,14 @@ def _points(d: Evidence) -> str:
 
 
 def _selected(r: ProblemResults, method: str) -> str:
+    """The selected configuration (one split), or the range of the selected learning rate over the folds."""
     if method not in r.searches:
         return "-"
-    return ", ".join(f"{k}={v:.2g}" for k, v in r.searches[method].best_hp.items())
+    hps = [s.best_hp for s in r.searches[method]]
+    if len(hps) == 1:
+        return ", ".join(f"{k}={v:.2g}" for k, v in hps[0].items())
+    lo, hi = min(h["lr"] for h in hps), max(h["lr"] for h in hps)
+    return f"lr={lo:.2g}" if lo == hi else f"lr {lo:.2g}–{hi:.2g}"
 
 
 def _heads(r: ProblemResults) -> tuple[str, str, str]:
@@ -54,9 +59,9 @@ def baseline_table(r: ProblemResults) -> pd.DataFrame:
             row[f"fused {x}"] = _cell(r.metric(m, FUSION_HEAD, x))
         for mod in (a, b):
             row[f"{mod} alone {prim}"] = _cell(r.metric(m, mod))
-        row[f"val {p.select_metric}"] = (round(r.searches[m].best_score, 3) if m in r.searches
-                                         else round(r.ume_val[FUSION_HEAD][p.select_metric], 3))
-        row["selected"] = _selected(r, m)
+        row[f"val {p.select_metric}"] = round(float(np.mean([s.best_score for s in r.searches[m]])) if m in r.searches
+                                              else r.ume_val[FUSION_HEAD][p.select_metric], 3)
+        row["selected" if r.n_folds == 1 else f"selected lr ({r.n_folds} folds)"] = _selected(r, m)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -64,16 +69,19 @@ def baseline_table(r: ProblemResults) -> pd.DataFrame:
 def unimodal_table(r: ProblemResults) -> pd.DataFrame:
     """Tables 2-3, one row per modality and model: the unimodal heads of -3H and MIND (paired training
     rows), a unimodal model of the student's size on the same rows, and every teacher (all rows of its
-    modality; * = in the ensemble). Trained students: mean over seeds; a teacher is one model."""
+    modality; * = in the ensemble, with K folds: in how many folds). Trained students: mean over seeds; a
+    teacher is one model per fold. Training rows: mean over the folds."""
     p = r.problem
+    pairs = round(float(np.mean([len(f.problem.paired["train"]) for f in r.folds])))
     rows = []
     for mod, uni in zip(p.modalities, UNIMODAL):
         for m in ("base_3h", "mind", uni):
-            row = {"modality": mod, "model": method_name(m, p), "training rows": len(p.paired["train"])}
+            row = {"modality": mod, "model": method_name(m, p), "training rows": pairs}
             rows.append({**row, **{x: _cell(r.metric(m, mod, x)) for x in p.report_metrics}})
         for t in (t for t in r.teachers if t["modality"] == mod):
-            row = {"modality": mod, "model": f"teacher {t['model']}, lr {t['lr']:.0e}" + (" *" if t["in_ensemble"] else ""),
-                   "training rows": t["n_train"]}
+            n = t["in_ensemble"]
+            mark = "" if n == 0 else " *" if n == r.n_folds else f" * ({n} of {r.n_folds} folds)"
+            row = {"modality": mod, "model": f"teacher {t['model']}, lr {t['lr']:.0e}{mark}", "training rows": t["n_train"]}
             for x in p.report_metrics:
                 row[x] = _cell(ev.evidence(ev.scored(x, r.y_test, [t["test"]], p.kind, r.draws), len(r.y_test)))
             rows.append(row)
@@ -81,16 +89,14 @@ def unimodal_table(r: ProblemResults) -> pd.DataFrame:
 
 
 def ablation_table(r: ProblemResults) -> pd.DataFrame:
-    """Table 4 / B4: the six loss settings, fused and unimodal test metrics (mean over seeds [interval])."""
+    """Table 4 / B4: the six loss settings, the fused test metrics and each unimodal head's primary metric
+    (mean over seeds [interval])."""
     p = r.problem
     rows = []
     for label, m in zip(ABLATION, ABLATION_METHODS):
-        row = {"setting": label}
-        for h in _heads(r):
-            for x in p.report_metrics:
-                row[f"{'fused' if h == FUSION_HEAD else h} {x}"] = (
-                    "-" if (m == "base" and h != FUSION_HEAD) else _cell(r.metric(m, h, x)))
-        row["selected"] = _selected(r, m)
+        row = {"setting": label, **{f"fused {x}": _cell(r.metric(m, FUSION_HEAD, x)) for x in p.report_metrics}}
+        for h in p.modalities:
+            row[f"{h} {p.report_metrics[0]}"] = "-" if m == "base" else _cell(r.metric(m, h))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -108,8 +114,7 @@ def validation_table(r: ProblemResults, methods: Sequence[str], labels: Sequence
                 if m == "ume":
                     row[name] = round(r.ume_val[h][x], 3)
                 elif m == TEACHER:
-                    best = [t for t in r.teachers if t["modality"] == h and t["rank"] == 1]
-                    row[name] = round(best[0]["val"][x], 3) if best else "-"
+                    row[name] = round(r.best_teacher_val(h)[x], 3) if h in p.modalities else "-"
                 else:
                     v = np.mean([s.val(h, x) for s in r.runs[m]])
                     row[name] = round(float(v), 3) if np.isfinite(v) else "-"
@@ -126,7 +131,7 @@ def student_check(results: Sequence[ProblemResults], margin: float) -> pd.DataFr
         for mod, uni in zip(p.modalities, UNIMODAL):
             for m in ("base_3h", "mind"):
                 d = r.difference((m, mod), (uni, mod))
-                rows.append({"problem": p.name, "head": f"{method_name(m, p)}: {mod}", "metric": p.report_metrics[0],
+                rows.append({"problem": p.name, "head (metric)": f"{method_name(m, p)}: {mod} ({p.report_metrics[0]})",
                              "head's value": _cell(r.metric(m, mod)), "alone, same size": _cell(r.metric(uni, mod)),
                              "difference (points)": _points(d),
                              f"no more than {margin:g} points below": "yes" if d.interval[0] > -margin else
@@ -135,39 +140,21 @@ def student_check(results: Sequence[ProblemResults], margin: float) -> pd.DataFr
 
 
 def teacher_advantage(results: Sequence[ProblemResults]) -> pd.DataFrame:
-    """What the teachers know beyond the paired rows, split into data and size: per problem and modality,
-    the best-validated teacher (all rows of its modality), the student's encoder trained the same way on
-    those rows, and the student's encoder on the student's pairs alone; the teacher's advantage over the
-    last is the sum of what more rows give (same size) and what more size gives (same rows)."""
+    """What the teachers know beyond the paired rows (MIND's premise): per problem and modality, the
+    teachers' ensemble (eq. 4, what MIND distils) against the student's encoder trained alone on the
+    student's pairs, and how the best teacher's own advantage splits into more rows (the student's encoder
+    trained as the teachers are, on their rows) and more size (the best teacher on the same rows)."""
     rows = []
     for r in results:
         p = r.problem
         for mod, uni in zip(p.modalities, UNIMODAL):
             rows.append({"modality (metric)": f"{p.name} {mod} ({p.report_metrics[0]})",
-                         "best teacher": _cell(r.metric(TEACHER, mod)),
-                         "student size, teachers' rows": _cell(r.metric(ALONE_ALL, mod)),
-                         "student size, its pairs": _cell(r.metric(uni, mod)),
-                         "teacher advantage (points)": _points(r.difference((TEACHER, mod), (uni, mod))),
-                         "of which more rows": _points(r.difference((ALONE_ALL, mod), (uni, mod))),
-                         "of which more size": _points(r.difference((TEACHER, mod), (ALONE_ALL, mod)))})
+                         "teachers' ensemble": _cell(r.metric(ENSEMBLE, mod)),
+                         "student's encoder, its pairs": _cell(r.metric(uni, mod)),
+                         "ensemble's advantage (points)": _points(r.difference((ENSEMBLE, mod), (uni, mod))),
+                         "best teacher: more rows": _points(r.difference((ALONE_ALL, mod), (uni, mod))),
+                         "best teacher: more size": _points(r.difference((TEACHER, mod), (ALONE_ALL, mod)))})
     return pd.DataFrame(rows)
-
-
-def _effect(d: Evidence) -> str:
-    if d.interval[0] > 0:
-        return f"helps ({_points(d)} points)"
-    return f"hurts ({_points(d)} points)" if d.interval[1] < 0 else f"makes no clear difference ({_points(d)} points)"
-
-
-def premise_in_words(results: Sequence[ProblemResults]) -> str:
-    """Where more rows (at the student's size) and more size (on the teachers' rows) clearly help, by
-    the 95 % intervals of :func:`teacher_advantage`."""
-    parts = []
-    for r in results:
-        for mod, uni in zip(r.problem.modalities, UNIMODAL):
-            rows, size = r.difference((ALONE_ALL, mod), (uni, mod)), r.difference((TEACHER, mod), (ALONE_ALL, mod))
-            parts.append(f"{r.problem.name}, {mod}: having more rows {_effect(rows)}, being larger {_effect(size)}")
-    return "By these intervals: " + "; ".join(parts) + "."
 
 
 def epoch_table(results: Sequence[ProblemResults]) -> pd.DataFrame:
@@ -186,48 +173,56 @@ def epoch_table(results: Sequence[ProblemResults]) -> pd.DataFrame:
 
 
 def seed_table(results: Sequence[ProblemResults]) -> pd.DataFrame:
-    """The fused primary metric of every trained method's selected configuration, per seed, and its
-    standard deviation over the seeds."""
+    """The fused primary metric of every trained method's selected configuration over the seeds (with K
+    folds, each seed's out-of-fold metric): mean, standard deviation, lowest and highest."""
     rows = []
     for r in results:
         for m in STUDENT_METHODS:
             if m == "ume":
                 continue
-            v = r.per_seed(m)
-            rows.append({"problem": r.problem.name, "model": method_name(m, r.problem), "metric":
-                         r.problem.report_metrics[0], **{f"seed {k + 1}": round(x, 3) for k, x in enumerate(v)},
-                         "sd": round(float(np.std(v, ddof=1)), 3)})
+            v = np.array(r.per_seed(m))
+            rows.append({"problem": r.problem.name, "model": method_name(m, r.problem),
+                         "metric": r.problem.report_metrics[0], "seeds": len(v), "mean": round(float(v.mean()), 3),
+                         "sd": round(float(v.std(ddof=1)), 3), "lowest": round(float(v.min()), 3),
+                         "highest": round(float(v.max()), 3)})
     return pd.DataFrame(rows)
 
 
-PAPER_SIZES = {"av_digits": "S-MNIST: 151 k student, 4.9 M ResNet-10 teacher (32.5x)",
+PAPER_SIZES = {"av_digits": "S-MNIST: 151 k student, 4.9 M ResNet-10 teachers",
                "pbc_death": "MIMIC: 7.5 M student, 23.9 M MedFuse (3.2x)",
                "pbc_findings": "MIMIC: 7.5 M student, 23.9 M MedFuse (3.2x)"}
 
 
 def size_table(results: Sequence[ProblemResults]) -> pd.DataFrame:
-    """Table A1 / App. C: trainable parameters of the student, the largest teachers and the ensembles."""
+    """Table A1 / App. C: trainable parameters of the student, of the base architecture with the largest
+    teachers as encoders (Table A1's comparison) and of the ensembles."""
     return pd.DataFrame([{"problem": r.problem.name, "MIND student": f"{r.sizes['student']:,}",
-                          "largest teacher per modality (sum)": f"{r.sizes['largest_teachers']:,}",
+                          "base with the largest teachers": f"{r.sizes['base_largest']:,}",
                           "top-k ensembles (sum)": f"{r.sizes['ensembles']:,}",
                           "compression": f"{r.sizes['ratio_largest']:.1f}x", "paper": PAPER_SIZES[r.problem.name]}
                          for r in results])
 
 
+def _span(values: Sequence[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
 def data_table(results: Sequence[ProblemResults]) -> pd.DataFrame:
-    """The student's paired rows against each modality's teacher rows (MIND's premise: teachers see more)."""
+    """The student's paired rows against each modality's teacher rows (MIND's premise: teachers see more);
+    with K folds, the range over the folds and the pooled test rows."""
     rows = []
     for r in results:
         p = r.problem
         a, b = p.modalities
-        rows.append({"problem": p.title, "modality A": a, "modality B": b,
-                     "student: paired train / val / test": " / ".join(str(len(p.paired[s]))
-                                                                      for s in ("train", "val", "test")),
-                     "A teachers: train rows": len(p.unimodal[a]["train"]),
-                     "B teachers: train rows": len(p.unimodal[b]["train"]),
+        n = {s: [len(f.problem.paired[s]) for f in r.folds] for s in ("train", "val")}
+        uni = {m: [len(f.problem.unimodal[m]["train"]) for f in r.folds] for m in (a, b)}
+        rows.append({"problem": p.title, "modalities (A, B)": f"{a}, {b}",
+                     "split": "hold-out" if r.n_folds == 1 else f"{r.n_folds} folds",
+                     "student: train / val / test pairs": f"{_span(n['train'])} / {_span(n['val'])} / {len(r.y_test)}",
+                     "teachers: A / B rows": f"{_span(uni[a])} / {_span(uni[b])}",
                      "teachers / student rows": " / ".join(
-                         f"{len(p.unimodal[m]['train']) / len(p.paired['train']):.1f}x" for m in (a, b)),
-                     "student metric": p.select_metric})
+                         f"{np.mean(uni[m]) / np.mean(n['train']):.1f}x" for m in (a, b))})
     return pd.DataFrame(rows)
 
 
@@ -243,7 +238,7 @@ def omega_frame(r: ProblemResults) -> pd.DataFrame:
         ua, ub = utilisation(run, (a, b))
         for e, (x, y) in enumerate(zip(ua, ub)):
             h = run.history[e]
-            rows.append({"problem": r.problem.name, "setting": run.label, "seed": run.seed, "epoch": e,
+            rows.append({"problem": r.problem.name, "setting": run.label, "fold": run.fold, "seed": run.seed, "epoch": e,
                          f"u_{a}": x, f"u_{b}": y, "d_util": x - y,
                          "unimodal gap": h.get(f"val/{a}/{metric}", np.nan) - h.get(f"val/{b}/{metric}", np.nan),
                          "fused": h.get(f"val/{FUSION_HEAD}/{metric}", np.nan), "best": e == run.best_epoch})
@@ -251,28 +246,24 @@ def omega_frame(r: ProblemResults) -> pd.DataFrame:
 
 
 def omega_per_seed(r: ProblemResults) -> pd.DataFrame:
-    """Per ω setting and seed: means over the epochs of u_A, u_B, |d_util| and the unimodal gap, the
-    selected epoch and its validation score."""
+    """Per ω setting and seed: means over the epochs (and folds) of u_A, u_B, |d_util| and the unimodal gap,
+    the selected epoch and its validation score (mean over the folds)."""
     a, b = r.problem.modalities
     f = omega_frame(r).assign(abs_d=lambda d: d["d_util"].abs())
     g = f.groupby(["setting", "seed"], sort=False)
     out = g[[f"u_{a}", f"u_{b}", "abs_d", "unimodal gap"]].mean().rename(columns={"abs_d": "mean |d_util|"})
-    best = {(run.label, run.seed): (run.best_epoch, run.val_score) for run in r.omega}
-    out["best epoch"] = [best[k][0] for k in out.index]
-    out[f"val {r.problem.select_metric}"] = [best[k][1] for k in out.index]
-    return out.reset_index()
+    best = pd.DataFrame([{"setting": o.label, "seed": o.seed, "best epoch": o.best_epoch,
+                          f"val {r.problem.select_metric}": o.val_score} for o in r.omega])
+    return out.join(best.groupby(["setting", "seed"]).mean()).reset_index()
 
 
 def omega_summary(r: ProblemResults) -> pd.DataFrame:
-    """Ablation II: per ω setting, the per-seed summaries averaged over seeds."""
+    """Ablation II: per ω setting (with its ω_A / ω_B), the per-seed summaries averaged over the seeds."""
     a, b = r.problem.modalities
-    per = omega_per_seed(r)
     omegas = {run.label: run.omega for run in r.omega}
-    out = per.drop(columns="seed").groupby("setting", sort=False).mean().reset_index()
-    out.insert(1, f"ω_{a}", [omegas[s][0] for s in out["setting"]])
-    out.insert(2, f"ω_{b}", [omegas[s][1] for s in out["setting"]])
-    out.insert(3, "seeds", per.groupby("setting", sort=False).size().to_numpy())
-    return out.round(3).assign(**{"best epoch": out["best epoch"].round(1)})
+    out = omega_per_seed(r).drop(columns=["seed", "best epoch"]).groupby("setting", sort=False).mean().round(3)
+    out.insert(0, f"ω_{a} / ω_{b}", [f"{omegas[s][0]:g} / {omegas[s][1]:g}" for s in out.index])
+    return out.reset_index()
 
 
 def under_utilised(r: ProblemResults) -> str:
@@ -285,17 +276,17 @@ def under_utilised(r: ProblemResults) -> str:
 
 # ----------------------------------------------------------------------------- figures
 
-# Method names in figures that show several problems: the base architecture is Vanilla (AV digits) or MedFuse
-# (PBC); modality A is image / labs, B audio / static.
-FIGURE_NAMES = {"base": "Vanilla / MedFuse", "base_3h": "-3H", "mke_a": "MKE-A", "mke_b": "MKE-B", "ume": "UME",
-                "ts": "TS", "mind": "MIND"}
+def figure_names(results: Sequence[ProblemResults]) -> dict[str, str]:
+    """Each method's name in a figure that shows several problems: the tables' names of the problems shown,
+    joined where they differ (e.g. "MKE-IMAGE / MKE-LABS"), so a method has one name across tables and figures."""
+    return {m: " / ".join(dict.fromkeys(method_name(m, r.problem) for r in results)) for m in STUDENT_METHODS}
 
 
 def method_colours() -> dict[str, Any]:
-    """One colour per method (keyed by its figure name), the same in every figure of the chapter."""
+    """One colour per method (keyed by its id, e.g. "mke_a"), the same in every figure of the chapter."""
     from mmrepro.common import style
 
-    return style.colours([FIGURE_NAMES[m] for m in STUDENT_METHODS])
+    return dict(zip(STUDENT_METHODS, style.colours(list(STUDENT_METHODS)).values()))
 
 
 def fused_figure(results: Sequence[ProblemResults]):
@@ -306,21 +297,19 @@ def fused_figure(results: Sequence[ProblemResults]):
     from mmrepro.common import style
 
     fig, axes = style.subplots(1, len(results), height=3.4, squeeze=False)
-    names = [FIGURE_NAMES[m] for m in STUDENT_METHODS]
-    pal = method_colours()
+    colour = method_colours()
     for ax, r in zip(axes[0], results):
-        f = pd.DataFrame([{"method": FIGURE_NAMES[m], "value": v} for m in STUDENT_METHODS for v in r.per_seed(m)])
-        sns.stripplot(f, y="method", x="value", hue="method", palette=pal, order=names, ax=ax, size=4, alpha=0.6,
-                      legend=False, jitter=0.15)
+        names = {m: method_name(m, r.problem) for m in STUDENT_METHODS}  # the tables' names, panel by panel
+        f = pd.DataFrame([{"method": names[m], "value": v} for m in STUDENT_METHODS for v in r.per_seed(m)])
+        sns.stripplot(f, y="method", x="value", hue="method", palette={names[m]: colour[m] for m in names},
+                      order=list(names.values()), ax=ax, size=4, alpha=0.6, legend=False, jitter=0.15)
         for i, m in enumerate(STUDENT_METHODS):
             e = r.metric(m, FUSION_HEAD)
             ax.errorbar(e.estimate, i, xerr=[[e.estimate - e.interval[0]], [e.interval[1] - e.estimate]], fmt="o",
-                        color=pal[names[i]], ms=6, capsize=3, lw=1.5)
+                        color=colour[m], ms=6, capsize=3, lw=1.5)
         ax.set_title(r.problem.name, fontsize=10)
         ax.set_xlabel(f"fused test {r.problem.report_metrics[0]}")
         ax.set_ylabel("")
-        if ax is not axes[0][0]:
-            ax.tick_params(labelleft=False)
     fig.tight_layout()
     return fig
 
@@ -333,10 +322,12 @@ def at_edge(results: Sequence[ProblemResults], ranges: dict[str, Sequence[float]
     for r in results:
         lo, hi = (math.log(v) for v in ranges[r.problem.name])
         for m, found in r.searches.items():
-            lr = float(found.best_hp["lr"])
-            x = (math.log(lr) - lo) / (hi - lo) if hi > lo else 0.5
-            if x < share or x > 1 - share:
-                rows.append({"problem": r.problem.name, "method": method_name(m, r.problem), "lr": lr})
+            for fold, s in enumerate(found):
+                lr = float(s.best_hp["lr"])
+                x = (math.log(lr) - lo) / (hi - lo) if hi > lo else 0.5
+                if x < share or x > 1 - share:
+                    rows.append({"problem": r.problem.name + (f" fold {fold + 1}" if r.n_folds > 1 else ""),
+                                 "method": method_name(m, r.problem), "lr": lr})
     return pd.DataFrame(rows, columns=["problem", "method", "lr"])
 
 
@@ -349,18 +340,19 @@ def search_figure(results: Sequence[ProblemResults]):
     from mmrepro.common import style
 
     fig, axes = style.subplots(1, len(results), height=3.0, squeeze=False)
-    pal = method_colours()
+    names = figure_names(results)
+    pal = {names[m]: c for m, c in method_colours().items()}
     for ax, r in zip(axes[0], results):
         p = r.problem
-        f = pd.DataFrame([{"method": FIGURE_NAMES[m], "lr": t["lr"], "val": t["val"]}
-                          for m in STUDENT_METHODS if m in r.searches for t in r.searches[m].trials])
+        f = pd.DataFrame([{"method": names[m], "lr": t["lr"], "val": t["val"]}
+                          for m in STUDENT_METHODS if m in r.searches for s in r.searches[m] for t in s.trials])
         sns.scatterplot(f, x="lr", y="val", hue="method", palette=pal, ax=ax, s=22, alpha=0.8, legend=False)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(p.name, fontsize=10)
         ax.set_xlabel("learning rate")
         ax.set_ylabel(f"validation {p.select_metric}")
-    _legend_below(fig, pal, [FIGURE_NAMES[m] for m in STUDENT_METHODS if m != "ume"], "o")
+    _legend_below(fig, pal, [names[m] for m in STUDENT_METHODS if m != "ume"], "o")
     return fig
 
 
@@ -445,11 +437,11 @@ class LabelView:
         return [p[:, self.j] for p in self.r.preds(method, head)]
 
     def metric(self, method: str, head: str, metric: str) -> Evidence:
-        return ev.evidence(ev.scored(metric, self.y_test, self.preds(method, head), "binary", self.r.draws),
-                           len(self.y_test))
+        return self.r.evidence(ev.scored(metric, self.y_test, self.preds(method, head), "binary", self.r.draws))
 
     def difference(self, a: tuple[str, str], b: tuple[str, str], metric: str) -> Evidence:
-        return ev.difference(metric, self.y_test, self.preds(*a), self.preds(*b), "binary", self.r.draws).scaled(100)
+        return self.r.evidence(ev.scored(metric, self.y_test, self.preds(*a), "binary", self.r.draws)
+                               - ev.scored(metric, self.y_test, self.preds(*b), "binary", self.r.draws), difference=True)
 
 
 def labelwise_figure(r: ProblemResults, a: str = "mind", b: str = "ts"):
@@ -458,17 +450,18 @@ def labelwise_figure(r: ProblemResults, a: str = "mind", b: str = "ts"):
 
     p = r.problem
     labels = list(p.data.tasks[p.task].class_names or range(p.n_outputs))
-    pal = method_colours()
+    colour = method_colours()
+    pal = {method_name(m, p): colour[m] for m in (a, b)}
     fig, axes = style.subplots(1, 2, height=3.0)
     for ax, x in zip(axes, ("auroc", "auprc")):
         for k, m in enumerate((a, b)):
             es = [LabelView(r, j).metric(m, FUSION_HEAD, x) for j in range(len(labels))]
             pos = np.arange(len(labels)) + (k - 0.5) * 0.25
-            ax.errorbar([e.estimate for e in es], pos, fmt="o", color=pal[FIGURE_NAMES[m]], capsize=3,
+            ax.errorbar([e.estimate for e in es], pos, fmt="o", color=colour[m], capsize=3,
                         xerr=[[e.estimate - e.interval[0] for e in es], [e.interval[1] - e.estimate for e in es]])
         ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel(f"test {x.upper()}")
         ax.invert_yaxis()
     axes[1].tick_params(labelleft=False)
-    _legend_below(fig, pal, [FIGURE_NAMES[a], FIGURE_NAMES[b]], "o")
+    _legend_below(fig, pal, list(pal), "o")
     return fig

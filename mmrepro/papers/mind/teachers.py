@@ -1,8 +1,9 @@
-"""Unimodal teachers (MIND Sec. 4 "Ensembles", Algorithm 1 lines 1-2), trained once and cached.
+"""Unimodal teachers (MIND Sec. 4 "Ensembles", Algorithm 1 lines 1-2), trained once per split or fold and cached.
 
-Per modality, every candidate (architecture x learning rate) is trained on all rows that have the
-modality, the checkpoint with the best validation score is kept, and the ``k`` best candidates form
-the ensemble whose averaged probabilities are the soft targets of eq. (4).
+Per modality, every candidate (architecture x learning rate) is trained on all training rows that have
+the modality (never a row of the split's or fold's test set), the checkpoint with the best validation
+score is kept, and the ``k`` best candidates form the ensemble whose averaged probabilities are the
+soft targets of eq. (4).
 
 Trained weights are cached under ``$MMREPRO_CACHE/mind-teachers`` (default: the per-user cache,
 see :func:`mmrepro.core.data.storage.cache_root`), keyed by a hash of the candidate's configuration, the
@@ -25,10 +26,10 @@ from mmrepro.common.checks import check_int
 from mmrepro.core.data.cache import CorruptEntry, load_state_checked, load_verified, save_verified
 from mmrepro.core.data.storage import cache_root
 from mmrepro.core.models import MultimodalNet, count_parameters
-from mmrepro.core.trainer import fit
+from mmrepro.core.trainer import fit_many
 from mmrepro.papers.mind.problems import Problem, arch_name
 
-TEACHER_CACHE_FORMAT = 3  # bump when teacher training changes, so older cache entries are not reused (3: BatchNorm recomputed)
+TEACHER_CACHE_FORMAT = 4  # bump when teacher training changes, so older cache entries are not reused (4: stacked per architecture)
 
 
 @dataclass
@@ -81,40 +82,65 @@ def train_teacher(problem: Problem, modality: str, spec: dict[str, Any], lr: flo
                   batch_size: int = 64, patience: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
                   cache: bool = True) -> Teacher:
     """Train (or load from the cache) one unimodal teacher on every training row with ``modality``."""
-    key = teacher_key(problem, modality, spec, lr, epochs, batch_size, patience, seed)
-    path = teacher_cache_dir() / f"{problem.name}-{modality}-{key}.pt"
+    return train_candidates(problem, modality, spec, [lr], [seed], epochs=epochs, batch_size=batch_size,
+                            patience=patience, device=device, cache=cache)[0]
+
+
+def train_candidates(problem: Problem, modality: str, spec: dict[str, Any], lrs: Sequence[float], seeds: Sequence[int],
+                     *, epochs: int, batch_size: int = 64, patience: int | None = None,
+                     device: str | torch.device = "cpu", cache: bool = True) -> list[Teacher]:
+    """Teachers of one architecture, one per (learning rate, seed), each loaded from the cache or trained on
+    every training row with ``modality``; those not cached train together as one stacked model
+    (:func:`mmrepro.core.trainer.fit_many`: candidate j is what ``fit`` with ``lrs[j]`` and ``seeds[j]`` trains)."""
     rows = problem.unimodal[modality]
-    torch.manual_seed(seed)
-    model = problem.teacher(modality, spec)
-    if cache and path.exists():
-        try:
-            entry = load_verified(path)
-            load_state_checked(model, entry["state"], f"cached teacher {path}")
-            return Teacher(modality, spec, lr, model.to(device).eval(), float(entry["val_score"]),
-                           int(entry["best_epoch"]), len(rows["train"]), key, True)
-        except (CorruptEntry, OSError, KeyError, TypeError, ValueError) as e:
-            warnings.warn(f"{e}; retraining the teacher", stacklevel=2)
-    res = fit(model, problem.rows(rows["train"]), problem.rows(rows["val"]), task=problem.task, epochs=epochs,
-              batch_size=batch_size, lr=lr, patience=patience, select_metric=problem.select_metric, seed=seed,
-              device=device, metrics=(problem.select_metric,), progress=False, recompute_bn=True)
-    if cache:
-        _save(path, {"state": {k: v.cpu() for k, v in res.model.state_dict().items()},
-                     "val_score": float(res.best_score), "best_epoch": int(res.best_epoch)})
-    return Teacher(modality, spec, lr, res.model.eval(), float(res.best_score), int(res.best_epoch),
-                   len(rows["train"]), key, False)
+    out: list[Teacher | None] = []
+    todo = []
+    for lr, seed in zip(lrs, seeds, strict=True):
+        key = teacher_key(problem, modality, spec, lr, epochs, batch_size, patience, seed)
+        path = teacher_cache_dir() / f"{problem.name}-{modality}-{key}.pt"
+        torch.manual_seed(seed)
+        model = problem.teacher(modality, spec)
+        if cache and path.exists():
+            try:
+                entry = load_verified(path)
+                load_state_checked(model, entry["state"], f"cached teacher {path}")
+                out.append(Teacher(modality, spec, lr, model.to(device).eval(), float(entry["val_score"]),
+                                   int(entry["best_epoch"]), len(rows["train"]), key, True))
+                continue
+            except (CorruptEntry, OSError, KeyError, TypeError, ValueError) as e:
+                warnings.warn(f"{e}; retraining the teacher", stacklevel=2)
+                torch.manual_seed(seed)
+                model = problem.teacher(modality, spec)  # a clean start, not a half-loaded model
+        todo.append((len(out), lr, seed, key, path, model))
+        out.append(None)
+    if todo:
+        results = fit_many([t[5] for t in todo], problem.rows(rows["train"]), problem.rows(rows["val"]),
+                           task=problem.task, epochs=epochs, batch_size=batch_size, lrs=[t[1] for t in todo],
+                           patience=patience, select_metric=problem.select_metric, seeds=[t[2] for t in todo],
+                           device=device, metrics=(problem.select_metric,), progress=False, recompute_bn=True)
+        for (i, lr, seed, key, path, _), res in zip(todo, results):
+            if cache:
+                _save(path, {"state": {k: v.cpu() for k, v in res.model.state_dict().items()},
+                             "val_score": float(res.best_score), "best_epoch": int(res.best_epoch)})
+            out[i] = Teacher(modality, spec, lr, res.model.eval(), float(res.best_score), int(res.best_epoch),
+                             len(rows["train"]), key, False)
+    return out
 
 
 def train_teachers(problem: Problem, lrs: Sequence[float], *, epochs: int, batch_size: int = 64,
                    patience: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
                    cache: bool = True) -> dict[str, list[Teacher]]:
-    """All candidates (architectures x ``lrs``) per modality, best validation score first."""
+    """All candidates (architectures x ``lrs``) per modality, best validation score first (the same rule
+    for every modality: MIND Sec. 4 keeps the top performers of each); the learning rates of one
+    architecture train together (:func:`train_candidates`)."""
     if not lrs:
         raise ValueError("teachers need at least one learning rate")
     out: dict[str, list[Teacher]] = {}
     for m in problem.modalities:
-        cands = [train_teacher(problem, m, spec, float(lr), epochs=epochs, batch_size=batch_size, patience=patience,
-                               seed=seed + 101 * i + j, device=device, cache=cache)
-                 for i, spec in enumerate(problem.teacher_specs[m]) for j, lr in enumerate(lrs)]
+        cands = [t for i, spec in enumerate(problem.teacher_specs[m])
+                 for t in train_candidates(problem, m, spec, [float(lr) for lr in lrs],
+                                           [seed + 101 * i + j for j in range(len(lrs))], epochs=epochs,
+                                           batch_size=batch_size, patience=patience, device=device, cache=cache)]
         out[m] = sorted(cands, key=lambda t: -t.val_score)
     return out
 
