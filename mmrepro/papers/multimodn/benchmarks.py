@@ -194,3 +194,18 @@ def with_only(ds: MultimodalDataset, keep: Iterable[str]) -> MultimodalDataset:
         raise ValueError(f"modalities {sorted(unknown)} are not in {ds.modalities}.")
     present = {m: p if m in keep else torch.zeros_like(p) for m, p in ds.present.items()}
     return replace(ds, present=present)
+
+
+def series_facts(ds: MultimodalDataset) -> dict[str, float | int]:
+    """pbcseq's five-year mortality for patients with a single lab visit and for those with the most
+    visits, and that largest number of visits (the series length still varies with the patient's course)."""
+    visits, died = ds.lengths["labs"], ds.y["death_5y"]
+    most = int(visits.max())
+    return {"pbcseq_death_1visit": float(torch.nanmean(died[visits == 1])),
+            "pbcseq_death_maxvisit": float(torch.nanmean(died[visits == most])), "pbcseq_max_visits": most}
+
+
+def parameter_counts(kind: str, datasets: Mapping[str, MultimodalDataset], benches: Mapping[str, Benchmark]) -> str:
+    """"name count, ..." : trainable parameters of the single-task (first task) ``kind`` model per benchmark."""
+    return ", ".join(f"{b} {sum(p.numel() for p in make_model(kind, ds, benches[b], benches[b].tasks[:1]).parameters()):,}"
+                     for b, ds in datasets.items())

@@ -402,3 +402,56 @@ def modularity_table(n_modalities: Iterable[int], n_tasks: Iterable[int]) -> pd.
                  paper=paper_modularity(m, t))
             for m in n_modalities for t in n_tasks]
     return pd.DataFrame(rows)
+
+
+POSITIVE = {"stage": [2, 3]}  # PBC stage read as P(stage 3 or 4), advanced disease (Exp. 3)
+
+
+def inspect_multitask(device: torch.device | str) -> Inspect:
+    """What Exp. 3 (Section 6.3, Figure 4) needs of a multi-task PBC MultiModN, computed while the model
+    exists: the training prevalences, the importance table on the validation and test rows and the test
+    trajectories (with each row's patient id)."""
+    def inspect(name: str, model: Model, data: MultimodalDataset, run: FoldRun) -> dict | None:
+        if name != "MultiModN multi-task":
+            return None
+        train, test = data.split("train"), data.split("test")
+        stage = train.y["stage"][train.y["stage"] >= 0]
+        prevalence = {"death_5y": float(torch.nanmean(train.y["death_5y"])),
+                      "stage": float(torch.isin(stage, torch.tensor(POSITIVE["stage"])).double().mean())}
+        importance = pd.concat([importance_table(model, data.split(s), POSITIVE, device).assign(split=s)
+                                for s in ("val", "test")])
+        traj = trajectories(model, test, POSITIVE, device)
+        traj["patient"] = test.meta["patient_id"][torch.as_tensor(traj["row"].to_numpy())].numpy()
+        return {"importance": importance, "trajectories": traj, "prevalence": prevalence}
+
+    return inspect
+
+
+def chapter_parity(benches: Mapping[str, Benchmark], repetitions: Sequence[FoldRun], epochs: int,
+                   device: torch.device | str, transformer_epochs: int, transformer_inits: int,
+                   executor: Any = "local") -> tuple[pd.DataFrame, dict[str, list]]:
+    """The chapter's Exp. 1, 2, E.4 and E.5 runs (:func:`parity` on every benchmark): multi-task MultiModN
+    and transformer on PBC and weather, the E.5 subsets and the Exp. 3 inspection on PBC, Titanic's
+    MultiModN also without the state-change penalty. Returns all rows and the inspection per benchmark."""
+    settings = {
+        "pbc": dict(multitask=("MultiModN", "Transformer"), subsets_task="death_5y", inspect=inspect_multitask(device)),
+        "pbcseq": {},
+        "nyc_weather": dict(multitask=("MultiModN", "Transformer")),
+        "titanic": dict(variants={"MultiModN without penalty": {"loss_weights": (1.0, 0.0)}}),
+    }
+    rows, inspected = [], {}
+    for name, kw in settings.items():
+        part, inspected[name] = parity(benches[name], repetitions, epochs, device, transformer_epochs=transformer_epochs,
+                                       transformer_inits=transformer_inits, executor=executor, **kw)
+        rows.append(part)
+    return pd.concat(rows, ignore_index=True), inspected
+
+
+def inspected_frames(inspected: Sequence[tuple[str, FoldRun, dict]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The Exp. 3 inspections of :func:`inspect_multitask` over runs as three tables (importance,
+    trajectories, prevalence), each with the run's fold and init."""
+    imp = pd.concat([d["importance"].assign(fold=r.fold, init=r.init) for _, r, d in inspected], ignore_index=True)
+    traj = pd.concat([d["trajectories"].assign(fold=r.fold, init=r.init) for _, r, d in inspected], ignore_index=True)
+    prev = pd.DataFrame([dict(fold=r.fold, init=r.init, task=t, prevalence=v) for _, r, d in inspected
+                         for t, v in d["prevalence"].items()])
+    return imp, traj, prev
