@@ -19,8 +19,8 @@ from mmrepro.common import style
 from mmrepro.core import metrics
 from mmrepro.core.data import MultimodalDataset, mnar_flip
 from mmrepro.papers.multimodn.benchmarks import Benchmark
-from mmrepro.papers.multimodn.findings import MARGIN, PRIMARY, REL_MARGIN, TASK_LABEL, Design, interval_text
-from mmrepro.papers.multimodn.studies import paired_differences
+from mmrepro.papers.multimodn.findings import MARGINS, PRIMARY, TASK_LABEL, Design, interval_text
+from mmrepro.papers.multimodn.studies import clusters, paired_differences
 
 MODELS = ["MultiModN", "P-Fusion", "Transformer", "MultiModN multi-task", "Transformer multi-task"]
 COLOURS = style.colours(MODELS + ["MultiModN without penalty"])
@@ -49,14 +49,14 @@ def metric_table(allin: pd.DataFrame, kinds: Mapping[tuple[str, str], str], desi
         row = {"benchmark": b, "task": t} | ({} if metric else {"metric": m.upper()})
         for model in ("MultiModN", "P-Fusion", "Transformer"):
             v = allin[(allin.benchmark == b) & (allin.task == t) & (allin.model == model) & (allin.metric == m)]
-            row[model] = design.cell(v["value"], v["fold"], None if m == "mse" else (0, 1))
+            row[model] = design.cell(v["value"], clusters(v), None if m == "mse" else (0, 1))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def last_epoch_table(allin: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """Share of runs (%) per benchmark and model whose validation-selected epoch was the last one."""
-    fits = allin.drop_duplicates(["benchmark", "model", "fold", "init", "task"])
+    fits = allin.drop_duplicates(["benchmark", "model", "repeat", "fold", "init", "task"])
     last = (fits.best_epoch == fits.epochs).groupby([fits.benchmark, fits.model]).mean().unstack()
     return (100 * last[[m for m in COLOURS if m in last]]).round(0).reindex(list(names)).reset_index()
 
@@ -67,8 +67,8 @@ def parity_figure(comp: pd.DataFrame, records: Mapping[str, Mapping[str, Any]]) 
     groups = list(dict.fromkeys(comp["group"]))
     palette = dict(zip(groups, sns.color_palette("colorblind", len(groups))))
     fig, axes = style.subplots(1, 2, height=4.6)
-    for ax, (metric, label, margin) in zip(axes, (("bac", "paired difference in BAC", MARGIN),
-                                                   ("mse", "paired relative difference in MSE (%)", 100 * REL_MARGIN))):
+    for ax, (metric, label, margin) in zip(axes, (("bac", "paired difference in BAC", MARGINS["bac"]),
+                                                   ("mse", "paired relative difference in MSE (%)", MARGINS["mse"]))):
         sub = comp[comp.metric == metric]
         order = list(dict.fromkeys(sub["task"]))
         ax.axvspan(-margin, margin, color="0.88", zorder=0)
@@ -99,12 +99,12 @@ def penalty_table(titanic: pd.DataFrame, design: Design) -> pd.DataFrame:
     rows = []
     for metric in ("bac", "auroc"):
         pairs = paired_differences(titanic, "MultiModN", "MultiModN without penalty", metric)
-        ev, _ = design.evidence(pairs["diff"], pairs["fold"], bounds=(-1, 1))
+        ev, _ = design.evidence(pairs["diff"], pairs["cluster"], bounds=(-1, 1))
         with_p = titanic[(titanic.model == "MultiModN") & (titanic.metric == metric)]
         without = titanic[(titanic.model == "MultiModN without penalty") & (titanic.metric == metric)]
         rows.append({"metric": metric.upper(),
-                     "with penalty (0.7 / 0.003)": design.cell(with_p["value"], with_p["fold"], (0, 1)),
-                     "without": design.cell(without["value"], without["fold"], (0, 1)),
+                     "with penalty (0.7 / 0.003)": design.cell(with_p["value"], clusters(with_p), (0, 1)),
+                     "without": design.cell(without["value"], clusters(without), (0, 1)),
                      "paired difference": interval_text(ev)})
     return pd.DataFrame(rows)
 
@@ -119,7 +119,7 @@ def interpretability_figure(imp: pd.DataFrame, dist: pd.DataFrame, modalities: S
     sns.heatmap(heat, annot=True, fmt="+.2f", cmap="RdBu_r", vmin=-lim, vmax=lim, ax=axes[0],
                 cbar_kws={"label": "change in probability"})
     axes[0].set(title="importance score (test mean)", xlabel="modality encoded alone", ylabel="")
-    fold_dist = dist.groupby(["fold", "task", "step", "label"], as_index=False)["distance"].mean()
+    fold_dist = dist.groupby(["cluster", "task", "step", "label"], as_index=False)["distance"].mean()
     fold_dist["task"] = fold_dist["task"].map(TASK_LABEL)
     sns.pointplot(data=fold_dist, x="label", y="distance", hue="task", errorbar=("ci", 95), dodge=0.2,
                   palette="colorblind", ax=axes[1], markersize=5)
@@ -189,7 +189,8 @@ def missingness_figure(miss: pd.DataFrame) -> plt.Figure:
     clean test) and MAR (clean and MAR test)."""
     panels = [("MNAR", "flip", "MNAR train, label-flipped test"), ("MNAR", "none", "MNAR train, clean test"),
               ("MAR", "none", "MAR train, clean test"), ("MAR", "MAR", "MAR train, MAR test")]
-    au = miss[miss.metric == "auroc"].groupby(["pattern", "test", "rate", "model", "fold"], as_index=False)["value"].mean()
+    au = miss[miss.metric == "auroc"].assign(cluster=clusters).groupby(
+        ["pattern", "test", "rate", "model", "cluster"], as_index=False)["value"].mean()
     au["missing (%)"] = 100 * au["rate"]
     fig, axes = style.subplots(1, 4, height=3.0, sharey=True)
     for k, (ax, (pattern, test, title)) in enumerate(zip(axes, panels)):
@@ -212,14 +213,15 @@ def subsets_table(death: pd.DataFrame, subsets: Sequence[str], design: Design) -
         row = {"inputs": inputs}
         for model in ("MultiModN", "P-Fusion"):
             v = death[(death.inputs == inputs) & (death.model == model) & (death.metric == "auroc")]
-            row[f"{model} AUROC"] = design.cell(v["value"], v["fold"], (0, 1))
+            row[f"{model} AUROC"] = design.cell(v["value"], clusters(v), (0, 1))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def sensitivity_figure(sens: pd.DataFrame, params: Sequence[str], centre: Mapping[str, float]) -> plt.Figure:
     """Figure 9 analogue: test BAC with one hyper-parameter changed at a time."""
-    bac = sens[sens.metric == "bac"].groupby(["parameter", "setting", "fold"], as_index=False)["value"].mean()
+    bac = sens[sens.metric == "bac"].assign(cluster=clusters).groupby(["parameter", "setting", "cluster"],
+                                                                       as_index=False)["value"].mean()
     bac["value of the parameter"] = bac["setting"].map("{:g}".format)
     fig, axes = style.subplots(1, len(params), height=2.8, sharey=True, squeeze=False)
     for ax, p in zip(axes[0], params):
@@ -250,16 +252,34 @@ def modularity_figure(mod: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-SECTIONS = {"exp1": "Exp. 1 (single tasks)", "exp2": "Exp. 2 (multi-task)", "e4": "E.4 (transformer)",
-            "exp3": "Exp. 3 (interpretability)", "exp4": "Exp. 4 (missingness)", "e5": "E.5 (subsets)",
-            "fig9": "Figure 9 (sensitivity)", "modularity": "Appendix B (modularity)"}
+SECTIONS = {"skill": "Premises (skill above chance)", "exp1": "Exp. 1 (single tasks)", "exp2": "Exp. 2 (multi-task)",
+            "e4": "E.4 (transformer)", "exp3": "Exp. 3 (interpretability)", "exp4": "Exp. 4 (missingness)",
+            "e5": "E.5 (subsets)", "fig9": "Figure 9 (sensitivity)", "modularity": "Appendix B (modularity)"}
 
 
 def claim_counts(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Verdicts per section of the chapter."""
-    counts = (pd.DataFrame([{"section": c["id"].split("-")[0], "verdict": c["verdict"]} for c in claims])
-              .value_counts().unstack(fill_value=0))
+    """Outcomes per section of the chapter (checks: passes / fails)."""
+    counts = (pd.DataFrame([{"section": c["id"].split("-")[0], "outcome": c.get("outcome", c["verdict"])}
+                            for c in claims]).value_counts().unstack(fill_value=0))
     counts.index = [SECTIONS.get(i, i) for i in counts.index]
     counts = counts.reindex([v for v in SECTIONS.values() if v in counts.index])
+    order = ["reproduces", "reproduces, smaller effect", "reproduces, larger effect", "contradicted",
+             "not reproduced", "undecided", "not comparable", "passes", "fails"]
+    counts = counts[[o for o in order if o in counts.columns]]
     counts.index.name = "section"
     return counts
+
+
+def claims_view(rows: pd.DataFrame, design: Design) -> tuple[pd.DataFrame, str]:
+    """A claims table (:meth:`ChapterRun.claims_table`) without what every row shares -- ``n`` and how the
+    intervals were computed -- and the caption that says it once: the design, and the rows whose n or
+    interval method differ from the rest."""
+    folds = str(design.n_repeats * design.n_folds)
+    odd = [f"{c}: n = {n}" for c, n in zip(rows["claim"], rows["n"]) if n and n != folds]
+    logit = [c for c, m in zip(rows["claim"], rows["interval"]) if "logit" in m]
+    caption = design.describe() + "."
+    if odd:
+        caption += " Other n: " + "; ".join(odd) + "."
+    if logit:
+        caption += " On the logit scale: " + ", ".join(logit) + "."
+    return rows.assign(n="", interval=""), caption
