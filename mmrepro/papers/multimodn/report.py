@@ -19,7 +19,15 @@ from mmrepro.common import style
 from mmrepro.core import metrics
 from mmrepro.core.data import MultimodalDataset, mnar_flip
 from mmrepro.papers.multimodn.benchmarks import Benchmark
-from mmrepro.papers.multimodn.findings import MARGINS, PRIMARY, TASK_LABEL, Design, interval_text
+from mmrepro.papers.multimodn.findings import (
+    MARGINS,
+    METRIC_NAMES,
+    PRIMARY,
+    TASK_LABEL,
+    TASK_NAMES,
+    Design,
+    interval_text,
+)
 from mmrepro.papers.multimodn.studies import clusters, paired_differences
 
 MODELS = ["MultiModN", "P-Fusion", "Transformer", "MultiModN multi-task", "Transformer multi-task"]
@@ -41,12 +49,12 @@ def datasets_table(datasets: Mapping[str, MultimodalDataset], benches: Mapping[s
 
 def metric_table(allin: pd.DataFrame, kinds: Mapping[tuple[str, str], str], design: Design,
                  metric: str | None = None) -> pd.DataFrame:
-    """Per (benchmark, task): each single-task model's mean over folds [interval] of ``metric`` (default:
-    the task's primary metric, Table 1; "auroc": Figure 2)."""
+    """Per task: each single-task model's mean over folds [95 % interval] of ``metric`` (default: the task's
+    primary metric, Table 1; "auroc": Figure 2). Four columns, so that the table fits the page."""
     rows = []
     for (b, t), kind in kinds.items():
         m = metric or PRIMARY[kind]
-        row = {"benchmark": b, "task": t} | ({} if metric else {"metric": m.upper()})
+        row = {"task": TASK_NAMES[(b, t)] + ("" if metric else f", {METRIC_NAMES[m]}")}
         for model in ("MultiModN", "P-Fusion", "Transformer"):
             v = allin[(allin.benchmark == b) & (allin.task == t) & (allin.model == model) & (allin.metric == m)]
             row[model] = design.cell(v["value"], clusters(v), None if m == "mse" else (0, 1))
@@ -55,10 +63,13 @@ def metric_table(allin: pd.DataFrame, kinds: Mapping[tuple[str, str], str], desi
 
 
 def last_epoch_table(allin: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """Share of runs (%) per benchmark and model whose validation-selected epoch was the last one."""
+    """Share of runs (%) per model (rows) and benchmark (columns) whose validation-selected epoch was the
+    last one."""
     fits = allin.drop_duplicates(["benchmark", "model", "repeat", "fold", "init", "task"])
-    last = (fits.best_epoch == fits.epochs).groupby([fits.benchmark, fits.model]).mean().unstack()
-    return (100 * last[[m for m in COLOURS if m in last]]).round(0).reindex(list(names)).reset_index()
+    last = (fits.best_epoch == fits.epochs).groupby([fits.model, fits.benchmark]).mean().unstack()
+    last = (100 * last.reindex(columns=list(names))).round(0).reindex([m for m in COLOURS if m in last.index])
+    last.index.name = "model"
+    return last.reset_index()
 
 
 def parity_figure(comp: pd.DataFrame, records: Mapping[str, Mapping[str, Any]]) -> plt.Figure:
