@@ -8,6 +8,10 @@ MILES, different learning rates, tau and mu):
 * ``pbcseq``: MultiModN on pbcseq (the chapter's benchmark: static, signs and lab visits,
   state 50, hidden 32, dropout 0.2, batch 16): :func:`mmrepro.papers.multimodn.batched.fit_many_multimodn` vs
   :func:`mmrepro.papers.multimodn.fit_multimodn` per run;
+* ``transformer``: the E.4 transformer on the NYC weather series as the MultiModN chapter trains it (every
+  3rd hour of the 24 h window, 4 blocks of 4 heads of size 256, batch 64, its four regression tasks):
+  :func:`mmrepro.papers.multimodn.batched.fit_many_multimodn` vs :func:`mmrepro.papers.multimodn.fit_multimodn`
+  per run (equivalence without dropout: tests/test_multimodn_batched.py);
 * ``av_digits``: MILES on AV digits (ResNet-10 encoders of base width 8 with the ImageNet stem,
   1,200 training rows, batch 64), as ``mfeat``.
 
@@ -17,7 +21,7 @@ CPU time are printed, one line per case and K. Before timing, the MILES cases ch
 give the same per-epoch validation losses (MultiModN's equivalence, without dropout, is in
 tests/test_multimodn_batched.py: with dropout the runs draw different masks).
 
-    python bench/bench_batched.py [--quick] [--cases mfeat pbcseq av_digits] [--ks 1 4 16 64] [--repeats 2]
+    python bench/bench_batched.py [--quick] [--cases mfeat pbcseq transformer av_digits] [--ks 1 4 16 64] [--repeats 2]
 
 ``--quick``: K = 16 only, one repeat, one epoch per case (AV digits on 600 rows): under a minute on
 a quiet 2-core CPU.
@@ -25,6 +29,7 @@ a quiet 2-core CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -75,7 +80,7 @@ def miles_case(name: str, setup: JointSetup, arch: Arch, epochs: int, batch_size
 
 def pbcseq_case(epochs: int) -> Case:
     bench = B.BENCHMARKS["pbcseq"]
-    ds = B.load_benchmark(bench, 0)
+    ds = B.load_benchmark(bench, B.fold_runs(5, 1, 0)[0])
     train, val = ds.split("train"), ds.split("val")
 
     def model(k: int):
@@ -92,6 +97,25 @@ def pbcseq_case(epochs: int) -> Case:
     return Case("MultiModN / pbcseq", sequential, batched, None)
 
 
+def transformer_case(epochs: int) -> Case:
+    bench = dataclasses.replace(B.BENCHMARKS["nyc_weather"], time_every=3)
+    ds = B.load_benchmark(bench, B.fold_runs(5, 1, 0)[0])
+    train, val = ds.split("train"), ds.split("val")
+    kw = dict(epochs=epochs, batch_size=bench.transformer.batch_size, select_tasks=bench.select)
+
+    def model(k: int):
+        torch.manual_seed(k)
+        return B.make_model("Transformer", ds, bench, list(bench.tasks))
+
+    def sequential(K: int) -> list:
+        return [mmn_fit(model(k), train, val, seed=k, **kw) for k in range(K)]
+
+    def batched(K: int) -> list:
+        return mmn_fit_many([model(k) for k in range(K)], train, val, seeds=list(range(K)), **kw)
+
+    return Case("E.4 transformer / NYC weather", sequential, batched, None)
+
+
 def timed(fn: Callable[[], list]) -> tuple[float, float, list]:
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
@@ -101,20 +125,23 @@ def timed(fn: Callable[[], list]) -> tuple[float, float, list]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="K = 16 only, one repeat, one epoch per case")
-    ap.add_argument("--cases", nargs="+", default=["mfeat", "pbcseq", "av_digits"],
-                    choices=["mfeat", "pbcseq", "av_digits"])
+    ap.add_argument("--cases", nargs="+", default=["mfeat", "pbcseq", "transformer", "av_digits"],
+                    choices=["mfeat", "pbcseq", "transformer", "av_digits"])
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(1)
     ks, repeats = ([16], 1) if args.quick else (args.ks, args.repeats)
-    epochs = {"mfeat": 1, "pbcseq": 1, "av_digits": 1} if args.quick else {"mfeat": 5, "pbcseq": 5, "av_digits": 2}
+    epochs = ({"mfeat": 1, "pbcseq": 1, "transformer": 1, "av_digits": 1} if args.quick
+              else {"mfeat": 5, "pbcseq": 5, "transformer": 2, "av_digits": 2})
     cases = []
     if "mfeat" in args.cases:
         setup = JointSetup(load_dataset("mfeat", seed=0, views=["pix", "fou"]), Arch(), epochs["mfeat"], 128)
         cases.append(miles_case("MILES / Multiple Features (MLP)", setup, Arch(), epochs["mfeat"], 128))
     if "pbcseq" in args.cases:
         cases.append(pbcseq_case(epochs["pbcseq"]))
+    if "transformer" in args.cases:
+        cases.append(transformer_case(epochs["transformer"]))
     if "av_digits" in args.cases:
         arch = Arch(resnet_width=8)
         setup = JointSetup(load_dataset("av_digits", seed=0, audio_snr_db=5.0), arch, epochs["av_digits"], 64,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -22,34 +23,59 @@ def pbc():
 
 
 def test_runs_and_unknown_benchmark():
-    runs = B.fold_runs(2, 3, 5)
-    assert [(r.fold, r.init) for r in runs] == [(0, 5), (0, 6), (0, 7), (1, 5), (1, 6), (1, 7)]
-    assert {(r.seed, r.n_folds) for r in runs} == {(5, 2)}
+    runs = B.fold_runs(2, 3, 5, n_repeats=2)
+    assert [(r.repeat, r.fold, r.init_index) for r in runs[:4]] == [(0, 0, 0), (0, 0, 1), (0, 0, 2), (0, 1, 0)]
+    assert len({r.init for r in runs}) == len(runs) == 12  # every run its own initialisation seed
+    assert {(r.repeat, r.seed) for r in runs} == {(0, 500), (1, 501)} and {r.n_folds for r in runs} == {2}
+    assert {r.cluster for r in runs} == {"0/0", "0/1", "1/0", "1/1"}
+    assert not {r.init for r in runs} & {r.init for r in B.fold_runs(2, 3, 6, n_repeats=2)}
     with pytest.raises(ValueError, match="n_folds must be an int >= 2"):
         B.fold_runs(1, 1)
     with pytest.raises(ValueError, match="n_inits must be an int >= 1"):
         B.fold_runs(2, 0)
+    with pytest.raises(ValueError, match="n_repeats must be an int >= 1 and <= 100"):
+        B.fold_runs(2, 1, n_repeats=101)
     with pytest.raises(ValueError, match="unknown benchmark 'mimic'"):
         B.load_benchmark("mimic")
 
 
-def test_folds_partition_each_dataset_once():
-    """Test folds are disjoint and cover the cohort; validation comes from the training part; the
-    standardisation is fitted on each fold's training rows."""
-    tests = []
-    for run in B.fold_runs(5, 1):
+def held_out(ds):
+    return {k: set(ds.meta["patient_id"][v].tolist()) for k, v in ds.splits.items()}
+
+
+def test_repeated_partitions_differ_and_each_is_a_partition():
+    """Every repeat is a partition: its held-out folds (validation and test halves) are disjoint and cover
+    the cohort, each split 80/10/10 with the three parts disjoint; the standardisation is fitted on
+    training rows; the repeats' partitions differ."""
+    partitions = {}
+    for run in B.fold_runs(5, 1, n_repeats=2):
         ds = B.load_benchmark("pbc", run)
-        ids = {k: set(ds.meta["patient_id"][v].tolist()) for k, v in ds.splits.items()}
+        ids = held_out(ds)
         assert not (ids["test"] & ids["train"]) and not (ids["test"] & ids["val"]) and not (ids["val"] & ids["train"])
-        assert len(ids["val"]) == pytest.approx(0.1 * ds.n, abs=3)
-        tests.append(ids["test"])
+        assert len(ids["train"]) == pytest.approx(0.8 * ds.n, abs=2) and len(ids) == 3
+        assert len(ids["val"]) == pytest.approx(0.1 * ds.n, abs=2) and len(ids["test"]) == pytest.approx(0.1 * ds.n, abs=2)
+        partitions.setdefault(run.repeat, []).append(ids["val"] | ids["test"])
         age = ds.x["static"][ds.splits["train"], 0]
-        assert float(age.mean()) == pytest.approx(0, abs=0.15)  # standardised with the whole fold's training rows
-    assert sum(map(len, tests)) == len(set().union(*tests)) == 312
-    death = [float(torch.nanmean(B.load_benchmark("pbc", r).split("test").y["death_5y"])) for r in B.fold_runs(5, 1)]
-    assert max(death) - min(death) < 0.12  # stratified by outcome
-    other = B.load_benchmark("pbc", B.FoldRun(0, 0, seed=1))
-    assert not torch.equal(other.splits["test"], B.load_benchmark("pbc", B.FoldRun(0, 0)).splits["test"])
+        assert float(age.mean()) == pytest.approx(0, abs=0.15)  # standardised with (7/8 of) the training rows
+        death = ds.split("test").y["death_5y"]
+        assert float(torch.nanmean(death)) == pytest.approx(float(torch.nanmean(ds.split("val").y["death_5y"])), abs=0.12)
+    for folds in partitions.values():
+        assert sum(map(len, folds)) == len(set().union(*folds)) == 312
+    assert [sorted(f) for f in partitions[0]] != [sorted(f) for f in partitions[1]]
+
+
+def test_weather_halves_share_no_hour():
+    """The held-out weather fold is halved by whole blocks; no window's hours reach from one half into the
+    other (windows spanning both are dropped)."""
+    bench = dataclasses.replace(B.BENCHMARKS["nyc_weather"], time_every=12)
+    ds = B.load_benchmark(bench, B.FoldRun(2, 0))
+    start = ds.meta["start_hour"]
+    span = {k: set() for k in ("val", "test")}
+    for k in span:
+        for h in start[ds.splits[k]].tolist():
+            span[k] |= set(range(h, h + B.WEATHER_WINDOW + B.WEATHER_HORIZON))
+    assert span["val"] and span["test"] and not span["val"] & span["test"]
+    assert len(ds.splits["train"]) > 6 * len(ds.splits["test"])
 
 
 def test_restrict_keeps_splits_aligned():
@@ -83,10 +109,11 @@ def test_thin_time_keeps_the_last_step():
 
 
 def test_paired_differences_pair_runs_and_drop_undefined():
-    rows = pd.DataFrame({"model": ["a", "b", "a", "b", "a", "b", "a"], "fold": [0, 0, 1, 1, 2, 2, 3],
-                         "init": 0, "metric": "mse", "value": [2.0, 1.0, 3.0, 4.0, math.nan, 1.0, 1.0]})
+    rows = pd.DataFrame({"model": ["a", "b", "a", "b", "a", "b", "a"], "repeat": [0, 0, 0, 0, 1, 1, 1],
+                         "fold": [0, 0, 1, 1, 0, 0, 1], "init": 0, "metric": "mse",
+                         "value": [2.0, 1.0, 3.0, 4.0, math.nan, 1.0, 1.0]})
     d = X.paired_differences(rows, "a", "b", "mse")
-    assert d["fold"].tolist() == [0, 1] and d["diff"].tolist() == [1.0, -1.0]
+    assert d["cluster"].tolist() == ["0/0", "0/1"] and d["diff"].tolist() == [1.0, -1.0]
     assert X.paired_differences(rows, "a", "b", "mse", relative=True)["diff"].tolist() == [1.0, -0.25]
     with pytest.raises(ValueError, match="model 'c'"):
         X.paired_differences(rows, "a", "c", "mse")
@@ -104,6 +131,11 @@ def test_task_metrics_against_sklearn():
     b = B.task_metrics("binary", np.array([0.0, 1, 1, 0]), np.array([0.2, 0.9, 0.4, 0.6]))
     assert b["auroc"] == pytest.approx(0.75) and b["bac"] == pytest.approx(0.5)
     assert math.isnan(B.task_metrics("binary", np.ones(3), np.array([0.2, 0.7, 0.9]))["auroc"])
+    skill = B.task_metrics("regression", y, p, train_mean=0.3)["mse_skill"]
+    assert skill == pytest.approx(1 - mean_squared_error(y, p) / mean_squared_error(y, np.full(50, 0.3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fold without some class: BAC over the classes it has, no warning
+        assert B.task_metrics("multiclass", np.array([0, 0, 1]), np.array([[.1, .2, .7]] * 3))["bac"] == 0
     with pytest.raises(ValueError, match="multilabel"):
         B.task_metrics("multilabel", np.ones((2, 2)), np.ones((2, 2)))
 
@@ -186,12 +218,12 @@ def test_parity_multitask_models():
     rows, _ = X.parity(bench, [B.FoldRun(1, 0)], epochs=1, kinds=("P-Fusion",), multitask=("MultiModN", "Transformer"))
     for name in ("MultiModN multi-task", "Transformer multi-task"):
         multi = rows[rows["model"] == name]
-        assert set(multi["task"]) == {"temp_24h", "humid_48h"} and set(multi["metric"]) == {"mse", "auroc"}
+        assert set(multi["task"]) == {"temp_24h", "humid_48h"} and set(multi["metric"]) == {"mse", "auroc", "mse_skill"}
 
 
 def test_parity_trains_transformers_in_the_first_inits_only():
     bench = dataclasses.replace(B.BENCHMARKS["nyc_weather"], time_every=12, tasks=("temp_24h", "humid_48h"))
-    runs = [B.FoldRun(1, 3), B.FoldRun(1, 4)]
+    runs = [B.FoldRun(1, 3), B.FoldRun(1, 4, init_index=1)]
     rows, _ = X.parity(bench, runs, epochs=1, kinds=("P-Fusion", "Transformer"), multitask=("Transformer",),
                        transformer_inits=1)
     inits = rows.groupby("model")["init"].unique().apply(sorted).to_dict()
@@ -248,14 +280,15 @@ def test_modularity_table_cross_check():
 
 
 def test_repetitions_many_is_one_call_per_job():
-    """MultiModN repetitions trained together (dropout on: each run's own stream) or one by one
-    give the same runs; P-Fusion jobs are trained one by one. Float32: parameters agree within 1e-4;
-    the validation AUROC may move by a pair that float rounding reorders (about 2e-4 here)."""
+    """Repetitions of every kind trained together (dropout on: each run's own stream), each on its own fold,
+    or one by one give the same runs. Float32: parameters agree within 1e-4; the validation AUROC may move
+    by a pair that float rounding reorders (about 2e-4 here)."""
     bench = dataclasses.replace(B.BENCHMARKS["titanic"], state_size=6, hidden=8)
-    obj = X.Repetitions(bench, {"fold 0": B.load_benchmark(bench, B.FoldRun(0, 0))})
-    for kind in ("MultiModN", "P-Fusion"):
-        config = {"model": kind, "tasks": ["survived"], "select": None, "data": "fold 0", "epochs": 2}
-        jobs = [(dict(config), s) for s in (0, 1, 2)]
+    folds = {f"fold {f}": B.load_benchmark(bench, B.FoldRun(f, 0)) for f in range(3)}
+    obj = X.Repetitions(bench, folds)
+    for kind in ("MultiModN", "P-Fusion", "Transformer"):
+        config = {"model": kind, "tasks": ["survived"], "select": None, "epochs": 2}
+        jobs = [(dict(config, data=f"fold {f}"), s) for f, s in zip(range(3), (0, 1, 2))]
         assert len({obj.group(c) for c, _ in jobs}) == 1
         for a, b in zip([obj(c, s) for c, s in jobs], obj.many(jobs)):
             assert a.best_epoch == b.best_epoch and a.score == pytest.approx(b.score, abs=1e-3)

@@ -226,6 +226,13 @@ class MultiModN(nn.Module):
         return {t: out.at_times(t) if t in self.time_tasks else out.final(t) for t in self.tasks}
 
 
+def encoder_states(model: MultiModN, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
+                   order: Sequence[str] | None = None) -> Tensor:
+    """The (N, K+1, S) states ``s_0, ..., s_K`` of MultiModN's forward pass over the modalities of ``order``
+    (Section 4: a missing modality leaves its sample's state unchanged)."""
+    return model(x, present, order=order).states
+
+
 def output_loss(out: MultiModNOutput, y: Mapping[str, Tensor], time_tasks: Iterable[str] = ()) -> Tensor:
     """Mean loss over (state, decoder) pairs with a known target and a produced state.
 

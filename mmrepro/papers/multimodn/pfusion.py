@@ -16,7 +16,7 @@ MultiModN's, so that only the fusion differs (paper Section 4.1, Appendix B Figu
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -24,9 +24,28 @@ from torch import Tensor, nn
 from mmrepro.papers.multimodn.heads import as_task_specs, check_modalities, check_target, mlp, pair_losses
 from mmrepro.papers.multimodn.inputs import check_inputs
 
-__all__ = ["PFusion"]
+__all__ = ["PFusion", "padded_of"]
 
 FUSIONS = ("embedding", "early")
+
+
+def padded_of(x: Mapping[str, Tensor], masks: Mapping[str, Tensor], lens: Mapping[str, Tensor],
+              modalities: Sequence[str], sequence_steps: Mapping[str, int], n_times: int,
+              pad_value: float) -> dict[str, Tensor]:
+    """Each modality's inputs flattened to (..., N, F) or (..., N, T x F), absent rows and steps beyond a
+    row's length set to ``pad_value``; ``masks`` and ``lens`` (..., N) (with a leading run axis or without)."""
+    pad = torch.tensor(pad_value)
+    out = {}
+    for m in modalities:
+        v = x[m]
+        rows = masks[m].shape
+        keep = masks[m].view(*rows, *([1] * (v.dim() - len(rows))))
+        if m in sequence_steps:
+            keep = keep & (torch.arange(n_times, device=v.device)[:, None] < lens[m][..., None, None])
+            out[m] = torch.where(keep, v, pad.to(v)).flatten(-2)
+        else:
+            out[m] = torch.where(keep, v, pad.to(v))
+    return out
 
 
 class PFusion(nn.Module):
@@ -83,15 +102,7 @@ class PFusion(nn.Module):
         if self.sequence_steps and n_times != next(iter(self.sequence_steps.values())):
             raise ValueError(f"sequence inputs have T={n_times}; this P-Fusion was built for "
                              f"{self.sequence_steps}.")
-        pad = torch.tensor(self.pad_value)
-        out = {}
-        for m in self.modalities:
-            v = x[m]
-            keep = masks[m].view(-1, *([1] * (v.dim() - 1)))
-            if m in self.sequence_steps:
-                keep = keep & (torch.arange(n_times, device=v.device)[None, :, None] < lens[m][:, None, None])
-            out[m] = torch.where(keep, v, pad.to(v)).reshape(n, -1)
-        return out
+        return padded_of(x, masks, lens, self.modalities, self.sequence_steps, n_times, self.pad_value)
 
     def forward(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
                 lengths: Mapping[str, Tensor] | None = None) -> Tensor:

@@ -30,36 +30,47 @@ from mmrepro.papers.multimodn.benchmarks import (
     bench_of,
     load_benchmark,
     make_model,
+    target_means,
     task_metrics,
     with_only,
 )
 from mmrepro.papers.multimodn.interpret import cumulative_probabilities, importance_scores
 from mmrepro.papers.multimodn.model import MultiModN
 from mmrepro.papers.multimodn.modularity import modularity_networkx, modularity_score, paper_modularity
-from mmrepro.papers.multimodn.train import evaluation_pairs, fit_multimodn
+from mmrepro.papers.multimodn.train import evaluation_pairs
 from mmrepro.runs.jobs import run_jobs
 from mmrepro.runs.keys import dataset_fingerprint
 
 
-def paired_differences(rows: pd.DataFrame, a: str, b: str, metric: str, relative: bool = False) -> pd.DataFrame:
-    """Per-run differences between models ``a`` and ``b`` on ``metric`` (paired on fold and init).
+def clusters(rows: pd.DataFrame) -> pd.Series:
+    """Each row's fold among all folds of all repeats ("repeat/fold"; :attr:`FoldRun.cluster`)."""
+    return rows["repeat"].astype(str) + "/" + rows["fold"].astype(str)
 
-    ``rows`` has columns model, fold, init, metric, value (one setting: filter it first).  Returns
-    columns fold, init, ``a``, ``b`` and ``diff`` = ``a - b``, or ``a / b - 1`` with ``relative``;
-    runs where either value is missing or not finite are dropped.
+
+def paired_differences(rows: pd.DataFrame, a: str, b: str, metric: str, relative: bool = False) -> pd.DataFrame:
+    """Per-run differences between models ``a`` and ``b`` on ``metric`` (paired on repeat, fold and init).
+
+    ``rows`` has columns model, repeat, fold, init, metric, value (one setting: filter it first).  Returns
+    columns repeat, fold, init, cluster, ``a``, ``b`` and ``diff`` = ``a - b``, or ``a / b - 1`` with
+    ``relative``; runs where either value is missing or not finite are dropped.
     """
     sub = rows[(rows["metric"] == metric) & rows["model"].isin([a, b])]
-    if sub.duplicated(["fold", "init", "model"]).any():
-        raise ValueError(f"rows hold several {metric} values per (fold, init, model): filter to one setting first.")
-    wide = sub.pivot(index=["fold", "init"], columns="model", values="value")
+    keys = ["repeat", "fold", "init"]
+    if sub.duplicated([*keys, "model"]).any():
+        raise ValueError(f"rows hold several {metric} values per (repeat, fold, init, model): filter to one setting first.")
+    wide = sub.pivot(index=keys, columns="model", values="value")
     for model in (a, b):
         if model not in wide:
             raise ValueError(f"no {metric} rows for model {model!r}; models: {sorted(sub['model'].unique())}.")
     wide = wide[np.isfinite(wide[a]) & np.isfinite(wide[b])].reset_index()
     wide["diff"] = wide[a] / wide[b] - 1 if relative else wide[a] - wide[b]
-    return wide[["fold", "init", a, b, "diff"]]
+    wide["cluster"] = clusters(wide)
+    return wide[[*keys, "cluster", a, b, "diff"]]
 
 
+# what a cached run was trained with: version 2 trains every kind stacked over runs (each run's own dropout
+# stream) and the transformer's attention in its factored order; runs cached by earlier versions are not reused
+TRAINING = 2
 SETTINGS = ("state_size", "hidden", "dropout", "batch_size", "loss_weights")
 
 
@@ -85,8 +96,8 @@ class Repetitions:
     ``data`` (the name of one of ``datasets``: a fold, or a fold with a missingness pattern),
     ``epochs`` and ``setting`` (changes to the benchmark's hyper-parameters, among
     :data:`SETTINGS`).  Transformers train with their E.4 batch size, the others with the
-    benchmark's; every model uses :func:`~mmrepro.papers.multimodn.fit_multimodn` (Adam, clipping, validation-selected
-    epoch).
+    benchmark's; every model trains as :func:`~mmrepro.papers.multimodn.fit_multimodn` does (Adam, clipping,
+    validation-selected epoch), many at once (:meth:`many`).
     """
 
     def __init__(self, bench: Benchmark, datasets: Mapping[str, MultimodalDataset],
@@ -108,41 +119,39 @@ class Repetitions:
         return self.many([(config, seed)])[0]
 
     def many(self, jobs: Sequence[tuple[dict, int]]) -> list[Trained]:
-        """Jobs of one :meth:`group`, each the run ``objective(config, seed)`` trains: MultiModN runs
-        together as one stacked model (:func:`mmrepro.papers.multimodn.batched.fit_many_multimodn`, each run's dropout
-        from its own stream), P-Fusion runs one by one (:func:`mmrepro.papers.multimodn.fit_multimodn`)."""
+        """Jobs of one :meth:`group`, each the run ``objective(config, seed)`` trains, together as one stacked
+        model (:func:`mmrepro.papers.multimodn.batched.fit_many_multimodn`): each run on its own data (its fold,
+        its missingness pattern) with its own batches, dropout stream, optimiser state and selected epoch."""
         groups = {self.group(c) for c, _ in jobs}
         if len(groups) != 1:
             raise ValueError(f"Repetitions.many trains jobs of one group, got {len(groups)}; split them by group")
         config = jobs[0][0]
-        ds = self.datasets[config["data"]]
+        data = [self.datasets[c["data"]] for c, _ in jobs]
         bench = self.setting(config)
-        train, val = ds.split("train"), ds.split("val")
         models = []
-        for _, seed in jobs:
+        for ds, (_, seed) in zip(data, jobs):
             torch.manual_seed(seed)
             models.append(make_model(config["model"], ds, bench, config["tasks"]))
         batch = bench.transformer.batch_size if config["model"] == "Transformer" else bench.batch_size
-        kw = dict(epochs=config["epochs"], batch_size=batch, device=self.device, select_tasks=config["select"])
-        if config["model"] == "MultiModN":
-            results = fit_many_multimodn(models, train, val, seeds=[s for _, s in jobs], **kw)
-        else:
-            results = [fit_multimodn(m, train, val, seed=s, **kw) for m, (_, s) in zip(models, jobs)]
+        results = fit_many_multimodn(models, [ds.split("train") for ds in data], [ds.split("val") for ds in data],
+                                     seeds=[s for _, s in jobs], epochs=config["epochs"], batch_size=batch,
+                                     device=self.device, select_tasks=config["select"])
         return [Trained(dict(c), s, float(res.best_score), res.best_epoch, res.history,
                         {k: v.detach().cpu() for k, v in model.state_dict().items()})
                 for (c, s), res, model in zip(jobs, results, models)]
 
     def group(self, config: dict) -> tuple:
-        """Jobs that can share one stacked model: the same model kind, tasks, selection, data, epochs
-        and setting."""
-        return (config["model"], tuple(config["tasks"]), tuple(config["select"] or ()), config["data"],
-                config["epochs"], json.dumps(config.get("setting") or {}, sort_keys=True))
+        """Jobs that can share one stacked model: the same model kind, tasks, selection, epochs and setting
+        (their data may differ: every dataset of a :class:`Repetitions` has the benchmark's modalities)."""
+        return (config["model"], tuple(config["tasks"]), tuple(config["select"] or ()), config["epochs"],
+                json.dumps(config.get("setting") or {}, sort_keys=True))
 
     def key(self, config: dict, seed: int) -> dict:
         name = config["data"]
         if name not in self._fingerprints:
             self._fingerprints[name] = dataset_fingerprint(self.datasets[name])
-        return {"objective": "multimodn", "bench": dataclasses.asdict(self.bench), "device": self.device.type,
+        return {"objective": "multimodn", "training": TRAINING, "bench": dataclasses.asdict(self.bench),
+                "device": self.device.type,
                 "data": self._fingerprints[name], "config": config, "seed": seed}
 
     def model(self, run: Trained) -> Model:
@@ -167,15 +176,18 @@ def _train(objective: Repetitions, jobs: Sequence[tuple[dict, int]], executor: A
             for t in run_jobs(objective, jobs, executor)]
 
 
-def _score(model: Model, data: MultimodalDataset, device: torch.device) -> dict[str, dict[str, float]]:
+def _score(model: Model, data: MultimodalDataset, device: torch.device,
+           means: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
     pairs = evaluation_pairs(model, data, device=device)
-    return {t: task_metrics(model.tasks[t].kind, *pairs[t]) for t in pairs}
+    return {t: task_metrics(model.tasks[t].kind, *pairs[t], (means or {}).get(t)) for t in pairs}
 
 
-def _rows(trained_model: Model, data: MultimodalDataset, device: torch.device, **labels: object) -> list[dict]:
-    """Test metrics of ``trained_model`` on ``data`` as rows carrying ``labels``."""
+def _rows(trained_model: Model, data: MultimodalDataset, device: torch.device,
+          means: Mapping[str, float] | None = None, **labels: object) -> list[dict]:
+    """Test metrics of ``trained_model`` on ``data`` as rows carrying ``labels`` (``means``: the regression
+    targets' training means, for the MSE skill score)."""
     return [dict(labels, task=task, metric=k, value=v)
-            for task, scores in _score(trained_model, data, device).items() for k, v in scores.items()]
+            for task, scores in _score(trained_model, data, device, means).items() for k, v in scores.items()]
 
 
 Inspect = Callable[[str, Model, MultimodalDataset, FoldRun], object]
@@ -206,7 +218,7 @@ def parity(bench: Benchmark | str, repetitions: Sequence[FoldRun], epochs: int, 
     needs of a model (importance scores, trajectories) without keeping the model.  Every model
     trains through :func:`mmrepro.runs.jobs.run_jobs` on ``executor`` ("local" or "ray").
 
-    Returns ``rows`` (benchmark, model, fold, init, best_epoch, epochs, inputs, task, metric, value)
+    Returns ``rows`` (benchmark, model, repeat, fold, init, best_epoch, epochs, inputs, task, metric, value)
     and the list of ``(model name, run, inspect result)``.
     """
     bench = bench_of(bench)
@@ -219,11 +231,10 @@ def parity(bench: Benchmark | str, repetitions: Sequence[FoldRun], epochs: int, 
                                           or transformer_inits < 1):
         raise ValueError(f"transformer_inits must be an int >= 1 or None (every run), got {transformer_inits!r}.")
     n_epochs = {k: (transformer_epochs or epochs) if k == "Transformer" else epochs for k in MODEL_KINDS}
-    first_init = min((r.init for r in repetitions), default=0)
     names, jobs = [], []
     for r in repetitions:
         data = _fold_name(r)
-        skip = set() if transformer_inits is None or r.init - first_init < transformer_inits else {"Transformer"}
+        skip = set() if transformer_inits is None or r.init_index < transformer_inits else {"Transformer"}
         for task in bench.tasks:
             for kind in (k for k in kinds if k not in skip):
                 names.append((kind, r, (task,)))
@@ -239,8 +250,8 @@ def parity(bench: Benchmark | str, repetitions: Sequence[FoldRun], epochs: int, 
     for (name, r, tasks), (model, fitted) in zip(names, _train(objective, jobs, executor)):
         ds = objective.datasets[_fold_name(r)]
         test = ds.split("test")
-        labels = dict(benchmark=bench.name, model=name, fold=r.fold, init=r.init, **fitted)
-        rows += _rows(model, test, device, **labels, inputs="+".join(test.modalities))
+        labels = dict(benchmark=bench.name, model=name, repeat=r.repeat, fold=r.fold, init=r.init, **fitted)
+        rows += _rows(model, test, device, target_means(ds), **labels, inputs="+".join(test.modalities))
         if subsets_task is not None and tasks == (subsets_task,) and name in ("MultiModN", "P-Fusion"):
             for k in range(1, len(test.modalities)):
                 for keep in itertools.combinations(test.modalities, k):
@@ -266,7 +277,7 @@ def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequenc
     are drawn with the run's ``init`` seed.  Every model trains through
     :func:`mmrepro.runs.jobs.run_jobs` on ``executor``.
 
-    Returns rows (pattern, rate, test, model, fold, init, best_epoch, epochs, task, metric, value).
+    Returns rows (pattern, rate, test, model, repeat, fold, init, best_epoch, epochs, task, metric, value).
     """
     bench = bench_of(bench)
     device = torch.device(device)
@@ -298,7 +309,7 @@ def missingness(bench: Benchmark | str, task: str, modality: str, rates: Sequenc
             model, fitted = next(trained)
             for (pattern, test_name), test in tests.items():
                 rows += _rows(model, test, device, pattern=pattern, rate=rate, test=test_name, model=kind,
-                              fold=r.fold, init=r.init, **fitted)
+                              repeat=r.repeat, fold=r.fold, init=r.init, **fitted)
     return pd.DataFrame(rows)
 
 
@@ -311,7 +322,7 @@ def sensitivity(bench: Benchmark | str, task: str, grid: Mapping[str, Sequence[f
 
     ``grid`` maps parameters among :data:`SENSITIVE` to the values to try; every other setting
     stays the benchmark's (the centre, also trained once).  Returns rows (parameter, setting,
-    fold, init, best_epoch, epochs, task, metric, value); the centre appears under every parameter
+    repeat, fold, init, best_epoch, epochs, task, metric, value); the centre appears under every parameter
     with its own value.
     """
     bench = bench_of(bench)
@@ -329,8 +340,8 @@ def sensitivity(bench: Benchmark | str, task: str, grid: Mapping[str, Sequence[f
     jobs = [(_config("MultiModN", [task], _fold_name(r), epochs, setting=settings[key]), r.init) for key, r in keys]
     rows = []
     for ((param, value), r), (model, fitted) in zip(keys, _train(objective, jobs, executor)):
-        scored = _rows(model, objective.datasets[_fold_name(r)].split("test"), device, fold=r.fold, init=r.init,
-                       **fitted)
+        scored = _rows(model, objective.datasets[_fold_name(r)].split("test"), device, repeat=r.repeat, fold=r.fold,
+                       init=r.init, **fitted)
         for p in grid if param == "centre" else [param]:
             rows += [dict(row, parameter=p, setting=getattr(bench, p) if param == "centre" else value)
                      for row in scored]
@@ -402,3 +413,59 @@ def modularity_table(n_modalities: Iterable[int], n_tasks: Iterable[int]) -> pd.
                  paper=paper_modularity(m, t))
             for m in n_modalities for t in n_tasks]
     return pd.DataFrame(rows)
+
+
+POSITIVE = {"stage": [2, 3]}  # PBC stage read as P(stage 3 or 4), advanced disease (Exp. 3)
+
+
+def inspect_multitask(device: torch.device | str) -> Inspect:
+    """What Exp. 3 (Section 6.3, Figure 4) needs of a multi-task PBC MultiModN, computed while the model
+    exists: the training prevalences, the importance table on the validation and test rows and the test
+    trajectories (with each row's patient id)."""
+    def inspect(name: str, model: Model, data: MultimodalDataset, run: FoldRun) -> dict | None:
+        if name != "MultiModN multi-task":
+            return None
+        train, test = data.split("train"), data.split("test")
+        stage = train.y["stage"][train.y["stage"] >= 0]
+        prevalence = {"death_5y": float(torch.nanmean(train.y["death_5y"])),
+                      "stage": float(torch.isin(stage, torch.tensor(POSITIVE["stage"])).double().mean())}
+        importance = pd.concat([importance_table(model, data.split(s), POSITIVE, device).assign(split=s)
+                                for s in ("val", "test")])
+        traj = trajectories(model, test, POSITIVE, device)
+        traj["patient"] = test.meta["patient_id"][torch.tensor(traj["row"].to_numpy(copy=True))].numpy()
+        return {"importance": importance, "trajectories": traj, "prevalence": prevalence}
+
+    return inspect
+
+
+def chapter_parity(benches: Mapping[str, Benchmark], repetitions: Sequence[FoldRun], epochs: int,
+                   device: torch.device | str, transformer_epochs: int, transformer_inits: int,
+                   executor: Any = "local") -> tuple[pd.DataFrame, dict[str, list]]:
+    """The chapter's Exp. 1, 2, E.4 and E.5 runs (:func:`parity` on every benchmark): multi-task MultiModN
+    and transformer on PBC and weather, the E.5 subsets and the Exp. 3 inspection on PBC, Titanic's
+    MultiModN also without the state-change penalty. Returns all rows and the inspection per benchmark."""
+    settings = {
+        "pbc": dict(multitask=("MultiModN", "Transformer"), subsets_task="death_5y", inspect=inspect_multitask(device)),
+        "pbcseq": {},
+        "nyc_weather": dict(multitask=("MultiModN", "Transformer")),
+        "titanic": dict(variants={"MultiModN without penalty": {"loss_weights": (1.0, 0.0)}}),
+    }
+    rows, inspected = [], {}
+    for name, kw in settings.items():
+        part, inspected[name] = parity(benches[name], repetitions, epochs, device, transformer_epochs=transformer_epochs,
+                                       transformer_inits=transformer_inits, executor=executor, **kw)
+        rows.append(part)
+    return pd.concat(rows, ignore_index=True), inspected
+
+
+def inspected_frames(inspected: Sequence[tuple[str, FoldRun, dict]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The Exp. 3 inspections of :func:`inspect_multitask` over runs as three tables (importance,
+    trajectories, prevalence), each with the run's fold and init."""
+    def label(frame: pd.DataFrame, r: FoldRun) -> pd.DataFrame:
+        return frame.assign(repeat=r.repeat, fold=r.fold, init=r.init, cluster=r.cluster)
+
+    imp = pd.concat([label(d["importance"], r) for _, r, d in inspected], ignore_index=True)
+    traj = pd.concat([label(d["trajectories"], r) for _, r, d in inspected], ignore_index=True)
+    prev = pd.DataFrame([dict(repeat=r.repeat, fold=r.fold, init=r.init, cluster=r.cluster, task=t, prevalence=v)
+                         for _, r, d in inspected for t, v in d["prevalence"].items()])
+    return imp, traj, prev
