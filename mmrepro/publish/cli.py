@@ -88,7 +88,7 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from mmrepro.runs.cache import default_cache, describe_cache, size_text
+    from mmrepro.runs.cache import ENV, default_cache, describe_cache, size_text
 
     store = default_cache()
     if args.action == "info" or store is None:
@@ -96,7 +96,11 @@ def _cache(args: argparse.Namespace) -> int:
         return 0
     if args.older_than is not None and args.older_than < 0:
         raise parameters.BookError(f"--older-than must be a number of days >= 0, got {args.older_than:g}.")
-    n, freed = store.clear(args.older_than)
+    try:
+        n, freed = store.clear(args.older_than)
+    except OSError as err:
+        raise parameters.BookError(f"{err.strerror}; is the cache folder read-only? Set {ENV} to a folder you "
+                                   "can write, or to off.") from None
     age = f" unused for more than {args.older_than:g} days" if args.older_than is not None else ""
     print(f"removed {n} cached run(s){age} ({size_text(freed)}) from {store.root}")
     return 0
