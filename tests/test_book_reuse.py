@@ -294,3 +294,73 @@ def test_files_a_chapter_downloads_do_not_make_the_next_build_run_again(project,
     (data / "other.csv").write_text("1\n")  # a file that appears outside a build is a change of the data
     book.build_book(root, profile="smoke", build=build)
     assert sorted(runs[:2]) == ["alpha", "beta"] and runs[2:] == ["summary"]  # the longer last run first
+
+
+# ----------------------------------------------------------------------------- results kept apart
+
+def staged_run(folder: Path, marker: str, profile: str = "book") -> Path:
+    """A finished run's staging folder as execute() leaves it: figures, results file, executed notebook."""
+    import nbformat
+
+    (folder / "results" / "demo").mkdir(parents=True)
+    for fig in ("a", "b"):
+        (folder / "results" / "demo" / f"{fig}.png").write_text(marker)
+    (folder / "results" / "demo.json").write_text(json.dumps({"profile": profile, "marker": marker}))
+    nbformat.write(nbformat.v4.new_notebook(), str(folder / "demo.ipynb"))
+    return folder
+
+
+def test_concurrent_commits_into_one_build_folder_are_serialised(tmp_path):
+    """Two runs of one chapter committing into one build folder at the same moment: each commit is whole
+    (the figures, results file and executed notebook of one run), nothing is left aside, nothing fails."""
+    import threading
+
+    build = tmp_path / "build"
+    build.mkdir()
+    for round_ in range(40):
+        stages = [staged_run(tmp_path / f"stage-{round_}-{i}", f"run {round_}.{i}") for i in range(3)]
+        errors: list[BaseException] = []
+        go = threading.Barrier(len(stages))
+
+        def commit(stage: Path) -> None:
+            go.wait()
+            try:
+                execution._commit(stage, build, "demo", {"fingerprint": {}})
+            except BaseException as err:  # noqa: BLE001 - collected and reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=commit, args=(s,)) for s in stages]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, f"round {round_}: {errors!r}"
+        results = build / "results"
+        marker = json.loads((results / "demo.json").read_text())["marker"]
+        assert {p.read_text() for p in (results / "demo").iterdir()} == {marker}, f"round {round_}: figures mixed"
+        assert sorted(p.name for p in results.iterdir()) == ["demo", "demo.json"], f"round {round_}: left aside"
+        recorded = json.loads((build / "executed" / "demo.ipynb").read_text())["metadata"]["mmrepro"]
+        assert recorded["results_sha256"] == execution.sha256_file(results / "demo.json")
+
+
+def test_a_build_folder_keeps_one_profile(project, capsys):
+    """A `smoke` build or run into a folder holding `book` results is refused before anything runs, with
+    the way out; the commit itself refuses too (a run started meanwhile)."""
+    from mmrepro.publish.cli import main
+
+    root, build, runs = project
+    (build / "results").mkdir(parents=True)
+    (build / "results" / "alpha.json").write_text(json.dumps({"profile": "book", "notebook": "alpha"}))
+    with pytest.raises(parameters.BookError, match=r"alpha.json holds a 'book'-profile run of alpha; this "
+                                                   r"'smoke'-profile run would replace it"):
+        book.build_book(root, profile="smoke", build=build)
+    assert runs == []
+    assert main(["run", str(root / "notebooks" / "alpha.md"), "--profile", "smoke", "--build", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'book'-profile run of alpha" in err and "--build <folder>" in err and len(err.splitlines()) == 1
+    assert runs == [] and (build / "results" / "alpha.json").read_text().startswith('{"profile": "book"')
+    stage = staged_run(build / ".run-x", "smoke run", profile="smoke")
+    (build / "results" / "demo.json").write_text(json.dumps({"profile": "book"}))
+    with pytest.raises(parameters.BookError, match="holds a 'book'-profile run of demo"):
+        execution._commit(stage, build, "demo", {})
+    assert json.loads((build / "results" / "demo.json").read_text()) == {"profile": "book"}

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import nbformat
 
 from mmrepro.common.files import write_atomic
-from mmrepro.publish.execution import execute, notebook_fingerprint, prepare_build, stale_reason
+from mmrepro.publish.execution import check_profiles, execute, notebook_fingerprint, prepare_build, stale_reason
 from mmrepro.publish.notebook import PROFILES
 from mmrepro.publish.parameters import (
     BookError,
@@ -225,6 +225,8 @@ def build_book(root: Path | None = None, profile: str = "book", build: Path | No
     build = prepare_build(build or root / "_build")
     outcome: dict[str, list[str]] = {"reused": [], "executed": [], "failed": [], "skipped": []}
     paths = notebooks(root)
+    if execute_notebooks:
+        check_profiles(build, [p.stem for p in paths], profile)
     if not execute_notebooks:
         for path in paths:
             executed = build / "executed" / f"{path.stem}.ipynb"

@@ -19,6 +19,7 @@ def _run(args: argparse.Namespace) -> int:
         params["profile"] = args.profile
     values = parameters.check_parameters(path, params)  # before any kernel starts
     build = execution.prepare_build(Path(args.build) if args.build else root / "_build")
+    execution.check_profiles(build, [path.stem], values["profile"])
     record = {"fingerprint": execution.notebook_fingerprint(path, values, root, build)}
     out = execution.execute(path, build, params, root, record=record)
     results = build / "results" / f"{path.stem}.json"

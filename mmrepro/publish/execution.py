@@ -24,8 +24,8 @@ from typing import Any, Iterator, Mapping
 
 import nbformat
 
-from mmrepro.common.files import replace_dir, sha256_file, write_atomic
-from mmrepro.publish.notebook import RUN_OUTPUT_ENV
+from mmrepro.common.files import locked, replace_dir, sha256_file, write_atomic
+from mmrepro.publish.notebook import RUN_OUTPUT_ENV, ResultsConflict, check_profile, recorded_profile
 from mmrepro.publish.parameters import BookError, Interrupted, is_chapter
 
 KERNEL = "python3"
@@ -149,26 +149,45 @@ def _signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
+def check_profiles(build: Path, names: list[str], profile: str) -> None:
+    """BookError, before anything runs, when the build folder holds results of ``names`` from runs of
+    another profile than ``profile``: a `smoke` run never replaces a `book` run's results (nor the reverse)."""
+    clashes = [n for n in names if recorded_profile(build / "results" / f"{n}.json") not in (None, profile)]
+    if clashes:
+        try:
+            check_profile(build / "results" / f"{clashes[0]}.json", profile, clashes[0])
+        except ResultsConflict as err:
+            more = f" ({len(clashes) - 1} more chapter(s) too: {', '.join(clashes[1:])})" if clashes[1:] else ""
+            raise BookError(f"{str(err).rstrip('.')}{more}; nothing was run.") from None
+
+
 def _commit(stage: Path, build: Path, name: str, record: dict[str, Any]) -> Path:
     """Move a finished run's figures, results file and executed notebook into place (each by a rename;
     the notebook last, with a record of the results file it belongs to); drop an earlier failed run's
-    partial notebook."""
+    partial notebook. Commits into one build folder take its results folder's lock one at a time, and a
+    results file of another profile is not replaced (BookError)."""
     results = build / "results"
-    results.mkdir(parents=True, exist_ok=True)
     figures, result = stage / "results" / name, stage / "results" / f"{name}.json"
-    replace_dir(figures if figures.is_dir() else None, results / name)
-    if result.is_file():
-        os.replace(result, results / result.name)
-    else:  # a page that writes no results: a results file of an earlier version would not be its own
-        (results / result.name).unlink(missing_ok=True)
-    target = results / result.name
-    nb = nbformat.read(stage / f"{name}.ipynb", as_version=4)
-    nb.metadata["mmrepro"] = {**record, "complete": True,
-                              "results_sha256": sha256_file(target) if target.is_file() else None}
-    executed = build / "executed" / f"{name}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
-    (build / "failed" / f"{name}.ipynb").unlink(missing_ok=True)  # an earlier failure's partial run is obsolete
+    with locked(results):
+        profile = recorded_profile(result)
+        if profile is not None:
+            try:
+                check_profile(results / result.name, profile, name)
+            except ResultsConflict as err:
+                raise BookError(str(err)) from None
+        replace_dir(figures if figures.is_dir() else None, results / name)
+        if result.is_file():
+            os.replace(result, results / result.name)
+        else:  # a page that writes no results: a results file of an earlier version would not be its own
+            (results / result.name).unlink(missing_ok=True)
+        target = results / result.name
+        nb = nbformat.read(stage / f"{name}.ipynb", as_version=4)
+        nb.metadata["mmrepro"] = {**record, "complete": True,
+                                  "results_sha256": sha256_file(target) if target.is_file() else None}
+        executed = build / "executed" / f"{name}.ipynb"
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
+        (build / "failed" / f"{name}.ipynb").unlink(missing_ok=True)  # an earlier failure's partial run is obsolete
     return executed
 
 
