@@ -2,7 +2,9 @@
 nothing of the others, --force and --no-execute, and what the fingerprint covers."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -72,7 +74,7 @@ REAL_STAGE = book.stage
 def project(tmp_path, monkeypatch):
     """The fixture project; the HTML build itself is replaced by `true` (the -W build is tested in test_book)."""
     root = make_project(tmp_path / "project")
-    monkeypatch.setattr(book, "stage", lambda root, build: build / "site")
+    monkeypatch.setattr(book, "stage", lambda root, build, site=None, solutions=True: site or build / "site")
     monkeypatch.setattr(book, "_jupyter_book", lambda: shutil.which("true"))
     runs: list[str] = []
     real = book.execute
@@ -364,3 +366,128 @@ def test_a_build_folder_keeps_one_profile(project, capsys):
     with pytest.raises(parameters.BookError, match="holds a 'book'-profile run of demo"):
         execution._commit(stage, build, "demo", {})
     assert json.loads((build / "results" / "demo.json").read_text()) == {"profile": "book"}
+
+
+# ----------------------------------------------------------------------------- interrupts that always end
+
+IDLE_WORKERS = """
+import sys
+from pathlib import Path
+
+from mmrepro.publish import book, cli
+from tests.processes import stand_in_chapter
+
+
+
+def build_book(**kwargs):
+    root, build, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    book._run_all([(root / "notebooks" / f"ch{i}.md", {}) for i in range(n)], build, "smoke", root, n)
+
+
+if __name__ == "__main__":  # the chapters' processes import this file as __mp_main__
+    book.execute, book.build_book = stand_in_chapter, build_book
+    sys.exit(cli.main(["book"]))
+"""
+
+
+def interrupt_one_build(script: Path, folder: Path, attempt: int, n: int) -> str | None:
+    """Run the stand-in build of ``n`` chapters, wait until all but ch0 have finished (their workers, where
+    there are workers, are idle then), signal it, and say what went wrong (None: nothing)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    sig = (signal.SIGINT, signal.SIGTERM)[attempt % 2]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(folder), str(folder / "build"), str(n)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finished = 0
+    while finished < n - 1:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            return f"try {attempt}: the build ended before the signal: {proc.stderr.read()[-600:]}"
+        finished += line.startswith("executed ")
+    time.sleep(0.5)
+    family = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # what a terminal does on Ctrl-C
+    else:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+        proc.communicate()
+        return f"try {attempt} ({sig.name}): still running 30 s after the signal"
+    said = [line for line in err.splitlines() if line.startswith("mmrepro:")]
+    if proc.returncode != 130 or "Traceback" in err or len(said) != 1 or "ch0 interrupted" not in said[0]:
+        return f"try {attempt} ({sig.name}): exit {proc.returncode}, stderr {err[-600:]!r}"
+    deadline = time.monotonic() + 10
+    while [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]:
+        if time.monotonic() > deadline:
+            return f"try {attempt} ({sig.name}): processes {family} outlived the build"
+        time.sleep(0.1)
+    return None
+
+
+def test_an_interrupt_with_idle_workers_always_ends(tmp_path):
+    """One chapter still running beside idle workers (the others finished), then Ctrl-C (to the terminal's
+    process group) or SIGTERM (to mmrepro alone), eight times (four at once): every try ends within 30 s,
+    exit 130, one line naming the stopped chapter, no traceback, and no process of the build left behind.
+    (A process pool hung or printed tracebacks in most such tries: an idle worker got the signal while it
+    held the pool's queue lock.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    script = tmp_path / "idle.py"
+    script.write_text(IDLE_WORKERS)
+    folders = [tmp_path / f"try-{i}" for i in range(8)]
+    for folder in folders:
+        folder.mkdir()
+    with ThreadPoolExecutor(4) as tries:
+        failures = [f for f in tries.map(lambda i: interrupt_one_build(script, folders[i], i, 5), range(8)) if f]
+    assert not failures, "\n".join(failures)
+
+
+def test_a_book_without_solutions_and_the_previous_book_kept(tmp_path, monkeypatch, capsys):
+    """`mmrepro book --no-solutions` stages the chapters without their solutions (exercises and checks stay);
+    a build whose HTML step fails or is interrupted leaves the previous book in site/ as it was."""
+    import jupytext
+    import nbformat
+
+    from mmrepro.publish.cli import main, parser
+
+    root, build = make_project(tmp_path / "project"), tmp_path / "build"
+    exercises = Path(__file__).parent / "fixtures" / "exercises.md"
+    (root / "notebooks" / "alpha.md").write_text(exercises.read_text())
+    nb = jupytext.read(exercises)
+    nb.metadata["mmrepro"] = {"complete": True}
+    (build / "executed").mkdir(parents=True)
+    for name in ("alpha", "beta", "summary"):
+        nbformat.write(nb, str(build / "executed" / f"{name}.ipynb"))
+    vendored = tmp_path / "mathjax"
+    vendored.mkdir()
+    monkeypatch.setattr(book, "ensure_mathjax", lambda root: vendored)
+    course = book.stage(root, build, tmp_path / "course", solutions=False)
+    staged = (course / "notebooks" / "alpha.ipynb").read_text()
+    assert "BEGIN SOLUTION" not in staged and "{solution" not in staged and "does not depend on the seed" not in staged
+    assert staged.count("{exercise}") == 3 and "check_mean_public(mean_of)" in staged
+    assert "BEGIN SOLUTION" in (book.stage(root, build, tmp_path / "full") / "notebooks" / "alpha.ipynb").read_text()
+    assert parser().parse_args(["book", "--no-solutions"]).no_solutions
+
+    (build / "site").mkdir()
+    (build / "site" / "index.html").write_text("the previous book")
+    monkeypatch.setattr(book, "_jupyter_book", lambda: shutil.which("false"))
+    monkeypatch.chdir(root)
+    assert main(["book", "--no-execute", "--build", str(build)]) == 2
+    assert "this build is in" in capsys.readouterr().err
+    assert (build / "site" / "index.html").read_text() == "the previous book" and (build / "site-failed").is_dir()
+    monkeypatch.setattr(book, "_jupyter_book", lambda: shutil.which("true"))
+    assert main(["book", "--no-execute", "--no-solutions", "--build", str(build)]) == 0
+    assert "BEGIN SOLUTION" not in (build / "site" / "notebooks" / "alpha.ipynb").read_text()
+    assert not (build / "site-failed").exists() and not [p for p in build.iterdir() if p.name.startswith(".site")]

@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
 def _book(args: argparse.Namespace) -> int:
     build = Path(args.build) if args.build else None
     html = book.build_book(profile=args.profile, build=build, execute_notebooks=not args.no_execute,
-                           force=args.force, jobs=args.jobs)
+                           force=args.force, jobs=args.jobs, solutions=not args.no_solutions)
     print(f"book: {html / 'index.html'}")
     return 0
 
@@ -150,6 +150,9 @@ def parser() -> argparse.ArgumentParser:
     bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
     bk.add_argument("--force", action="store_true",
                     help="run every notebook again, even those whose executed copy is up to date")
+    bk.add_argument("--no-solutions", action="store_true",
+                    help="leave the exercises' solutions out of the HTML (a book for a course; the chapters run "
+                         "as always, and a build without this flag puts them back)")
     bk.add_argument("--jobs", type=int, default=None, metavar="N",
                     help="chapters run at a time, each in its own process on one thread (default: all at "
                          "once; the system shares the CPU cores between them)")

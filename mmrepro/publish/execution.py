@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -208,6 +209,7 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
     import jupytext
     import papermill
 
+    from mmrepro.common.processes import descendants, signals_ignored, stop
     from mmrepro.publish import papermill_engine
 
     build = prepare_build(build)
@@ -216,6 +218,7 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
     stage = Path(tempfile.mkdtemp(prefix=f".run-{name}-", dir=build))
     partial = stage / f"{name}.ipynb"
     env = {"MMREPRO_RESULTS": str(build / "results"), RUN_OUTPUT_ENV: str(stage / "results")}
+    before = {p.pid for p in descendants()}
     try:
         try:
             with _environment(env):
@@ -226,7 +229,11 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
                                            shutdown_kernel="immediate", engine_name=papermill_engine.ENGINE)
         except KeyboardInterrupt as err:
             why = str(err) or "Ctrl-C"
-            raise Interrupted(f"{name} interrupted ({why}): {_kept(executed, partial, build, name)}.") from None
+            with signals_ignored():  # a second Ctrl-C must not cut the clean-up short
+                logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the kernel's tasks, cancelled with it
+                stop([p for p in descendants() if p.pid not in before], grace=2.0)  # a kernel still starting
+                kept = _kept(executed, partial, build, name)
+            raise Interrupted(f"{name} interrupted ({why}): {kept}.") from None
         except papermill.PapermillExecutionError as err:
             raise BookError(f"{path.name} failed ({err.ename}: {err.evalue}); "
                             f"{_kept(executed, partial, build, name)}.") from None
