@@ -491,3 +491,70 @@ def test_a_book_without_solutions_and_the_previous_book_kept(tmp_path, monkeypat
     assert main(["book", "--no-execute", "--no-solutions", "--build", str(build)]) == 0
     assert "BEGIN SOLUTION" not in (build / "site" / "notebooks" / "alpha.ipynb").read_text()
     assert not (build / "site-failed").exists() and not [p for p in build.iterdir() if p.name.startswith(".site")]
+
+
+HTML_STEP = """
+import sys
+from pathlib import Path
+
+from mmrepro.publish import book, cli
+
+if __name__ == "__main__":
+    book.ensure_mathjax = lambda root: Path(sys.argv[3])
+    book._jupyter_book = lambda: sys.argv[2]
+    sys.exit(cli.main(["book", "--no-execute", "--build", sys.argv[1]]))
+"""
+
+
+def test_an_interrupt_during_the_html_step_keeps_the_previous_book(tmp_path):
+    """Ctrl-C (to the process group) or SIGTERM while jupyter-book runs: it and what it started are stopped,
+    exit 130 with one line, and the previously built book is left in place."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import jupytext
+    import nbformat
+    import psutil
+
+    root, build = make_project(tmp_path / "project"), tmp_path / "build"
+    nb = jupytext.read(root / "notebooks" / "alpha.md")
+    nb.metadata["mmrepro"] = {"complete": True}
+    (build / "executed").mkdir(parents=True)
+    for name in ("alpha", "beta", "summary"):
+        nbformat.write(nb, str(build / "executed" / f"{name}.ipynb"))
+    (build / "site").mkdir()
+    (build / "site" / "index.html").write_text("the previous book")
+    (tmp_path / "mathjax").mkdir()
+    started = tmp_path / "started"
+    slow = tmp_path / "jupyter-book"
+    slow.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {started}\nwait\n")
+    slow.chmod(0o755)
+    script = tmp_path / "html_step_script.py"
+    script.write_text(HTML_STEP)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        started.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, str(script), str(build), str(slow), str(tmp_path / "mathjax")],
+                                cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not (started.is_file() and started.read_text().strip()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        sleeper = int(started.read_text())
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        said = [line for line in err.splitlines() if line.startswith("mmrepro:")]
+        assert proc.returncode == 130 and "Traceback" not in err and len(said) == 1, err
+        assert "while jupyter-book built the HTML" in said[0] and "the previous book in" in said[0]
+        assert (build / "site" / "index.html").read_text() == "the previous book"
+        assert not [p for p in build.iterdir() if p.name.startswith(".site")]
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(sleeper) and psutil.Process(sleeper).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "jupyter-book's child outlived the build"
+            time.sleep(0.1)

@@ -166,7 +166,7 @@ def raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-GRACE = 10.0  # seconds a stopped chapter has to keep its partial run before it is killed
+GRACE = 5.0  # seconds a stopped chapter has to keep its partial run before it is killed
 
 
 def _chapter_process(conn: Any, run: Any, args: tuple) -> None:

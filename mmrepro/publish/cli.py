@@ -83,7 +83,11 @@ def _assign(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None)
+    from mmrepro.publish.grading import Limits
+
+    limits = Limits(cell_seconds=args.cell_timeout, total_seconds=args.timeout, memory_gb=args.memory)
+    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None,
+                               limits=limits)
     print(report.text())
     return 0
 
@@ -177,10 +181,17 @@ def parser() -> argparse.ArgumentParser:
     asg.add_argument("--out", required=True, help="folder for student/, solution/ and autograder/")
     asg.set_defaults(func=_assign)
 
-    gr = sub.add_parser("grade", help="grade a submitted student notebook (otter-grader, locally)")
+    gr = sub.add_parser("grade", help="grade a submitted student notebook: its code in a process of its own, the "
+                                      "checks outside it (not a security sandbox: see the teachers' page)")
     gr.add_argument("submission", help="the student's .ipynb")
     gr.add_argument("--autograder", help="DIR/autograder written by mmrepro assign (default: built now from "
                                          "this checkout's chapter)")
+    gr.add_argument("--cell-timeout", type=float, default=120.0, metavar="SECONDS",
+                    help="wall-clock limit of each cell and of each call of a graded function (default 120)")
+    gr.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
+                    help="wall-clock limit of the whole submission (default 900)")
+    gr.add_argument("--memory", type=float, default=4.0, metavar="GIB",
+                    help="memory limit of the submission's process in GiB (default 4)")
     gr.set_defaults(func=_grade)
 
     pl = sub.add_parser("plan", help="count a notebook's training runs and estimate its time on this device")

@@ -105,9 +105,9 @@ def encode(value: Any, depth: int = 0) -> Any:
         tensor = value.detach().cpu()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()
-        return {**_array("tensor", np.ascontiguousarray(tensor.numpy())), "torch": str(tensor.dtype)}
+        return {**_array("tensor", np.array(tensor.numpy(), order="C")), "torch": str(tensor.dtype)}
     if isinstance(value, np.ndarray) and value.dtype.kind in _NUMERIC_KINDS:
-        return _array("ndarray", np.ascontiguousarray(value))
+        return _array("ndarray", np.array(value, order="C", subok=False))  # np.array keeps a 0-d shape
     if isinstance(value, np.generic) and np.asarray(value).dtype.kind in _NUMERIC_KINDS:
         return _array("scalar", np.asarray(value))
     if isinstance(value, (list, tuple)):
