@@ -32,4 +32,4 @@ def stand_in_chapter(path: Path, build: Path, params: dict, root: Path, record: 
         while True:
             time.sleep(0.05)
     except KeyboardInterrupt as err:
-        raise Interrupted(f"{path.stem} interrupted ({err or 'Ctrl-C'}): stand-in kept nothing.") from None
+        raise Interrupted(f"{path.stem} interrupted ({str(err) or 'Ctrl-C'}): stand-in kept nothing.") from None

@@ -354,3 +354,20 @@ def test_one_solved_exercise_scores_its_points(assigned, chapter, tmp_path):
     report = assignments.grade(one, assigned / "autograder")
     assert report.score == question.points, report.text()
     assert {r[0]: r[1] for r in report.rows}[question.name] == question.points
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_the_book_without_solutions_keeps_every_exercise_and_check(chapter):
+    """What `mmrepro book --no-solutions` stages: no solution line and no model answer, every exercise and
+    every public check cell still there."""
+    import jupytext
+
+    nb = jupytext.read(chapter)
+    course = assignments.without_solutions(nb)
+    lines = {line.strip() for c in course.cells for line in c.source.splitlines()}
+    assert not solution_lines(chapter) & lines
+    text = json.dumps([c.source for c in course.cells])
+    assert "{solution" not in text and "BEGIN SOLUTION" not in text
+    assert text.count("{exercise}") == json.dumps([c.source for c in nb.cells]).count("{exercise}") >= 4
+    public = [c.source for c in nb.cells if "check" in c.metadata.get("tags", [])]
+    assert public and all(source in [c.source for c in course.cells] for source in public)

@@ -379,14 +379,18 @@ from tests.processes import stand_in_chapter
 
 
 
+ARGS = list(sys.argv)
+
+
 def build_book(**kwargs):
-    root, build, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    root, build, n = Path(ARGS[1]), Path(ARGS[2]), int(ARGS[3])
     book._run_all([(root / "notebooks" / f"ch{i}.md", {}) for i in range(n)], build, "smoke", root, n)
 
 
 if __name__ == "__main__":  # the chapters' processes import this file as __mp_main__
     book.execute, book.build_book = stand_in_chapter, build_book
-    sys.exit(cli.main(["book"]))
+    sys.argv = ["mmrepro", "book"]
+    sys.exit(cli.main())
 """
 
 
@@ -414,6 +418,8 @@ def interrupt_one_build(script: Path, folder: Path, attempt: int, n: int) -> str
     family = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
     if sig == signal.SIGINT:
         os.killpg(proc.pid, sig)  # what a terminal does on Ctrl-C
+        time.sleep(0.1 * (attempt % 4))
+        os.killpg(proc.pid, sig)  # and a second Ctrl-C, impatient
     else:
         proc.send_signal(sig)
     try:

@@ -50,18 +50,15 @@ from typing import Any
 
 import nbformat
 
+from mmrepro.publish.grading import IGNORE, AssignmentError, Limits, Report
+
 __all__ = ["AssignmentError", "Question", "Exercises", "read_exercises", "without_solutions", "assign", "grade"]
 
 HEADING = "## Exercises"
 CHECK, HIDDEN = "check", "hidden-check"
-IGNORE = "otter_ignore"  # otter-grader skips cells with this tag when it grades
 _FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*)$")
 _POINTS = re.compile(r",\s*(?P<points>\d+(?:\.\d+)?) points?\s*$")
 _OTTER_DROPS = re.compile(r"(##\s*ignore\s*##\s*|#\s*ignore\s*)", re.IGNORECASE)  # otter assign drops such cells
-
-
-class AssignmentError(ValueError):
-    """An exercises section, an assignment folder or a submission is not as it must be."""
 
 
 @dataclass
@@ -422,8 +419,19 @@ def _check_body(ex: Exercises, student: Any) -> None:
 
 # ----------------------------------------------------------------------------- grade
 
-def grade(submission: Path, autograder: Path | None = None, root: Path | None = None, limits: Any = None) -> Any:
-    """Grade a submission: :func:`mmrepro.publish.grading.grade` (its own process, the checks kept out of it)."""
-    from mmrepro.publish.grading import grade as grade_submission
+def grade(submission: Path, autograder: Path | None = None, root: Path | None = None,
+          limits: Limits | None = None) -> Report:
+    """Grade ``submission`` (:mod:`mmrepro.publish.grading`: its code in a process of its own, the checks
+    outside it) against ``autograder`` (a folder written by :func:`assign`; default: one built now from
+    the chapter's source in this checkout, read and removed before the submission runs)."""
+    from mmrepro.publish import grading
 
-    return grade_submission(submission, autograder, root, limits)
+    if autograder is not None:
+        return grading.grade(Path(submission), Path(autograder), limits)
+    from mmrepro.publish import parameters
+
+    nb, chapter = grading.read_submission(Path(submission))
+    with tempfile.TemporaryDirectory(prefix="mmrepro-grade-") as tmp:
+        assign([parameters.find_notebook(chapter, parameters.root_or_fail(root))], Path(tmp))
+        questions = grading.load_checks(Path(tmp) / "autograder", chapter)
+    return grading.grade_questions(nb, chapter, questions, None, limits)

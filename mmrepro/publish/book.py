@@ -148,7 +148,7 @@ def render(site: Path, root: Path, keep: Path) -> None:
         with signals_ignored():
             stop([proc.pid], grace=5.0)
             proc.wait()
-        raise Interrupted(f"interrupted ({err or 'Ctrl-C'}) while jupyter-book built the HTML; the executed "
+        raise Interrupted(f"interrupted ({str(err) or 'Ctrl-C'}) while jupyter-book built the HTML; the executed "
                           f"notebooks are kept and the previous book in {keep} is left as it was") from None
     if code != 0:
         raise BookError(f"the book build reported warnings or errors (exit {code}); see above.")
@@ -187,7 +187,7 @@ def _chapter_process(conn: Any, run: Any, args: tuple) -> None:
     except BookError as err:
         outcome = ("failed", err)
     except KeyboardInterrupt as err:
-        outcome = ("failed", Interrupted(f"{name} interrupted ({err or 'Ctrl-C'}) as it ended"))
+        outcome = ("failed", Interrupted(f"{name} interrupted ({str(err) or 'Ctrl-C'}) as it ended"))
     except BaseException as err:  # noqa: BLE001 - reported as the chapter's failure, never a traceback
         outcome = ("failed", BookError(f"{name} could not be run ({type(err).__name__}: {err})"))
     conn.send(outcome)

@@ -3,6 +3,7 @@ classroom assignments."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -212,6 +213,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _interrupted(argv: list[str] | None) -> int:
+    """Exit status 130; as the command line itself (no ``argv``), a second Ctrl-C or SIGTERM while the
+    process exits is ignored (it would print a traceback from the interpreter's shutdown)."""
+    if argv is None:
+        with contextlib.suppress(ValueError):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; errors and interruptions end in one line on stderr (exit 2, or 130 when interrupted)."""
     args = parser().parse_args(argv)
@@ -223,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except parameters.Interrupted as err:
         print(f"mmrepro: {err}", file=sys.stderr)
-        return 130
+        return _interrupted(argv)
     except KeyboardInterrupt as err:
-        print(f"mmrepro: interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
+        print(f"mmrepro: interrupted ({str(err) or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
               file=sys.stderr)
-        return 130
+        return _interrupted(argv)
     except (parameters.BookError, assignments.AssignmentError) as err:
         print(f"mmrepro: error: {err}", file=sys.stderr)
         return 2

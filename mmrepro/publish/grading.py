@@ -41,11 +41,16 @@ from typing import Any
 import nbformat
 
 from mmrepro.publish import sandbox
-from mmrepro.publish.assignments import IGNORE, AssignmentError
 
-__all__ = ["Limits", "Report", "RemoteFunction", "Stopped", "SubmissionError", "grade"]
+__all__ = ["AssignmentError", "Limits", "Report", "RemoteFunction", "Stopped", "SubmissionError", "grade",
+           "grade_questions", "load_checks", "read_submission"]
 
 GRADER_FORMAT = 1  # the checks' layout in <chapter>.json; an autograder without it predates this grader
+IGNORE = "otter_ignore"  # otter-grader's tag of the cells grading skips (the chapter's body)
+
+
+class AssignmentError(ValueError):
+    """An exercises section, an assignment folder or a submission is not as it must be."""
 
 
 @dataclass(frozen=True)
@@ -416,23 +421,22 @@ def read_submission(path: Path) -> tuple[Any, str]:
     return nb, str(chapter)
 
 
-def grade(submission: Path, autograder: Path | None = None, root: Path | None = None,
-          limits: Limits | None = None) -> Report:
-    """Grade ``submission`` against ``autograder`` (a folder written by :func:`~mmrepro.publish.assignments.assign`;
-    default: one built now from the chapter's source in this checkout) as the module docstring says."""
+def grade(submission: Path, autograder: Path, limits: Limits | None = None) -> Report:
+    """Grade ``submission`` against ``autograder`` (a folder written by :func:`~mmrepro.publish.assignments.assign`)
+    as the module docstring says; :func:`mmrepro.publish.assignments.grade` builds the autograder when
+    none is given."""
+    nb, chapter = read_submission(Path(submission))
+    return grade_questions(nb, chapter, load_checks(Path(autograder), chapter), Path(autograder), limits)
+
+
+def grade_questions(nb: Any, chapter: str, questions: list[dict[str, Any]], guarded: Path | None,
+                    limits: Limits | None = None) -> Report:
+    """Grade submitted notebook ``nb`` on ``questions`` (:func:`load_checks`); ``guarded`` is the autograder
+    folder whose files must not change meanwhile (None: the checks were read from a folder since removed)."""
     from mmrepro.runs.keys import code_digest
 
     limits = limits or Limits()
-    nb, chapter = read_submission(Path(submission))
-    with tempfile.TemporaryDirectory(prefix="mmrepro-grade-") as tmp:
-        if autograder is None:
-            from mmrepro.publish import assignments, parameters
-
-            assignments.assign([parameters.find_notebook(chapter, parameters.root_or_fail(root))], Path(tmp))
-            questions, guarded = load_checks(Path(tmp) / "autograder", chapter), None
-        else:
-            questions, guarded = load_checks(Path(autograder), chapter), Path(autograder)
-    _preimport(questions)  # the checks are in memory now; the temporary autograder is gone
+    _preimport(questions)
     before = (_digest(guarded), code_digest.__wrapped__())
     rows: list[tuple[str, float | None, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="mmrepro-submission-") as folder:
