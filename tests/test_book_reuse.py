@@ -497,6 +497,11 @@ def test_a_book_without_solutions_and_the_previous_book_kept(tmp_path, monkeypat
     assert main(["book", "--no-execute", "--no-solutions", "--build", str(build)]) == 0
     assert "BEGIN SOLUTION" not in (build / "site" / "notebooks" / "alpha.ipynb").read_text()
     assert not (build / "site-failed").exists() and not [p for p in build.iterdir() if p.name.startswith(".site")]
+    capsys.readouterr()
+    (build / "executed" / "beta.ipynb").write_text('{"cells": 5}')  # JSON, but not a notebook
+    assert main(["book", "--no-execute", "--build", str(build)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{build / 'executed' / 'beta.ipynb'} is not a readable notebook" in err and len(err.splitlines()) == 1
 
 
 HTML_STEP = """

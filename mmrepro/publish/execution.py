@@ -87,7 +87,7 @@ _CHANGES = {"source": "its source changed", "parameters": "its parameters differ
 def _record(executed: Path) -> dict[str, Any] | None:
     try:
         return nbformat.read(executed, as_version=4).metadata.get("mmrepro")
-    except (OSError, ValueError, nbformat.reader.NotJSONError):
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):  # not a notebook (nbformat's errors vary)
         return None
 
 
