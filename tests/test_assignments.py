@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -167,6 +168,133 @@ def test_grade_refuses_what_it_cannot_grade(fixture_assigned, tmp_path, capsys):
     assert "holds no autograder for 'exercises'" in capsys.readouterr().err
 
 
+# ----------------------------------------------------------------------------- grading a submission it cannot forge
+
+def submit(assigned: Path, answers: dict[str, str], out: Path, before: str = "") -> Path:
+    """The fixture's student notebook with the answer cells of ``answers`` (question -> source) replaced, and a
+    code cell ``before`` the first exercise (what a student may add anywhere)."""
+    nb = nbformat.read(assigned / "student" / "exercises.ipynb", as_version=4)
+    for question, source in answers.items():
+        at = [i for i, c in enumerate(nb.cells) if c.source.strip() == f'grader.check("{question}")']
+        nb.cells[at[0] - 1].source = source
+    if before:
+        first = next(i for i, c in enumerate(nb.cells) if c.source.startswith("### Exercise 1"))
+        nb.cells.insert(first, nbformat.v4.new_code_cell(before))
+    nbformat.write(nb, out)
+    return out
+
+
+def notes_of(report) -> dict[str, str]:
+    return {r[0]: r[3] for r in report.rows}
+
+
+READS_THE_CHECKS = """
+import glob, os
+found = 0
+for pattern in ("tests/*.py", "*/tests/*.py", "../**/tests/*.py", "**/*.json", "../*.json", "../**/*.py",
+                os.path.join(os.environ.get("TMPDIR", "/tmp"), "**", "*.py"), "/tmp/mmrepro-*/**/*"):
+    for path in glob.glob(pattern, recursive=True):
+        try:
+            found += "check_mean_hidden" in open(path, errors="ignore").read()
+        except OSError:
+            pass
+
+def mean_of(values):
+    return float(found)  # how many files holding the hidden check it could read
+"""
+
+
+def test_a_submission_cannot_read_the_hidden_checks(fixture_assigned, tmp_path):
+    """The submission runs in an empty folder of its own and the checks never enter its process: it finds
+    no file holding a hidden check (its answer reports how many it read: 0)."""
+    report = assignments.grade(submit(fixture_assigned, {"fixture-mean": READS_THE_CHECKS}, tmp_path / "s.ipynb"),
+                               fixture_assigned / "autograder")
+    assert "expected 2.0, got 0.0" in notes_of(report)["fixture-mean"], report.text()
+    assert "check_mean_hidden" not in report.text() and report.score == 0
+
+
+REWRITES_THE_CHECKS = r"""
+import glob, json, os, re, zipfile
+EMPTY = "from otter.test_files import test_case\n\nOK_FORMAT = False\nname = {name!r}\npoints = {points}\n\n" \
+        "@test_case(points=None, hidden=False)\ndef check(mean_of=None, clip_to=None):\n    pass\n"
+for path in glob.glob("tests/*.py") + glob.glob("../**/tests/*.py", recursive=True):
+    name = os.path.basename(path)[:-3]
+    open(path, "w").write(EMPTY.format(name=name, points=2))
+for folder in AUTOGRADERS:  # a student who found the teacher's folder (its path is in the grader's command line)
+    manifest = os.path.join(folder, "exercises.json")
+    data = json.load(open(manifest))
+    for q in data["questions"]:
+        for check in q.get("checks", []):
+            check["source"] = f"def {check['function']}(*args):\n    pass\n"
+    json.dump(data, open(manifest, "w"))
+    bundle = os.path.join(folder, "exercises-autograder.zip")
+    with zipfile.ZipFile(bundle) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    with zipfile.ZipFile(bundle, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, EMPTY.format(name=n[6:-3], points=2) if n.startswith("tests/") else data)
+"""
+
+
+def test_a_submission_that_rewrites_the_checks_scores_zero_on_them(fixture_assigned, tmp_path):
+    """Wrong answers (42, and an unanswered clip) and a cell that rewrites every check it can find as an empty
+    body (otter's test files, and the teacher's autograder folder itself): the checks were read before the
+    submission started and run outside it, so it scores 0 on them, and the report names the tampering."""
+    import shutil
+
+    teacher = tmp_path / "autograder"
+    shutil.copytree(fixture_assigned / "autograder", teacher)
+    tamper = f"AUTOGRADERS = [{str(teacher)!r}]\n" + REWRITES_THE_CHECKS
+    answers = {"fixture-mean": "def mean_of(values):\n    return 42\n"}
+    report = assignments.grade(submit(fixture_assigned, answers, tmp_path / "s.ipynb", before=tamper), teacher)
+    assert report.score == 0 and report.possible == 3, report.text()
+    assert "tampering: the autograder's files" in report.text() and "changed while the submission ran" in report.text()
+    rewritten = json.loads((teacher / "exercises.json").read_text())["questions"][0]["checks"]
+    assert all(c["source"].endswith("pass\n") for c in rewritten)  # the attempt itself did happen
+
+
+def test_a_stalling_cell_costs_only_what_depends_on_it(fixture_assigned, tmp_path):
+    """`while True: pass` in the cell of one answer: that cell is stopped at the limit per cell, the next
+    cells run in a new process, the solved exercise keeps its points and the report says why."""
+    from mmrepro.publish.grading import Limits
+
+    solution = nbformat.read(fixture_assigned / "solution" / "exercises.ipynb", as_version=4)
+    clip = next(c.source for c in solution.cells if c.source.startswith("def clip_to"))
+    answers = {"fixture-mean": "def mean_of(values):\n    return sum(values) / len(values)\n\nwhile True:\n    pass\n",
+               "fixture-clip": clip}
+    started = time.monotonic()
+    report = assignments.grade(submit(fixture_assigned, answers, tmp_path / "s.ipynb"), fixture_assigned / "autograder",
+                               limits=Limits(cell_seconds=5, total_seconds=240))
+    assert time.monotonic() - started < 200
+    notes = notes_of(report)
+    assert notes["fixture-mean"].startswith("not answered: `mean_of` is not defined: cell ") and \
+        "did not finish within 5 s" in notes["fixture-mean"], report.text()
+    assert notes["fixture-clip"] == "all checks pass" and report.score == 1
+    assert any("was stopped: did not finish within 5 s" in n for n in report.notes)
+
+
+def test_the_grader_names_the_submissions_own_error(fixture_assigned, tmp_path):
+    """A syntax error in a graded function is named with its line (not "expected a function, got None"); a
+    function that kills its own process costs that question only."""
+    answers = {"fixture-mean": "def mean_of(values):\n    total = sum(values\n    return total / len(values)\n",
+               "fixture-clip": "import os\n\ndef clip_to(values, low, high):\n    os._exit(3)\n"}
+    report = assignments.grade(submit(fixture_assigned, answers, tmp_path / "s.ipynb"), fixture_assigned / "autograder")
+    notes = notes_of(report)
+    assert re.fullmatch(r"not answered: `mean_of` is not defined: cell \d+, which defines it, raised SyntaxError: "
+                        r".+ \(line \d\)", notes["fixture-mean"]), report.text()
+    assert notes["fixture-clip"] == "failed: stopped: its process ended (exit code 3)", report.text()
+    assert report.score == 0
+
+
+def test_a_submission_that_is_not_a_notebook_is_one_line(tmp_path, fixture_assigned, capsys):
+    for content in ('{"cells": 5}', "[1, 2]", "not json"):
+        (tmp_path / "bad.ipynb").write_text(content)
+        assert main(["grade", str(tmp_path / "bad.ipynb"), "--autograder", str(fixture_assigned / "autograder")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"mmrepro: error: cannot read the submission {tmp_path / 'bad.ipynb'}") and \
+            len(err.strip().splitlines()) == 1, err
+
+
 def test_fixture_student_version_runs_to_the_end(fixture_assigned, tmp_path):
     done = nbformat.read(run_student(fixture_assigned / "student" / "exercises.ipynb", tmp_path), as_version=4)
     checks = [c for c in done.cells if c.source.startswith("grader.check(")]
@@ -226,3 +354,20 @@ def test_one_solved_exercise_scores_its_points(assigned, chapter, tmp_path):
     report = assignments.grade(one, assigned / "autograder")
     assert report.score == question.points, report.text()
     assert {r[0]: r[1] for r in report.rows}[question.name] == question.points
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_the_book_without_solutions_keeps_every_exercise_and_check(chapter):
+    """What `mmrepro book --no-solutions` stages: no solution line and no model answer, every exercise and
+    every public check cell still there."""
+    import jupytext
+
+    nb = jupytext.read(chapter)
+    course = assignments.without_solutions(nb)
+    lines = {line.strip() for c in course.cells for line in c.source.splitlines()}
+    assert not solution_lines(chapter) & lines
+    text = json.dumps([c.source for c in course.cells])
+    assert "{solution" not in text and "BEGIN SOLUTION" not in text
+    assert text.count("{exercise}") == json.dumps([c.source for c in nb.cells]).count("{exercise}") >= 4
+    public = [c.source for c in nb.cells if "check" in c.metadata.get("tags", [])]
+    assert public and all(source in [c.source for c in course.cells] for source in public)

@@ -2,7 +2,9 @@
 nothing of the others, --force and --no-execute, and what the fingerprint covers."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -72,7 +74,7 @@ REAL_STAGE = book.stage
 def project(tmp_path, monkeypatch):
     """The fixture project; the HTML build itself is replaced by `true` (the -W build is tested in test_book)."""
     root = make_project(tmp_path / "project")
-    monkeypatch.setattr(book, "stage", lambda root, build: build / "site")
+    monkeypatch.setattr(book, "stage", lambda root, build, site=None, solutions=True: site or build / "site")
     monkeypatch.setattr(book, "_jupyter_book", lambda: shutil.which("true"))
     runs: list[str] = []
     real = book.execute
@@ -294,3 +296,276 @@ def test_files_a_chapter_downloads_do_not_make_the_next_build_run_again(project,
     (data / "other.csv").write_text("1\n")  # a file that appears outside a build is a change of the data
     book.build_book(root, profile="smoke", build=build)
     assert sorted(runs[:2]) == ["alpha", "beta"] and runs[2:] == ["summary"]  # the longer last run first
+
+
+# ----------------------------------------------------------------------------- results kept apart
+
+def staged_run(folder: Path, marker: str, profile: str = "book") -> Path:
+    """A finished run's staging folder as execute() leaves it: figures, results file, executed notebook."""
+    import nbformat
+
+    (folder / "results" / "demo").mkdir(parents=True)
+    for fig in ("a", "b"):
+        (folder / "results" / "demo" / f"{fig}.png").write_text(marker)
+    (folder / "results" / "demo.json").write_text(json.dumps({"profile": profile, "marker": marker}))
+    nbformat.write(nbformat.v4.new_notebook(), str(folder / "demo.ipynb"))
+    return folder
+
+
+def test_concurrent_commits_into_one_build_folder_are_serialised(tmp_path):
+    """Two runs of one chapter committing into one build folder at the same moment: each commit is whole
+    (the figures, results file and executed notebook of one run), nothing is left aside, nothing fails."""
+    import threading
+
+    build = tmp_path / "build"
+    build.mkdir()
+    for round_ in range(40):
+        stages = [staged_run(tmp_path / f"stage-{round_}-{i}", f"run {round_}.{i}") for i in range(3)]
+        errors: list[BaseException] = []
+        go = threading.Barrier(len(stages))
+
+        def commit(stage: Path) -> None:
+            go.wait()
+            try:
+                execution._commit(stage, build, "demo", {"fingerprint": {}})
+            except BaseException as err:  # noqa: BLE001 - collected and reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=commit, args=(s,)) for s in stages]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, f"round {round_}: {errors!r}"
+        results = build / "results"
+        marker = json.loads((results / "demo.json").read_text())["marker"]
+        assert {p.read_text() for p in (results / "demo").iterdir()} == {marker}, f"round {round_}: figures mixed"
+        assert sorted(p.name for p in results.iterdir()) == ["demo", "demo.json"], f"round {round_}: left aside"
+        recorded = json.loads((build / "executed" / "demo.ipynb").read_text())["metadata"]["mmrepro"]
+        assert recorded["results_sha256"] == execution.sha256_file(results / "demo.json")
+
+
+def test_a_build_folder_keeps_one_profile(project, capsys):
+    """A `smoke` build or run into a folder holding `book` results is refused before anything runs, with
+    the way out; the commit itself refuses too (a run started meanwhile)."""
+    from mmrepro.publish.cli import main
+
+    root, build, runs = project
+    (build / "results").mkdir(parents=True)
+    (build / "results" / "alpha.json").write_text(json.dumps({"profile": "book", "notebook": "alpha"}))
+    with pytest.raises(parameters.BookError, match=r"alpha.json holds a 'book'-profile run of alpha; this "
+                                                   r"'smoke'-profile run would replace it"):
+        book.build_book(root, profile="smoke", build=build)
+    assert runs == []
+    assert main(["run", str(root / "notebooks" / "alpha.md"), "--profile", "smoke", "--build", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'book'-profile run of alpha" in err and "--build <folder>" in err and len(err.splitlines()) == 1
+    assert runs == [] and (build / "results" / "alpha.json").read_text().startswith('{"profile": "book"')
+    stage = staged_run(build / ".run-x", "smoke run", profile="smoke")
+    (build / "results" / "demo.json").write_text(json.dumps({"profile": "book"}))
+    with pytest.raises(parameters.BookError, match="holds a 'book'-profile run of demo"):
+        execution._commit(stage, build, "demo", {})
+    assert json.loads((build / "results" / "demo.json").read_text()) == {"profile": "book"}
+
+
+# ----------------------------------------------------------------------------- interrupts that always end
+
+IDLE_WORKERS = """
+import sys
+from pathlib import Path
+
+from mmrepro.publish import book, cli
+from tests.processes import stand_in_chapter
+
+
+
+ARGS = list(sys.argv)
+
+
+def build_book(**kwargs):
+    root, build, n = Path(ARGS[1]), Path(ARGS[2]), int(ARGS[3])
+    book._run_all([(root / "notebooks" / f"ch{i}.md", {}) for i in range(n)], build, "smoke", root, n)
+
+
+if __name__ == "__main__":  # the chapters' processes import this file as __mp_main__
+    book.execute, book.build_book = stand_in_chapter, build_book
+    sys.argv = ["mmrepro", "book"]
+    sys.exit(cli.main())
+"""
+
+
+def interrupt_one_build(script: Path, folder: Path, attempt: int, n: int) -> str | None:
+    """Run the stand-in build of ``n`` chapters, wait until all but ch0 have finished (their workers, where
+    there are workers, are idle then), signal it, and say what went wrong (None: nothing)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    sig = (signal.SIGINT, signal.SIGTERM)[attempt % 2]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(folder), str(folder / "build"), str(n)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finished = 0
+    while finished < n - 1:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            return f"try {attempt}: the build ended before the signal: {proc.stderr.read()[-600:]}"
+        finished += line.startswith("executed ")
+    time.sleep(0.5)
+    family = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # what a terminal does on Ctrl-C
+        time.sleep(0.1 * (attempt % 4))
+        os.killpg(proc.pid, sig)  # and a second Ctrl-C, impatient
+    else:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+        proc.communicate()
+        return f"try {attempt} ({sig.name}): still running 30 s after the signal"
+    said = [line for line in err.splitlines() if line.startswith("mmrepro:")]
+    if proc.returncode != 130 or "Traceback" in err or len(said) != 1 or "ch0 interrupted" not in said[0]:
+        return f"try {attempt} ({sig.name}): exit {proc.returncode}, stderr {err[-600:]!r}"
+    deadline = time.monotonic() + 10
+    while [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]:
+        if time.monotonic() > deadline:
+            return f"try {attempt} ({sig.name}): processes {family} outlived the build"
+        time.sleep(0.1)
+    return None
+
+
+def test_an_interrupt_with_idle_workers_always_ends(tmp_path):
+    """One chapter still running beside idle workers (the others finished), then Ctrl-C (to the terminal's
+    process group) or SIGTERM (to mmrepro alone), eight times (four at once): every try ends within 30 s,
+    exit 130, one line naming the stopped chapter, no traceback, and no process of the build left behind.
+    (A process pool hung or printed tracebacks in most such tries: an idle worker got the signal while it
+    held the pool's queue lock.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    script = tmp_path / "idle.py"
+    script.write_text(IDLE_WORKERS)
+    folders = [tmp_path / f"try-{i}" for i in range(8)]
+    for folder in folders:
+        folder.mkdir()
+    with ThreadPoolExecutor(4) as tries:
+        failures = [f for f in tries.map(lambda i: interrupt_one_build(script, folders[i], i, 5), range(8)) if f]
+    assert not failures, "\n".join(failures)
+
+
+def test_a_book_without_solutions_and_the_previous_book_kept(tmp_path, monkeypatch, capsys):
+    """`mmrepro book --no-solutions` stages the chapters without their solutions (exercises and checks stay);
+    a build whose HTML step fails or is interrupted leaves the previous book in site/ as it was."""
+    import jupytext
+    import nbformat
+
+    from mmrepro.publish.cli import main, parser
+
+    root, build = make_project(tmp_path / "project"), tmp_path / "build"
+    exercises = Path(__file__).parent / "fixtures" / "exercises.md"
+    (root / "notebooks" / "alpha.md").write_text(exercises.read_text())
+    nb = jupytext.read(exercises)
+    nb.metadata["mmrepro"] = {"complete": True}
+    (build / "executed").mkdir(parents=True)
+    for name in ("alpha", "beta", "summary"):
+        nbformat.write(nb, str(build / "executed" / f"{name}.ipynb"))
+    vendored = tmp_path / "mathjax"
+    vendored.mkdir()
+    monkeypatch.setattr(book, "ensure_mathjax", lambda root: vendored)
+    course = book.stage(root, build, tmp_path / "course", solutions=False)
+    staged = (course / "notebooks" / "alpha.ipynb").read_text()
+    assert "BEGIN SOLUTION" not in staged and "{solution" not in staged and "does not depend on the seed" not in staged
+    assert staged.count("{exercise}") == 3 and "check_mean_public(mean_of)" in staged
+    assert "BEGIN SOLUTION" in (book.stage(root, build, tmp_path / "full") / "notebooks" / "alpha.ipynb").read_text()
+    assert parser().parse_args(["book", "--no-solutions"]).no_solutions
+
+    (build / "site").mkdir()
+    (build / "site" / "index.html").write_text("the previous book")
+    monkeypatch.setattr(book, "_jupyter_book", lambda: shutil.which("false"))
+    monkeypatch.chdir(root)
+    assert main(["book", "--no-execute", "--build", str(build)]) == 2
+    assert "this build is in" in capsys.readouterr().err
+    assert (build / "site" / "index.html").read_text() == "the previous book" and (build / "site-failed").is_dir()
+    monkeypatch.setattr(book, "_jupyter_book", lambda: shutil.which("true"))
+    assert main(["book", "--no-execute", "--no-solutions", "--build", str(build)]) == 0
+    assert "BEGIN SOLUTION" not in (build / "site" / "notebooks" / "alpha.ipynb").read_text()
+    assert not (build / "site-failed").exists() and not [p for p in build.iterdir() if p.name.startswith(".site")]
+    capsys.readouterr()
+    (build / "executed" / "beta.ipynb").write_text('{"cells": 5}')  # JSON, but not a notebook
+    assert main(["book", "--no-execute", "--build", str(build)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{build / 'executed' / 'beta.ipynb'} is not a readable notebook" in err and len(err.splitlines()) == 1
+
+
+HTML_STEP = """
+import sys
+from pathlib import Path
+
+from mmrepro.publish import book, cli
+
+if __name__ == "__main__":
+    book.ensure_mathjax = lambda root: Path(sys.argv[3])
+    book._jupyter_book = lambda: sys.argv[2]
+    sys.exit(cli.main(["book", "--no-execute", "--build", sys.argv[1]]))
+"""
+
+
+def test_an_interrupt_during_the_html_step_keeps_the_previous_book(tmp_path):
+    """Ctrl-C (to the process group) or SIGTERM while jupyter-book runs: it and what it started are stopped,
+    exit 130 with one line, and the previously built book is left in place."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import jupytext
+    import nbformat
+    import psutil
+
+    root, build = make_project(tmp_path / "project"), tmp_path / "build"
+    nb = jupytext.read(root / "notebooks" / "alpha.md")
+    nb.metadata["mmrepro"] = {"complete": True}
+    (build / "executed").mkdir(parents=True)
+    for name in ("alpha", "beta", "summary"):
+        nbformat.write(nb, str(build / "executed" / f"{name}.ipynb"))
+    (build / "site").mkdir()
+    (build / "site" / "index.html").write_text("the previous book")
+    (tmp_path / "mathjax").mkdir()
+    started = tmp_path / "started"
+    slow = tmp_path / "jupyter-book"
+    slow.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {started}\nwait\n")
+    slow.chmod(0o755)
+    script = tmp_path / "html_step_script.py"
+    script.write_text(HTML_STEP)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        started.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, str(script), str(build), str(slow), str(tmp_path / "mathjax")],
+                                cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not (started.is_file() and started.read_text().strip()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        sleeper = int(started.read_text())
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        said = [line for line in err.splitlines() if line.startswith("mmrepro:")]
+        assert proc.returncode == 130 and "Traceback" not in err and len(said) == 1, err
+        assert "while jupyter-book built the HTML" in said[0] and "the previous book in" in said[0]
+        assert (build / "site" / "index.html").read_text() == "the previous book"
+        assert not [p for p in build.iterdir() if p.name.startswith(".site")]
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(sleeper) and psutil.Process(sleeper).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "jupyter-book's child outlived the build"
+            time.sleep(0.1)

@@ -222,3 +222,22 @@ def test_paired_bootstrap_uses_the_same_resamples_for_both_models():
     ev = paired_bootstrap_evidence("auroc", y, sa, sb, "binary", n_boot=500, seed=3)
     assert ev.interval[0] > 0 and ev.n == 300 and -1 <= ev.interval[0] <= ev.interval[1] <= 1
     assert ev == paired_bootstrap_evidence("auroc", y, sa, sb, "binary", n_boot=500, seed=3)
+
+
+def test_n_must_be_a_count_of_the_design_and_ids_unique_in_a_results_file(tmp_path):
+    """n counts independent units of one of the evidence's sources of randomness (its design): 10**9 seeds
+    behind an interval of 5 is refused; two claims with one id in one results file are refused."""
+    assert validate(record(n=5)) == "holds"
+    with pytest.raises(ClaimError, match=r"claim 'c1': field 'n' is 1000000000 but its design counts 5 units: "
+                                         r"n must be the count of one of its sources of randomness"):
+        validate(record(n=10**9))
+    broken = record()
+    del broken["design"]
+    with pytest.raises(ClaimError, match="claim 'c1': an empirical claim with an estimate needs its 'design'"):
+        validate(broken)
+    payload = {"notebook": "demo", "profile": "book", "seed": 0, "device": "cpu", "mmrepro_version": "0",
+               "git_sha": None, "claims": [record(), record()]}
+    (tmp_path / "demo.json").write_text(json.dumps(payload))
+    with pytest.raises(ClaimError, match=r"demo.json: claim id 'c1' is recorded 2 times; every claim id must be "
+                                         "unique"):
+        scorecard.load_results(tmp_path)

@@ -167,7 +167,8 @@ def test_output_is_replaced_only_by_a_run_that_finished(tmp_path, monkeypatch, c
     good = snapshot(build)
     assert {"executed/contract.ipynb", "results/contract.json", "results/contract/runs_2.png"} == set(good)
     capsys.readouterr()
-    assert main(["run", str(FIXTURE), "-p", "n_runs", "5", "-p", "fail", "True", "--build", str(build)]) == 2
+    assert main(["run", str(FIXTURE), "--profile", "smoke", "-p", "n_runs", "5", "-p", "fail", "True", "--build",
+                 str(build)]) == 2
     err = capsys.readouterr().err
     assert "contract.md failed (AssertionError: asked to fail)" in err
     assert "executed/contract.ipynb and its results are kept unchanged" in err
@@ -176,7 +177,7 @@ def test_output_is_replaced_only_by_a_run_that_finished(tmp_path, monkeypatch, c
     partial = json.loads((build / "failed" / "contract.ipynb").read_text())
     assert any("asked to fail" in str(c.get("outputs")) for c in partial["cells"])
     assert sorted(p.name for p in build.iterdir()) == ["executed", "failed", "results"]  # no staging folder left
-    assert main(["run", str(FIXTURE), "-p", "n_runs", "3", "--build", str(build)]) == 0
+    assert main(["run", str(FIXTURE), "--profile", "smoke", "-p", "n_runs", "3", "--build", str(build)]) == 0
     assert sorted(p.name for p in (build / "results" / "contract").iterdir()) == ["runs_3.png"]
     assert not (build / "failed" / "contract.ipynb").exists()  # the failure's partial run is obsolete now
     values = json.loads((build / "results" / "contract.json").read_text())["values"]

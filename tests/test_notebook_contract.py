@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -204,9 +205,11 @@ def test_figures_are_written_atomically_and_older_ones_removed_on_save(tmp_path,
     run = make_book_run()
     fig, _ = plt.subplots()
     path = run.glue_figure("curve", fig)
-    assert path == tmp_path / "demo" / "curve.png" and path.read_bytes().startswith(b"\x89PNG")
+    assert path.parts[-2:] == ("demo", "curve.png") and path.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["from_an_older_run.png"]  # until save()
     run.save()
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["curve.png"]  # no temporary file either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "demo.json"]  # nor the staging folder
     assert json.loads((tmp_path / "demo.json").read_text())["values"]["curve"] == {"figure": "curve.png"}
     monkeypatch.setenv("MMREPRO_RUN_OUTPUT", str(tmp_path / "staged"))  # what mmrepro run / book set
     assert make_book_run().save() == tmp_path / "staged" / "demo.json"
@@ -228,3 +231,138 @@ def test_claims_table_filters_by_prefixes_and_glue_claims_shows_them_styled(monk
     run.glue_claims("claims", "a-", "c-", display=False)
     html = glued["claims"].to_html()
     assert "a-1" in html and "b-1" not in html and "background:#cdebcf" in html  # the outcomes are coloured
+
+
+# ----------------------------------------------------------------------------- bounds and results kept apart
+
+def test_integer_size_parameters_have_a_ceiling_from_the_profiles():
+    """A size parameter the profiles set may be at most 10 times the largest value a profile gives it (the
+    `paper` profile's, here 10): -p n_seeds 1000000000 is refused before anything runs, with the reason."""
+    assert resolve(n_seeds=100)["n_seeds"] == 100
+    with pytest.raises(ParameterError, match=r"n_seeds=1000000000 is too large: at most 100 \(10 x the paper "
+                                             r"profile's 10\), a bound that keeps a run within memory and time"):
+        resolve(n_seeds=10**9)
+    with pytest.raises(ParameterError, match=r"n_seeds=1000000000 is too large"):
+        resolve_parameters(DECLARED, {**BASE, "n_seeds": 10**9}, PROFILES, injected=set())
+    # a parameter the profiles do not set is bounded by its declared default the same way
+    declared = {**DECLARED, "k": int}
+    base = {**BASE, "k": 3}
+    assert resolve_parameters(declared, base, PROFILES)["k"] == 3
+    with pytest.raises(ParameterError, match=r"k=31 is too large: at most 30 \(10 x its default 3\)"):
+        resolve_parameters(declared, {**base, "k": 31}, PROFILES, injected={"k"}, defaults={"k": 3})
+    from mmrepro.publish.notebook import start  # in a kernel: the default comes from the parameters cell
+
+    namespace = {"__annotations__": {"profile": str, "seed": int, "device": str, "k": int}, "profile": "smoke",
+                 "seed": 0, "device": "cpu", "k": 31,
+                 "In": ["", 'profile: str = "book"\nseed: int = 0\ndevice: str = "cpu"\nk: int = 3\n',
+                        "# Parameters\nprofile = 'smoke'\nk = 31\n"]}
+    with pytest.raises(ParameterError, match=r"k=31 is too large: at most 30 \(10 x its default 3\)"):
+        start("demo", namespace, {"smoke": {}, "book": {}, "paper": {}})
+    # lists: no longer than 10 times the longest a profile or the default gives
+    declared, profiles = {**DECLARED, "rates": list}, {p: {**v, "rates": [0.1, 0.5]} for p, v in PROFILES.items()}
+    base = {**BASE, "rates": None}
+    assert len(resolve_parameters(declared, {**base, "rates": [0.1] * 20}, profiles)["rates"]) == 20
+    with pytest.raises(ParameterError, match=r"rates holds 21 items: at most 20 \(10 x the paper profile's 2\)"):
+        resolve_parameters(declared, {**base, "rates": [0.1] * 21}, profiles, injected={"rates"})
+
+
+def test_chapter_size_parameters_are_refused_before_a_kernel_starts(tmp_path, monkeypatch, capsys):
+    """The domain bounds MFH needs (they failed deep inside torch / scikit-learn) and the generic ceiling, from
+    `mmrepro run` and `mmrepro plan`, as one line each and before anything runs."""
+    from pathlib import Path
+
+    from mmrepro.publish.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    for name, value, message in [
+            ("n_seeds", "1000000000", "n_seeds=1000000000 is too large: at most 100"),
+            ("av_downsample", "1000", "av_downsample=1000 is invalid: it must be between 1 and 28"),
+            ("real_components", "100000", "real_components=100000 is invalid: it must be between 1 and 196")]:
+        assert main(["run", "mfh", "-p", name, value, "--build", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "nothing was run" in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "executed").exists()
+    assert main(["plan", "mfh", "-p", "n_seeds", "1000000000", "--count-only"]) == 2
+    err = capsys.readouterr().err
+    assert "n_seeds=1000000000 is too large" in err and len(err.strip().splitlines()) == 1
+
+
+def test_malformed_results_files_are_one_line_errors(tmp_path):
+    good = {"notebook": "x", "profile": "book", "seed": 0, "device": "cpu", "mmrepro_version": "0", "git_sha": None}
+    for content, message in [("5", "x.json is not a results file: it holds a int, not an object"),
+                             (json.dumps({**good, "claims": 5}), "x.json: 'claims' must be a list of claim records, "
+                                                                 "got int"),
+                             (json.dumps({**good, "claims": [3]}), "x.json: claim 1 is not a record (an object), got int")]:
+        (tmp_path / "x.json").write_text(content)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            scorecard.load_results(tmp_path)
+
+
+def make_smoke_run():
+    return ChapterRun(name="demo", params=Params({"profile": "smoke", "seed": 1}), device=torch.device("cpu"),
+                      seed=1, profile="smoke")
+
+
+def test_a_results_file_of_one_profile_never_replaces_another_profiles(tmp_path, monkeypatch):
+    """Plain papermill (no staging folder set by mmrepro): a `smoke` run refuses, at start() and at save(),
+    to replace a `book` run's results file."""
+    from mmrepro.publish.notebook import ResultsConflict, start
+
+    monkeypatch.setenv("MMREPRO_RESULTS", str(tmp_path))
+    monkeypatch.delenv("MMREPRO_RUN_OUTPUT", raising=False)
+    make_book_run().save()
+    before = (tmp_path / "demo.json").read_bytes()
+    with pytest.raises(ResultsConflict, match=r"demo.json holds a 'book'-profile run of demo; this 'smoke'-profile "
+                                              r"run would replace it"):
+        make_smoke_run().save()
+    namespace = {"__annotations__": {"profile": str, "seed": int, "device": str}, "profile": "smoke", "seed": 0,
+                 "device": "cpu", "In": ["# Parameters\nprofile = 'smoke'\n"]}
+    with pytest.raises(ResultsConflict, match="MMREPRO_RESULTS="):
+        start("demo", namespace, {"smoke": {}, "book": {}, "paper": {}})
+    assert (tmp_path / "demo.json").read_bytes() == before
+    make_book_run().save()  # the same profile replaces its own earlier run
+
+
+FAILING_RUN = """
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import myst_nb
+import torch
+from mmrepro.publish.notebook import ChapterRun, Params
+myst_nb.glue = lambda key, value, display=True: None
+run = ChapterRun(name="demo", params=Params({"profile": "book", "seed": 1}), device=torch.device("cpu"), seed=1,
+                 profile="book")
+for key in ("a", "new"):
+    fig, ax = plt.subplots()
+    ax.plot([1, 3, 2])
+    run.glue_figure(key, fig)
+raise RuntimeError("the chapter fails before run.save()")
+"""
+
+
+def test_a_failed_plain_papermill_run_changes_none_of_the_earlier_runs_files(tmp_path, monkeypatch):
+    """Figures are written as a run goes: under plain papermill they wait beside the results folder until
+    run.save(); a run that fails first leaves the earlier run's results file and figures as they were."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: None)
+    monkeypatch.setenv("MMREPRO_RESULTS", str(tmp_path))
+    monkeypatch.delenv("MMREPRO_RUN_OUTPUT", raising=False)
+    run = make_book_run()
+    fig, _ = plt.subplots()
+    run.glue_figure("a", fig)
+    run.save()
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MMREPRO_RUN_OUTPUT"}
+    env.update(MMREPRO_RESULTS=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-c", FAILING_RUN], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "fails before run.save()" in done.stderr
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "demo.json"]  # no staging folder left

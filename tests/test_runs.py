@@ -355,3 +355,30 @@ def test_plan_command_counts_and_estimates(capsys, monkeypatch):
     assert rows and all(float(r[-3]) > 0 for r in rows)  # every section measured (s/epoch)
     assert re.search(r"^total .*\d+(\.\d)? (s|min|h)", out, re.M) and "calibration took" in out
     assert cli.main(["plan", "scorecard"]) == 2 and "no plan for 'scorecard'" in capsys.readouterr().err
+
+
+def test_a_read_only_cache_only_warns(store, monkeypatch, capsys):
+    """A cache on a read-only file system: a hit still loads (its last-use time is not updated, with a
+    warning), a store warns, and `mmrepro cache clear` says so in one line (exit 2)."""
+    import errno
+
+    from mmrepro.publish import cli
+
+    job = [({"lr": 1e-3}, 0)]
+    first = run_jobs(KeyedToy(), job, cache=store)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "utime", read_only)
+    again = KeyedToy()
+    with pytest.warns(UserWarning, match=r"could not mark run cache entry .* as used \(\[Errno 30\] Read-only file "
+                                         r"system\)"):
+        assert run_jobs(again, job, cache=store) == first
+    assert again.trained == []
+    monkeypatch.setattr(Path, "unlink", read_only)
+    monkeypatch.setenv("MMREPRO_RUN_CACHE", str(store.root))
+    assert cli.main(["cache", "clear"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mmrepro: error: cannot remove runs from {store.root}") and "Read-only" in err
+    assert len(err.splitlines()) == 1

@@ -424,3 +424,24 @@ def test_check_fit_inputs_is_the_shared_entry_check(data):
     assert task.name == "label" and task.kind == "multiclass"
     with pytest.raises(TypeError, match="unknown setting 'epoch'"):
         check_fit_inputs(net(), data.split("train"), epoch=3)
+
+
+def test_a_training_split_without_known_labels_is_refused(data):
+    """Every training target unknown (-1): fit would train nothing and report a score; it refuses instead."""
+    train = data.split("train")
+    unknown = _with(train, y={"label": torch.full_like(train.y["label"], -1)})
+    with pytest.raises(ValueError, match=r"train has no known target for task 'label' \(all \d+ rows are unknown\): "
+                                         "nothing to train on"):
+        fit(net(), unknown, data.split("val"), epochs=1, progress=False, device="cpu")
+    val = data.split("val")
+    with pytest.raises(ValueError, match=r"val has no known target for task 'label'"):
+        fit(net(), train, _with(val, y={"label": torch.full_like(val.y["label"], -1)}), epochs=1, progress=False,
+            device="cpu")
+
+
+def test_a_dataset_edited_after_construction_is_a_clear_error(data):
+    train = data.split("train")
+    train.x["a"] = train.x["a"][:10]  # rows edited in place after the dataset was built
+    with pytest.raises(ValueError, match=r"train was changed after it was built \(.*x\['a'\] has 10 rows, expected "
+                                         r"\d+\); build a new dataset"):
+        fit(net(), train, data.split("val"), epochs=1, progress=False, device="cpu")

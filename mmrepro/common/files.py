@@ -6,12 +6,13 @@ downloads) goes to a temporary file beside its target and is renamed over it onl
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 CHUNK = 1 << 16
 
@@ -70,6 +71,27 @@ def replace_dir(new: Path | None, target: Path) -> None:
         os.replace(new, target)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if needed) while the block runs, so that writers
+    taking it (two runs committing into one results folder) go one at a time instead of interleaving
+    their renames. The lock is ``flock`` on the folder itself (no lock file to leave behind), released
+    when the block ends or the process dies; where ``fcntl`` is missing (Windows) it does nothing."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield folder
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield folder
+    finally:
+        os.close(fd)
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -113,6 +113,11 @@ _SETTINGS = {
 def _check_split(model: MultimodalNet, data: Any, name: str, task: Task) -> None:
     if not isinstance(data, MultimodalDataset):
         raise TypeError(f"{name} must be a MultimodalDataset (e.g. data.split({name!r})), got {type(data).__name__}")
+    try:
+        data.validate()  # its tensors may have been replaced since it was built
+    except ValueError as err:
+        raise ValueError(f"{name} was changed after it was built ({err}); build a new dataset instead of editing "
+                         "its tensors (MultimodalDataset(...), or data.subset(rows) to keep some rows)") from None
     if data.n == 0:
         hint = "; pass val=None to keep the last epoch instead" if name == "val" else ""
         raise ValueError(f"{name} has no rows: pass a non-empty split{hint}")
@@ -131,7 +136,12 @@ def _check_split(model: MultimodalNet, data: Any, name: str, task: Task) -> None
             check_present(m, x, data.present[m], data.lengths.get(m))
         except ValueError as err:
             raise ValueError(f"{name}.{err}") from None
-    task.check_targets(data.y[task.name], f"{name}.y[{task.name!r}]")
+    y = data.y[task.name]
+    task.check_targets(y, f"{name}.y[{task.name!r}]")
+    known = y >= 0 if task.kind == "multiclass" else ~torch.isnan(y)
+    if not bool(known.any()):
+        what = "nothing to train on" if name == "train" else "nothing to select a checkpoint on; pass val=None"
+        raise ValueError(f"{name} has no known target for task {task.name!r} (all {data.n} rows are unknown): {what}")
 
 
 def check_fit_inputs(model: MultimodalNet, train: Any, val: Any = None, task: str | None = None,

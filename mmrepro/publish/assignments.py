@@ -28,8 +28,9 @@ sphinx-exercise directives that the book renders (solutions folded)::
 :func:`assign` turns a chapter into an otter-assign master notebook (the chapter's body with every code
 cell tagged ``otter_ignore``, so that grading runs only the exercises; one question per exercise) and
 runs ``otter assign`` on it. The student version keeps the chapter and the public checks and replaces
-each answer by ``...``; the hidden checks exist only in the autograder bundle. :func:`grade` runs
-``otter run`` on a submission (locally, no Docker) and reports every question.
+each answer by ``...``; the hidden checks exist only in the autograder folder (otter's bundle, and the
+questions' manifest ``<chapter>.json`` that :mod:`mmrepro.publish.grading` reads). :func:`grade` runs a
+submission in a process of its own and the checks outside it (:mod:`mmrepro.publish.grading`).
 """
 from __future__ import annotations
 
@@ -49,18 +50,15 @@ from typing import Any
 
 import nbformat
 
-__all__ = ["AssignmentError", "Question", "Exercises", "read_exercises", "assign", "grade", "Report"]
+from mmrepro.publish.grading import IGNORE, AssignmentError, Limits, Report
+
+__all__ = ["AssignmentError", "Question", "Exercises", "read_exercises", "without_solutions", "assign", "grade"]
 
 HEADING = "## Exercises"
 CHECK, HIDDEN = "check", "hidden-check"
-IGNORE = "otter_ignore"  # otter-grader skips cells with this tag when it grades
 _FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*)$")
 _POINTS = re.compile(r",\s*(?P<points>\d+(?:\.\d+)?) points?\s*$")
 _OTTER_DROPS = re.compile(r"(##\s*ignore\s*##\s*|#\s*ignore\s*)", re.IGNORECASE)  # otter assign drops such cells
-
-
-class AssignmentError(ValueError):
-    """An exercises section, an assignment folder or a submission is not as it must be."""
 
 
 @dataclass
@@ -240,6 +238,39 @@ def read_exercises(path: Path) -> Exercises:
     return Exercises(path.stem, nb.cells[:start], nb.cells[start], items, dict(nb.metadata["kernelspec"]))
 
 
+def without_solutions(nb: Any) -> Any:
+    """A copy of notebook ``nb`` (a chapter, executed or not) without its exercises' solutions: the code cells
+    between ``{solution-start}`` and ``{solution-end}``, those two directives and every ``{solution}``
+    directive (a written exercise's model answer) are removed; exercises, checks and everything else stay.
+    ``mmrepro book --no-solutions`` stages the chapters through it (a book for a course)."""
+    import copy
+
+    out, inside = copy.deepcopy(nb), False
+    cells = []
+    for cell in out.cells:
+        if cell.cell_type != "markdown":
+            if not inside:
+                cells.append(cell)
+            continue
+        if "{solution" not in cell.source:
+            if not inside:
+                cells.append(cell)
+            continue
+        kept = []
+        for kind, raw, name, _, _ in _blocks(cell.source):
+            if kind == "directive" and name == "solution-start":
+                inside = True
+            elif kind == "directive" and name == "solution-end":
+                inside = False
+            elif not inside and not (kind == "directive" and name == "solution"):
+                kept.append(raw)
+        if kept:
+            cell.source = "\n\n".join(kept)
+            cells.append(cell)
+    out.cells = cells
+    return out
+
+
 # ----------------------------------------------------------------------------- otter's master notebook
 
 def _raw(text: str) -> Any:
@@ -353,8 +384,9 @@ def assign(paths: list[Path], out: Path) -> list[Path]:
             for target, source in targets.items():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
-            manifest = {"chapter": ex.chapter, "questions": [
-                {"name": q.name, "title": q.title, "points": q.points, "graded": q.graded} for q in ex.questions]}
+            manifest = {"chapter": ex.chapter, "grader": 1, "questions": [
+                {"name": q.name, "title": q.title, "points": q.points, "graded": q.graded,
+                 **({"checks": [_check_record(c) for c in q.checks]} if q.graded else {})} for q in ex.questions]}
             (staged / "autograder" / f"{ex.chapter}.json").write_text(json.dumps(manifest, indent=1))
             written += [*targets, staged / "autograder" / f"{ex.chapter}.json"]
         final = []
@@ -364,6 +396,16 @@ def assign(paths: list[Path], out: Path) -> list[Path]:
             shutil.copy2(path, target)
             final.append(target)
     return final
+
+
+def _check_record(cell: Any) -> dict[str, Any]:
+    """A check cell as the grader keeps it: its function's name and source (the call after it is the
+    grader's to make), and whether it is hidden."""
+    import ast
+
+    definition = ast.parse(cell.source).body[0]
+    return {"function": definition.name, "hidden": HIDDEN in _tags(cell),
+            "source": ast.get_source_segment(cell.source, definition)}
 
 
 def _check_body(ex: Exercises, student: Any) -> None:
@@ -377,75 +419,19 @@ def _check_body(ex: Exercises, student: Any) -> None:
 
 # ----------------------------------------------------------------------------- grade
 
-@dataclass
-class Report:
-    """The result of grading one submission: ``rows`` (name, score or None for written, points, note)."""
+def grade(submission: Path, autograder: Path | None = None, root: Path | None = None,
+          limits: Limits | None = None) -> Report:
+    """Grade ``submission`` (:mod:`mmrepro.publish.grading`: its code in a process of its own, the checks
+    outside it) against ``autograder`` (a folder written by :func:`assign`; default: one built now from
+    the chapter's source in this checkout, read and removed before the submission runs)."""
+    from mmrepro.publish import grading
 
-    chapter: str
-    rows: list[tuple[str, float | None, float, str]]
+    if autograder is not None:
+        return grading.grade(Path(submission), Path(autograder), limits)
+    from mmrepro.publish import parameters
 
-    @property
-    def score(self) -> float:
-        return sum(r[1] for r in self.rows if r[1] is not None)
-
-    @property
-    def possible(self) -> float:
-        return sum(r[2] for r in self.rows if r[1] is not None)
-
-    def text(self) -> str:
-        width = max(len(r[0]) for r in self.rows)
-        lines = [f"{self.chapter}: {len(self.rows)} questions"]
-        for name, score, points, note in self.rows:
-            got = "manual" if score is None else f"{score:g} / {points:g}"
-            lines.append(f"  {name:<{width}}  {got:<9}  {note}")
-        lines.append(f"score: {self.score:g} / {self.possible:g}")
-        return "\n".join(lines)
-
-
-def _first_failure(result: Any) -> str:
-    for case in result.test_case_results:
-        if not case.passed:
-            last = (case.message or "").strip().splitlines()[-1] if case.message else "failed"
-            hidden = " (hidden check)" if case.test_case.hidden else ""
-            return f"failed{hidden}: {last.strip()[:300]}"
-    return "all checks pass"
-
-
-def grade(submission: Path, autograder: Path | None = None, root: Path | None = None) -> Report:
-    """Grade ``submission`` with otter-grader against ``autograder`` (a folder written by :func:`assign`;
-    default: one built now from the chapter's source in this checkout)."""
-    otter = _otter()
-    try:
-        nb = nbformat.read(submission, as_version=4)
-    except (OSError, ValueError) as err:
-        raise AssignmentError(f"cannot read the submission {submission}: {err}") from None
-    chapter = nb.metadata.get("otter", {}).get("assignment_name")
-    if not chapter:
-        raise AssignmentError(f"{submission} is not a notebook written by `mmrepro assign` (no otter "
-                              "assignment name in its metadata): grade the student version's notebook.")
+    nb, chapter = grading.read_submission(Path(submission))
     with tempfile.TemporaryDirectory(prefix="mmrepro-grade-") as tmp:
-        if autograder is None:
-            from mmrepro.publish import parameters
-
-            assign([parameters.find_notebook(chapter, parameters.root_or_fail(root))], Path(tmp))
-            autograder = Path(tmp) / "autograder"
-        bundle, manifest = autograder / f"{chapter}-autograder.zip", autograder / f"{chapter}.json"
-        if not bundle.is_file() or not manifest.is_file():
-            raise AssignmentError(f"{autograder} holds no autograder for {chapter!r}: run "
-                                  f"`mmrepro assign {chapter} --out DIR` and pass --autograder DIR/autograder.")
-        questions = json.loads(manifest.read_text())["questions"]
-        results = _quietly(otter.api.grade_submission, str(submission), str(bundle), quiet=True)
-    if results.catastrophic_error is not None:
-        raise AssignmentError(f"grading {submission} failed: {results.catastrophic_error}")
-    rows = []
-    for q in questions:
-        if not q["graded"]:
-            rows.append((q["name"], None, q["points"],
-                         f"written answer ({q['points']:g} points): graded by the teacher"))
-            continue
-        result = results.results.get(q["name"])
-        if result is None:
-            rows.append((q["name"], 0.0, q["points"], "not graded: its checks did not run"))
-        else:
-            rows.append((q["name"], float(result.score), float(result.possible), _first_failure(result)))
-    return Report(chapter, rows)
+        assign([parameters.find_notebook(chapter, parameters.root_or_fail(root))], Path(tmp))
+        questions = grading.load_checks(Path(tmp) / "autograder", chapter)
+    return grading.grade_questions(nb, chapter, questions, None, limits)

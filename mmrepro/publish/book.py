@@ -5,22 +5,23 @@ one notebook's run is :mod:`mmrepro.publish.execution`.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import json
-import multiprocessing
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import nbformat
 
-from mmrepro.common.files import write_atomic
-from mmrepro.publish.execution import execute, notebook_fingerprint, prepare_build, stale_reason
+from mmrepro.common.files import replace_dir, write_atomic
+from mmrepro.common.processes import signals_ignored
+from mmrepro.publish.execution import check_profiles, execute, notebook_fingerprint, prepare_build, stale_reason
 from mmrepro.publish.notebook import PROFILES
 from mmrepro.publish.parameters import (
     BookError,
@@ -77,9 +78,22 @@ def parameters_dropdown(results: dict[str, Any]) -> str:
     return "\n".join([*lines, ":::"])
 
 
-def stage(root: Path, build: Path) -> Path:
-    """Copy the pages, the executed notebooks and MathJax into ``build/site`` for Sphinx."""
-    site = build / "site"
+def _read_executed(path: Path) -> Any:
+    """An executed notebook, or BookError in one line when the file is not a notebook."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as err:  # nbformat's errors for non-notebooks
+        raise BookError(f"{path} is not a readable notebook ({type(err).__name__}: {str(err)[:200]}); run "
+                        "`mmrepro book` without --no-execute to execute it again.") from None
+
+
+def stage(root: Path, build: Path, site: Path | None = None, solutions: bool = True) -> Path:
+    """Copy the pages, the executed notebooks and MathJax into ``site`` (default ``build/site``) for Sphinx;
+    ``solutions=False`` leaves the exercises' solutions out (:func:`~mmrepro.publish.assignments.without_solutions`:
+    a book for a course)."""
+    from mmrepro.publish.assignments import without_solutions
+
+    site = site or build / "site"
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
@@ -93,9 +107,11 @@ def stage(root: Path, build: Path) -> Path:
             executed = build / "executed" / f"{page.stem}.ipynb"
             if not executed.is_file():
                 raise BookError(f"{rel} has not been executed; run `mmrepro book` without --no-execute.")
-            nb = nbformat.read(executed, as_version=4)
+            nb = _read_executed(executed)
             if not nb.metadata.get("mmrepro", {}).get("complete"):
                 raise BookError(f"{executed} is not a completed run; run `mmrepro book` without --no-execute.")
+            if not solutions:
+                nb = without_solutions(nb)
             after = _hide_parameter_cells(nb)
             results = build / "results" / f"{page.stem}.json"
             if is_chapter(page, root) and results.is_file():  # chapters: a folded parameters table instead
@@ -121,6 +137,26 @@ def _jupyter_book() -> str:
     return found
 
 
+def render(site: Path, root: Path, keep: Path) -> None:
+    """Build the HTML of the staged ``site`` with jupyter-book (``-W --keep-going``) in a session of its own;
+    Ctrl-C or SIGTERM stops it and everything it started within seconds (:class:`Interrupted`, which says
+    that the book in ``keep`` is left as it was)."""
+    from mmrepro.common.processes import stop
+
+    proc = subprocess.Popen([_jupyter_book(), "build", str(site), "-W", "--keep-going"], cwd=root,
+                            start_new_session=True)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt as err:
+        with signals_ignored():
+            stop([proc.pid], grace=5.0)
+            proc.wait()
+        raise Interrupted(f"interrupted ({str(err) or 'Ctrl-C'}) while jupyter-book built the HTML; the executed "
+                          f"notebooks are kept and the previous book in {keep} is left as it was") from None
+    if code != 0:
+        raise BookError(f"the book build reported warnings or errors (exit {code}); see above.")
+
+
 def _last_seconds(build: Path, name: str) -> float | None:
     """How long the last completed run of ``name`` in this build took (its results file), if known."""
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
@@ -133,19 +169,79 @@ def raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _worker_init() -> None:
-    """A chapter worker runs in its own process group (a terminal's Ctrl-C reaches only `mmrepro book`,
-    which passes it on) and stops on SIGTERM as cleanly as on Ctrl-C, keeping its partial run in failed/."""
+GRACE = 5.0  # seconds a stopped chapter has to keep its partial run before it is killed
+
+
+def _chapter_process(conn: Any, run: Any, args: tuple) -> None:
+    """The body of a chapter's own process: ``run(*args)`` (:func:`execute`), its outcome sent through
+    ``conn`` as ("executed", None) or ("failed", BookError). The process has its own process group (the
+    terminal's Ctrl-C reaches only ``mmrepro book``, which passes it on as SIGTERM); SIGTERM stops the
+    run as Ctrl-C does, keeping its partial notebook in failed/. It runs exactly one chapter, so a
+    signal never finds it idle inside a shared queue's lock (what made a process pool hang)."""
     os.setpgrp()
     signal.signal(signal.SIGTERM, raise_interrupt)
+    name = Path(args[0]).stem
+    try:
+        try:
+            run(*args)
+        finally:  # from here on the outcome is sent, whatever arrives
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        outcome: tuple[str, BookError | None] = ("executed", None)
+    except BookError as err:
+        outcome = ("failed", err)
+    except KeyboardInterrupt as err:
+        outcome = ("failed", Interrupted(f"{name} interrupted ({str(err) or 'Ctrl-C'}) as it ended"))
+    except BaseException as err:  # noqa: BLE001 - reported as the chapter's failure, never a traceback
+        outcome = ("failed", BookError(f"{name} could not be run ({type(err).__name__}: {err})"))
+    conn.send(outcome)
+    conn.close()
+
+
+def _stop_chapters(running: dict[Any, tuple[Any, Path]], why: str) -> list[str]:
+    """Stop every running chapter process (SIGTERM: each keeps its partial run in failed/), kill those still
+    running after :data:`GRACE` seconds and whatever they started (kernels); one message per chapter."""
+    from multiprocessing.connection import wait
+
+    from mmrepro.common.processes import descendants, stop
+
+    running = {conn: (proc, path) for conn, (proc, path) in running.items() if proc.pid is not None}  # started
+    below = [child for proc, _ in running.values() for child in descendants(proc.pid)]
+    for proc, _ in running.values():
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGTERM)
+    said, deadline = [], time.monotonic() + GRACE
+    waiting = dict(running)
+    while waiting and time.monotonic() < deadline:
+        for conn in wait(list(waiting), timeout=max(deadline - time.monotonic(), 0)):
+            proc, path = waiting.pop(conn)
+            try:
+                kind, err = conn.recv()
+                if err is not None:  # a chapter that finished meanwhile was not stopped
+                    said.append(str(err))
+            except (EOFError, OSError):
+                said.append(f"{path.stem} stopped ({why}) before it reported; executed/ and results/ hold only "
+                            "its completed runs")
+    for proc, path in waiting.values():
+        said.append(f"{path.stem} did not stop within {GRACE:g} s of {why} and was killed; executed/ and results/ "
+                    "hold only its completed runs")
+    for proc, _ in running.values():
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+    stop(below, grace=2.0)  # kernels the chapters left behind
+    return said
 
 
 def _run_all(runs: list[tuple[Path, dict[str, Any]]], build: Path, profile: str, root: Path,
              jobs: int) -> dict[str, BookError | None]:
-    """Execute ``runs`` (path, fingerprint), ``jobs`` at a time, each in its own process (one kernel
+    """Execute ``runs`` (path, fingerprint), ``jobs`` at a time, each in a process of its own (one kernel
     each), the longest by its last recorded runtime first; ``{name: None or the error}``, printed as
-    each ends. Ctrl-C or SIGTERM stops every run (each keeps its partial notebook in failed/) and
-    raises :class:`Interrupted`."""
+    each ends. Ctrl-C or SIGTERM stops every run within seconds (each keeps its partial notebook in
+    failed/; one still running after :data:`GRACE` seconds is killed, with its kernel) and raises
+    :class:`Interrupted` naming each stopped chapter; a second signal meanwhile is ignored."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     runs = sorted(runs, key=lambda r: -(_last_seconds(build, r[0].stem) or 0.0))  # stable: toc order otherwise
     outcome: dict[str, BookError | None] = {}
 
@@ -164,29 +260,36 @@ def _run_all(runs: list[tuple[Path, dict[str, Any]]], build: Path, profile: str,
             except BookError as err:
                 done(path, err)
         return outcome
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(runs)), initializer=_worker_init,
-                                  mp_context=multiprocessing.get_context("spawn"))
-    futures: dict[cf.Future, Path] = {}
+    # forkserver: each chapter's process is forked from a clean server that imported this module once
+    # (spawn would import it again for every chapter; a plain fork would copy this process's threads)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    pending, running = list(runs), {}
     try:
-        for path, parts in runs:
-            futures[pool.submit(execute, path, build, {"profile": profile}, root, {"fingerprint": parts})] = path
-        for future in cf.as_completed(futures):
-            try:
-                future.result()
-                done(futures[future], None)
-            except BookError as err:
-                done(futures[future], err)
+        while pending or running:
+            while pending and len(running) < jobs:
+                path, parts = pending.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                args = (path, build, {"profile": profile}, root, {"fingerprint": parts})
+                proc = context.Process(target=_chapter_process, args=(send, execute, args), name=f"mmrepro-{path.stem}")
+                running[receive] = (proc, path)
+                proc.start()
+                send.close()
+            for conn in wait(list(running)):
+                proc, path = running.pop(conn)
+                try:
+                    kind, err = conn.recv()
+                except (EOFError, OSError):
+                    kind, err = "failed", BookError(f"{path.name} could not be run: its process ended without a "
+                                                    f"result (exit code {proc.exitcode})")
+                proc.join()
+                done(path, err if kind == "failed" else None)
     except KeyboardInterrupt as err:
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            with contextlib.suppress(OSError):
-                proc.terminate()  # SIGTERM: the run stops as on Ctrl-C
-        pool.shutdown(wait=True, cancel_futures=True)
-        kept = [str(f.exception()) for f in futures if f.done() and not f.cancelled()
-                and isinstance(f.exception(), Interrupted)]
-        raise Interrupted("; ".join(kept) or f"interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold "
+        why = str(err) or "Ctrl-C"
+        with signals_ignored():
+            said = _stop_chapters(running, why)
+        raise Interrupted("; ".join(said) or f"interrupted ({why}) between chapters; executed/ and results/ hold "
                           "only completed runs") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
     return outcome
 
 
@@ -210,7 +313,8 @@ def _record_data(build: Path, names: Sequence[str], before: Mapping[str, Any]) -
 
 
 def build_book(root: Path | None = None, profile: str = "book", build: Path | None = None,
-               execute_notebooks: bool = True, force: bool = False, jobs: int | None = 1) -> Path:
+               execute_notebooks: bool = True, force: bool = False, jobs: int | None = 1,
+               solutions: bool = True) -> Path:
     """Execute the notebooks with ``profile`` and build the HTML book with ``-W --keep-going``.
 
     A notebook whose executed copy was run from the same :func:`~mmrepro.publish.execution.notebook_fingerprint` is reused (``force``: run
@@ -218,7 +322,9 @@ def build_book(root: Path | None = None, profile: str = "book", build: Path | No
     process; a failing chapter does not stop the others, and nothing of theirs is lost. The pages that summarise the
     chapters (the scorecard) run afterwards, only when every chapter succeeded, and the book is built
     only then. Prints one line per notebook: reused (and why not, when it runs), executed, failed or
-    skipped."""
+    skipped. The HTML is built in a new folder that replaces ``build/site`` only once it is complete
+    (a failed build is kept in ``build/site-failed``); ``solutions=False`` leaves the exercises'
+    solutions out of it (a book for a course; the notebooks run as always)."""
     if profile not in PROFILES:
         raise BookError(f"profile {profile!r} is not one of {', '.join(PROFILES)}.")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -228,6 +334,8 @@ def build_book(root: Path | None = None, profile: str = "book", build: Path | No
     build = prepare_build(build or root / "_build")
     outcome: dict[str, list[str]] = {"reused": [], "executed": [], "failed": [], "skipped": []}
     paths = notebooks(root)
+    if execute_notebooks:
+        check_profiles(build, [p.stem for p in paths], profile)
     if not execute_notebooks:
         for path in paths:
             executed = build / "executed" / f"{path.stem}.ipynb"
@@ -269,10 +377,22 @@ def build_book(root: Path | None = None, profile: str = "book", build: Path | No
         raise BookError(f"{', '.join(outcome['failed'])} failed (see above); the book was not built. The other "
                         "notebooks' executed copies and results are kept: the next `mmrepro book` reuses them "
                         "and runs only what failed or changed.")
-    site = stage(root, build)
-    done = subprocess.run([_jupyter_book(), "build", str(site), "-W", "--keep-going"], cwd=root)
-    if done.returncode != 0:
-        raise BookError(f"the book build reported warnings or errors (exit {done.returncode}); see above.")
+    site, failed = build / "site", build / "site-failed"
+    new = Path(tempfile.mkdtemp(prefix=".site-", dir=build))  # the previous book stays until this one is built
+    try:
+        render(stage(root, build, new, solutions), root, site)
+    except Interrupted:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    except BookError as err:
+        replace_dir(new, failed)
+        raise BookError(f"{str(err).rstrip('.;')}; this build is in {failed}, the previous book in {site} is "
+                        "left as it was.") from None
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    replace_dir(new, site)
+    shutil.rmtree(failed, ignore_errors=True)
     return site / "_build" / "html"
 
 

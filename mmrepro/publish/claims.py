@@ -187,6 +187,20 @@ def _check_common(record: Mapping[str, Any], fields: tuple[str, ...]) -> None:
             raise _fail(cid, f"field {name!r} must be a non-empty string")
 
 
+def _check_design(cid: Any, n: int, design: Any) -> None:
+    """``n`` must count the units of one of the design's sources of randomness (the evidence's parts, e.g.
+    the seeds of a Student t over seeds): an ``n`` that no part counts was not what the interval rests on."""
+    parts = design.get("parts") if isinstance(design, Mapping) else None
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, Mapping) for p in parts):
+        raise _fail(cid, "an empirical claim with an estimate needs its 'design' (the sources of randomness of its "
+                         "interval, as mmrepro.core.stats.Evidence.design() records them)")
+    counts = [p.get("count") for p in parts]
+    if n not in counts:
+        shown = " and ".join(f"{p.get('count')!r} {p.get('unit', 'units')}" for p in parts)
+        raise _fail(cid, f"field 'n' is {n} but its design counts {shown}: n must be the count of one of its "
+                         "sources of randomness")
+
+
 def _expected_empirical(record: Mapping[str, Any]) -> tuple[str, str, Any, Any]:
     """(verdict, outcome, runs_to_decide, its reason) re-derived from an empirical record's fields."""
     cid = record["id"]
@@ -214,6 +228,7 @@ def _expected_empirical(record: Mapping[str, Any]) -> tuple[str, str, Any, Any]:
         n = record["n"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise _fail(cid, f"field 'n' must be a positive int (independent units), got {n!r}")
+        _check_design(cid, n, record.get("design"))
         if not isinstance(record["interval_method"], str) or not record["interval_method"].strip():
             raise _fail(cid, "field 'interval_method' must say how the interval was computed")
     if reason is not None:

@@ -3,6 +3,7 @@ classroom assignments."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -39,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         params["profile"] = args.profile
     values = parameters.check_parameters(path, params)  # before any kernel starts
     build = execution.prepare_build(Path(args.build) if args.build else root / "_build")
+    execution.check_profiles(build, [path.stem], values["profile"])
     record = {"fingerprint": execution.notebook_fingerprint(path, values, root, build)}
     out = execution.execute(path, build, params, root, record=record, progress=True)
     results = build / "results" / f"{path.stem}.json"
@@ -54,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
 def _book(args: argparse.Namespace) -> int:
     build = Path(args.build) if args.build else None
     html = book.build_book(_root(args), profile=args.profile, build=build, execute_notebooks=not args.no_execute,
-                           force=args.force, jobs=args.jobs)
+                           force=args.force, jobs=args.jobs, solutions=not args.no_solutions)
     print(f"book: {html / 'index.html'}")
     return 0
 
@@ -113,14 +115,18 @@ def _assign(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    from mmrepro.publish.grading import Limits
+
     root = None if args.autograder else _root(args)  # without --autograder: built from the project's chapter
-    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None, root)
+    limits = Limits(cell_seconds=args.cell_timeout, total_seconds=args.timeout, memory_gb=args.memory)
+    report = assignments.grade(Path(args.submission), Path(args.autograder) if args.autograder else None, root,
+                               limits=limits)
     print(report.text())
     return 0
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from mmrepro.runs.cache import default_cache, describe_cache, size_text
+    from mmrepro.runs.cache import ENV, default_cache, describe_cache, size_text
 
     store = default_cache()
     if args.action == "info" or store is None:
@@ -128,7 +134,11 @@ def _cache(args: argparse.Namespace) -> int:
         return 0
     if args.older_than is not None and args.older_than < 0:
         raise parameters.BookError(f"--older-than must be a number of days >= 0, got {args.older_than:g}.")
-    n, freed = store.clear(args.older_than)
+    try:
+        n, freed = store.clear(args.older_than)
+    except OSError as err:
+        raise parameters.BookError(f"{err.strerror}; is the cache folder read-only? Set {ENV} to a folder you "
+                                   "can write, or to off.") from None
     age = f" unused for more than {args.older_than:g} days" if args.older_than is not None else ""
     print(f"removed {n} cached run(s){age} ({size_text(freed)}) from {store.root}")
     return 0
@@ -186,6 +196,9 @@ def parser() -> argparse.ArgumentParser:
     bk.add_argument("--no-execute", action="store_true", help="rebuild from the last executed notebooks")
     bk.add_argument("--force", action="store_true",
                     help="run every notebook again, even those whose executed copy is up to date")
+    bk.add_argument("--no-solutions", action="store_true",
+                    help="leave the exercises' solutions out of the HTML (a book for a course; the chapters run "
+                         "as always, and a build without this flag puts them back)")
     bk.add_argument("--jobs", type=int, default=None, metavar="N",
                     help="chapters run at a time, each in its own process on one thread (default: all at "
                          "once; the system shares the CPU cores between them)")
@@ -213,10 +226,18 @@ def parser() -> argparse.ArgumentParser:
     asg.add_argument("--out", required=True, help="folder for student/, solution/ and autograder/")
     asg.set_defaults(func=_assign)
 
-    gr = sub.add_parser("grade", parents=[project], help="grade a submitted student notebook (otter-grader, locally)")
+    gr = sub.add_parser("grade", parents=[project],
+                        help="grade a submitted student notebook: its code in a process of its own, the checks "
+                             "outside it (not a security sandbox: see the teachers' page)")
     gr.add_argument("submission", help="the student's .ipynb")
     gr.add_argument("--autograder", help="DIR/autograder written by mmrepro assign (default: built now from "
                                          "this checkout's chapter)")
+    gr.add_argument("--cell-timeout", type=float, default=120.0, metavar="SECONDS",
+                    help="wall-clock limit of each cell and of each call of a graded function (default 120)")
+    gr.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
+                    help="wall-clock limit of the whole submission (default 900)")
+    gr.add_argument("--memory", type=float, default=4.0, metavar="GIB",
+                    help="memory limit of the submission's process in GiB (default 4)")
     gr.set_defaults(func=_grade)
 
     pl = sub.add_parser("plan", parents=[project],
@@ -238,6 +259,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _interrupted(argv: list[str] | None) -> int:
+    """Exit status 130; as the command line itself (no ``argv``), a second Ctrl-C or SIGTERM while the
+    process exits is ignored (it would print a traceback from the interpreter's shutdown)."""
+    if argv is None:
+        with contextlib.suppress(ValueError):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; errors and interruptions end in one line on stderr (exit 2, or 130 when interrupted)."""
     args = parser().parse_args(argv)
@@ -249,11 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except parameters.Interrupted as err:
         print(f"mmrepro: {err}", file=sys.stderr)
-        return 130
+        return _interrupted(argv)
     except KeyboardInterrupt as err:
-        print(f"mmrepro: interrupted ({err or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
+        print(f"mmrepro: interrupted ({str(err) or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
               file=sys.stderr)
-        return 130
+        return _interrupted(argv)
     except (parameters.BookError, assignments.AssignmentError) as err:
         print(f"mmrepro: error: {err}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -24,8 +25,8 @@ from typing import Any, Iterator, Mapping
 
 import nbformat
 
-from mmrepro.common.files import replace_dir, sha256_file, write_atomic
-from mmrepro.publish.notebook import RUN_OUTPUT_ENV
+from mmrepro.common.files import locked, replace_dir, sha256_file, write_atomic
+from mmrepro.publish.notebook import RUN_OUTPUT_ENV, ResultsConflict, check_profile, recorded_profile
 from mmrepro.publish.parameters import BookError, Interrupted, is_chapter
 
 KERNEL = "python3"
@@ -86,7 +87,7 @@ _CHANGES = {"source": "its source changed", "parameters": "its parameters differ
 def _record(executed: Path) -> dict[str, Any] | None:
     try:
         return nbformat.read(executed, as_version=4).metadata.get("mmrepro")
-    except (OSError, ValueError, nbformat.reader.NotJSONError):
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):  # not a notebook (nbformat's errors vary)
         return None
 
 
@@ -149,26 +150,45 @@ def _signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
+def check_profiles(build: Path, names: list[str], profile: str) -> None:
+    """BookError, before anything runs, when the build folder holds results of ``names`` from runs of
+    another profile than ``profile``: a `smoke` run never replaces a `book` run's results (nor the reverse)."""
+    clashes = [n for n in names if recorded_profile(build / "results" / f"{n}.json") not in (None, profile)]
+    if clashes:
+        try:
+            check_profile(build / "results" / f"{clashes[0]}.json", profile, clashes[0])
+        except ResultsConflict as err:
+            more = f" ({len(clashes) - 1} more chapter(s) too: {', '.join(clashes[1:])})" if clashes[1:] else ""
+            raise BookError(f"{str(err).rstrip('.')}{more}; nothing was run.") from None
+
+
 def _commit(stage: Path, build: Path, name: str, record: dict[str, Any]) -> Path:
     """Move a finished run's figures, results file and executed notebook into place (each by a rename;
     the notebook last, with a record of the results file it belongs to); drop an earlier failed run's
-    partial notebook."""
+    partial notebook. Commits into one build folder take its results folder's lock one at a time, and a
+    results file of another profile is not replaced (BookError)."""
     results = build / "results"
-    results.mkdir(parents=True, exist_ok=True)
     figures, result = stage / "results" / name, stage / "results" / f"{name}.json"
-    replace_dir(figures if figures.is_dir() else None, results / name)
-    if result.is_file():
-        os.replace(result, results / result.name)
-    else:  # a page that writes no results: a results file of an earlier version would not be its own
-        (results / result.name).unlink(missing_ok=True)
-    target = results / result.name
-    nb = nbformat.read(stage / f"{name}.ipynb", as_version=4)
-    nb.metadata["mmrepro"] = {**record, "complete": True,
-                              "results_sha256": sha256_file(target) if target.is_file() else None}
-    executed = build / "executed" / f"{name}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
-    (build / "failed" / f"{name}.ipynb").unlink(missing_ok=True)  # an earlier failure's partial run is obsolete
+    with locked(results):
+        profile = recorded_profile(result)
+        if profile is not None:
+            try:
+                check_profile(results / result.name, profile, name)
+            except ResultsConflict as err:
+                raise BookError(str(err)) from None
+        replace_dir(figures if figures.is_dir() else None, results / name)
+        if result.is_file():
+            os.replace(result, results / result.name)
+        else:  # a page that writes no results: a results file of an earlier version would not be its own
+            (results / result.name).unlink(missing_ok=True)
+        target = results / result.name
+        nb = nbformat.read(stage / f"{name}.ipynb", as_version=4)
+        nb.metadata["mmrepro"] = {**record, "complete": True,
+                                  "results_sha256": sha256_file(target) if target.is_file() else None}
+        executed = build / "executed" / f"{name}.ipynb"
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(executed, lambda tmp: nbformat.write(nb, str(tmp)))
+        (build / "failed" / f"{name}.ipynb").unlink(missing_ok=True)  # an earlier failure's partial run is obsolete
     return executed
 
 
@@ -194,6 +214,7 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
     import jupytext
     import papermill
 
+    from mmrepro.common.processes import descendants, signals_ignored, stop
     from mmrepro.publish import papermill_engine
 
     build = prepare_build(build)
@@ -202,6 +223,7 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
     stage = Path(tempfile.mkdtemp(prefix=f".run-{name}-", dir=build))
     partial = stage / f"{name}.ipynb"
     env = {"MMREPRO_RESULTS": str(build / "results"), RUN_OUTPUT_ENV: str(stage / "results")}
+    before = {p.pid for p in descendants()}
     try:
         try:
             with _environment(env):
@@ -214,7 +236,11 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
                                            extra_arguments=KERNEL_ARGUMENTS)
         except KeyboardInterrupt as err:
             why = str(err) or "Ctrl-C"
-            raise Interrupted(f"{name} interrupted ({why}): {_kept(executed, partial, build, name)}.") from None
+            with signals_ignored():  # a second Ctrl-C must not cut the clean-up short
+                logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the kernel's tasks, cancelled with it
+                stop([p for p in descendants() if p.pid not in before], grace=2.0)  # a kernel still starting
+                kept = _kept(executed, partial, build, name)
+            raise Interrupted(f"{name} interrupted ({why}): {kept}.") from None
         except papermill.PapermillExecutionError as err:
             raise BookError(f"{path.name} failed ({err.ename}: {err.evalue}); "
                             f"{_kept(executed, partial, build, name)}.") from None

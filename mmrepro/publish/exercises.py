@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["agree", "same", "own"]
+__all__ = ["agree", "same", "own", "used_names"]
 
 
 def _numbers(value: Any) -> np.ndarray | None:
@@ -98,6 +98,16 @@ def _names(code: types.CodeType) -> set[str]:
     return names
 
 
+def used_names(function: Any) -> set[str]:
+    """The global and attribute names ``function``'s code uses (empty for a callable without code); a
+    student's function graded in its own process (:class:`mmrepro.publish.grading.RemoteFunction`)
+    brings them along as ``used_names``."""
+    if isinstance(getattr(function, "used_names", None), frozenset):
+        return set(function.used_names)
+    code = getattr(function, "__code__", None)
+    return _names(code) if isinstance(code, types.CodeType) else set()
+
+
 def own(student: Any, forbid: Iterable[str] = ()) -> None:
     """Assert that ``student`` is a function of the student's own: not one of the package's, and not using
     the names in ``forbid`` (the package's implementation of the exercise)."""
@@ -105,8 +115,7 @@ def own(student: Any, forbid: Iterable[str] = ()) -> None:
         raise AssertionError(f"expected a function, got {type(student).__name__} {_short(student)}")
     if str(getattr(student, "__module__", "")).startswith("mmrepro"):
         raise AssertionError(f"{student.__name__} is the package's own function: write your own")
-    code = getattr(student, "__code__", None)
-    used = sorted(set(forbid) & _names(code)) if code is not None else []
+    used = sorted(set(forbid) & used_names(student))
     if used:
         raise AssertionError(f"{student.__name__} uses {used}, the package's implementation of this exercise: "
                              "write it yourself")

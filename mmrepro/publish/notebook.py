@@ -17,10 +17,13 @@ import ast
 import json
 import math
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import types
 import typing
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -28,17 +31,24 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from mmrepro.common.checks import check_seed
-from mmrepro.common.files import write_atomic, write_bytes_atomic
+from mmrepro.common.files import locked, replace_dir, write_atomic, write_bytes_atomic
 
 PROFILES = ("smoke", "book", "paper")
 # Empirical claims of a smoke run are recorded with this reason instead of a verdict.
 SMOKE_REASON = "the smoke profile only checks that the code runs (tiny models, few epochs and runs)"
 _INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects
 RUN_OUTPUT_ENV = "MMREPRO_RUN_OUTPUT"
+# An integer size parameter may be at most CEILING times the largest value a profile (or its default) gives
+# it, a list at most CEILING times as long: `-p n_seeds 1000000000` is refused before a kernel starts.
+CEILING = 10
 
 
 class ParameterError(ValueError):
     """A notebook parameter is unknown or has an invalid value."""
+
+
+class ResultsConflict(ValueError):
+    """A run would replace a results file written by a run of another profile."""
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -51,6 +61,29 @@ def _injected_names(history: list[str]) -> set[str]:
             return {t.id for node in tree.body if isinstance(node, ast.Assign)
                     for t in node.targets if isinstance(t, ast.Name)}
     return set()
+
+
+def _declared_values(history: list[str]) -> dict[str, Any]:
+    """The literal values of the parameters cell (the first cell of annotated assignments declaring
+    ``profile``) in the kernel's input history: the defaults that papermill's injected values replace."""
+    for source in history:
+        if source.lstrip().startswith(_INJECTED_HEADER):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        found = {node.target.id: node.value for node in tree.body if isinstance(node, ast.AnnAssign)
+                 and isinstance(node.target, ast.Name) and node.value is not None}
+        if "profile" in found:
+            values = {}
+            for name, node in found.items():
+                try:
+                    values[name] = ast.literal_eval(node)
+                except ValueError:
+                    continue
+            return values
+    return {}
 
 
 def _allows_none(annotation: Any) -> bool:
@@ -86,6 +119,40 @@ def _type_name(annotation: Any) -> str:
     return " or ".join(t.__name__ for t in _base_types(annotation))
 
 
+def _size(value: Any) -> int | None:
+    """The size an integer or list parameter value stands for (its value, its length); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return abs(value)
+    return len(value) if isinstance(value, (list, tuple)) else None
+
+
+def check_ceiling(name: str, value: Any, profiles: Mapping[str, Mapping[str, Any]],
+                  default: Any = None) -> None:
+    """ParameterError unless the integer (or list) ``value`` of parameter ``name`` is at most :data:`CEILING`
+    times the largest value (length) a profile gives it (its ``default`` when no profile sets it): a run
+    asked for 10^9 seeds would be killed for memory hours later, or fail deep inside torch. ``seed`` and
+    parameters that no profile nor default sizes are not bounded here (their own checks apply)."""
+    size = _size(value)
+    if name == "seed" or size is None:
+        return
+    references = [(f"the {p} profile's", settings[name]) for p, settings in profiles.items()
+                  if name in settings and _size(settings[name]) is not None]
+    if not references and _size(default) is not None:  # a parameter no profile sets: its declared value
+        references.append(("its default", default))
+    if not references:
+        return
+    where, reference = max(reversed(references), key=lambda r: _size(r[1]))  # ties: the paper profile
+    ceiling = CEILING * max(_size(reference), 1)
+    if size <= ceiling:
+        return
+    shown = (f"{name}={value!r} is too large: at most {ceiling}" if isinstance(value, int)
+             else f"{name} holds {size} items: at most {ceiling}")
+    ref = _size(reference) if isinstance(value, int) else len(reference)
+    raise ParameterError(f"{shown} ({CEILING} x {where} {ref}), a bound that keeps a run within memory and time.")
+
+
 class Params(Mapping[str, Any]):
     """Read-only attribute access to the resolved parameters (``P.n_seeds``)."""
 
@@ -118,12 +185,14 @@ def resolve_parameters(
     injected: set[str] = frozenset(),
     choices: Mapping[str, typing.Sequence[Any]] | None = None,
     checks: Mapping[str, tuple[Callable[[Any], bool], str]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate parameter values against their declarations and fill ``None`` from the profile.
 
     ``declared`` maps name -> annotation, ``values`` name -> current value, ``injected``
-    the names a caller (papermill) set.  ``checks`` maps name -> (predicate, what it
-    must be) for value constraints beyond the type.
+    the names a caller (papermill) set, ``defaults`` the values the parameters cell declares
+    (where known).  ``checks`` maps name -> (predicate, what it must be) for value constraints
+    beyond the type; every integer or list parameter is also bounded by :func:`check_ceiling`.
     """
     for required in ("profile", "seed", "device"):
         if required not in declared:
@@ -162,6 +231,8 @@ def resolve_parameters(
     for name, (predicate, must_be) in (checks or {}).items():
         if resolved.get(name) is not None and not predicate(resolved[name]):
             raise ParameterError(f"{name}={resolved[name]!r} is invalid: it must be {must_be}.")
+    for name, value in resolved.items():  # after the checks: a domain bound names the better reason
+        check_ceiling(name, value, profiles, (defaults or {}).get(name, None if name in injected else values.get(name)))
     try:
         check_seed(resolved["seed"])
     except (TypeError, ValueError) as err:
@@ -194,6 +265,27 @@ def output_dir() -> Path:
     run), else :func:`results_dir`."""
     staged = os.environ.get(RUN_OUTPUT_ENV)
     return Path(staged) if staged else results_dir()
+
+
+def recorded_profile(path: Path) -> str | None:
+    """The profile a results file records (None when there is no readable results file)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    profile = data.get("profile") if isinstance(data, dict) else None
+    return profile if isinstance(profile, str) else None
+
+
+def check_profile(path: Path, profile: str, name: str) -> None:
+    """:class:`ResultsConflict` when ``path`` holds the results of a run of another profile than ``profile``:
+    a `smoke` run must never replace a `book` run's results (the scorecard would mix profiles), nor the
+    reverse; runs of different profiles are kept in different folders."""
+    old = recorded_profile(path)
+    if old is not None and old != profile:
+        raise ResultsConflict(f"{path} holds a {old!r}-profile run of {name}; this {profile!r}-profile run would "
+                              "replace it. Write it to another folder (MMREPRO_RESULTS=<folder> papermill ..., or "
+                              f"mmrepro run/book --build <folder>), or delete {path} to replace it.")
 
 
 def git_sha(root: Path | None = None) -> str | None:
@@ -245,6 +337,21 @@ class ChapterRun:
     claims: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     sources: dict[str, str] = field(default_factory=dict)  # parameter -> "default" | "profile" | "user"
+    _stage: Path | None = field(default=None, init=False, repr=False)
+
+    def _output(self) -> Path:
+        """Where this run writes its figures while it runs: the staging folder that ``mmrepro run`` / ``book``
+        set (:func:`output_dir`), else (plain papermill) a private folder in the results folder that
+        :meth:`save` moves into place, so that a run failing before it saves changes none of an earlier
+        run's files; the folder is removed when the process ends."""
+        if os.environ.get(RUN_OUTPUT_ENV):
+            return output_dir()
+        if self._stage is None:
+            folder = results_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            self._stage = Path(tempfile.mkdtemp(prefix=f".{self.name}.run-", dir=folder))
+            weakref.finalize(self, shutil.rmtree, self._stage, True)
+        return self._stage
 
     def _key(self, key: str) -> str:
         if not isinstance(key, str) or not key or any(c.isspace() for c in key):
@@ -285,12 +392,13 @@ class ChapterRun:
         return table
 
     def glue_figure(self, key: str, fig: Any, display: bool = True) -> Path:
-        """Save a matplotlib figure (atomically) in ``<output_dir>/<name>/<key>.png``, glue it, and close
-        it; returns the PNG path. :meth:`save` removes the figures of earlier runs this run did not draw."""
+        """Save a matplotlib figure (atomically) as ``<name>/<key>.png`` in the run's output folder (see
+        :meth:`_output`), glue it, and close it; returns where the PNG is now. :meth:`save` puts this run's
+        figures in place of an earlier run's (whose figures this run did not draw are gone then)."""
         import matplotlib.pyplot as plt
         from myst_nb import glue
 
-        path = output_dir() / self.name / f"{self._key(key)}.png"
+        path = self._output() / self.name / f"{self._key(key)}.png"
         write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
         self.values[key] = {"figure": str(path.name)}
         glue(key, fig, display=display)
@@ -401,9 +509,12 @@ class ChapterRun:
         return self.glue_markdown(key, in_brief({self.name: headline}, {self.name: caveat}, profile=self.profile))
 
     def save(self) -> Path:
-        """Write ``<output_dir>/<name>.json`` atomically and return its path; figures in ``<output_dir>/<name>/``
-        that this run did not draw (left by an earlier run) are removed, and a local Ray instance the run
-        started (``executor="ray"``) is ended (:func:`mmrepro.runs.executors.stop_ray`)."""
+        """Write ``<name>.json`` atomically and return its path; the figures folder ``<name>/`` then holds this
+        run's figures only. Under ``mmrepro run`` / ``book`` both go to their staging folder (moved into the
+        build when the whole notebook has run); under plain papermill this run's staged figures and results
+        file replace the earlier ones in :func:`results_dir` one at a time under a lock, and
+        :class:`ResultsConflict` refuses to replace a results file of another profile. A local Ray instance
+        the run started (``executor="ray"``) is ended (:func:`mmrepro.runs.executors.stop_ray`)."""
         from mmrepro.common.version import __version__
 
         payload = {
@@ -414,17 +525,29 @@ class ChapterRun:
             "params": to_jsonable(dict(self.params)), "param_sources": self.sources,
             "values": self.values, "claims": self.claims,
         }
-        folder = output_dir()
-        figures = {v["figure"] for v in self.values.values() if isinstance(v, dict) and set(v) == {"figure"}}
-        if (folder / self.name).is_dir():
-            for old in (folder / self.name).glob("*.png"):
-                if old.name not in figures:
-                    old.unlink()
-        written = write_bytes_atomic(folder / f"{self.name}.json", json.dumps(payload, indent=2, allow_nan=False).encode())
+        data = json.dumps(payload, indent=2, allow_nan=False).encode()
+        if os.environ.get(RUN_OUTPUT_ENV):
+            folder = output_dir()
+            figures = {v["figure"] for v in self.values.values() if isinstance(v, dict) and set(v) == {"figure"}}
+            if (folder / self.name).is_dir():
+                for old in (folder / self.name).glob("*.png"):
+                    if old.name not in figures:
+                        old.unlink()
+            target = write_bytes_atomic(folder / f"{self.name}.json", data)
+        else:
+            with locked(results_dir()) as folder:
+                target = folder / f"{self.name}.json"
+                check_profile(target, self.profile, self.name)
+                drawn = self._stage / self.name if self._stage is not None else None
+                replace_dir(drawn if drawn is not None and drawn.is_dir() else None, folder / self.name)
+                write_bytes_atomic(target, data)
+        if self._stage is not None:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self._stage = None
         from mmrepro.runs.executors import stop_ray
 
         stop_ray()  # the chapter's work is done: a local Ray instance it started ends with it
-        return written
+        return target
 
 
 def _device_name(device: Any) -> str:
@@ -449,9 +572,12 @@ def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[s
     from mmrepro.common.device import resolve_device, seed_everything
 
     declared = dict(namespace.get("__annotations__", {}))
-    injected = _injected_names(list(namespace.get("In", [])))
+    history = list(namespace.get("In", []))
+    injected = _injected_names(history)
     given = {k: namespace.get(k) for k in declared}
-    values = resolve_parameters(declared, given, profiles, injected, choices, checks)
+    values = resolve_parameters(declared, given, profiles, injected, choices, checks, _declared_values(history))
+    if not os.environ.get(RUN_OUTPUT_ENV):  # plain papermill: refuse before anything runs, not at save()
+        check_profile(results_dir() / f"{name}.json", values["profile"], name)
     sources = {k: "user" if k in injected else "profile" if given[k] is None and values[k] is not None
                else "default" for k in declared}
     try:

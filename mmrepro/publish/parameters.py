@@ -219,6 +219,7 @@ def static_parameters(path: Path, params: Mapping[str, Any]) -> tuple[dict[str, 
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown} for {path.stem}; it accepts: {sorted(declared)}.")
+    defaults = {name: namespace.get(name) for name in declared}
     namespace.update(params)
     values = {name: namespace.get(name) for name in declared}
     for name, value in params.items():
@@ -228,7 +229,7 @@ def static_parameters(path: Path, params: Mapping[str, Any]) -> tuple[dict[str, 
         return values, None
     try:
         resolved = resolve_parameters(declared, values, contract["profiles"], set(params),
-                                      contract.get("choices"), contract.get("checks"))
+                                      contract.get("choices"), contract.get("checks"), defaults)
     except ParameterError:
         raise
     except Exception:  # noqa: BLE001 - a check that needs the kernel's state: start() runs it there

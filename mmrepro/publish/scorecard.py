@@ -41,16 +41,31 @@ def load_results(folder: Path) -> list[dict]:
     for path in sorted(folder.glob("*.json")):
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{path} is not valid JSON ({err}); re-run that chapter.") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path.name} is not a results file: it holds a {type(data).__name__}, not an object; "
+                             "re-run that chapter.")
         missing = [k for k in _REQUIRED if k not in data]
         if missing:
             raise ValueError(f"{path.name} lacks {missing}; it was not written by mmrepro.publish.notebook.ChapterRun.save.")
-        for record in data["claims"]:
+        if not isinstance(data["claims"], list):
+            raise ValueError(f"{path.name}: 'claims' must be a list of claim records, got "
+                             f"{type(data['claims']).__name__}; re-run that chapter.")
+        seen: dict[Any, int] = {}
+        for i, record in enumerate(data["claims"], 1):
+            if not isinstance(record, dict):
+                raise ValueError(f"{path.name}: claim {i} is not a record (an object), got {type(record).__name__}; "
+                                 "re-run that chapter.")
             try:
                 contract.validate(record)
             except contract.ClaimError as err:
                 raise contract.ClaimError(f"{path.name}: {err}") from None
+            seen[record["id"]] = seen.get(record["id"], 0) + 1
+        twice = [(cid, k) for cid, k in seen.items() if k > 1]
+        if twice:
+            raise contract.ClaimError(f"{path.name}: claim id {twice[0][0]!r} is recorded {twice[0][1]} times; every "
+                                      "claim id must be unique within a results file.")
         results.append(data)
     return results
 

@@ -111,7 +111,11 @@ class RunCache:
             warnings.warn(f"run cache entry {path} is unusable ({e}); training the run again", stacklevel=3)
             path.unlink(missing_ok=True)
             return None
-        os.utime(path)  # "last used", for clear --older-than
+        try:
+            os.utime(path)  # "last used", for clear --older-than
+        except OSError as e:  # a read-only cache is still a cache
+            warnings.warn(f"could not mark run cache entry {path} as used ({e}); `mmrepro cache clear --older-than` "
+                          "may count it as unused", stacklevel=3)
         return cand
 
     def save(self, key: RunKey, candidate: Any) -> None:
@@ -144,19 +148,23 @@ class RunCache:
 
     def clear(self, older_than_days: float | None = None) -> tuple[int, int]:
         """Remove every entry (or those unused for more than ``older_than_days``) and stale temporary
-        files; returns (entries removed, bytes freed)."""
+        files; returns (entries removed, bytes freed). OSError (a read-only cache) names the folder."""
         if older_than_days is not None and older_than_days < 0:
             raise ValueError(f"older_than_days must be >= 0, got {older_than_days}")
         cutoff = time.time() - 86400 * older_than_days if older_than_days is not None else None
         n = freed = 0
-        for p in self.entries():
-            st = p.stat()
-            if cutoff is None or st.st_mtime < cutoff:
-                p.unlink(missing_ok=True)
-                n, freed = n + 1, freed + st.st_size
-        for p in self.root.glob("*/.*.part") if self.root.is_dir() else []:
-            if time.time() - p.stat().st_mtime > 86400:
-                p.unlink(missing_ok=True)
+        try:
+            for p in self.entries():
+                st = p.stat()
+                if cutoff is None or st.st_mtime < cutoff:
+                    p.unlink(missing_ok=True)
+                    n, freed = n + 1, freed + st.st_size
+            for p in self.root.glob("*/.*.part") if self.root.is_dir() else []:
+                if time.time() - p.stat().st_mtime > 86400:
+                    p.unlink(missing_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot remove runs from {self.root} ({e.strerror or e}); {n} removed before "
+                                   f"that") from None
         return n, freed
 
 
