@@ -24,6 +24,15 @@ def test_a_right_answer_agrees(capsys):
     assert "closed_form agrees with mmrepro.papers.mfh.theory.lemma1_max on 3 input(s)" in capsys.readouterr().out
 
 
+def test_a_reference_defined_in_the_notebook_is_named_without_its_module(capsys):
+    def notebook_reference(eps):
+        return lemma1_max(eps)
+
+    notebook_reference.__module__ = "__main__"  # as a function defined in a notebook cell
+    agree(closed_form, notebook_reference, [(2.0,)], atol=1e-12)
+    assert "closed_form agrees with notebook_reference on 1 input(s)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("answer, message", [
     (lambda eps: None, "got None. Is the exercise done"),
     (lambda eps: eps / (1 - np.exp(-eps)) - 1 - np.log(eps / (1 - np.exp(-eps))), "expected 0.0, got nan"),

@@ -146,5 +146,6 @@ def agree(student: Callable, reference: Callable, cases: Sequence[tuple], rtol: 
             raise AssertionError(f"{name}({shown}) returned a value; the package raises {type(err).__name__} "
                                  f"({err})") from None
         same(student(*copy.deepcopy(case)), expected, f"{name}({shown})", rtol, atol)
-    print(f"{name} agrees with {getattr(reference, '__module__', '')}.{getattr(reference, '__name__', '')} "
-          f"on {len(cases)} input(s)")
+    module, ref_name = getattr(reference, "__module__", None), getattr(reference, "__name__", "the reference")
+    where = ref_name if module in (None, "__main__") else f"{module}.{ref_name}"  # defined in the notebook itself
+    print(f"{name} agrees with {where} on {len(cases)} input(s)")
