@@ -33,8 +33,9 @@ def test_corrected_repeated_cv_interval_by_hand():
     assert ev.estimate == pytest.approx(np.mean(means))
     assert ev.interval == pytest.approx((np.mean(means) - half, np.mean(means) + half))
     assert ev.floor == pytest.approx(0.125 * s2)  # the shared training rows: no repeat removes it
-    (part,) = ev.parts
+    part, folds = ev.parts
     assert (part.unit, part.count, part.parameter) == ("repeats", 2, "n_repeats")
+    assert (folds.unit, folds.count, folds.variance) == ("folds", ev.n, 0.0)  # the interval's units, n
     assert part.variance == pytest.approx(s2 / 6)
     # more repeats shrink 1/J only: the runs that would decide a claim count repeats, or say it cannot be done
     runs, why = runs_needed(ev.estimate, ev.interval, 0.0, "above", ev.design())

@@ -75,7 +75,9 @@ class Design:
     def evidence(self, values: Sequence[float], units: Sequence[Any], bounds: tuple[float, float] | None = None,
                  level: float = EFFECT_LEVEL) -> tuple[Evidence | None, str | None]:
         """(evidence, None), or (None, the reason there is no interval); ``units`` label each value's fold
-        ("repeat/fold"). The part that more repeats shrink is counted in repeats (``-p n_repeats``)."""
+        ("repeat/fold"). The part that more repeats shrink is counted in repeats (``-p n_repeats``); the folds,
+        the interval's units (``n``), are recorded beside it with no variance of their own (they come with
+        the repeats)."""
         try:
             ev = S.clustered_evidence(values, units, bounds, unit="folds", parameter="n_repeats", level=level,
                                       test_train_ratio=self.test_train)
@@ -84,7 +86,8 @@ class Design:
         part = ev.parts[0]
         repeats = max(1, round(ev.n / self.n_folds))
         return dataclasses.replace(ev, method=f"{ev.method}; {100 * level:.0f} % interval",
-                                   parts=(Part("repeats", repeats, part.variance, "n_repeats"),)), None
+                                   parts=(Part("repeats", repeats, part.variance, "n_repeats"),
+                                          Part("folds", ev.n, 0.0))), None
 
     def cell(self, values: Sequence[float], units: Sequence[Any], bounds: tuple[float, float] | None = None,
              fmt: str = "{:.3f}") -> str:
