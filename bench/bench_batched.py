@@ -75,7 +75,7 @@ def miles_case(name: str, setup: JointSetup, arch: Arch, epochs: int, batch_size
 
 def pbcseq_case(epochs: int) -> Case:
     bench = B.BENCHMARKS["pbcseq"]
-    ds = B.load_benchmark(bench, 0)
+    ds = B.load_benchmark(bench)
     train, val = ds.split("train"), ds.split("val")
 
     def model(k: int):
