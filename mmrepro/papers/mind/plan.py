@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scale
+from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scale, stacked_units, stacks_of
 
 Params = dict[str, Any]
 
@@ -54,15 +54,21 @@ def sections(P: Params, device: torch.device) -> list[Section]:
         student = fit_cost(f"{name} student", lambda prob=prob: prob.student(), prob.paired["train"],
                            prob.paired["val"])
         per_selection = P["n_trials"] + P["seeds"]  # the search, then the selection repeated over the seeds
+        # students train stacked per method (Students.group): a stack of the search's trials, one of the repeats;
+        # PBC's LSTM students: stacking not measured (runs.cost.BATCHING), so no credit
+        kind = "resnet" if av else None
+        selection = stacked_units([P["n_trials"], P["seeds"]], kind)
         searched = [m for m in STUDENT_METHODS if m != "ume"]
         out.append(Section(f"{name}: baselines ({len(searched)} methods)", len(searched) * per_selection, s_epochs,
-                           student))
+                           student, units=len(searched) * selection))
         out.append(Section(f"{name}: same-size unimodal models", len(UNIMODAL) * per_selection, s_epochs,
                            fit_cost(f"{name} unimodal", lambda prob=prob: prob.teacher(
                                prob.modalities[0], prob.student_specs[prob.modalities[0]]),
-                               prob.paired["train"], prob.paired["val"])))
+                               prob.paired["train"], prob.paired["val"]), units=len(UNIMODAL) * selection))
         if name in P["ablations"]:
             rows = [m for m in ABLATION_METHODS if m not in STUDENT_METHODS]
-            out.append(Section(f"{name}: ablation I (rows 3-5)", len(rows) * per_selection, s_epochs, student))
-            out.append(Section(f"{name}: ablation II (omega)", len(OMEGA_SETTINGS) * P["seeds"], s_epochs, student))
+            out.append(Section(f"{name}: ablation I (rows 3-5)", len(rows) * per_selection, s_epochs, student,
+                               units=len(rows) * selection))
+            out.append(Section(f"{name}: ablation II (omega)", len(OMEGA_SETTINGS) * P["seeds"], s_epochs, student,
+                               units=stacked_units(stacks_of(len(OMEGA_SETTINGS) * P["seeds"]), kind)))
     return out
