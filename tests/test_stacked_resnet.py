@@ -166,3 +166,41 @@ def test_adam_leaves_weights_without_gradients_as_torch_does():
     for k, p in enumerate(single):
         assert torch.equal(stacked[k, :2].detach(), p[:2].detach())
         torch.testing.assert_close(stacked[k].detach(), p.detach(), atol=1e-7, rtol=0)
+
+
+def test_training_without_the_nan_fill_is_bitwise_the_same(monkeypatch):
+    """Deterministic mode without filling new tensors (mmrepro.common.device.deterministic_kernels) trains the
+    same bits as with the fill: no kernel reads memory it has not written (stacked ResNets, float32)."""
+    from mmrepro.common import device as D
+    from mmrepro.core.data import MultimodalDataset, Task
+    from mmrepro.core.models import MultimodalNet
+    from mmrepro.core.trainer import fit_many
+
+    g = torch.Generator().manual_seed(0)
+    n = 48
+    y = torch.randint(3, (n,), generator=g)
+    x = {"img": torch.randn(n, 1, 12, 12, generator=g) + y.view(-1, 1, 1, 1)}
+    data = MultimodalDataset("t", x, {}, {"img": torch.ones(n, dtype=torch.bool)}, {"y": y},
+                             {"y": Task("y", "multiclass", 3)}, {"train": torch.arange(32), "val": torch.arange(32, n)})
+
+    def train(fill: bool) -> list[dict]:
+        def kernels() -> None:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.utils.deterministic.fill_uninitialized_memory = fill
+
+        monkeypatch.setattr(D, "deterministic_kernels", kernels)
+        models = []
+        for k in range(3):
+            torch.manual_seed(k)
+            models.append(MultimodalNet({"img": ResNetEncoder(10, 1, 4)}, "multiclass", 3))
+        res = fit_many(models, data.split("train"), data.split("val"), epochs=2, batch_size=16, seeds=[0, 1, 2],
+                       lrs=[1e-3] * 3, device="cpu", progress=False)
+        return [{k: v.clone() for k, v in r.model.state_dict().items()} for r in res]
+
+    try:
+        filled, unfilled = train(True), train(False)
+    finally:
+        D.deterministic_kernels()
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+    for a, b in zip(filled, unfilled):
+        assert all(torch.equal(a[k], b[k]) for k in a)
