@@ -24,7 +24,8 @@ tests/test_multimodn_batched.py: with dropout the runs draw different masks).
     python bench/bench_batched.py [--quick] [--cases mfeat pbcseq transformer av_digits] [--ks 1 4 16 64] [--repeats 2]
 
 ``--quick``: K = 16 only, one repeat, one epoch per case (AV digits on 600 rows): under a minute on
-a quiet 2-core CPU.
+a quiet 2-core CPU. ``--tiny`` (what tests/test_bench.py runs): as ``--quick`` but K = 2 and AV digits on
+120 rows, seconds per case; its ratios say nothing about speed.
 """
 from __future__ import annotations
 
@@ -129,7 +130,9 @@ def main() -> None:
                     choices=["mfeat", "pbcseq", "transformer", "av_digits"])
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tiny", action="store_true", help="as --quick with K = 2 and 120 AV-digits rows (the tests')")
     args = ap.parse_args()
+    args.quick = args.quick or args.tiny
     torch.set_num_threads(1)
     ks, repeats = ([16], 1) if args.quick else (args.ks, args.repeats)
     epochs = ({"mfeat": 1, "pbcseq": 1, "transformer": 1, "av_digits": 1} if args.quick
@@ -145,11 +148,11 @@ def main() -> None:
     if "av_digits" in args.cases:
         arch = Arch(resnet_width=8)
         setup = JointSetup(load_dataset("av_digits", seed=0, audio_snr_db=5.0), arch, epochs["av_digits"], 64,
-                           train_rows=600 if args.quick else 1200)
+                           train_rows=(120 if args.tiny else 600) if args.quick else 1200)
         cases.append(miles_case("MILES / AV digits (ResNet-10, width 8)", setup, arch, epochs["av_digits"], 64))
     print(f"device=cpu threads=1 repeats={repeats} (interleaved, best kept); epochs {epochs}")
     for case in cases:
-        for K in ks:
+        for K in ([2] if args.tiny else ks):
             best = {"sequential": (float("inf"), 0.0), "batched": (float("inf"), 0.0)}
             out = {}
             for _ in range(repeats):

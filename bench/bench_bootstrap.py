@@ -3,6 +3,7 @@
 1,000 resamples of macro-AUROC over 25 labels x 2,000 samples (MIND's phenotyping setting).
 Both sides use the same resample indices, so the intervals must agree to float round-off.
 Run: .venv/bin/python bench/bench_bootstrap.py [--n-boot 1000 --labels 25 --samples 2000 --metric auroc]
+(``--tiny``: 50 resamples x 3 labels x 200 samples, what tests/test_bench.py runs.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--metric", choices=sorted(SKLEARN), default="auroc")
+    parser.add_argument("--tiny", action="store_true", help="seconds: 50 resamples, 3 labels, 200 samples")
     args = parser.parse_args()
+    if args.tiny:
+        args.n_boot, args.labels, args.samples = 50, 3, 200
     torch.set_num_threads(1)
 
     rng = np.random.default_rng(args.seed)

@@ -1,11 +1,14 @@
 """AV-digits preparation time (cold cache) vs cached reload; plus a quick per-modality model.
 
 Targets (issue 3): full preparation <= 30 s on a 2-core machine, cached reload <= 2 s.
-Baseline for the ratio: the cold preparation. Run: ``python bench/bench_data.py``
+Baseline for the ratio: the cold preparation. Run: ``python bench/bench_data.py [--tiny]``
 (uses $MMREPRO_DATA, default ../shared/data beside the checkout; a fresh temporary cache).
+``--tiny`` (what tests/test_bench.py runs): the timings only, no logistic regressions, and the exit
+status does not depend on the targets (a shared machine may miss them).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -34,6 +37,9 @@ def quick_accuracy(ds, modality: str) -> float:
 
 
 def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tiny", action="store_true", help="timings only, exit status 0 whatever they are (the tests')")
+    args = p.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         os.environ["MMREPRO_CACHE"] = cache
         from mmrepro.core.data import load_av_digits
@@ -53,6 +59,8 @@ def main() -> int:
     print(f"cached reload:                 {warm:6.3f} s   (target <= 2 s)")
     print(f"new seed, cached spectrograms: {new_seed:6.2f} s")
     print(f"ratio cold / cached reload:    {cold / warm:6.1f}x")
+    if args.tiny:
+        return 0
     import warnings
 
     warnings.filterwarnings("ignore", module="sklearn")

@@ -4,7 +4,9 @@ with weights and activations channels-last (what :class:`~mmrepro.core.models.Re
 against the same network in the usual NCHW order; one thread, interleaved, best of ``--repeats``.
 Both give the same outputs (checked here in eval mode, to float32 round-off).
 
-    .venv/bin/python bench/bench_layout.py [--repeats 5] [--steps 20] [--width 32] [--depth 3]
+    .venv/bin/python bench/bench_layout.py [--repeats 5] [--steps 20] [--width 32] [--depth 3] [--tiny]
+
+``--tiny`` (what tests/test_bench.py runs): one repeat of 2 steps at width 8.
 """
 from __future__ import annotations
 
@@ -43,7 +45,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--tiny", action="store_true", help="seconds: one repeat of 2 steps at width 8 (the tests')")
     args = p.parse_args()
+    if args.tiny:
+        args.repeats, args.steps, args.width = 1, 2, 8
     set_threads(1)
     torch.manual_seed(0)
     ours = ResNetEncoder(args.depth, 1, args.width, stem="compact")

@@ -8,7 +8,9 @@ full-batch epochs. Both ways start from the same initial weights and see the sam
 reference code also evaluates on the test set after every epoch; the loop here evaluates once at
 the end, which makes it faster and the reported ratio conservative.
 
-    .venv/bin/python bench/bench_mfh.py [--seeds 10] [--epochs 1000] [--threads 1] [--dtype float32]
+    .venv/bin/python bench/bench_mfh.py [--seeds 10] [--epochs 1000] [--threads 1] [--dtype float32] [--tiny]
+
+``--tiny`` (what tests/test_bench.py runs): 2 seeds, 20 epochs.
 """
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1, help="torch threads for both ways")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--tiny", action="store_true", help="seconds: 2 seeds, 20 epochs (the tests')")
     args = p.parse_args()
+    if args.tiny:
+        args.seeds, args.epochs = 2, 20
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     batch = increase_gamma(range(args.seeds), n_train=200, n_test=1000, dtype=dtype)

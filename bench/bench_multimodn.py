@@ -12,6 +12,7 @@ with the batch size.  ``fit_multimodn(bucket_by_length=True)`` (batches of patie
 length, batch order shuffled; off by default) shortens each batch's time loop; both numbers are
 printed, masking alone and masking + bucketing.
 Run: .venv/bin/python bench/bench_multimodn.py [--epochs 7 --batch-sizes 16 32 --data pbc|synthetic]
+(``--tiny``: one epoch at batch 16, what tests/test_bench.py runs.)
 """
 from __future__ import annotations
 
@@ -95,7 +96,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--data", choices=["pbc", "synthetic"], default="pbc")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tiny", action="store_true", help="seconds: one epoch at batch 16 (the tests')")
     args = parser.parse_args()
+    if args.tiny:
+        args.epochs, args.batch_sizes = 1, [16]
     torch.set_num_threads(1)
 
     data = pbc_data(args.seed) if args.data == "pbc" else synthetic_data(args.seed)

@@ -7,7 +7,9 @@ default lbfgs (what a plain call does) and by Newton-CG to a gradient tolerance 
 Prints each solver's median time over ``--repeats`` fits, the speed ratio, and each solution's
 largest coefficient distance to a reference solved by lbfgs to 1e-10 (how converged each is).
 
-    MMREPRO_DATA=../shared/data .venv/bin/python bench/bench_probe.py [--repeats 5] [--epochs 12]
+    MMREPRO_DATA=../shared/data .venv/bin/python bench/bench_probe.py [--repeats 5] [--epochs 12] [--tiny]
+
+``--tiny`` (what tests/test_bench.py runs): one repeat, a vanilla model of one epoch.
 """
 from __future__ import annotations
 
@@ -31,7 +33,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--epochs", type=int, default=12, help="epochs of the vanilla model (book profile: 12)")
+    p.add_argument("--tiny", action="store_true", help="seconds: one repeat, one epoch (the tests')")
     args = p.parse_args()
+    if args.tiny:
+        args.repeats, args.epochs = 1, 1
     set_threads(1)
     data = flattened(load_dataset("av_digits", seed=0, audio_snr_db=0.0))
     torch.manual_seed(0)

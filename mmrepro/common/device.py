@@ -39,8 +39,17 @@ def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels()
     return torch.Generator().manual_seed(seed)
+
+
+def deterministic_kernels() -> None:
+    """Ask torch for deterministic kernels (``warn_only``: ops without one still run), without the NaN fill of
+    every uninitialised tensor that deterministic mode adds by default: it changes no result (every kernel writes
+    its output before reading it) and took 15-17 % of a stacked ResNet-10's training step on CPU (profiled:
+    ``aten::fill_`` under ``aten::empty``, mostly batch-norm and pooling buffers)."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def set_threads(threads: int) -> int:

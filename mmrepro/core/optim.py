@@ -96,7 +96,12 @@ class RunOptimizer:
         step_size = torch.stack(torch._foreach_div([lr] * len(steps), bc1)).to(dtype).unbind(0)
         step_size = [leading(v, p) for v, p in zip(step_size, params)]
         bc2_sqrt = [leading(v, p) for v, p in zip(torch.stack(bc2).to(dtype).unbind(0), params)]
-        denom = torch._foreach_sqrt(avg_sq)
+        # sqrt(0) takes ~10x as long as the square root of a positive number on this x86 CPU
+        # (bench/README.md), and the second moments of weights that never get a gradient (a 3 x 3
+        # kernel's taps that fall into the padding of a 1 x 1 map) stay 0: adding the smallest
+        # normal number first leaves every second moment above ~1e-31 (float32) unchanged
+        denom = torch._foreach_add(avg_sq, torch.finfo(dtype).tiny)
+        torch._foreach_sqrt_(denom)
         torch._foreach_div_(denom, bc2_sqrt)
         torch._foreach_add_(denom, self.eps)
         update = torch._foreach_div(avg, denom)

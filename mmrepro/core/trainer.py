@@ -473,6 +473,7 @@ def fit_many(models: Sequence[MultimodalNet], train, val=None, *, seeds: Sequenc
 
     rows = _Rows(train, t.name, dev)
     net = StackedMultimodalNet(models, batched, dev)
+    net.inputs_checked = True  # train and val were checked whole (check_fit_inputs)
     dtype = next(net.parameters()).dtype
     objective = stack_objectives(objectives, dev, dtype)
     for m, teachers in getattr(objective, "teachers", {}).items():

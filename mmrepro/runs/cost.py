@@ -6,14 +6,68 @@ epochs, and a :class:`Cost` that measures, on this device, the seconds of one ep
 short calibration: a few epochs of the real model on a slice of the real training rows, scaled to
 all rows). :func:`estimate` prices the sections and :func:`report` prints them; the command itself,
 which resolves a notebook's parameters without a kernel, is :mod:`mmrepro.publish.planning`.
+
+Chapters train runs that share a configuration as one stacked model (``fit_many``, up to
+:data:`~mmrepro.runs.executors.MAX_CHUNK` runs at once). A plan prices such a section as trained with
+:func:`stacked_units`: each stack of K runs costs K one-run epochs divided by the speed-up that stacking K runs of
+that kind of model measured in ``bench/bench_batched.py`` (:data:`BATCHING`, :func:`batching_speedup`).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 PROBE_ROWS = 256  # training rows a calibration run uses (scaled to the full training set)
+
+# Speed-up of K runs trained as one stacked model over K runs one after another (sequential wall seconds /
+# stacked wall seconds), per kind of model, measured on the 2-core CPU (one torch thread, shared with other
+# jobs) by `python bench/bench_batched.py --ks 1 4 16 --repeats 1` at commit 5de76c1 (bench/README.md, "Batched
+# training"): "mlp": MILES on Multiple Features (MLP encoders, 5 epochs), "resnet": MILES on AV digits (ResNet-10
+# encoders of width 8, 2 epochs), "multimodn": MultiModN on pbcseq (fit_many_multimodn, 5 epochs). K = 1 is 1 by
+# definition (a stack of one run is that run; measured 0.90, 1.01, 0.78). Between measured K the speed-up is
+# interpolated linearly in log K; above the largest measured K it is held at that K's value.
+BATCHING: dict[str, dict[int, float]] = {
+    "mlp": {1: 1.0, 4: 2.21, 16: 4.10},
+    "resnet": {1: 1.0, 4: 2.30, 16: 2.90},
+    "multimodn": {1: 1.0, 4: 3.12, 16: 4.13},
+}
+
+
+def batching_speedup(kind: str | None, k: int) -> float:
+    """How much faster ``k`` runs of ``kind`` train stacked than one after another (:data:`BATCHING`); 1 for
+    ``k`` = 1 or an unmeasured ``kind`` (None: no credit)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (runs per stack) must be an int >= 1, got {k!r}")
+    if kind is None or k == 1:
+        return 1.0
+    if kind not in BATCHING:
+        raise ValueError(f"no batching measurement for kind {kind!r}; measured: {sorted(BATCHING)} (or None)")
+    points = sorted(BATCHING[kind].items())
+    if k >= points[-1][0]:
+        return points[-1][1]
+    for (k0, r0), (k1, r1) in zip(points, points[1:]):
+        if k0 <= k <= k1:
+            return r0 + (r1 - r0) * (math.log(k) - math.log(k0)) / (math.log(k1) - math.log(k0))
+    raise AssertionError("unreachable: the table starts at K = 1")
+
+
+def stacked_units(stacks: Iterable[int], kind: str | None) -> float:
+    """One-run epochs paid per epoch by stacks of the given sizes (runs trained at once) of ``kind``:
+    the sum of K / :func:`batching_speedup` (kind, K); an empty stack (K = 0) costs nothing. Stacks of one run
+    each cost what the runs cost alone."""
+    return sum(k / batching_speedup(kind, k) for k in stacks if k != 0)
+
+
+def stacks_of(n: int, chunk: int | None = None) -> list[int]:
+    """The stack sizes :func:`mmrepro.runs.jobs.run_jobs` trains ``n`` jobs of one group in: chunks of at most
+    ``chunk`` (:data:`~mmrepro.runs.executors.MAX_CHUNK`)."""
+    if chunk is None:
+        from mmrepro.runs.executors import MAX_CHUNK
+
+        chunk = MAX_CHUNK
+    return [min(chunk, n - lo) for lo in range(0, n, chunk)]
 
 
 @dataclass(frozen=True)
@@ -30,13 +84,13 @@ class Section:
 
     ``units`` is how many times one measured ``cost`` epoch is paid per epoch: the runs for
     sections that train run after run (the default), 1 for a section that trains all its runs as
-    one vectorised batch."""
+    one vectorised batch, :func:`stacked_units` for runs trained as stacked models."""
 
     name: str
     runs: int
     epochs: int
     cost: Cost | None
-    units: int | None = None
+    units: float | None = None
 
     @property
     def total_epochs(self) -> int:
@@ -154,7 +208,8 @@ def report(e: Estimate, device_name: str) -> str:
     clock = "wall time" if e.device.startswith("cuda") else "CPU time per torch thread, as on an idle machine"
     lines.append(f"calibration took {duration(e.calibration_s)}: each s/epoch is one epoch of one run of that "
                  f"section's model, timed here ({clock}) on up to {PROBE_ROWS} training rows and scaled to all "
-                 "of them (for a vectorised section: one epoch of the whole batch). Epochs are upper bounds "
+                 "of them (for a vectorised section: one epoch of the whole batch; stacked runs are credited the "
+                 "speed-up bench_batched.py measured for their kind and stack size). Epochs are upper bounds "
                  "where early stopping may end a run; runs found in the run cache are not trained again, and "
                  "data loading, evaluation and figures are not counted.")
     return "\n".join(lines)

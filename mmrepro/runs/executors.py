@@ -150,8 +150,10 @@ def _train_task(objective: Objective, jobs: Sequence[Job], threads: int) -> list
     requested as :func:`mmrepro.common.device.seed_everything` does for the notebook."""
     import torch
 
+    from mmrepro.common.device import deterministic_kernels
+
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels()
     return train_chunk(objective, jobs)
 
 

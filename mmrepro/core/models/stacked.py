@@ -12,9 +12,11 @@ run k's slices with :func:`torch.func.functional_call`, i.e. exactly the per-run
 
 * linear layers and MLPs: one batched matrix product per layer (``torch.baddbmm``; the
   "ensemble layer" form, measured faster on CPU than ``torch.func.vmap`` over ``functional_call``);
-* ResNets: grouped convolutions (``groups=K``) and batch normalisation over the K x C channels,
-  which is per-run batch normalisation; when some rows of a batch are absent, the statistics are
-  taken over each run's present rows only, as :func:`~mmrepro.core.models.fusion.encode_present` does;
+* ResNets: channels-last activations of all runs in one tensor, grouped convolutions (``groups=K``)
+  or, on feature maps of a few pixels, each convolution as one batched matrix product, and batch
+  normalisation over the K x C channels, which is per-run batch normalisation; when some rows of a
+  batch are absent, the statistics are taken over each run's present rows only, as
+  :func:`~mmrepro.core.models.fusion.encode_present` does (:mod:`mmrepro.core.models.stacked_resnet`);
 * LSTMs: one LSTM cell per time step for all runs, each row's state frozen after its length
   (the semantics of ``pack_padded_sequence``).
 
@@ -35,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
-from torchvision.models.resnet import BasicBlock
 
 from mmrepro.core.models.encoders import LSTMEncoder, MLPEncoder, ResNetEncoder, last_hidden
 from mmrepro.core.models.fusion import MultimodalNet, check_present, encode_present
+from mmrepro.core.models.stacked_resnet import resnet_all_rows
 
 _DROPOUT_GENERATORS: ContextVar[list[torch.Generator] | None] = ContextVar("dropout_generators", default=None)
 
@@ -124,7 +126,7 @@ class RunDropout(nn.Dropout):
 
 #: the widest layer (ResNet base width, LSTM hidden size) for which computing all runs at once beat a
 #: loop over runs on a 2-core CPU (bench/README.md, "choosing batched or loop")
-CPU_BATCHED_WIDTH = {"resnet": 8, "lstm": 32}
+CPU_BATCHED_WIDTH = {"resnet": 32, "lstm": 32}
 
 
 def batched_pays(kind: str, runs: int, device: torch.device, width: int = 0) -> bool:
@@ -292,6 +294,8 @@ class StackedEncoder(Stacked):
 
     def forward(self, x: Tensor, present: Tensor, lengths: Tensor | None = None) -> Tensor:
         if self.batched:
+            if lengths is None and bool(present.all()):  # every row present, hence finite (check_present)
+                return self.all_rows(x, present, lengths)
             z = self.all_rows(torch.nan_to_num(x), present, lengths)
             return torch.where(present.unsqueeze(-1), z, 0.0)
         return self.loop(x, present, lengths,
@@ -311,61 +315,12 @@ class StackedMLPEncoder(StackedEncoder):
         return _chain(self.net, self.template.net, x, self.training)
 
 
-def _batch_norm(h: Tensor, bn: nn.BatchNorm2d, st: nn.Module, rows: Tensor | None, training: bool) -> Tensor:
-    """Per-run batch normalisation of h (N, K*C, H, W). In training with ``rows`` (K, N), the
-    statistics (and running-statistics updates) of run k use its present rows only."""
-    if bn.momentum is None:
-        raise ValueError("stacked BatchNorm needs a momentum (cumulative averages are not supported)")
-    flat = lambda t: t.reshape(-1)  # noqa: E731
-    if not training or rows is None:
-        if training:
-            st.num_batches_tracked.add_(1)
-        return F.batch_norm(h, flat(st.running_mean), flat(st.running_var), flat(st.weight), flat(st.bias),
-                            training, bn.momentum, bn.eps)
-    n, kc, hh, ww = h.shape
-    k = rows.shape[0]
-    x = h.view(n, k, kc // k, hh, ww)
-    m = rows.t().to(h.dtype).view(n, k, 1, 1, 1)
-    count = rows.sum(dim=1).to(h.dtype) * (hh * ww)
-    denom = count.clamp(min=1).view(1, k, 1, 1, 1)
-    mean = (x * m).sum(dim=(0, 3, 4), keepdim=True) / denom
-    var = ((x - mean).pow(2) * m).sum(dim=(0, 3, 4), keepdim=True) / denom
-    out = (x - mean) * torch.rsqrt(var + bn.eps) * st.weight.view(1, k, -1, 1, 1) + st.bias.view(1, k, -1, 1, 1)
-    with torch.no_grad():
-        used = count > 0
-        unbiased = var.view(k, -1) * (count / (count - 1).clamp(min=1)).view(k, 1)
-        st.running_mean[used] = torch.lerp(st.running_mean, mean.view(k, -1), bn.momentum)[used]
-        st.running_var[used] = torch.lerp(st.running_var, unbiased, bn.momentum)[used]
-        st.num_batches_tracked.add_(used.to(st.num_batches_tracked.dtype))
-    return out.view(n, kc, hh, ww)
-
-
-def _resnet_layer(template: nn.Module, st: nn.Module, h: Tensor, rows: Tensor | None, training: bool) -> Tensor:
-    """One layer of a torchvision-style ResNet for all runs, channels of run k at [k*C, (k+1)*C)."""
-    if isinstance(template, nn.Conv2d):
-        w = st.weight
-        return F.conv2d(h, w.reshape(-1, *w.shape[2:]), None, template.stride, template.padding,
-                        template.dilation, groups=w.shape[0] * template.groups)
-    if isinstance(template, nn.BatchNorm2d):
-        return _batch_norm(h, template, st, rows, training)
-    if isinstance(template, nn.ReLU):
-        return torch.relu(h)
-    if isinstance(template, nn.MaxPool2d):
-        return template(h)
-    if isinstance(template, nn.Sequential):
-        for name, child in template.named_children():
-            h = _resnet_layer(child, getattr(st, name, None), h, rows, training)
-        return h
-    if isinstance(template, BasicBlock):
-        run = lambda name, x: _resnet_layer(getattr(template, name), getattr(st, name, None), x, rows, training)  # noqa: E731
-        out = torch.relu(run("bn1", run("conv1", h)))
-        out = run("bn2", run("conv2", out))
-        return torch.relu(out + (h if template.downsample is None else run("downsample", h)))
-    raise TypeError(f"no batched form for {type(template).__name__} in a ResNet")
-
-
 class StackedResNetEncoder(StackedEncoder):
+    """Runs of a :class:`~mmrepro.core.models.ResNetEncoder` (:mod:`mmrepro.core.models.stacked_resnet`);
+    ``conv_form`` ("auto", "grouped" or "dense") picks how its convolutions are computed."""
+
     kind = "resnet"
+    conv_form = "auto"
 
     @staticmethod
     def width(module: nn.Module) -> int:
@@ -378,12 +333,8 @@ class StackedResNetEncoder(StackedEncoder):
         if x.dim() != 5 or x.shape[2] != t.in_channels:
             raise ValueError(f"ResNetEncoder runs expect (K, N, H, W) or (K, N, {t.in_channels}, H, W), "
                              f"got {tuple(x.shape)}")
-        k, n = x.shape[:2]
-        h = x.transpose(0, 1).reshape(n, -1, *x.shape[3:])
         rows = None if bool(present.all()) else present
-        h = _resnet_layer(t.stages, self.stages, _resnet_layer(t.stem, self.stem, h, rows, self.training),
-                          rows, self.training)
-        return h.mean(dim=(2, 3)).view(n, k, -1).transpose(0, 1)
+        return resnet_all_rows(t, self, x, rows, self.training, self.conv_form)
 
 
 def _lstm_last(st: nn.Module, lstm: nn.LSTM, x: Tensor, lengths: Tensor, training: bool) -> Tensor:
@@ -479,7 +430,13 @@ class StackedMultimodalNet(MultimodalNet):
     ``batched``: "auto" (each layer as :func:`stack` decides), True (every layer with a batched form
     computes all runs at once) or False (every layer loops over the runs; dropout inside a looped
     module, e.g. an MLP encoder's or an LSTM's between layers, then draws from torch's global stream).
+
+    ``inputs_checked``: True where the caller has already checked every row it will pass (as
+    :func:`~mmrepro.core.trainer.fit_many` checks its splits once), so that batches skip
+    :func:`~mmrepro.core.models.fusion.check_present`.
     """
+
+    inputs_checked = False
 
     def __init__(self, models: Sequence[MultimodalNet], batched: bool | str = "auto",
                  device: str | torch.device = "cpu") -> None:
@@ -518,7 +475,9 @@ class StackedMultimodalNet(MultimodalNet):
     def _encode(self, m: str, x: Tensor, present: Tensor, lengths: Tensor | None) -> Tensor:
         if self.training:  # runs whose batch has no row of m: their encoder gets no gradient (frozen_params)
             self.idle[m] = ~present.any(dim=-1)
-        return self.encoders[m](check_present(m, x, present, lengths), present, lengths)
+        if not self.inputs_checked:
+            check_present(m, x, present, lengths)
+        return self.encoders[m](x, present, lengths)
 
     def _last_hidden(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         return self.fusion_lstm(tokens, lengths)

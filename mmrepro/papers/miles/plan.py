@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scale
+from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scale, stacked_units, stacks_of
 
 Params = dict[str, Any]
 
@@ -69,19 +69,32 @@ def sections(P: Params, device: torch.device) -> list[Section]:
     per_selection["mfeat"] = per_selection["synthetic"] = per_selection["mfeat3"] = P["n_trials_other"] + P["n_seeds_other"] - 1
     n_abl = len(P["ablation_fusions"].split(","))
     n_snrs = len(P["lag_snrs"].split(","))
-    out = [Section(f"Table I: unimodal, {names[k]}", 2 * per_selection[k], epochs[k], uni[k])
+    # every run_jobs call trains its runs as stacked models (MilesObjective.many): a search is one stack of its
+    # trials, its repeats another; stacking is credited by encoder kind (runs.cost.BATCHING)
+    kind = {k: "mlp" for k in names}
+    kind["av_digits"] = "resnet" if P["av_encoder"] == "resnet" else "mlp"
+    trials = {k: P["n_trials"] if k == "av_digits" else P["n_trials_other"] for k in names}
+    seeds = {k: P["n_seeds"] if k == "av_digits" else P["n_seeds_other"] for k in names}
+    selection = {k: stacked_units([trials[k], seeds[k] - 1], kind[k]) for k in names}
+    lag = stacked_units([P["lag_seeds"]], kind["av_digits"])
+    out = [Section(f"Table I: unimodal, {names[k]}", 2 * per_selection[k], epochs[k], uni[k], units=2 * selection[k])
            for k in ("av_digits", "mfeat", "synthetic")]
     out.append(Section("Figure 1: imbalance search, vanilla (AV digits)", n_snrs * P["lag_seeds"], epochs["av_digits"],
-                       joint["av_digits"]))
+                       joint["av_digits"], units=n_snrs * lag))
     out.append(Section("Figure 1: imbalance search, unimodal (AV digits)", n_snrs * P["lag_seeds"],
-                       epochs["av_digits"], uni["av_digits"]))
-    out += [Section(f"tau pilots: {names[k]}", P["lag_seeds"], epochs[k], joint[k]) for k in ("av_digits", "mfeat", "synthetic")]
+                       epochs["av_digits"], uni["av_digits"], units=n_snrs * lag))
+    out += [Section(f"tau pilots: {names[k]}", P["lag_seeds"], epochs[k], joint[k],
+                    units=stacked_units([P["lag_seeds"]], kind[k])) for k in ("av_digits", "mfeat", "synthetic")]
     out += [Section(f"Tables II-III: {names[k]}", len(MILES_FUSIONS) * len(BALANCING_METHODS) * per_selection[k], epochs[k],
-                    joint[k]) for k in ("av_digits", "mfeat", "synthetic")]
-    out.append(Section("Tables IV-V: tau, mu (AV digits)",
-                       n_abl * (MILES_TAUS + len(P["mus"].split(",")) + 1) * P["ablation_seeds"], epochs["av_digits"],
-                       joint["av_digits"]))
+                    joint[k], units=len(MILES_FUSIONS) * len(BALANCING_METHODS) * selection[k])
+            for k in ("av_digits", "mfeat", "synthetic")]
+    n_settings = MILES_TAUS + len(P["mus"].split(","))  # per fusion: every tau and mu setting in one call, then eq. 3
+    out.append(Section("Tables IV-V: tau, mu (AV digits)", n_abl * (n_settings + 1) * P["ablation_seeds"],
+                       epochs["av_digits"], joint["av_digits"],
+                       units=n_abl * (stacked_units(stacks_of(n_settings * P["ablation_seeds"]), kind["av_digits"])
+                                      + stacked_units([P["ablation_seeds"]], kind["av_digits"]))))
     out.append(Section("Table VI: u from training (AV digits)", n_abl * per_selection["av_digits"], epochs["av_digits"],
-                       joint["av_digits"]))
-    out.append(Section("Extension: three views", 2 * per_selection["mfeat3"], epochs["mfeat3"], joint["mfeat3"]))
+                       joint["av_digits"], units=n_abl * selection["av_digits"]))
+    out.append(Section("Extension: three views", 2 * per_selection["mfeat3"], epochs["mfeat3"], joint["mfeat3"],
+                       units=2 * selection["mfeat3"]))
     return out

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scale
+from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scale, stacked_units, stacks_of
 
 Params = dict[str, Any]
 
@@ -47,6 +47,9 @@ def sections(P: Params, device: torch.device) -> list[Section]:
         prob = load_problem(name, seed=P["seed"], **options[name])
         folds = S["folds"]
         each = f" x {folds} folds" if folds > 1 else ""
+        kind = "resnet" if name == "av_digits" else None  # PBC's LSTM students: stacking not measured, no credit
+        # per fold and method, a search stack of `trials` runs, then a stack of the `seeds` repeats
+        selection = folds * (stacked_units([S["trials"]], kind) + stacked_units([S["seeds"]], kind))
 
         def fit_cost(label: str, build: Callable[[], Any], rows: Any, val: Any, prob=prob, batch=S["batch"]) -> Cost:
             def probe() -> float:
@@ -69,20 +72,23 @@ def sections(P: Params, device: torch.device) -> list[Section]:
                 out.append(Section(f"{name}: teacher {m} {arch_name(spec)}{each}", folds * len(S["lrs"]),
                                    S["teacher_epochs"], fit_cost(f"{name} teacher {m} {spec}", lambda m=m, spec=spec,
                                                                  prob=prob: prob.teacher(m, spec),
-                                                                 prob.unimodal[m]["train"], prob.unimodal[m]["val"])))
+                                                                 prob.unimodal[m]["train"], prob.unimodal[m]["val"]),
+                                   units=folds * stacked_units([len(S["lrs"])], kind)))
         student = fit_cost(f"{name} student", lambda prob=prob: prob.student(), prob.paired["train"],
                            prob.paired["val"])
         per_selection = folds * (S["trials"] + S["seeds"])  # the search, then the selection repeated over the seeds
         searched = [m for m in STUDENT_METHODS if m != "ume"]
         out.append(Section(f"{name}: baselines ({len(searched)} methods){each}", len(searched) * per_selection,
-                           S["epochs"], student))
+                           S["epochs"], student, units=len(searched) * selection))
         out.append(Section(f"{name}: same-size unimodal models{each}", len(UNIMODAL) * per_selection, S["epochs"],
                            fit_cost(f"{name} unimodal", lambda prob=prob: prob.teacher(
                                prob.modalities[0], prob.student_specs[prob.modalities[0]]),
-                               prob.paired["train"], prob.paired["val"])))
+                               prob.paired["train"], prob.paired["val"]), units=len(UNIMODAL) * selection))
         if name in P["ablations"]:
             rows = [m for m in ABLATION_METHODS if m not in STUDENT_METHODS]
-            out.append(Section(f"{name}: ablation I (rows 3-5){each}", len(rows) * per_selection, S["epochs"], student))
+            out.append(Section(f"{name}: ablation I (rows 3-5){each}", len(rows) * per_selection, S["epochs"], student,
+                               units=len(rows) * selection))
             out.append(Section(f"{name}: ablation II (omega){each}", folds * len(OMEGA_SETTINGS) * S["seeds"],
-                               S["epochs"], student))
+                               S["epochs"], student,
+                               units=folds * stacked_units(stacks_of(len(OMEGA_SETTINGS) * S["seeds"]), kind)))
     return out
