@@ -377,12 +377,10 @@ from pathlib import Path
 from mmrepro.publish import book, cli
 from tests.processes import stand_in_chapter
 
-
-
 ARGS = list(sys.argv)
 
 
-def build_book(**kwargs):
+def build_book(project_root=None, **kwargs):  # the command line passes the project root first
     root, build, n = Path(ARGS[1]), Path(ARGS[2]), int(ARGS[3])
     book._run_all([(root / "notebooks" / f"ch{i}.md", {}) for i in range(n)], build, "smoke", root, n)
 

@@ -98,7 +98,7 @@ def test_every_documented_parameter_exists(doc):
 def test_documented_parameters_are_found():
     """The scan sees the commands it must check (so that the test above can fail)."""
     teachers = usages(ROOT / "book" / "teachers.md")
-    assert any(chapter == "multimodn" and "n_inits" in options for _, chapter, options, _ in teachers)
+    assert any(chapter == "multimodn" and "n_repeats" in options for _, chapter, options, _ in teachers)
     assert any(chapter == "mind" and "paired_fraction" in options for _, chapter, options, _ in teachers)
     readme = usages(ROOT / "README.md")
     assert any(chapter == "miles" and options.get("executor") == "ray" and profile == "paper"

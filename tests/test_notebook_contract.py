@@ -275,7 +275,7 @@ def test_chapter_size_parameters_are_refused_before_a_kernel_starts(tmp_path, mo
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     for name, value, message in [
-            ("n_seeds", "1000000000", "n_seeds=1000000000 is too large: at most 100"),
+            ("n_seeds", "1000000000", "n_seeds=1000000000 is too large: at most 200 (10 x the book profile's 20)"),
             ("av_downsample", "1000", "av_downsample=1000 is invalid: it must be between 1 and 28"),
             ("real_components", "100000", "real_components=100000 is invalid: it must be between 1 and 196")]:
         assert main(["run", "mfh", "-p", name, value, "--build", str(tmp_path)]) == 2

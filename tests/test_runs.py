@@ -329,7 +329,7 @@ def test_multimodn_plan_counts_the_runs_the_chapter_trains(monkeypatch, tmp_path
 
     monkeypatch.setenv("MMREPRO_RUN_CACHE", str(tmp_path))  # runs cached by earlier tests would not reach the executor
 
-    P = {"n_folds": 2, "n_inits": 1, "seed": 0, "epochs": 1, "transformer_epochs": 1, "weather_every": 6,
+    P = {"n_folds": 2, "n_repeats": 1, "n_inits": 1, "transformer_inits": 1, "seed": 0, "epochs": 1, "transformer_epochs": 1, "weather_every": 6,
          "mnar_rates": [0.0, 0.5], "sensitivity_grid": {"state_size": [1, 50]}, "sensitivity_inits": 1}
     sections = {s.name: s for s in sections(P, torch.device("cpu"))}
     counted = Counting()

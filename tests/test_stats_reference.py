@@ -604,7 +604,7 @@ def test_claim_records_carry_what_the_rules_give():
     assert validate(nc) == NOT_COMPARABLE
     with pytest.raises(ClaimError, match="is not above the threshold"):
         _claim(mean_evidence([1.0, 1.2, 0.9]), paper_effect=-1.0)
-    with pytest.raises(ClaimError, match="an undecided claim needs its 'design'"):
+    with pytest.raises(ClaimError, match="an empirical claim with an estimate needs its 'design'"):
         validate({k: v for k, v in _claim(ev, paper_effect=0.5).items() if k != "design"})
     with pytest.raises(ClaimError, match="field 'headline' must be true or false"):
         validate(rec | {"headline": 1})
@@ -616,7 +616,10 @@ def test_claim_records_carry_what_the_rules_give():
         validate(within | {"estimate": 0.2})
     with pytest.raises(ClaimError, match="field 'n' must be a positive int"):
         validate(held | {"n": True})
-    assert validate(held | {"n": 1}) == HOLDS  # one unit (e.g. one test set's bootstrap) is a record too
+    one_set = {"parts": [{"unit": "test sets", "count": 1, "variance": 0.01, "parameter": None}], "floor": 0.0}
+    assert validate(held | {"n": 1, "design": one_set}) == HOLDS  # one unit (one test set's bootstrap) is a record too
+    with pytest.raises(ClaimError, match="field 'n' is 1 but its design counts 3 seeds"):
+        validate(held | {"n": 1})  # n must count one of the design's sources of randomness
     with pytest.raises(ClaimError, match="field 'n' must be a positive int"):
         validate(held | {"n": 0})
     with pytest.raises(ClaimError, match="field 'estimate' must be a finite number"):  # numbers or a reason
