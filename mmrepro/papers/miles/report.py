@@ -19,26 +19,27 @@ from mmrepro.papers.miles.setup import CONTROL, LABELS, METHODS, build_encoder
 from mmrepro.papers.miles.study import FUSION_SYMBOL, FUSIONS, MAIN, NAMES, REGIME, MilesStudy, per_seed
 
 HYPERPARAMETERS = pd.DataFrame([
-    ("Vanilla", "fused", "learning rate α", "log-uniform [lr_low, lr_high]", "shared by all methods"),
-    ("MSLR-K", "fused", "per-encoder rates", "best unimodal rates (Table I search)", "MSLR paper (keep)"),
-    ("MSLR-S", "fused", "pull λ towards the mean rate", "uniform [0.25, 1]", "ours: the paper gives no range"),
-    ("MSLR-D", "fused", "re-scaling interval", "5 epochs (at most half the epochs)", "public reimplementation"),
-    ("OGM", "fused", "α (modulation strength)", "uniform [0.1, 0.8]", "OGM-GE reference code"),
-    ("OGM-GE", "fused", "α, plus Gaussian noise", "uniform [0.1, 0.8]", "OGM-GE reference code"),
-    ("MSES", "fused", "patience (epochs)", "{2, 3, 5}, at most half the epochs", "ours: the paper gives none"),
-    ("G-Blend", "weighted fused + unimodal", "re-estimation window (epochs), 20 % hold-out",
-     "{2, 3, 5}, at most half the epochs", "ours; weights by the paper's formula"),
-    ("MILES", "fused + unimodal (eq. 3)", "τ, μ", "τ: quantiles of the δ eq. 3 reaches; μ ∈ {0.1, 0.25, 0.5, 0.75}",
-     "μ: Table V's range; τ: this chapter"),
-    (LABELS[CONTROL], "fused + unimodal (eq. 3)", "none (MILES with μ = 1)", "—", "the control of this chapter"),
-], columns=["method", "loss", "own settings", "range", "source of the range"])
+    ("Vanilla", "fused", "learning rate α: log-uniform [lr_low, lr_high] (every method draws it)", "shared"),
+    ("MSLR-K", "fused", "per-encoder rates: the best unimodal rates (Table I search)", "MSLR paper"),
+    ("MSLR-S", "fused", "pull λ towards the mean rate: uniform [0.25, 1]", "ours (no range given)"),
+    ("MSLR-D", "fused", "re-scaling interval: 5 epochs (at most half the epochs)", "public reimplementation"),
+    ("OGM", "fused", "modulation strength α: uniform [0.1, 0.8]", "OGM-GE code"),
+    ("OGM-GE", "fused", "α: uniform [0.1, 0.8], plus Gaussian noise", "OGM-GE code"),
+    ("MSES", "fused", "patience: {2, 3, 5} epochs, at most half the epochs", "ours (none given)"),
+    ("G-Blend", "weighted fused + unimodal", "re-estimation window: {2, 3, 5} epochs; 20 % hold-out",
+     "ours; weights by its formula"),
+    ("MILES", "fused + unimodal (eq. 3)", "τ: quantiles of the δ eq. 3 reaches; μ ∈ {0.1, 0.25, 0.5, 0.75}",
+     "μ: Table V; τ: ours"),
+    (LABELS[CONTROL], "fused + unimodal (eq. 3)", "none (MILES with μ = 1)", "this chapter's control"),
+], columns=["method", "loss", "what the search draws", "range from"])
 SHORT = {"mfeat": "MF", "synthetic": "Syn."}
 
 
 def glue_table(run: Any, key: str, table: pd.DataFrame, display: bool = False, index: bool = False,
                caption: str | None = None) -> pd.DataFrame:
-    """Record ``table`` in the results file and glue it as compact HTML (small type, cell padding, no wrapping
-    in the first column; a wide table scrolls instead of running past the column)."""
+    """Record ``table`` in the results file and glue it as compact HTML (small type, cell padding; numbers
+    right-aligned with one decimal, two for δ and τ columns and the floor; text left-aligned and wrapped; a
+    wide table scrolls instead of running past the column)."""
     from IPython.display import HTML
     from myst_nb import glue
 
@@ -49,10 +50,15 @@ def glue_table(run: Any, key: str, table: pd.DataFrame, display: bool = False, i
                                         "vertical-align: top; border-bottom: 1px solid #e4e4e4; white-space: nowrap;"},
         {"selector": "th.col_heading", "props": "text-align: center; white-space: normal;"},
         {"selector": "caption", "props": "caption-side: bottom; font-size: 0.78em; text-align: left;"}])
+    fine = [c for c in table.columns if pd.api.types.is_float_dtype(table[c]) and
+            (any(t in str(c) for t in ("δ", "τ")) or c == "floor")]
+    if fine:
+        styler = styler.format(precision=2, na_rep="—", subset=fine)
     text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c]) and not
             table[c].astype(str).str.match(r"^-?[0-9.,]+( ±[0-9.]+)?( %)?$").all()]
-    if text:
-        styler = styler.set_properties(subset=text, **{"text-align": "left", "white-space": "normal"})
+    if text:  # column-keyed styles (#id .colN) outrank the table-wide "td" rule above; cell properties would not
+        styler = styler.set_table_styles({c: [{"selector": "td", "props": "text-align: left; white-space: normal;"}]
+                                          for c in text}, overwrite=False)
     if not index:
         styler = styler.hide(axis="index")
     if caption:
@@ -70,21 +76,19 @@ def with_interval(rows: np.ndarray) -> str:
 # ----------------------------------------------------------------------------- the stand-in
 
 def regime_table(study: MilesStudy) -> pd.DataFrame:
-    """The regime search: per candidate, means over seeds on validation rows, the criteria met, and S-MNIST."""
+    """The regime search: per candidate (numbered as tried; the chosen one marked), means over seeds on
+    validation rows, by how many points it misses the criteria (0: meets them all), and S-MNIST."""
     out = []
     for i, g in study.search.groupby("candidate", sort=True):
-        r, checks = study.regime_means(g), study.regime_checks(g)
-        out.append({"candidate": g["regime"].iloc[0], "strong alone": r["strong alone"],
-                    "weak alone": r["weak alone"], "fused": r["fused"], "strong inside": r["strong inside"],
-                    "weak inside": r["weak inside"], "lag": r["lag"], "strong gap": r["strong gap"],
-                    "criteria met": f"{sum(checks.values())} of {len(checks)}",
-                    "missed by (points)": study.regime_shortfall(g),
-                    "chosen": "yes" if study.regimes[i] == study.regime else ""})
+        r, regime = study.regime_means(g), study.regimes[i]
+        out.append({"candidate": f"{i + 1}: {regime.label()}" + (" (chosen)" if regime == study.regime else ""),
+                    "strong alone": r["strong alone"], "weak alone": r["weak alone"], "fused": r["fused"],
+                    "strong inside": r["strong inside"], "weak inside": r["weak inside"], "lag": r["lag"],
+                    "strong gap": r["strong gap"], "missed by": study.regime_shortfall(g)})
     pv = PAPER["concat"]["vanilla"]
     out.append({"candidate": "S-MNIST (paper, test rows)", "strong alone": PAPER_ALONE["image"],
                 "weak alone": PAPER_ALONE["audio"], "fused": pv[0], "strong inside": pv[1], "weak inside": pv[2],
-                "lag": PAPER_ALONE["audio"] - pv[2], "strong gap": PAPER_ALONE["image"] - pv[1],
-                "criteria met": "5 of 5", "missed by (points)": 0.0, "chosen": ""})
+                "lag": PAPER_ALONE["audio"] - pv[2], "strong gap": PAPER_ALONE["image"] - pv[1], "missed by": 0.0})
     return pd.DataFrame(out).round(1)
 
 
@@ -100,8 +104,7 @@ def regime_criteria() -> str:
 def regime_figure(study: MilesStudy):
     """Each candidate's weak and strong modality alone and inside vanilla (validation, per seed and mean)."""
     s = study.search
-    short = {i: f"{i + 1}: {r.encoder.replace('resnet', 'ResNet-10').replace('mlp', 'MLP')}, {r.snr_db:g} dB"
-             for i, r in enumerate(study.regimes)}
+    short = {i: f"{i + 1}: {r.label()}" for i, r in enumerate(study.regimes)}
     fig, axes = style.subplots(1, 2, height=3.2, sharey=True)
     for ax, role in zip(axes, ("weak", "strong")):
         long = []

@@ -92,6 +92,11 @@ class Regime:
                              f"pairing images or recordings, e.g. 'resnet/images' or 'mlp/recordings/5'; got {text!r}")
         return cls(parts[0], parts[1], float(parts[2]) if len(parts) == 3 else float(snr_db))
 
+    def label(self) -> str:
+        """A short name for tables and figures, e.g. ``"ResNet-10, by image, 0 dB"``."""
+        enc = "ResNet-10" if self.encoder == "resnet" else "MLP"
+        return f"{enc}, by {'image' if self.pairing == 'images' else 'recording'}, {self.snr_db:g} dB"
+
     def describe(self, n_train: int) -> str:
         enc = "ResNet-10" if self.encoder == "resnet" else "MLP (flattened)"
         pairs = "paired by image" if self.pairing == "images" else "one image per recording"
