@@ -260,9 +260,10 @@ def record_delta_shrinks(run: Any, study: MilesStudy) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- Tables IV-VI
 
-def record_ablations(run: Any, study: MilesStudy) -> bool:
+def record_ablations(run: Any, study: MilesStudy) -> tuple[bool, float]:
     """Tables IV-V: the weak and strong heads from the largest to the smallest τ (μ), and the μ = 1 check;
-    returns whether μ = 1 equalled eq. 3 training, row by row, on every run."""
+    returns whether μ = 1 kept every encoder at the global rate on every run, and the % of test rows (every
+    head, seed and fusion) on which its predictions agree with the eq. 3 control's."""
     for which, values, table, paper in (("tau", study.abl.taus, "Table IV", PAPER_TAU),
                                         ("mu", study.abl.mus, "Table V", PAPER_MU)):
         lo, hi = min(values), max(values)
@@ -278,15 +279,18 @@ def record_ablations(run: Any, study: MilesStudy) -> bool:
                                     f"at {sym} = {hi:g} {'>' if direction == 'above' else '<'} 0",
                           evidence=row_evidence(diff, (-100.0, 100.0), "ablation_seeds"),
                           threshold=0.0, direction=direction, paper_effect=p_lo[j] - p_hi[j], unit="points")
-    same = all(np.array_equal(study.ablation_rows("mu", 1.0, f, h), study.ablation_rows("eq3", None, f, h))
-               for f in study.fusions_abl for h in ("fusion", "strong", "weak"))
-    n_mu1 = len(study.fusions_abl) * len(study.abl.seeds)
+    mu1 = [r for f in study.fusions_abl for r in study.abl.runs[("mu", 1.0, f)]]
+    kept = all((fr[f"lr/{m}"] == fr["lr/fusion"]).all() for r in mu1 for fr in [r.frame()]
+               for m in study.data[MAIN].modalities)
+    agree = float(np.mean([study.ablation_rows("mu", 1.0, f, h) == study.ablation_rows("eq3", None, f, h)
+                           for f in study.fusions_abl for h in ("fusion", "strong", "weak")]))
     run.check(id="mu1-is-eq3", paper="MILES", where="Table V / Sec. V-C",
               paper_value="μ = 1 disables MILES (equivalent to large τ)",
-              criterion="with μ = 1, every test row's prediction of every head equals that of the same network trained "
-                        "on eq. 3 without the scheduler at the same learning rate and seed, for every seed and fusion",
-              passed=same, observed=f"{'identical' if same else 'different'} on {n_mu1} runs")
-    return same
+              criterion="with μ = 1, Algorithm 1 keeps every encoder at the global rate α in every epoch of every seed "
+                        "and fusion (so the network trains on eq. 3 alone, as the eq. 3 control)",
+              passed=kept, observed=f"{'every rate kept' if kept else 'a rate changed'} on {len(mu1)} runs; test "
+                                    f"predictions equal to the eq. 3 control's on {100 * agree:.1f} % of rows")
+    return kept, 100 * agree
 
 
 def record_table6(run: Any, study: MilesStudy) -> None:
@@ -396,6 +400,12 @@ def plain_words(claims: list[dict[str, Any]], study: MilesStudy) -> str:
     text = [f"On AV digits, the stand-in for S-MNIST, the imbalance MILES corrects {'exists' if exists else 'is not established'}: "
             f"inside vanilla the weak encoder trails the same encoder trained alone by {_shown(lag)} (S-MNIST: 35), "
             f"the strong one by {_shown(strong)} (S-MNIST: 0.5)."]
+    chosen = study.search[study.search.candidate == study.regimes.index(study.regime)]
+    missed = study.regime_shortfall(chosen)
+    if missed > 0:
+        text.append(f"No candidate of the regime search reached S-MNIST's regime (the chosen one misses its criteria "
+                    f"by {missed:.1f} points in all, on validation rows; see the search below): its imbalance is "
+                    f"not the paper's.")
     heads = [c["outcome"] for c in claims if c.get("headline")]
     if heads:
         good = sum(o in ("reproduces", "reproduces, smaller effect", "reproduces, larger effect") for o in heads)
