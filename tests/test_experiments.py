@@ -12,14 +12,19 @@ from mmrepro.core.balancing import MSLR, OGM
 from mmrepro.core.data import load_dataset
 from mmrepro.papers.miles.scheduler import MILES
 from mmrepro.papers.miles.setup import (
-    BALANCING_METHODS,
+    CONTROL,
+    METHODS,
     UNIMODAL_LOSSES,
     Arch,
     JointSetup,
+    build_model,
     flattened,
+    fusion_split_logits,
     make_method,
     method_space,
     probe_accuracy,
+    readout_logits,
+    reference_split_accuracies,
 )
 from mmrepro.runs.repeat import paired_difference, search_then_repeat, seeds_from, summarise, t_interval
 from mmrepro.runs.search import random_search
@@ -140,10 +145,10 @@ def test_summarise_and_paired_difference():
 
 def test_method_spaces_and_factories():
     lr = LogUniform(1e-4, 1e-2)
-    for name in BALANCING_METHODS:
+    for name in METHODS:
         cfg = sample(method_space(name, lr, epochs=6), 0, 0)
         method = make_method(name, cfg, {"a": 1e-3, "b": 2e-3})
-        assert (method is None) == (name == "vanilla")
+        assert (method is None) == (name in ("vanilla", CONTROL))
     assert all(w <= 3 for w in method_space("mses", lr, 6)["patience"].options)
     assert isinstance(make_method("mslr-s", {"smooth": 1.0}, {"a": 1e-3, "b": 3e-3}), MSLR)
     m = make_method("miles", {"tau": 0.1, "mu": 0.25, "u_split": "train"})
@@ -163,21 +168,30 @@ def tiny():
 
 
 def test_joint_setup_runs_every_method_and_is_deterministic(tiny):
-    for name in BALANCING_METHODS:
+    for name in METHODS:
         cfg = sample(method_space(name, LogUniform(1e-3, 1e-2), tiny.epochs), 0, 0)
         run = tiny.objective(name, "concat", {"a": 3e-3, "b": 3e-3})(cfg, 0)
-        # every method is measured the same way (refitted probes "a", "b" and probes trained alongside);
-        # only MILES and G-Blend train unimodal heads (their papers' losses)
+        # only MILES, G-Blend and the eq. 3 control train unimodal heads (their papers' losses)
         scored = {k.split("/")[1] for k in run.history[0] if k.startswith("val/")}
         assert scored == {"fusion", "probe:a", "probe:b"} | ({"a", "b"} if name in UNIMODAL_LOSSES else set())
+        with pytest.raises(RuntimeError, match="revealed with the test evaluation"):
+            run.test_rows("fusion")
         test = run.evaluate_test()
         heads = {"head:a", "head:b"} if name in UNIMODAL_LOSSES else set()
-        assert set(test) == {"fusion", "a", "b", "probe:a", "probe:b", "best_epoch"} | heads
+        assert set(test) == {"fusion", "a", "b", "probe:a", "probe:b", "split:a", "split:b", "readout:a", "readout:b",
+                             "best_epoch"} | heads
         # every head's test accuracy is a count of correct test rows over their number, not just a value in [0, 1]
         n_test = tiny.test.n
         for key, acc in test.items():
             if key != "best_epoch":
                 assert 0 <= acc <= 1 and acc * n_test == pytest.approx(round(acc * n_test), abs=1e-9), key
+        # the paper's readout: the unimodal heads where the method trains them, else the fusion-layer split
+        for m in "ab":
+            assert test[f"readout:{m}"] == test[f"head:{m}" if name in UNIMODAL_LOSSES else f"split:{m}"]
+            rows = run.test_rows(f"readout:{m}")
+            assert rows.dtype == torch.bool and rows.shape == (tiny.test.n,)
+            assert rows.float().mean().item() == pytest.approx(test[f"readout:{m}"])
+        assert set(run.val_readout) == set(test) - {"a", "b", "best_epoch"}
         with pytest.raises(RuntimeError, match="once"):
             run.evaluate_test()
     obj = tiny.objective("miles", "sum")
@@ -189,15 +203,45 @@ def test_joint_setup_runs_every_method_and_is_deterministic(tiny):
 
 
 def test_mu_one_is_eq3_training(tiny):
-    """MILES with mu = 1 never changes a rate, so it trains exactly like the same network on eq. 3 without the
-    scheduler (Table V, mu = 1); vanilla proper has no unimodal losses and differs."""
+    """The eq. 3 control is MILES's network and losses without the scheduler: MILES with mu = 1 never changes a
+    rate, so it trains exactly like the control, row by row (Table V, mu = 1); vanilla has no unimodal losses."""
+    obj = tiny.objective(CONTROL, "sum")
+    assert obj.multihead and obj.key({"lr": 5e-3}, 2)["method"] == CONTROL and make_method(CONTROL, {"lr": 1.0}) is None
+    assert method_space(CONTROL, LogUniform(1e-3, 1e-2), 5).keys() == {"lr"}
     m = tiny.objective("miles", "concat")({"lr": 5e-3, "tau": 0.0, "mu": 1.0}, 2)
-    e = tiny.objective("vanilla", "concat", unimodal_losses=True)({"lr": 5e-3}, 2)
+    e = tiny.objective(CONTROL, "concat")({"lr": 5e-3}, 2)
     v = tiny.objective("vanilla", "concat")({"lr": 5e-3}, 2)
     assert m.score == e.score and m.evaluate_test() == e.evaluate_test()
+    assert all(torch.equal(m.test_rows(k), e.test_rows(k)) for k in ("fusion", "readout:a", "readout:b"))
     assert v.history[-1]["train/fusion/loss"] != m.history[-1]["train/fusion/loss"]
-    with pytest.raises(ValueError, match="unimodal heads"):
-        tiny.objective("miles", "concat", unimodal_losses=False)
+
+
+def test_fusion_layer_readout_against_a_hand_computation():
+    """OGM-GE's evaluation: concatenation reads W_m z_m + b / 2, summation W z_m + b (the shared layer); the
+    run's numbers are the argmax of those logits on the test rows."""
+    data = load_dataset("synthetic_bimodal", n=120, strength=(3.0, 1.0))
+    for fusion in ("concat", "sum"):
+        torch.manual_seed(0)
+        model = build_model(data, fusion, Arch(mlp_hidden=(6,)), multihead=False).eval()
+        test = data.split("test")
+        with torch.no_grad():
+            z = model.encode(test.x)[0]
+            w, b = model.heads["fusion"].weight, model.heads["fusion"].bias
+            if fusion == "concat":
+                hand = {"a": z["a"] @ w[:, :6].T + b / 2, "b": z["b"] @ w[:, 6:].T + b / 2}
+            else:
+                hand = {m: z[m] @ w.T + b for m in "ab"}
+            got = fusion_split_logits(model, z)
+            logits = readout_logits(model, test)
+        for m in "ab":
+            assert torch.allclose(got[m], hand[m]) and torch.allclose(logits[f"split:{m}"], hand[m])
+        assert torch.allclose(logits["fusion"], model(test.x).logits["fusion"].detach())
+    # the exercise's reference, on three rows by hand: a reads rows 0-2 right, b only row 2 (its zero rows fall to b / 2)
+    w = np.eye(3)
+    assert reference_split_accuracies(w, [0.0, 0.0, 2.0], [[3.0, 0.0], [0.0, 1.0], [0.0, 0.0]], [[0.0], [5.0], [0.0]],
+                                      [0, 1, 2]) == (1.0, pytest.approx(1 / 3))
+    with pytest.raises(ValueError, match="must fit together"):
+        reference_split_accuracies(w, [0.0, 0.0, 2.0], [[3.0], [0.0], [0.0]], [[0.0], [5.0], [0.0]], [0, 1, 2])
 
 
 def test_probe_accuracy_is_a_converged_linear_probe(tiny):
@@ -250,7 +294,8 @@ def test_method_space_taus():
 
 def test_unimodal_and_errors(tiny):
     r = tiny.unimodal_objective("a")({"lr": 5e-3}, 0)
-    assert set(r.evaluate_test()) == {"fusion", "best_epoch"}
+    test = r.evaluate_test()  # its own head (the paper's readout of a unimodal model) and the refitted probe
+    assert set(test) == {"fusion", "readout:a", "a", "best_epoch"} and test["readout:a"] == test["fusion"]
     with pytest.raises(ValueError, match="unknown method"):
         tiny.objective("nope", "concat")
     with pytest.raises(ValueError, match="unknown modality"):
@@ -281,3 +326,41 @@ def test_joint_objective_many_is_one_call_per_job(tiny, method):
     for a, b in zip([obj(dict(c), s) for c, s in jobs], obj.many(jobs)):
         _same_run(a, b)
         assert a.decisions == b.decisions and a.evaluate_test() == pytest.approx(b.evaluate_test())
+
+
+# ----------------------------------------------------------------------------- the chapter's study and findings
+
+def test_regimes_parse_and_the_regime_criteria():
+    from mmrepro.papers.miles.study import MilesStudy, Regime, parse_regimes
+
+    assert parse_regimes("resnet/images, mlp/recordings/5", 0.0) == [Regime("resnet", "images", 0.0),
+                                                                      Regime("mlp", "recordings", 5.0)]
+    with pytest.raises(ValueError, match="encoder/pairing"):
+        parse_regimes("cnn/images", 0.0)
+    with pytest.raises(ValueError, match="at least one"):
+        parse_regimes(" , ", 0.0)
+    # S-MNIST's vanilla row (Tables I-II) meets every criterion; a complementary pair (fused far above both) does not
+    smnist = pd.DataFrame({"seed": [0], "fused": [98.4], "image alone": [99.0], "image inside": [98.5],
+                           "audio alone": [88.9], "audio inside": [53.9]})
+    assert MilesStudy.meets_regime(smnist) and MilesStudy.regime_shortfall(smnist) == 0
+    r = MilesStudy.regime_means(smnist)
+    assert (r["strong"], r["weak"]) == ("image", "audio") and r["lag"] == pytest.approx(35.0)
+    complementary = smnist.assign(**{"fused": [96.7], "image alone": [90.5], "image inside": [80.0]})
+    checks = MilesStudy.regime_checks(complementary)
+    assert not checks["strong alone at least"] and not checks["fused within"] and not checks["strong gap at most"]
+    # it misses by 6.5 (strong alone) + 5.2 (fused above it) + 3.4 (weak only 1.6 below) + 8.5 (strong gap) points
+    assert not checks["weak below strong by at least"]
+    assert MilesStudy.regime_shortfall(complementary) == pytest.approx(6.5 + 5.2 + 3.4 + 8.5)
+
+
+def test_binding_comparison_of_better_than_every_one():
+    """An intersection-union test: every comparison above 0 -> the one reaching lowest decides; one wholly at or
+    below 0 -> that one (the farthest) decides; the mirror image for "below"."""
+    from mmrepro.core.stats import Evidence
+    from mmrepro.papers.miles.findings import binding
+
+    ev = lambda lo, hi: Evidence((lo + hi) / 2, (lo, hi), 3, "t")  # noqa: E731
+    assert binding([ev(1, 3), ev(0.5, 6), ev(2, 4)], "above") == 1
+    assert binding([ev(1, 3), ev(-2, -1), ev(-1, 0), ev(-3, 5)], "above") == 1
+    assert binding([ev(-3, -1), ev(-6, -0.5)], "below") == 1
+    assert binding([ev(-3, -1), ev(1, 2), ev(0, 4)], "below") == 1

