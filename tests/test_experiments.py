@@ -184,7 +184,7 @@ def test_joint_setup_runs_every_method_and_is_deterministic(tiny):
         n_test = tiny.test.n
         for key, acc in test.items():
             if key != "best_epoch":
-                assert 0 <= acc <= 1 and acc * n_test == pytest.approx(round(acc * n_test), abs=1e-9), key
+                assert 0 <= acc <= 1 and acc * n_test == pytest.approx(round(acc * n_test), abs=1e-4), key  # float32 values
         # the paper's readout: the unimodal heads where the method trains them, else the fusion-layer split
         for m in "ab":
             assert test[f"readout:{m}"] == test[f"head:{m}" if name in UNIMODAL_LOSSES else f"split:{m}"]
