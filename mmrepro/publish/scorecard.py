@@ -126,18 +126,24 @@ def claims_table(results: list[dict]) -> pd.DataFrame:
     return table
 
 
-def verdict_counts(results: list[dict]) -> pd.DataFrame:
-    """Per chapter: empirical claims per verdict, then checks passed and failed (every column, even when zero)."""
+def _claim_counts(results: list[dict], columns: Iterable[str], field: str) -> pd.DataFrame:
+    """Per chapter: empirical claims per value of ``field`` ("verdict" or "outcome"), then checks passed and
+    failed; every column of ``columns``, even when zero, and a row "all"."""
     counts = {}
     for r in results:
-        row = dict.fromkeys(COUNT_COLUMNS, 0)
+        row = dict.fromkeys(columns, 0)
         for c in r["claims"]:
-            row[c["verdict"] if c["kind"] == "empirical" else _CHECK_COLUMN[c["verdict"]]] += 1
+            row[c[field] if c["kind"] == "empirical" else _CHECK_COLUMN[c["verdict"]]] += 1
         counts[r["notebook"]] = row
-    table = pd.DataFrame.from_dict(counts, orient="index", columns=list(COUNT_COLUMNS))
+    table = pd.DataFrame.from_dict(counts, orient="index", columns=list(columns))
     table.loc["all"] = table.sum()
     table.index.name = "chapter"
     return table
+
+
+def verdict_counts(results: list[dict]) -> pd.DataFrame:
+    """Per chapter: empirical claims per verdict, then checks passed and failed (every column, even when zero)."""
+    return _claim_counts(results, COUNT_COLUMNS, "verdict")
 
 
 def _commit(sha: str | None) -> str:
@@ -413,16 +419,7 @@ def headline_summary(result: Mapping[str, Any] | None) -> str:
 
 def outcome_counts(results: list[dict]) -> pd.DataFrame:
     """Per chapter: empirical claims per outcome, then checks passed and failed (every column, even when zero)."""
-    counts = {}
-    for r in results:
-        row = dict.fromkeys(OUTCOME_COLUMNS, 0)
-        for c in r["claims"]:
-            row[c["outcome"] if c["kind"] == "empirical" else _CHECK_COLUMN[c["verdict"]]] += 1
-        counts[r["notebook"]] = row
-    table = pd.DataFrame.from_dict(counts, orient="index", columns=list(OUTCOME_COLUMNS))
-    table.loc["all"] = table.sum()
-    table.index.name = "chapter"
-    return table
+    return _claim_counts(results, OUTCOME_COLUMNS, "outcome")
 
 
 def plan_command(chapter: str, profile: str, record: Mapping[str, Any]) -> str:

@@ -482,38 +482,31 @@ def convergence(run: Any, trace: pd.DataFrame, record: bool) -> None:
 def tables3_7(run: Any, t3: pd.DataFrame, t7: pd.DataFrame, reason: str | None) -> None:
     """Table 3 (a shared-weight teacher, NYU Depth V2) and Table 7 (a modality-specific teacher, MM-IMDB) on
     AV digits: teachers of similar accuracy (the premise), the more modality-general one teaches better."""
-    hits = lambda df_, t_, c_: _hits(df_, c_, teacher=t_)  # noqa: E731
-    run.claim(id="mfh-table3-shared-teacher-similar", paper="MFH", where="Table 3 (NYU Depth V2; premise)",
-              paper_value=round(PAPER_T3["shared"][0] - PAPER_T3["regular"][0], 2),
-              criterion="shared-weight − regular teacher accuracy on the audio (paired over seeds and test rows) within "
-                        "±2 points (the paper: no difference in teacher performance)",
-              evidence=rows_evidence(hits(t3, "shared", "teacher_hits"), hits(t3, "regular", "teacher_hits"),
-                                     parameter=REAL_SEEDS),
-              threshold=(-2.0, 2.0), direction="within", unit="points", reason=reason)
-    run.claim(id="mfh-table3-shared-beats-regular", paper="MFH", where="Table 3 (NYU Depth V2)",
-              paper_value=round(PAPER_T3["shared"][1] - PAPER_T3["regular"][1], 2),
-              criterion="image student's digit accuracy, shared-weight − regular teacher (rho = 0.5, paired over seeds "
-                        "and test rows) > 0",
-              evidence=rows_evidence(hits(t3, "shared", "test_digit_hits"), hits(t3, "regular", "test_digit_hits"),
-                                     parameter=REAL_SEEDS),
-              threshold=0.0, direction="above", unit="points", reason=reason, premise="mfh-table3-shared-teacher-similar")
-    run.claim(id="mfh-table7-teachers-similar", paper="MFH", where="Table 7 (MM-IMDB; premise)",
-              paper_value=round(PAPER_T7["regular"][0] - PAPER_T7["specific"][0], 2),
-              criterion="regular − modality-specific multimodal teacher accuracy (paired over seeds and test rows) "
-                        "within ±2 points",
-              evidence=rows_evidence(hits(t7, "regular", "teacher_hits"), hits(t7, "specific", "teacher_hits"),
-                                     parameter=REAL_SEEDS),
-              threshold=(-2.0, 2.0), direction="within", unit="points", reason=reason)
-    run.claim(id="mfh-table7-regular-beats-specific", paper="MFH", where="Table 7 (MM-IMDB)",
-              paper_value=round(PAPER_T7["regular"][1] - PAPER_T7["specific"][1], 2),
-              criterion="image student's digit accuracy, regular − modality-specific multimodal teacher (rho = 0, paired "
-                        "over seeds and test rows) > 0",
-              evidence=rows_evidence(hits(t7, "regular", "test_digit_hits"), hits(t7, "specific", "test_digit_hits"),
-                                     parameter=REAL_SEEDS),
-              threshold=0.0, direction="above", unit="points", reason=reason, premise="mfh-table7-teachers-similar")
-    for key, claim_id in (("t3_teachers", "mfh-table3-shared-teacher-similar"), ("t3_students", "mfh-table3-shared-beats-regular"),
-                          ("t7_teachers", "mfh-table7-teachers-similar"), ("t7_students", "mfh-table7-regular-beats-specific")):
-        _glue_said(run, key, claim_id)
+    # per table: its results, the two teachers and their names, the paper's rows, rho, the dataset it stands in
+    # for, the premise's and the claim's ids, a note on the premise
+    studies = (("3", t3, ("shared", "regular"), "shared-weight", "regular", PAPER_T3, "0.5", "NYU Depth V2",
+                "mfh-table3-shared-teacher-similar", "mfh-table3-shared-beats-regular",
+                " (the paper: no difference in teacher performance)"),
+               ("7", t7, ("regular", "specific"), "regular", "modality-specific multimodal", PAPER_T7, "0", "MM-IMDB",
+                "mfh-table7-teachers-similar", "mfh-table7-regular-beats-specific", ""))
+    for table, df, (first, second), first_name, second_name, paper, rho, dataset, premise_id, claim_id, note in studies:
+        run.claim(id=premise_id, paper="MFH", where=f"Table {table} ({dataset}; premise)",
+                  paper_value=round(paper[first][0] - paper[second][0], 2),
+                  criterion=f"{first_name} − {second_name} teacher accuracy"
+                            + (" on the audio" if table == "3" else "")
+                            + f" (paired over seeds and test rows) within ±2 points{note}",
+                  evidence=rows_evidence(_hits(df, "teacher_hits", teacher=first),
+                                         _hits(df, "teacher_hits", teacher=second), parameter=REAL_SEEDS),
+                  threshold=(-2.0, 2.0), direction="within", unit="points", reason=reason)
+        run.claim(id=claim_id, paper="MFH", where=f"Table {table} ({dataset})",
+                  paper_value=round(paper[first][1] - paper[second][1], 2),
+                  criterion=f"image student's digit accuracy, {first_name} − {second_name} teacher (rho = {rho}, "
+                            "paired over seeds and test rows) > 0",
+                  evidence=rows_evidence(_hits(df, "test_digit_hits", teacher=first),
+                                         _hits(df, "test_digit_hits", teacher=second), parameter=REAL_SEEDS),
+                  threshold=0.0, direction="above", unit="points", reason=reason, premise=premise_id)
+        _glue_said(run, f"t{table}_teachers", premise_id)
+        _glue_said(run, f"t{table}_students", claim_id)
 
 
 def case_study(run: Any, cs: pd.DataFrame, reason: str | None) -> None:
