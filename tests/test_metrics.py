@@ -334,3 +334,18 @@ def test_task_kind_inference():
     assert bootstrap_ci("accuracy", y, pred, n_boot=20).point == 0.6
     y, s = _data("regression")
     assert bootstrap_ci("mse", y, s, n_boot=20).point == score("mse", y, s, "regression")
+
+
+def test_balanced_accuracy_of_a_fold_without_a_predicted_class_is_sklearns_and_silent():
+    """A small test fold may lack a class the model predicts: sklearn's value (mean recall over the fold's
+    classes), without its warning reaching the published page."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    y_true = np.array([0, 0, 1, 1])
+    scores = np.array([[0.9, 0.05, 0.05], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = score("balanced_accuracy", y_true, scores, "multiclass")
+    assert value == balanced_accuracy_score(y_true, [0, 2, 1, 1]) == 0.75

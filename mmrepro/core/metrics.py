@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -198,8 +199,10 @@ def score(name: str, y_true: Any, y_score: Any, task_kind: str, threshold: float
     pred = predictions(ys, task_kind, threshold)
     if name == "accuracy":
         return float(skm.accuracy_score(yt, pred))
-    if name == "balanced_accuracy":
-        return float(skm.balanced_accuracy_score(yt, pred))
+    if name == "balanced_accuracy":  # mean recall over the classes in y_true (a small fold may lack one)
+        with warnings.catch_warnings():  # sklearn notes a predicted class the fold lacks: expected, not a fault
+            warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+            return float(skm.balanced_accuracy_score(yt, pred))
     if task_kind == "multilabel" and yt.shape[1] == 1:  # sklearn would read one column as a binary task
         return float(skm.f1_score(yt[:, 0], pred[:, 0], average="binary", zero_division=0.0))
     return float(skm.f1_score(yt, pred, average=name.removeprefix("f1_"), zero_division=0.0))
