@@ -15,8 +15,14 @@ FONT_SCALE = 0.95
 
 
 def use() -> None:
-    """Apply the book's theme (whitegrid, colour-blind palette, readable font sizes) to matplotlib."""
+    """Apply the book's theme (whitegrid, colour-blind palette, readable font sizes) to matplotlib. Its font
+    manager's notes that a mathtext font (STIX) falls back to DejaVu Sans go to the log only at ERROR level:
+    the fallback is expected on machines without the STIX fonts, and the notes would print on the pages."""
+    import logging
+
     import seaborn as sns
+
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=FONT_SCALE,
                   rc={"figure.dpi": DPI, "savefig.dpi": 2 * DPI, "figure.figsize": (PAGE_WIDTH, 3.6),
