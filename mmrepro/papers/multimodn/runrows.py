@@ -86,17 +86,18 @@ class RunDraws:
 
     def dropout(self, x: Tensor, p: float, training: bool, runs: Sequence[bool] | None = None) -> Tensor:
         """Dropout of x (K, B, ...): run k (every run, or those where ``runs[k]``) draws the mask of its
-        ``rows[k]`` real rows from its own stream (as ``F.dropout``: zero with probability p, survivors
-        scaled by 1 / (1 - p)); the rows after them are kept as they are."""
+        ``rows[k]`` real rows from its own stream (the numbers ``torch.rand`` of that shape would give);
+        as ``F.dropout``, a unit is zeroed with probability p and survivors are multiplied by the mask
+        divided by (1 - p). Rows that draw nothing (padding rows, runs that sit the step out) are kept and
+        scaled alike; nothing reads them."""
         if not training or p == 0:
             return x
         rows = self.rows if self.rows is not None else [x.shape[1]] * x.shape[0]
-        keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+        draws = torch.ones(x.shape, dtype=x.dtype, device=x.device)
         for k, g in enumerate(self.gens):
             if (runs is None or runs[k]) and rows[k]:
-                keep[k, :rows[k]] = torch.rand((rows[k], *x.shape[2:]), generator=g, device=x.device,
-                                               dtype=x.dtype) >= p
-        return x * keep / (1 - p)
+                draws[k, :rows[k]].uniform_(generator=g)  # a contiguous block: filled as torch.rand fills
+        return x * draws.ge_(p).div_(1 - p)
 
 
 def chain(owner: nn.Module, template: nn.Sequential, h: Tensor, training: bool, dropout: Dropout,
