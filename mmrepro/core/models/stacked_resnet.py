@@ -138,7 +138,7 @@ def resnet_layer(template: nn.Module, st: nn.Module, h: Tensor, rows: Tensor | N
     if isinstance(template, nn.BatchNorm2d):
         return batch_norm_runs(h, template, st, rows, training)
     if isinstance(template, nn.ReLU):
-        return torch.relu(h)
+        return torch.relu_(h) if template.inplace else torch.relu(h)
     if isinstance(template, nn.MaxPool2d):
         return template(h)
     if isinstance(template, nn.Sequential):
@@ -148,9 +148,9 @@ def resnet_layer(template: nn.Module, st: nn.Module, h: Tensor, rows: Tensor | N
     if isinstance(template, BasicBlock):
         run = lambda name, x: resnet_layer(getattr(template, name), getattr(st, name, None), x, rows, training,  # noqa: E731
                                            form)
-        out = torch.relu(run("bn1", run("conv1", h)))
+        out = torch.relu_(run("bn1", run("conv1", h)))  # in place, as BasicBlock's own ReLU
         out = run("bn2", run("conv2", out))
-        return torch.relu(out + (h if template.downsample is None else run("downsample", h)))
+        return torch.relu_(out + (h if template.downsample is None else run("downsample", h)))
     raise TypeError(f"no batched form for {type(template).__name__} in a ResNet")
 
 

@@ -117,9 +117,10 @@ class StackedMultiModN(MultiModN):
 
 
 def _clip_per_run(params: Sequence[Tensor], max_norm: float) -> None:
-    """``torch.nn.utils.clip_grad_norm_`` for each run's slice of ``params``."""
+    """``torch.nn.utils.clip_grad_norm_`` for each run's slice of ``params``: as torch, the 2-norm of the
+    tensors' 2-norms, scaled by ``max_norm / (norm + 1e-6)`` where that is below 1 (reductions, no copies)."""
     grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.stack([g.flatten(1).square().sum(1) for g in grads]).sum(0).sqrt()  # (K,), without one big copy
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]), dim=0)
     coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
     torch._foreach_mul_(grads, [leading(coef, g) for g in grads])
 
