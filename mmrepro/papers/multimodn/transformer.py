@@ -80,7 +80,8 @@ def attention(x: Tensor, qkv_weight: Tensor, qkv_bias: Tensor, out_weight: Tenso
     rowsum(w_h) Wo_h bv_h``, so the (N, L, heads x head_size) projections are never formed."""
     lead = qkv_weight.shape[:-2]
     *rows, length, width = x.shape
-    wq, wk, wv = qkv_weight.view(*lead, 3, heads, head_size, width).unbind(-4)  # (..., H, D, W) each
+    # (..., H, D, W) each, contiguous: stacked runs' blocks copied once here, not once per product below
+    wq, wk, wv = qkv_weight.view(*lead, 3, heads, head_size, width).movedim(-4, 0).contiguous().unbind(0)
     bq, _, bv = qkv_bias.view(*lead, 3, heads, head_size).unbind(-3)  # (..., H, D); bk cancels in the softmax
     scale = 1.0 / math.sqrt(head_size)
     # scores[n, l, h, m] = x_l Wq_h^T Wk_h x_m / sqrt(D) + (bq_h Wk_h / sqrt(D)) x_m: every head at once
