@@ -34,6 +34,21 @@ def test_bad_stacks_and_kinds_are_named():
         batching_speedup("mlp", 0)
 
 
+def test_a_runs_fixed_cost_is_paid_once_per_run_and_not_scaled(monkeypatch):
+    """A probe run costs 5 s whatever its length plus 2 s per epoch (on a clock faked by ``timed``): the epoch is
+    2 s scaled by the rows, the 5 s are each run's once; an estimate adds runs x 5 s to the epochs' price, and a
+    probe that cannot separate them (no difference) keeps a tenth of one run as its epoch."""
+    monkeypatch.setattr(cost, "timed", lambda fn: fn())
+    assert cost.epoch_and_run_seconds(lambda e: 5.0 + 2.0 * e, 3.0) == pytest.approx((6.0, 5.0))
+    assert cost.epoch_and_run_seconds(lambda e: 5.0, 3.0) == pytest.approx((1.5, 4.5))
+    probe = cost.Cost("c", lambda: cost.epoch_and_run_seconds(lambda e: 5.0 + 2.0 * e, 3.0))
+    plain = cost.Cost("p", lambda: 6.0)
+    sections = [cost.Section("fixed", 4, 10, probe, units=2.0), cost.Section("plain", 4, 10, plain, units=2.0)]
+    e = cost.estimate("x", {"profile": "book"}, sections, "cpu")
+    assert e.seconds(sections[0]) == pytest.approx(2.0 * 10 * 6.0 + 4 * 5.0)
+    assert e.seconds(sections[1]) == pytest.approx(2.0 * 10 * 6.0)
+
+
 def test_stacks_of_one_cost_what_the_runs_cost_alone():
     assert stacked_units([1] * 7, "resnet") == 7 and stacked_units([16], None) == 16
     assert stacked_units([16, 0], "mlp") == pytest.approx(16 / BATCHING["mlp"][16])

@@ -72,10 +72,12 @@ def stacks_of(n: int, chunk: int | None = None) -> list[int]:
 
 @dataclass(frozen=True)
 class Cost:
-    """What one epoch of one run costs: ``probe()`` returns its seconds, measured on this device."""
+    """What one run costs, measured on this device: ``probe()`` returns the seconds of one epoch, or (seconds
+    of one epoch, seconds each run pays once whatever its epochs: construction, final evaluation, refitted
+    read-outs; :func:`epoch_and_run_seconds`)."""
 
     name: str
-    probe: Callable[[], float] = field(compare=False, repr=False)
+    probe: Callable[[], float | tuple[float, float]] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,17 @@ def epoch_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int =
     return timed(lambda: train(epochs)) / epochs * scale
 
 
+def epoch_and_run_seconds(train: Callable[[int], Any], scale: float = 1.0, epochs: int = 8) -> tuple[float, float]:
+    """(seconds of one epoch, seconds a run pays once), after a one-epoch warm-up: the epoch from the
+    difference of ``train(1 + epochs)`` and ``train(1)`` (at least a tenth of ``train(1)``), multiplied by
+    ``scale`` (full rows / probed rows); the rest of ``train(1)`` is the run's fixed cost, not scaled (the
+    probe evaluates on the whole validation and test splits, as the full run does)."""
+    train(1)
+    base = timed(lambda: train(1))
+    epoch = max((timed(lambda: train(1 + epochs)) - base) / epochs, 0.1 * base)
+    return epoch * scale, max(base - epoch, 0.0)
+
+
 def row_scale(n_full: int, n_probe: int, n_val: int = 0) -> float:
     """Scale from a probe on ``n_probe`` training rows to ``n_full`` (validation rows stay whole)."""
     return (n_full + n_val) / max(1, n_probe + n_val)
@@ -140,6 +153,8 @@ class Estimate:
     sections: list[Section]
     per_epoch: dict[str, float]
     calibration_s: float
+    #: seconds each run of a cost pays once (its probe's second value; absent: 0)
+    per_run: dict[str, float] = field(default_factory=dict)
 
     @property
     def calibrated(self) -> bool:
@@ -148,7 +163,8 @@ class Estimate:
     def seconds(self, s: Section) -> float:
         if s.cost is None or s.cost.name not in self.per_epoch:
             return 0.0
-        return (s.runs if s.units is None else s.units) * s.epochs * self.per_epoch[s.cost.name]
+        return ((s.runs if s.units is None else s.units) * s.epochs * self.per_epoch[s.cost.name]
+                + s.runs * self.per_run.get(s.cost.name, 0.0))
 
     @property
     def total_s(self) -> float:
@@ -170,10 +186,12 @@ def estimate(notebook: str, params: dict[str, Any], sections: list[Section], dev
     ``calibrate`` only the runs and epochs are counted."""
     start = time.perf_counter()
     per_epoch: dict[str, float] = {}
+    per_run: dict[str, float] = {}
     for s in sections if calibrate else []:
         if s.cost is not None and s.cost.name not in per_epoch and s.runs and s.epochs:
-            per_epoch[s.cost.name] = s.cost.probe()
-    return Estimate(notebook, params, device, sections, per_epoch, time.perf_counter() - start)
+            measured = s.cost.probe()
+            per_epoch[s.cost.name], per_run[s.cost.name] = measured if isinstance(measured, tuple) else (measured, 0.0)
+    return Estimate(notebook, params, device, sections, per_epoch, time.perf_counter() - start, per_run)
 
 
 def duration(seconds: float) -> str:
@@ -209,7 +227,8 @@ def report(e: Estimate, device_name: str) -> str:
     lines.append(f"calibration took {duration(e.calibration_s)}: each s/epoch is one epoch of one run of that "
                  f"section's model, timed here ({clock}) on up to {PROBE_ROWS} training rows and scaled to all "
                  "of them (for a vectorised section: one epoch of the whole batch; stacked runs are credited the "
-                 "speed-up bench_batched.py measured for their kind and stack size). Epochs are upper bounds "
+                 "speed-up bench_batched.py measured for their kind and stack size; where a probe measures "
+                 "what a run pays once, e.g. its evaluation, each run adds that). Epochs are upper bounds "
                  "where early stopping may end a run; runs found in the run cache are not trained again, and "
                  "data loading, evaluation and figures are not counted.")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_seconds, row_scale, stacked_units, stacks_of
+from mmrepro.runs.cost import PROBE_ROWS, Cost, Section, epoch_and_run_seconds, row_scale, stacked_units, stacks_of
 
 Params = dict[str, Any]
 
@@ -21,8 +21,10 @@ MILES_TAUS = 5  # at most: the lowest, middle and highest of the tau range, 0 an
 
 
 def _joint_cost(name: str, setup_of: Callable[[], Any], unimodal: bool = False) -> Cost:
-    """One epoch of one MILES run (vanilla: the balancing methods add little) of a JointSetup."""
-    def probe() -> float:
+    """One epoch of one MILES run (vanilla: the balancing methods add little) of a JointSetup, and what the run
+    pays once (:func:`~mmrepro.runs.cost.epoch_and_run_seconds`: its evaluation on the whole validation and test
+    splits and its refitted read-outs, which scaling the probe's rows would otherwise multiply)."""
+    def probe() -> tuple[float, float]:
         from mmrepro.papers.miles.setup import JointSetup
 
         full = setup_of()
@@ -33,7 +35,7 @@ def _joint_cost(name: str, setup_of: Callable[[], Any], unimodal: bool = False) 
             obj = s.unimodal_objective(s.modalities[0]) if unimodal else s.objective("vanilla", "concat")
             obj({"lr": 1e-3}, 0)
 
-        return epoch_seconds(train, row_scale(full.train.n, n, full.val.n))
+        return epoch_and_run_seconds(train, row_scale(full.train.n, n, full.val.n))
 
     return Cost(name, probe)
 
