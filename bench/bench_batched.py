@@ -69,7 +69,8 @@ def miles_case(name: str, setup: JointSetup, arch: Arch, epochs: int, batch_size
         return (build_model(setup.data, "concat", arch), MILES(taus[k % 5], mus[k % 4]), 1e-3 * (1 + k % 3))
 
     def sequential(runs: list) -> list:
-        return [fit(m, setup.train, setup.val, method=meth, lr=lr, seed=k, **kw) for k, (m, meth, lr) in enumerate(runs)]
+        return [fit(m, setup.train, setup.val, method=meth, lr=lr, seed=k, **kw)
+                for k, (m, meth, lr) in enumerate(runs)]
 
     def batched(runs: list) -> list:
         models, methods, lrs = zip(*runs)
@@ -93,7 +94,8 @@ def pbcseq_case(epochs: int) -> Case:
         return B.make_model("MultiModN", ds, bench, list(bench.tasks))
 
     def sequential(models: list) -> list:
-        return [mmn_fit(m, train, val, epochs=epochs, batch_size=bench.batch_size, seed=k) for k, m in enumerate(models)]
+        return [mmn_fit(m, train, val, epochs=epochs, batch_size=bench.batch_size, seed=k)
+                for k, m in enumerate(models)]
 
     def batched(models: list) -> list:
         return mmn_fit_many(models, train, val, seeds=list(range(len(models))), epochs=epochs,

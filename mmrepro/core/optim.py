@@ -82,8 +82,9 @@ class RunOptimizer:
         calls: one pass over each tensor; bitwise torch.optim.Adam's single-tensor update on this CPU,
         tests/test_batched.py) on every run's slice at the run's own rate and step count. Runs that share
         a rate and step count are updated in one call; a parameter whose runs all do is passed whole,
-        otherwise as its runs' slices (``unbind``: views, kept between steps but for the gradient's). Measured in bench/README.md: 4-6x faster than
-        the ``_foreach`` form it replaces, which made ~10 passes over memory."""
+        otherwise as its runs' slices (``unbind``: views, kept between steps but for the gradient's).
+        Measured in bench/README.md: 4-6x faster than the ``_foreach`` form it replaces, which made ~10
+        passes over memory."""
         beta1, beta2 = self.betas
         rates = lr.tolist()
         calls: dict[tuple[float, float], list[tuple[Tensor, ...]]] = {}

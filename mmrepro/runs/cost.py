@@ -227,8 +227,8 @@ def report(e: Estimate, device_name: str) -> str:
     lines.append(f"calibration took {duration(e.calibration_s)}: each s/epoch is one epoch of one run of that "
                  f"section's model, timed here ({clock}) on up to {PROBE_ROWS} training rows and scaled to all "
                  "of them (for a vectorised section: one epoch of the whole batch; stacked runs are credited the "
-                 "speed-up bench_batched.py measured for their kind and stack size; where a probe measures "
-                 "what a run pays once, e.g. its evaluation, each run adds that). Epochs are upper bounds "
-                 "where early stopping may end a run; runs found in the run cache are not trained again, and "
-                 "data loading, evaluation and figures are not counted.")
+                 "speed-up bench_batched.py measured for their kind and stack size). Epochs are upper bounds "
+                 "where early stopping may end a run; runs found in the run cache are not trained again. A run's "
+                 "evaluation counts only where its section's probe measures what a run pays once (MILES); data "
+                 "loading, bootstraps and figures are not counted.")
     return "\n".join(lines)
