@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -456,6 +457,39 @@ def test_an_interrupt_with_idle_workers_always_ends(tmp_path):
     with ThreadPoolExecutor(4) as tries:
         failures = [f for f in tries.map(lambda i: interrupt_one_build(script, folders[i], i, 5), range(8)) if f]
     assert not failures, "\n".join(failures)
+
+
+def test_a_second_signal_is_ignored_even_before_the_clean_up_starts():
+    """Within `interrupt_once` the first Ctrl-C raises KeyboardInterrupt; a second Ctrl-C or a SIGTERM that
+    arrives before the ``except`` clause's first line is ignored, also in a nested block, until the outermost
+    block ends; then the handlers are as before and a new block raises again. (Ignoring signals only from
+    the ``except`` clause on let a double Ctrl-C skip stopping the chapters, and the command hung at exit.)"""
+    import signal
+
+    from mmrepro.common.processes import interrupt_once
+
+    def second_signals() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the handlers run here, in the main thread
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    caught = []
+    for _ in range(2):  # the second round: the state is reset when the block ends
+        with interrupt_once():
+            try:
+                with interrupt_once():
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+            except KeyboardInterrupt as err:
+                second_signals()  # before the clean-up: no second KeyboardInterrupt
+                caught.append(str(err))
+            second_signals()  # still inside the outer block
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert caught == ["", ""]
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), interrupt_once():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
 
 
 def test_a_book_without_solutions_and_the_previous_book_kept(tmp_path, monkeypatch, capsys):

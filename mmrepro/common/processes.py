@@ -14,21 +14,42 @@ from typing import Iterable, Iterator
 
 import psutil
 
-__all__ = ["descendants", "stop", "signals_ignored"]
+__all__ = ["descendants", "interrupt_once", "stop"]
+
+
+_stopping = {"depth": 0, "fired": False}  # shared by nested `interrupt_once` blocks (handlers run in the main thread)
+
+
+def _interrupt_first(signum: int, frame: object) -> None:
+    """The handler of :func:`interrupt_once`: the first Ctrl-C or SIGTERM raises KeyboardInterrupt (named after
+    the signal; empty for Ctrl-C, as Python's own), every later one is ignored."""
+    if _stopping["fired"]:
+        return
+    _stopping["fired"] = True
+    raise KeyboardInterrupt("" if signum == signal.SIGINT else signal.Signals(signum).name)
 
 
 @contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM while a stop is cleaned up (a second Ctrl-C must not cut it short and
-    leave a kernel behind); outside the main thread, where handlers cannot change, it does nothing."""
+def interrupt_once() -> Iterator[None]:
+    """Within this block the first Ctrl-C or SIGTERM raises KeyboardInterrupt and every later one is ignored
+    until the outermost such block ends, so that the clean-up the first one starts (stopping kernels and
+    chapters, keeping partial runs) is never cut short. The handler itself marks the stop, so a second
+    signal that arrives before the ``except`` clause's first line is ignored too (ignoring signals inside
+    the ``except`` clause left that window open: an impatient double Ctrl-C then skipped the clean-up and
+    the command hung at exit, waiting for a chapter nobody had stopped). Outside the main thread, where
+    handlers cannot change, it does nothing."""
     try:
-        held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        held = {s: signal.signal(s, _interrupt_first) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
         yield
         return
+    _stopping["depth"] += 1
     try:
         yield
     finally:
+        _stopping["depth"] -= 1
+        if _stopping["depth"] == 0:
+            _stopping["fired"] = False
         for s, handler in held.items():
             signal.signal(s, handler)
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import nbformat
 
 from mmrepro.common.files import replace_dir, write_atomic
-from mmrepro.common.processes import signals_ignored
+from mmrepro.common.processes import interrupt_once
 from mmrepro.publish.execution import check_profiles, execute, notebook_fingerprint, prepare_build, stale_reason
 from mmrepro.publish.notebook import PROFILES
 from mmrepro.publish.parameters import (
@@ -145,14 +145,14 @@ def render(site: Path, root: Path, keep: Path) -> None:
 
     proc = subprocess.Popen([_jupyter_book(), "build", str(site), "-W", "--keep-going"], cwd=root,
                             start_new_session=True)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt as err:
-        with signals_ignored():
+    with interrupt_once():  # a second Ctrl-C must not cut the clean-up short
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt as err:
             stop([proc.pid], grace=5.0)
             proc.wait()
-        raise Interrupted(f"interrupted ({str(err) or 'Ctrl-C'}) while jupyter-book built the HTML; the executed "
-                          f"notebooks are kept and the previous book in {keep} is left as it was") from None
+            raise Interrupted(f"interrupted ({str(err) or 'Ctrl-C'}) while jupyter-book built the HTML; the executed "
+                              f"notebooks are kept and the previous book in {keep} is left as it was") from None
     if code != 0:
         raise BookError(f"the book build reported warnings or errors (exit {code}); see above.")
 
@@ -265,31 +265,31 @@ def _run_all(runs: list[tuple[Path, dict[str, Any]]], build: Path, profile: str,
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     pending, running = list(runs), {}
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                path, parts = pending.pop(0)
-                receive, send = context.Pipe(duplex=False)
-                args = (path, build, {"profile": profile}, root, {"fingerprint": parts})
-                proc = context.Process(target=_chapter_process, args=(send, execute, args), name=f"mmrepro-{path.stem}")
-                running[receive] = (proc, path)
-                proc.start()
-                send.close()
-            for conn in wait(list(running)):
-                proc, path = running.pop(conn)
-                try:
-                    kind, err = conn.recv()
-                except (EOFError, OSError):
-                    kind, err = "failed", BookError(f"{path.name} could not be run: its process ended without a "
-                                                    f"result (exit code {proc.exitcode})")
-                proc.join()
-                done(path, err if kind == "failed" else None)
-    except KeyboardInterrupt as err:
-        why = str(err) or "Ctrl-C"
-        with signals_ignored():
+    with interrupt_once():  # a second Ctrl-C (or one that arrives with the first) is ignored
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    path, parts = pending.pop(0)
+                    receive, send = context.Pipe(duplex=False)
+                    args = (path, build, {"profile": profile}, root, {"fingerprint": parts})
+                    proc = context.Process(target=_chapter_process, args=(send, execute, args), name=f"mmrepro-{path.stem}")
+                    running[receive] = (proc, path)
+                    proc.start()
+                    send.close()
+                for conn in wait(list(running)):
+                    proc, path = running.pop(conn)
+                    try:
+                        kind, err = conn.recv()
+                    except (EOFError, OSError):
+                        kind, err = "failed", BookError(f"{path.name} could not be run: its process ended without a "
+                                                        f"result (exit code {proc.exitcode})")
+                    proc.join()
+                    done(path, err if kind == "failed" else None)
+        except KeyboardInterrupt as err:
+            why = str(err) or "Ctrl-C"
             said = _stop_chapters(running, why)
-        raise Interrupted("; ".join(said) or f"interrupted ({why}) between chapters; executed/ and results/ hold "
-                          "only completed runs") from None
+            raise Interrupted("; ".join(said) or f"interrupted ({why}) between chapters; executed/ and results/ hold "
+                              "only completed runs") from None
     return outcome
 
 

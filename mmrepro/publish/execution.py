@@ -214,7 +214,7 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
     import jupytext
     import papermill
 
-    from mmrepro.common.processes import descendants, signals_ignored, stop
+    from mmrepro.common.processes import descendants, interrupt_once, stop
     from mmrepro.publish import papermill_engine
 
     build = prepare_build(build)
@@ -225,28 +225,28 @@ def execute(path: Path, build: Path, params: dict[str, Any], root: Path,
     env = {"MMREPRO_RESULTS": str(build / "results"), RUN_OUTPUT_ENV: str(stage / "results")}
     before = {p.pid for p in descendants()}
     try:
-        try:
-            with _environment(env):
-                # the kernel is stopped at once when the run ends or is interrupted: a graceful shutdown
-                # interrupts running code first, and the kernel then prints a traceback of its own
-                bar = {"desc": name, "unit": "cell", "leave": False, "dynamic_ncols": True} if progress else False
-                papermill.execute_notebook(jupytext.read(path), str(partial), parameters=params,
-                                           kernel_name=KERNEL, cwd=str(root), progress_bar=bar,
-                                           shutdown_kernel="immediate", engine_name=papermill_engine.ENGINE,
-                                           extra_arguments=KERNEL_ARGUMENTS)
-        except KeyboardInterrupt as err:
-            why = str(err) or "Ctrl-C"
-            with signals_ignored():  # a second Ctrl-C must not cut the clean-up short
+        with interrupt_once():  # a second Ctrl-C must not cut the clean-up short
+            try:
+                with _environment(env):
+                    # the kernel is stopped at once when the run ends or is interrupted: a graceful shutdown
+                    # interrupts running code first, and the kernel then prints a traceback of its own
+                    bar = {"desc": name, "unit": "cell", "leave": False, "dynamic_ncols": True} if progress else False
+                    papermill.execute_notebook(jupytext.read(path), str(partial), parameters=params,
+                                               kernel_name=KERNEL, cwd=str(root), progress_bar=bar,
+                                               shutdown_kernel="immediate", engine_name=papermill_engine.ENGINE,
+                                               extra_arguments=KERNEL_ARGUMENTS)
+            except KeyboardInterrupt as err:
+                why = str(err) or "Ctrl-C"
                 logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the kernel's tasks, cancelled with it
                 stop([p for p in descendants() if p.pid not in before], grace=2.0)  # a kernel still starting
                 kept = _kept(executed, partial, build, name)
-            raise Interrupted(f"{name} interrupted ({why}): {kept}.") from None
-        except papermill.PapermillExecutionError as err:
-            raise BookError(f"{path.name} failed ({err.ename}: {err.evalue}); "
-                            f"{_kept(executed, partial, build, name)}.") from None
-        except Exception as err:  # noqa: BLE001 - a dead kernel, a missing kernel spec, ...
-            raise BookError(f"{path.name} could not be run ({type(err).__name__}: {err}); "
-                            f"{_kept(executed, partial, build, name)}.") from None
+                raise Interrupted(f"{name} interrupted ({why}): {kept}.") from None
+            except papermill.PapermillExecutionError as err:
+                raise BookError(f"{path.name} failed ({err.ename}: {err.evalue}); "
+                                f"{_kept(executed, partial, build, name)}.") from None
+            except Exception as err:  # noqa: BLE001 - a dead kernel, a missing kernel spec, ...
+                raise BookError(f"{path.name} could not be run ({type(err).__name__}: {err}); "
+                                f"{_kept(executed, partial, build, name)}.") from None
         with _signals_deferred():
             return _commit(stage, build, name, dict(record or {}))
     finally:
