@@ -106,9 +106,16 @@ def store(tmp_path):
     return RunCache(tmp_path / "runs")
 
 
+class KeyedPlainToy(ToyObjective):
+    """Keyed, without ``many``: every run is its own chunk."""
+
+    def key(self, config, seed):
+        return {"objective": "toy", "config": config, "seed": seed}
+
+
 def test_finished_runs_are_reused_not_retrained(store):
     jobs = [({"lr": 10.0 ** -k}, s) for k in range(1, 4) for s in (0, 1)]
-    first, second = KeyedToy(), KeyedToy()
+    first, second = KeyedPlainToy(), KeyedPlainToy()
     a = run_jobs(first, jobs, cache=store)
     b = run_jobs(second, jobs + [({"lr": 1e-5}, 0)], cache=store)
     assert len(first.trained) == 6 and second.trained == [((("lr", 1e-5),), 0)]
@@ -117,6 +124,59 @@ def test_finished_runs_are_reused_not_retrained(store):
     # the key holds the package's code digest, version and torch version besides the objective's parts
     key = json.loads(store.key(KeyedToy().key({"lr": 0.1}, 0)).text)
     assert key["code"] == code_digest() and {"mmrepro", "torch", "cache_format"} <= set(key)
+
+
+def test_stacked_runs_are_reused_from_the_same_stack_only(store):
+    """An objective with ``many``: a repeated call loads every run; a call that stacks the runs otherwise
+    trains its own stacks (the key names the stack); a stack with one run missing is trained whole."""
+    jobs = [({"lr": 1e-3, "width": w}, s) for w in (1, 2) for s in range(3)]
+    first = KeyedToy()
+    a = run_jobs(first, jobs, cache=store)
+    assert first.calls == [3, 3]
+    again = KeyedToy()
+    assert run_jobs(again, jobs, cache=store) == a and again.trained == []
+    other = KeyedToy()
+    run_jobs(other, jobs[:2] + jobs[3:], cache=store)  # width 1 stacked as two runs, width 2 as before
+    assert other.calls == [2]
+    keys = [json.loads(load_verified(k)["key"]) for k in store.entries()]
+    assert sorted((k["stack"]["runs"], k["stack"]["place"]) for k in keys) == [(2, 0), (2, 1)] + sorted(
+        [(3, 0), (3, 1), (3, 2)] * 2)
+    lost = next(k for k in store.entries() if json.loads(load_verified(k)["key"])["seed"] == 2)
+    lost.unlink()  # one run of a three-run stack lost
+    resumed = KeyedToy()
+    assert run_jobs(resumed, jobs, cache=store) == a and resumed.calls == [3]
+
+
+def test_numbers_do_not_depend_on_what_the_cache_held(tmp_path):
+    """A stacked ResNet sweep (MILES's objective on a small image set) gives the same bits from an empty
+    cache as from one warmed by other sweeps of the same jobs: one that trained a run alone, one that
+    stacked two of them in another order. Those give other bits (so this test can fail: when the cache key did not name
+    the stack, the warmed cache gave them back here): a ResNet of width 4 stacked 2 or 3 times takes
+    other kernel blocks, and a run trained alone other kernels."""
+    from mmrepro.core.data import MultimodalDataset, Task
+    from mmrepro.papers.miles.setup import Arch, JointSetup
+
+    g = torch.Generator().manual_seed(0)
+    n = 96
+    y = torch.randint(3, (n,), generator=g)
+    x = {"img": torch.randn(n, 1, 12, 12, generator=g) + y.view(-1, 1, 1, 1), "v": torch.randn(n, 4, generator=g)}
+    data = MultimodalDataset("t", x, {}, {m: torch.ones(n, dtype=torch.bool) for m in x}, {"y": y},
+                             {"y": Task("y", "multiclass", 3)},
+                             {"train": torch.arange(64), "val": torch.arange(64, 80), "test": torch.arange(80, n)},
+                             {"modality_kinds": {"img": "image", "v": "tabular"}})
+    objective = JointSetup(data, Arch(resnet_width=4, mlp_hidden=(8,)), epochs=2, batch_size=16).objective(
+        "vanilla", "concat")
+    jobs = [({"lr": 3e-3}, s) for s in range(3)]
+
+    def numbers(runs):
+        return [(r.history, r.val_readout, r.sealed_test) for r in runs]
+
+    fresh = numbers(run_jobs(objective, jobs, cache=RunCache(tmp_path / "fresh")))
+    warmed = RunCache(tmp_path / "warmed")
+    lone = numbers(run_jobs(objective, jobs[1:2], cache=warmed))
+    pair = numbers(run_jobs(objective, [jobs[2], jobs[0]], cache=warmed))
+    assert lone[0] != fresh[1] and pair[0] != fresh[2]
+    assert numbers(run_jobs(objective, jobs, cache=warmed)) == fresh
 
 
 def test_a_corrupt_entry_is_detected_and_recomputed(store):
