@@ -147,6 +147,23 @@ def test_stacked_runs_are_reused_from_the_same_stack_only(store):
     assert run_jobs(resumed, jobs, cache=store) == a and resumed.calls == [3]
 
 
+def test_runs_trained_one_by_one_are_reused_from_any_chunk(store):
+    """An objective without ``many`` under an executor that chunks its jobs (Ray does): a chunk with runs
+    missing trains only those, and the keys do not name a stack."""
+    from mmrepro.runs.executors import LocalExecutor
+
+    class Chunking(LocalExecutor):
+        def chunk_size(self, objective, n):
+            return n
+
+    jobs = [({"lr": 1e-3}, s) for s in range(4)]
+    first, second = KeyedPlainToy(), KeyedPlainToy()
+    a = run_jobs(first, jobs[::2], Chunking(), cache=store)
+    b = run_jobs(second, jobs, Chunking(), cache=store)
+    assert b[::2] == a and [seed for _, seed in second.trained] == [1, 3]
+    assert all("stack" not in json.loads(load_verified(k)["key"]) for k in store.entries())
+
+
 def test_numbers_do_not_depend_on_what_the_cache_held(tmp_path):
     """A stacked ResNet sweep (MILES's objective on a small image set) gives the same bits from an empty
     cache as from one warmed by other sweeps of the same jobs: one that trained a run alone, one that

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import nbformat
 
 from mmrepro.common.files import replace_dir, write_atomic
-from mmrepro.common.processes import interrupt_once
+from mmrepro.common.processes import interrupt_once, interrupts_held
 from mmrepro.publish.execution import check_profiles, execute, notebook_fingerprint, prepare_build, stale_reason
 from mmrepro.publish.notebook import PROFILES
 from mmrepro.publish.parameters import (
@@ -143,9 +143,10 @@ def render(site: Path, root: Path, keep: Path) -> None:
     that the book in ``keep`` is left as it was)."""
     from mmrepro.common.processes import stop
 
-    proc = subprocess.Popen([_jupyter_book(), "build", str(site), "-W", "--keep-going"], cwd=root,
-                            start_new_session=True)
     with interrupt_once():  # a second Ctrl-C must not cut the clean-up short
+        with interrupts_held():  # not before the process is known
+            proc = subprocess.Popen([_jupyter_book(), "build", str(site), "-W", "--keep-going"], cwd=root,
+                                    start_new_session=True)
         try:
             code = proc.wait()
         except KeyboardInterrupt as err:
@@ -272,9 +273,11 @@ def _run_all(runs: list[tuple[Path, dict[str, Any]]], build: Path, profile: str,
                     path, parts = pending.pop(0)
                     receive, send = context.Pipe(duplex=False)
                     args = (path, build, {"profile": profile}, root, {"fingerprint": parts})
-                    proc = context.Process(target=_chapter_process, args=(send, execute, args), name=f"mmrepro-{path.stem}")
-                    running[receive] = (proc, path)
-                    proc.start()
+                    proc = context.Process(target=_chapter_process, args=(send, execute, args),
+                                           name=f"mmrepro-{path.stem}")
+                    with interrupts_held():  # a chapter whose pid the clean-up does not know would run on
+                        running[receive] = (proc, path)
+                        proc.start()
                     send.close()
                 for conn in wait(list(running)):
                     proc, path = running.pop(conn)

@@ -38,15 +38,16 @@ def run_jobs(objective: Objective, jobs: Iterable[Job], executor: str | Executor
         chunks += [g[k:k + size] for k in range(0, len(g), size)]
     results: list[Any] = [None] * len(jobs)
     keys: list[Any] = [None] * len(jobs)
+    stacked = hasattr(objective, "many")  # else a chunk's runs are trained one by one: only the missing ones
     for chunk in chunks if store is not None else []:
         stack = fingerprint([[dict(jobs[i][0]), jobs[i][1]] for i in chunk])
         for place, i in enumerate(chunk):
             parts = objective.key(dict(jobs[i][0]), jobs[i][1])
-            if hasattr(objective, "many"):
+            if stacked:
                 parts = {**parts, "stack": {"jobs": stack, "runs": len(chunk), "place": place}}
             keys[i] = store.key(parts)
             results[i] = store.load(keys[i])
-    todo = [chunk for chunk in chunks if any(results[i] is None for i in chunk)]
+    todo = [chunk if stacked else missing for chunk in chunks if (missing := [i for i in chunk if results[i] is None])]
     for c, cands in runner.run(objective, [[jobs[i] for i in chunk] for chunk in todo]):
         for i, cand in zip(todo[c], cands):
             if store is not None:
