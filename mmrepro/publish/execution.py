@@ -60,7 +60,8 @@ def notebook_fingerprint(path: Path, values: Mapping[str, Any], root: Path, buil
     * ``package``: :func:`package_fingerprint` (mmrepro version and source, library versions);
     * ``data``: :func:`mmrepro.core.data.storage.data_fingerprint` (the data folder's files, the data packages),
       unless given (a build computes it once);
-    * ``machine``: the platform and whether CUDA is available (``device="auto"`` depends on it);
+    * ``machine``: the platform, whether CUDA is available (``device="auto"`` depends on it) and the vector
+      instructions torch's CPU kernels use (an AVX2 and an AVX-512 machine round differently);
     * ``results`` (pages outside ``notebooks/``, such as the scorecard): SHA-256 of every results file
       they summarise."""
     import torch
@@ -72,7 +73,8 @@ def notebook_fingerprint(path: Path, values: Mapping[str, Any], root: Path, buil
         "parameters": json.loads(json.dumps(dict(values), sort_keys=True, default=repr)),
         "package": package_fingerprint(),
         "data": dict(data) if data is not None else data_fingerprint(),
-        "machine": {"system": platform.system(), "cpu": platform.machine(), "cuda": torch.cuda.is_available()},
+        "machine": {"system": platform.system(), "cpu": platform.machine(), "cuda": torch.cuda.is_available(),
+                    "vector": torch.backends.cpu.get_cpu_capability()},
     }
     if not is_chapter(path, root):
         parts["results"] = {p.name: sha256_file(p) for p in sorted((build / "results").glob("*.json"))}

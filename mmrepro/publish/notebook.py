@@ -14,6 +14,7 @@ and every checked claim and writes them, with provenance, to one JSON file.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import os
@@ -551,13 +552,20 @@ class ChapterRun:
 
 
 def _device_name(device: Any) -> str:
+    """What the last bits depend on besides the seed: the GPU, or the CPU and its vector instructions, and torch."""
     import platform
 
     import torch
 
     if getattr(device, "type", None) == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    model = platform.machine()
+    with contextlib.suppress(OSError):
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        model = names[0] if names else model
+    return (f"CPU {model} ({torch.backends.cpu.get_cpu_capability()} kernels), {os.cpu_count()} cores, "
+            f"torch {torch.__version__}")
 
 
 def start(name: str, namespace: dict[str, Any], profiles: Mapping[str, Mapping[str, Any]],
