@@ -62,6 +62,23 @@ def test_run_executes_with_parameters(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out  # ends with the chapter's claims counted by outcome
     assert "contract, smoke profile, seed 0, " in out and ": 1 claims" in out
     assert "  checks (1): 1 passed" in out and f"every claim: mmrepro claims --build {tmp_path} --chapter contract" in out
+    # the notebook's own CPU time beside the wall time, and what moves the last bits besides the seed
+    assert 0 < data["cpu_seconds"] and "CPU-min)" in out and "kernels), " in data["device_name"]
+
+
+def test_the_runs_table_gives_wall_and_cpu_minutes():
+    """A results file from before CPU time was recorded gives NaN, shown as a dash."""
+    import math
+
+    from mmrepro.publish.scorecard import runs_styled, runs_table
+
+    run = {"notebook": "a", "profile": "book", "seed": 0, "claims": [], "git_sha": "0123456789", "device": "cpu",
+           "mmrepro_version": "0.1.0", "seconds": 600.0, "cpu_seconds": 1170.0}
+    old = {k: v for k, v in run.items() if k != "cpu_seconds"} | {"notebook": "b"}
+    table = runs_table([run, old])
+    assert table["wall minutes"].tolist() == [10.0, 10.0] and table["CPU minutes"][0] == 19.5
+    assert math.isnan(table["CPU minutes"][1]) and "<td" in runs_styled([run, old]).to_html()
+    assert ">—<" in runs_styled([run, old]).to_html().replace(" ", "")
 
 
 

@@ -329,7 +329,7 @@ def test_cache_command(tmp_path, monkeypatch, capsys):
 # ----------------------------------------------------------------------------- executors
 
 SWEEP_NOTEBOOK = Path(__file__).parent / "fixtures" / "sweep.md"
-RUNTIME_FIELDS = ("seconds",)  # what may differ between two executions of the same notebook
+RUNTIME_FIELDS = ("seconds", "cpu_seconds")  # what may differ between two executions of the same notebook
 
 
 def test_ray_executor_and_local_give_identical_results(tmp_path, monkeypatch):

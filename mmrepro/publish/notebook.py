@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -337,6 +338,7 @@ class ChapterRun:
     values: dict[str, Any] = field(default_factory=dict)
     claims: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    cpu_started: float = field(default_factory=time.process_time)  # this process's CPU time (all threads)
     sources: dict[str, str] = field(default_factory=dict)  # parameter -> "default" | "profile" | "user"
     _stage: Path | None = field(default=None, init=False, repr=False)
 
@@ -520,9 +522,9 @@ class ChapterRun:
 
         payload = {
             "notebook": self.name, "profile": self.profile, "seed": self.seed,
-            "device": str(self.device), "device_name": _device_name(self.device),
-            "mmrepro_version": __version__, "git_sha": git_sha(),
-            "seconds": round(time.time() - self.started, 2),
+            "device": str(self.device), "device_name": _device_name(self.device), "mmrepro_version": __version__,
+            "git_sha": git_sha(), "seconds": round(time.time() - self.started, 2),
+            "cpu_seconds": round(time.process_time() - self.cpu_started, 2),
             "params": to_jsonable(dict(self.params)), "param_sources": self.sources,
             "values": self.values, "claims": self.claims,
         }
@@ -553,8 +555,6 @@ class ChapterRun:
 
 def _device_name(device: Any) -> str:
     """What the last bits depend on besides the seed: the GPU, or the CPU and its vector instructions, and torch."""
-    import platform
-
     import torch
 
     if getattr(device, "type", None) == "cuda":

@@ -7,6 +7,7 @@ interval, or a claim with a field missing, is refused with the file, the claim a
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -154,12 +155,16 @@ def _commit(sha: str | None) -> str:
 
 
 def runs_table(results: list[dict]) -> pd.DataFrame:
-    """Provenance of each chapter's run: profile, seed, minutes, claims, commit, device and package version."""
+    """Provenance of each chapter's run: profile, seed, wall and CPU minutes (the notebook's own process; NaN in a
+    results file from before CPU time was recorded), claims, commit, device and package version."""
     return pd.DataFrame([{"chapter": r["notebook"], "profile": r["profile"], "seed": r["seed"],
-                          "minutes": round(float(r.get("seconds") or 0) / 60, 1), "claims": len(r["claims"]),
+                          "wall minutes": round(float(r.get("seconds") or 0) / 60, 1),
+                          "CPU minutes": round(float(r.get("cpu_seconds", math.nan)) / 60, 1),
+                          "claims": len(r["claims"]),
                           "commit": _commit(r["git_sha"]), "device": r.get("device_name") or r["device"],
                           "mmrepro": r["mmrepro_version"]} for r in results],
-                        columns=["chapter", "profile", "seed", "minutes", "claims", "commit", "device", "mmrepro"])
+                        columns=["chapter", "profile", "seed", "wall minutes", "CPU minutes", "claims", "commit",
+                                 "device", "mmrepro"])
 
 
 def runs_styled(results: list[dict]):
@@ -171,11 +176,12 @@ def runs_styled(results: list[dict]):
     shared = [c for c in ("device", "mmrepro") if table[c].nunique() == 1]
     caption = "; ".join([f"{'device' if c == 'device' else 'mmrepro version'}: {escape(str(table[c].iloc[0]))}"
                          for c in shared] + ["commit: the git commit each chapter ran from (+ changes: with "
-                                             "uncommitted changes)"])
+                                             "uncommitted changes); CPU minutes: the notebook's own process "
+                                             "(the runs it trains itself; Ray workers' time is not included)"])
     table = table.drop(columns=shared)
-    styler = (table.style.hide(axis="index").format({"minutes": "{:.1f}"})
+    styler = (table.style.hide(axis="index").format({"wall minutes": "{:.1f}", "CPU minutes": "{:.1f}"}, na_rep="—")
               .set_table_attributes('class="runs-table"')
-              .set_properties(subset=["seed", "minutes", "claims"], **{"text-align": "right"})
+              .set_properties(subset=["seed", "wall minutes", "CPU minutes", "claims"], **{"text-align": "right"})
               .set_properties(subset=["commit"], **{"font-family": "monospace", "white-space": "nowrap"})
               .set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: 0.85em; "
                                                                   "text-align: left;"}]))
@@ -319,9 +325,10 @@ def counts_text(results: list[dict], width: int = 120, total: bool = True) -> st
         return counts.loc[:, (counts != 0).any()].to_string()
 
 
-def _duration(seconds: float) -> str:
-    """A run's wall time in minutes, as the scorecard's runs table gives it."""
-    return f"{seconds / 60:.1f} min"
+def _duration(result: Mapping[str, Any]) -> str:
+    """A run's wall time in minutes, and its CPU time where recorded, as the scorecard's runs table gives them."""
+    wall = f"{float(result.get('seconds') or 0) / 60:.1f} min"
+    return wall if result.get("cpu_seconds") is None else f"{wall} ({float(result['cpu_seconds']) / 60:.1f} CPU-min)"
 
 
 def run_summary(result: Mapping[str, Any], build: Path | None = None) -> str:
@@ -330,7 +337,7 @@ def run_summary(result: Mapping[str, Any], build: Path | None = None) -> str:
     command that lists every claim."""
     name = result["notebook"]
     head = (f"{name}, {result['profile']} profile, seed {result['seed']}, "
-            f"{_duration(float(result.get('seconds') or 0))}")
+            f"{_duration(result)}")
     if not result["claims"]:
         return f"{head}: no claims recorded"
     row = outcome_counts([dict(result)]).loc[name]
