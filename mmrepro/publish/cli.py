@@ -280,18 +280,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except parameters.Interrupted as err:
         print(f"mmrepro: {err}", file=sys.stderr)
-        previous = None if argv is None else previous  # the command line keeps ignoring signals as it exits
         return _interrupted(argv)
     except KeyboardInterrupt as err:
         print(f"mmrepro: interrupted ({str(err) or 'Ctrl-C'}); executed/ and results/ hold only completed runs.",
               file=sys.stderr)
-        previous = None if argv is None else previous
         return _interrupted(argv)
     except (parameters.BookError, assignments.AssignmentError) as err:
         print(f"mmrepro: error: {err}", file=sys.stderr)
         return 2
     finally:
-        if previous is not None:
+        if previous is not None and argv is not None:  # the command line exits next, ignoring signals if stopped
             signal.signal(signal.SIGTERM, previous)
 
 
